@@ -1,0 +1,371 @@
+//! Rego in a bundle, through regorus: parsing, package/root checks, refusing built-ins regorus
+//! cannot evaluate, running the bundle's `test_*` rules, and evaluating a rule on an input.
+//!
+//! Static facts (packages, calls, rule names) come from regorus' own parser via its AST, with
+//! positions turned into `file:line:col` diagnostics; nothing here re-parses Rego by hand.
+
+use std::time::{Duration, Instant};
+
+use regorus::Engine;
+use serde_json::Value as JsonValue;
+
+use crate::bundle::{Bundle, ModuleRef};
+use crate::error::{BundleError, Result};
+use crate::roots::Roots;
+
+/// OPA built-ins that regorus does not evaluate. A bundle calling one of these would be
+/// evaluated differently by sck than by OPA (an error, or for `http.send` a silent undefined),
+/// so it is refused at compile time. Entries ending in `.` are prefixes.
+pub const UNSUPPORTED_BUILTINS: &[&str] = &[
+    "io.jwt.",
+    "crypto.",
+    "http.send",
+    "net.cidr_intersects",
+    "net.cidr_merge",
+    "net.cidr_overlap",
+    "net.cidr_contains_matches",
+    "net.lookup_ip_addr",
+    "rego.metadata.",
+    "rego.parse_module",
+    "strings.render_template",
+    "providers.aws.",
+    "graphql.",
+];
+
+/// The unsupported built-in a function name refers to, if any.
+pub fn unsupported_builtin(name: &str) -> Option<&'static str> {
+    UNSUPPORTED_BUILTINS.iter().copied().find(|entry| {
+        if entry.ends_with('.') {
+            name.starts_with(entry)
+        } else {
+            name == *entry
+        }
+    })
+}
+
+fn new_engine(bundle: &Bundle) -> Engine {
+    let mut engine = Engine::new();
+    engine.set_rego_v0(bundle.manifest.is_rego_v0());
+    engine
+}
+
+fn policy_error(message: impl Into<String>) -> BundleError {
+    BundleError::Policy(vec![message.into()])
+}
+
+/// Parses one module alone and returns its AST (regorus' JSON form).
+fn module_ast(bundle: &Bundle, module: ModuleRef<'_>) -> Result<(String, JsonValue)> {
+    let mut engine = new_engine(bundle);
+    let package = engine
+        .add_policy(module.path.to_owned(), module.source.to_owned())
+        .map_err(|e| policy_error(e.to_string()))?;
+    let ast = engine
+        .get_ast_as_json()
+        .map_err(|e| policy_error(format!("{}: {e}", module.path)))?;
+    let mut modules: Vec<JsonValue> =
+        serde_json::from_str(&ast).map_err(|e| policy_error(format!("{}: {e}", module.path)))?;
+    let ast = modules.pop().map(|mut m| m["ast"].take()).unwrap_or_default();
+    Ok((package, ast))
+}
+
+/// `data.a.b` → `["a", "b"]`.
+fn package_segments(package: &str) -> Vec<String> {
+    package
+        .strip_prefix("data.")
+        .unwrap_or("")
+        .split('.')
+        .filter(|s| !s.is_empty())
+        .map(str::to_owned)
+        .collect()
+}
+
+/// Checks that every module parses and its package lies under the manifest roots.
+pub fn check_packages(bundle: &Bundle, roots: &Roots) -> Result<()> {
+    for module in bundle.modules() {
+        let mut engine = new_engine(bundle);
+        let package = engine
+            .add_policy(module.path.to_owned(), module.source.to_owned())
+            .map_err(|e| policy_error(e.to_string()))?;
+        roots.check_package(module.path, &package_segments(&package))?;
+    }
+    Ok(())
+}
+
+/// A source position and message, printed as `file:line:col: message`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Diagnostic {
+    pub path: String,
+    pub line: usize,
+    pub col: usize,
+    pub message: String,
+}
+
+impl std::fmt::Display for Diagnostic {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}:{}:{}: {}", self.path, self.line, self.col, self.message)
+    }
+}
+
+/// Line and column (1-based, columns in characters) of a byte offset.
+fn position(source: &str, offset: usize) -> (usize, usize) {
+    let before = &source[..offset.min(source.len())];
+    let line = before.matches('\n').count() + 1;
+    let col = before.rsplit('\n').next().unwrap_or("").chars().count() + 1;
+    (line, col)
+}
+
+/// The source text a span covers.
+fn span_text<'a>(source: &'a str, span: &JsonValue) -> Option<(&'a str, usize)> {
+    let start = span["start"].as_u64()? as usize;
+    let end = span["end"].as_u64()? as usize;
+    source.get(start..end).map(|text| (text, start))
+}
+
+/// Every function call in an AST: (function name as written, byte offset).
+fn calls<'a>(source: &'a str, node: &JsonValue, out: &mut Vec<(&'a str, usize)>) {
+    match node {
+        JsonValue::Object(map) => {
+            if let Some(call) = map.get("Call") {
+                if let Some(fcn) = call.get("fcn").and_then(|f| f.as_object()) {
+                    if let Some(found) = fcn.values().next().and_then(|e| span_text(source, &e["span"])) {
+                        out.push(found);
+                    }
+                }
+            }
+            map.values().for_each(|v| calls(source, v, out));
+        }
+        JsonValue::Array(items) => items.iter().for_each(|v| calls(source, v, out)),
+        _ => {}
+    }
+}
+
+/// Names of the rules a module defines without arguments (e.g. `test_allows`).
+fn rule_names(source: &str, ast: &JsonValue) -> Vec<String> {
+    let mut names = Vec::new();
+    for rule in ast["rules"].as_array().into_iter().flatten() {
+        let Some(head) = rule.get("Spec").map(|s| &s["head"]) else {
+            continue;
+        };
+        let Some((kind, head)) = head.as_object().and_then(|h| h.iter().next()) else {
+            continue;
+        };
+        if kind == "Func" {
+            continue;
+        }
+        if let Some(refr) = head["refr"].as_object().and_then(|r| r.values().next()) {
+            if let Some((text, _)) = span_text(source, &refr["span"]) {
+                if !names.iter().any(|n| n == text) {
+                    names.push(text.to_owned());
+                }
+            }
+        }
+    }
+    names
+}
+
+/// Everything `sck bundle check` establishes about a bundle's Rego.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CheckReport {
+    pub modules: usize,
+    pub packages: Vec<String>,
+    pub entrypoint: String,
+    /// Whether the entrypoint rule exists in the bundle.
+    pub entrypoint_defined: bool,
+}
+
+/// Parses and compiles every module, refusing built-ins regorus cannot evaluate; all problems
+/// are reported together, each with `file:line:col`.
+pub fn check(bundle: &Bundle) -> Result<CheckReport> {
+    let mut problems = Vec::new();
+    let mut packages = Vec::new();
+    for module in bundle.modules() {
+        match module_ast(bundle, module) {
+            Ok((package, ast)) => {
+                let mut found = Vec::new();
+                calls(module.source, &ast, &mut found);
+                for (name, offset) in found {
+                    if let Some(entry) = unsupported_builtin(name) {
+                        let (line, col) = position(module.source, offset);
+                        let what = if entry.ends_with('.') {
+                            format!("built-ins {entry}*")
+                        } else {
+                            format!("built-in {entry}")
+                        };
+                        problems.push(Diagnostic {
+                            path: module.path.to_owned(),
+                            line,
+                            col,
+                            message: format!("{name}: {what} cannot be evaluated by sck (regorus)"),
+                        }.to_string());
+                    }
+                }
+                if !packages.contains(&package) {
+                    packages.push(package);
+                }
+            }
+            Err(BundleError::Policy(messages)) => problems.extend(messages),
+            Err(other) => return Err(other),
+        }
+    }
+    if !problems.is_empty() {
+        return Err(BundleError::Policy(problems));
+    }
+    let mut engine = load(bundle)?;
+    let entrypoint = bundle.manifest.entrypoint();
+    let entrypoint_defined = rule_defined(bundle, &entrypoint);
+    if entrypoint_defined {
+        engine
+            .compile_with_entrypoint(&entrypoint.as_str().into())
+            .map_err(|e| policy_error(format!("entrypoint {entrypoint}: {e}")))?;
+    }
+    Ok(CheckReport {
+        modules: bundle.modules().count(),
+        packages,
+        entrypoint,
+        entrypoint_defined,
+    })
+}
+
+fn rule_defined(bundle: &Bundle, rule_path: &str) -> bool {
+    let Some((package, rule)) = rule_path.rsplit_once('.') else {
+        return false;
+    };
+    bundle.modules().any(|module| {
+        module_ast(bundle, module).is_ok_and(|(pkg, ast)| {
+            pkg == package && rule_names(module.source, &ast).iter().any(|n| n == rule)
+        })
+    })
+}
+
+/// An engine with every module and the bundle's data loaded.
+pub fn load(bundle: &Bundle) -> Result<Engine> {
+    let mut engine = new_engine(bundle);
+    for module in bundle.modules() {
+        engine
+            .add_policy(module.path.to_owned(), module.source.to_owned())
+            .map_err(|e| policy_error(e.to_string()))?;
+    }
+    let data = regorus::Value::from_json_str(
+        std::str::from_utf8(&bundle.data.to_canonical_bytes()).expect("canonical JSON is UTF-8"),
+    )
+    .map_err(|e| BundleError::Data(format!("data: {e}")))?;
+    engine
+        .add_data(data)
+        .map_err(|e| BundleError::Data(format!("data: {e}")))?;
+    Ok(engine)
+}
+
+/// Evaluates `rule` (a `data.`-rooted path) on `input`; `None` when the rule is undefined.
+pub fn evaluate(engine: &Engine, rule: &str, input: &JsonValue) -> Result<Option<JsonValue>> {
+    let mut engine = engine.clone();
+    let input = regorus::Value::from_json_str(&input.to_string())
+        .map_err(|e| policy_error(format!("input: {e}")))?;
+    engine.set_input(input);
+    let value = engine
+        .eval_rule(rule.to_owned())
+        .map_err(|e| policy_error(format!("{rule}: {e}")))?;
+    if value == regorus::Value::Undefined {
+        return Ok(None);
+    }
+    let json = value
+        .to_json_str()
+        .map_err(|e| policy_error(format!("{rule}: result is not JSON: {e}")))?;
+    Ok(Some(serde_json::from_str(&json).map_err(|e| policy_error(e.to_string()))?))
+}
+
+/// How one Rego test ended.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum TestStatus {
+    Pass,
+    Fail,
+    Error(String),
+}
+
+/// One `test_*` rule's result.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TestOutcome {
+    pub file: String,
+    /// Full rule path, e.g. `data.sck.authz_test.test_allows`.
+    pub name: String,
+    pub status: TestStatus,
+    pub duration: Duration,
+}
+
+/// Runs every `test_*` rule of the bundle, as `opa test` does: a test passes when it
+/// evaluates to `true`; `false` or undefined fail; an evaluation error is an error.
+pub fn run_tests(bundle: &Bundle) -> Result<Vec<TestOutcome>> {
+    let engine = load(bundle)?;
+    let mut outcomes = Vec::new();
+    for module in bundle.modules() {
+        let (package, ast) = module_ast(bundle, module)?;
+        for rule in rule_names(module.source, &ast) {
+            if !rule.starts_with("test_") {
+                continue;
+            }
+            let name = format!("{package}.{rule}");
+            let mut engine = engine.clone();
+            let started = Instant::now();
+            let status = match engine.eval_rule(name.clone()) {
+                Ok(regorus::Value::Bool(true)) => TestStatus::Pass,
+                Ok(_) => TestStatus::Fail,
+                Err(e) => TestStatus::Error(e.to_string()),
+            };
+            outcomes.push(TestOutcome {
+                file: module.path.to_owned(),
+                name,
+                status,
+                duration: started.elapsed(),
+            });
+        }
+    }
+    Ok(outcomes)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn unsupported_builtins_match_names_and_prefixes() {
+        assert_eq!(unsupported_builtin("io.jwt.decode"), Some("io.jwt."));
+        assert_eq!(unsupported_builtin("http.send"), Some("http.send"));
+        assert_eq!(unsupported_builtin("http.sender"), None);
+        assert_eq!(unsupported_builtin("count"), None);
+    }
+
+    /// Each listed built-in really is one regorus cannot evaluate: calling it is an error
+    /// (or, for `http.send`, silently undefined). Keeps the list honest across upgrades.
+    #[test]
+    fn every_listed_builtin_fails_in_regorus() {
+        let probes = [
+            ("io.jwt.decode", "io.jwt.decode(\"x\")"),
+            ("crypto.sha256", "crypto.sha256(\"x\")"),
+            ("net.cidr_merge", "net.cidr_merge([\"10.0.0.0/8\"])"),
+            ("net.cidr_intersects", "net.cidr_intersects(\"10.0.0.0/8\", \"10.0.0.0/16\")"),
+            ("rego.parse_module", "rego.parse_module(\"x.rego\", \"package x\")"),
+            ("strings.render_template", "strings.render_template(\"{{.a}}\", {\"a\": 1})"),
+        ];
+        for (name, call) in probes {
+            let mut engine = Engine::new();
+            engine
+                .add_policy("p.rego".into(), format!("package p\nx := {call}\n"))
+                .unwrap();
+            let result = engine.eval_rule("data.p.x".into());
+            assert!(result.is_err(), "{name} unexpectedly evaluates: {result:?}");
+        }
+        let mut engine = Engine::new();
+        engine
+            .add_policy(
+                "p.rego".into(),
+                "package p\nx := http.send({\"method\": \"get\", \"url\": \"http://127.0.0.1:9\"})\n".into(),
+            )
+            .unwrap();
+        assert!(!matches!(engine.eval_rule("data.p.x".into()), Ok(v) if v != regorus::Value::Undefined));
+    }
+
+    #[test]
+    fn positions_are_one_based() {
+        assert_eq!(position("ab\ncd", 0), (1, 1));
+        assert_eq!(position("ab\ncd", 4), (2, 2));
+    }
+}

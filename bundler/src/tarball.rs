@@ -1,0 +1,271 @@
+//! The gzip-compressed tar container: a deterministic writer and a defensive reader.
+//!
+//! The writer produces what OPA produces — one regular-file entry per file, names with a
+//! leading `/`, mode 0600, mtime 0, uid/gid 0, no directory entries — and, given the same files
+//! in the same order, the same bytes. The reader treats its input as hostile: it refuses links
+//! and special files, unsafe or duplicate paths, and more files or decompressed bytes than the
+//! configured [`Limits`], before any content is interpreted. Tar parsing itself is the `tar`
+//! crate's.
+
+use std::collections::BTreeSet;
+use std::io::{self, Read};
+
+use flate2::read::GzDecoder;
+use flate2::write::GzEncoder;
+use flate2::Compression;
+
+use crate::error::{BundleError, Result};
+
+/// Bounds on what the reader accepts from an untrusted tarball.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Limits {
+    /// Most regular files in one bundle.
+    pub max_files: usize,
+    /// Most decompressed bytes (the whole tar stream, headers included).
+    pub max_decompressed_bytes: u64,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Limits {
+            max_files: 10_000,
+            max_decompressed_bytes: 256 * 1024 * 1024,
+        }
+    }
+}
+
+/// One file of a bundle: its name relative to the bundle root (no leading `/`) and content.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BundleFile {
+    pub name: String,
+    pub bytes: Vec<u8>,
+}
+
+impl BundleFile {
+    pub fn new(name: impl Into<String>, bytes: impl Into<Vec<u8>>) -> Self {
+        BundleFile {
+            name: name.into(),
+            bytes: bytes.into(),
+        }
+    }
+}
+
+/// Writes `files` (in the given order) as a gzip-compressed tar, OPA style.
+pub fn write_tarball(files: &[BundleFile]) -> Result<Vec<u8>> {
+    let io_err = |e: io::Error| BundleError::Archive(format!("writing tarball: {e}"));
+    let encoder = GzEncoder::new(Vec::new(), Compression::default());
+    let mut builder = tar::Builder::new(encoder);
+    for file in files {
+        // The tar crate refuses to set absolute names, and OPA's names start with `/`, so the
+        // name bytes go into the header directly (with a GNU long-name entry when needed).
+        let name = format!("/{}", file.name);
+        if name.len() > NAME_FIELD_LEN {
+            let mut long = new_header(tar::EntryType::GNULongName, name.len() as u64 + 1);
+            set_name(&mut long, b"././@LongLink");
+            long.set_cksum();
+            let mut bytes = name.clone().into_bytes();
+            bytes.push(0);
+            builder.append(&long, bytes.as_slice()).map_err(io_err)?;
+        }
+        let mut header = new_header(tar::EntryType::Regular, file.bytes.len() as u64);
+        set_name(&mut header, &name.as_bytes()[..name.len().min(NAME_FIELD_LEN)]);
+        header.set_cksum();
+        builder
+            .append(&header, file.bytes.as_slice())
+            .map_err(io_err)?;
+    }
+    let encoder = builder.into_inner().map_err(io_err)?;
+    encoder.finish().map_err(io_err)
+}
+
+/// Size of the name field of a tar header.
+const NAME_FIELD_LEN: usize = 100;
+
+fn new_header(kind: tar::EntryType, size: u64) -> tar::Header {
+    let mut header = tar::Header::new_gnu();
+    header.set_entry_type(kind);
+    header.set_mode(0o600);
+    header.set_mtime(0);
+    header.set_uid(0);
+    header.set_gid(0);
+    header.set_size(size);
+    header
+}
+
+fn set_name(header: &mut tar::Header, name: &[u8]) {
+    let field = &mut header.as_old_mut().name;
+    field.fill(0);
+    field[..name.len()].copy_from_slice(name);
+}
+
+/// Reads every regular file of an untrusted gzip-compressed tarball, enforcing `limits`.
+/// Directory entries are skipped; anything else that is not a regular file is refused.
+pub fn read_tarball(gzipped: &[u8], limits: &Limits) -> Result<Vec<BundleFile>> {
+    let counted = CappedReader {
+        inner: GzDecoder::new(gzipped),
+        remaining: limits.max_decompressed_bytes,
+    };
+    let mut archive = tar::Archive::new(counted);
+    let mut files = Vec::new();
+    let mut seen = BTreeSet::new();
+    let entries = archive.entries().map_err(|e| archive_error(e, limits))?;
+    for entry in entries {
+        let mut entry = entry.map_err(|e| archive_error(e, limits))?;
+        let raw_path = String::from_utf8_lossy(&entry.path_bytes()).into_owned();
+        match entry.header().entry_type() {
+            tar::EntryType::Regular | tar::EntryType::Continuous => {}
+            tar::EntryType::Directory => continue,
+            tar::EntryType::XGlobalHeader => continue,
+            other => {
+                return Err(BundleError::EntryType {
+                    path: raw_path,
+                    kind: entry_kind(other),
+                })
+            }
+        }
+        let name = normalize_path(&entry.path_bytes())?;
+        if files.len() >= limits.max_files {
+            return Err(BundleError::LimitExceeded {
+                what: "files",
+                limit: limits.max_files as u64,
+            });
+        }
+        if !seen.insert(name.clone()) {
+            return Err(BundleError::DuplicateEntry(name));
+        }
+        let mut bytes = Vec::with_capacity(entry.size().min(1 << 20) as usize);
+        entry
+            .read_to_end(&mut bytes)
+            .map_err(|e| archive_error(e, limits))?;
+        files.push(BundleFile { name, bytes });
+    }
+    Ok(files)
+}
+
+/// Turns a tar entry name into a clean bundle-relative name. OPA writes names with one
+/// leading `/` meaning the bundle root; anything that is still absolute after that, contains
+/// `.`, `..` or empty segments, backslashes, NUL or is not UTF-8 is refused.
+pub fn normalize_path(raw: &[u8]) -> Result<String> {
+    let lossy = String::from_utf8_lossy(raw).into_owned();
+    let unsafe_path = |reason| BundleError::UnsafePath {
+        path: lossy.clone(),
+        reason,
+    };
+    let text = std::str::from_utf8(raw).map_err(|_| unsafe_path("not UTF-8"))?;
+    if text.contains('\0') {
+        return Err(unsafe_path("contains NUL"));
+    }
+    if text.contains('\\') {
+        return Err(unsafe_path("contains a backslash"));
+    }
+    let relative = text.strip_prefix('/').unwrap_or(text);
+    if relative.starts_with('/') {
+        return Err(unsafe_path("absolute path"));
+    }
+    if relative.len() >= 2 && relative.as_bytes()[1] == b':' {
+        return Err(unsafe_path("absolute path (drive letter)"));
+    }
+    let relative = relative.strip_prefix("./").unwrap_or(relative);
+    if relative.is_empty() {
+        return Err(unsafe_path("empty name"));
+    }
+    for segment in relative.split('/') {
+        match segment {
+            ".." => return Err(unsafe_path("escapes the bundle root (..)")),
+            "." => return Err(unsafe_path("contains a '.' segment")),
+            "" => return Err(unsafe_path("contains an empty segment")),
+            _ => {}
+        }
+    }
+    Ok(relative.to_owned())
+}
+
+fn entry_kind(kind: tar::EntryType) -> &'static str {
+    match kind {
+        tar::EntryType::Symlink => "symbolic link",
+        tar::EntryType::Link => "hard link",
+        tar::EntryType::Char => "character device",
+        tar::EntryType::Block => "block device",
+        tar::EntryType::Fifo => "FIFO",
+        tar::EntryType::GNUSparse => "sparse file",
+        _ => "special entry",
+    }
+}
+
+/// The marker error [`CappedReader`] returns once the decompressed limit is passed.
+const OVER_LIMIT: &str = "sck: decompressed size limit exceeded";
+
+fn archive_error(e: io::Error, limits: &Limits) -> BundleError {
+    if e.get_ref().is_some_and(|inner| inner.to_string() == OVER_LIMIT)
+        || e.to_string().contains(OVER_LIMIT)
+    {
+        BundleError::LimitExceeded {
+            what: "decompressed bytes",
+            limit: limits.max_decompressed_bytes,
+        }
+    } else {
+        BundleError::Archive(e.to_string())
+    }
+}
+
+/// Reads at most `remaining` bytes from `inner`, then fails: a gzip bomb stops here instead of
+/// filling memory.
+struct CappedReader<R> {
+    inner: R,
+    remaining: u64,
+}
+
+impl<R: Read> Read for CappedReader<R> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        if self.remaining == 0 {
+            // Only an error if there is more to read.
+            let mut probe = [0u8; 1];
+            return match self.inner.read(&mut probe)? {
+                0 => Ok(0),
+                _ => Err(io::Error::other(OVER_LIMIT)),
+            };
+        }
+        let cap = buf.len().min(self.remaining as usize);
+        let n = self.inner.read(&mut buf[..cap])?;
+        self.remaining -= n as u64;
+        Ok(n)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn round_trips_and_is_deterministic() {
+        let long = format!("{}/x.rego", "d".repeat(150));
+        let files = vec![
+            BundleFile::new("data.json", b"{}\n".to_vec()),
+            BundleFile::new("a/b.rego", b"package a\n".to_vec()),
+            BundleFile::new(long, b"package d\n".to_vec()),
+        ];
+        let one = write_tarball(&files).unwrap();
+        let two = write_tarball(&files).unwrap();
+        assert_eq!(one, two);
+        assert_eq!(read_tarball(&one, &Limits::default()).unwrap(), files);
+    }
+
+    #[test]
+    fn normalizes_opa_style_names_and_refuses_unsafe_ones() {
+        assert_eq!(normalize_path(b"/a/b.rego").unwrap(), "a/b.rego");
+        assert_eq!(normalize_path(b"a/b.rego").unwrap(), "a/b.rego");
+        for bad in [
+            &b"//etc/passwd"[..],
+            b"/../x",
+            b"a/../../x",
+            b"a/./b",
+            b"a//b",
+            b"C:/x",
+            b"a\\b",
+            b"\xff",
+            b"/",
+        ] {
+            assert!(normalize_path(bad).is_err(), "{:?}", String::from_utf8_lossy(bad));
+        }
+    }
+}
