@@ -6,7 +6,8 @@
 //! `alg` confusion and `none` cannot reach the verifier. OPA accepts ES/RS/PS/HS algorithms for
 //! bundles but not EdDSA; sck signs with ES256 by default.
 
-use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey};
+pub use jsonwebtoken::Algorithm;
+use jsonwebtoken::{DecodingKey, EncodingKey};
 use p256::pkcs8::{DecodePrivateKey, DecodePublicKey, EncodePrivateKey, EncodePublicKey, LineEnding};
 use rsa::pkcs1::{DecodeRsaPrivateKey, DecodeRsaPublicKey};
 

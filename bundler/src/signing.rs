@@ -132,15 +132,24 @@ pub fn sign(files: &[BundleFile], config: &SigningConfig) -> Result<Vec<u8>> {
         ));
     }
     let infos = files.iter().map(file_info).collect::<Result<Vec<_>>>()?;
-    // A sorted map, so the payload's keys are in the order Go's encoder writes them.
-    let mut payload: BTreeMap<String, serde_json::Value> = config.claims.clone().into_iter().collect();
-    payload.insert(
-        "files".into(),
-        serde_json::to_value(&infos).expect("file list serialises"),
-    );
+    // A sorted map, so the payload's keys are in the order Go's encoder writes them; the file
+    // entries keep their field order (name, hash, algorithm) as OPA writes them.
+    #[derive(Serialize)]
+    #[serde(untagged)]
+    enum Claim<'a> {
+        Files(&'a [FileInfo]),
+        Value(&'a serde_json::Value),
+    }
+    let key_id = config.key_id.clone().map(serde_json::Value::String);
+    let mut payload: BTreeMap<&str, Claim<'_>> = config
+        .claims
+        .iter()
+        .map(|(k, v)| (k.as_str(), Claim::Value(v)))
+        .collect();
+    payload.insert("files", Claim::Files(&infos));
     if config.claims.is_empty() {
-        if let Some(key_id) = &config.key_id {
-            payload.insert("keyid".into(), key_id.clone().into());
+        if let Some(key_id) = &key_id {
+            payload.insert("keyid", Claim::Value(key_id));
         }
     }
     let mut header = Header::new(config.key.algorithm());

@@ -1,0 +1,76 @@
+//! The `sck` command line: one clap parser, one module per subcommand group.
+//!
+//! Each subcommand returns `Result<ExitCode, CliError>`; [`main`] prints errors as
+//! `error: <message>` on stderr and maps them to a non-zero exit status.
+
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+mod bundle;
+
+/// sck — policy-bundle enforcement gateway.
+///
+/// Builds, signs and verifies OPA-compatible policy bundles, evaluates them in-process, and
+/// records every decision in a verifiable ledger.
+#[derive(Debug, Parser)]
+#[command(name = "sck", version)]
+pub struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Build, sign, verify, check, test and inspect policy bundles.
+    #[command(subcommand)]
+    Bundle(bundle::BundleCommand),
+}
+
+/// A failure to report to the user, with the exit status to use.
+#[derive(Debug)]
+pub struct CliError {
+    pub message: String,
+    pub exit_code: u8,
+}
+
+impl CliError {
+    /// A failure with exit status 1.
+    pub fn new(message: impl Into<String>) -> Self {
+        CliError {
+            message: message.into(),
+            exit_code: 1,
+        }
+    }
+}
+
+impl From<sck_bundler::BundleError> for CliError {
+    fn from(e: sck_bundler::BundleError) -> Self {
+        CliError::new(format!("{} [{}]", e, e.code()))
+    }
+}
+
+/// Parses the command line, runs the command and returns the process exit status.
+pub fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let result = match cli.command {
+        Command::Bundle(command) => bundle::run(command),
+    };
+    match result {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("error: {}", e.message);
+            ExitCode::from(e.exit_code)
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use clap::CommandFactory;
+
+    #[test]
+    fn command_line_definition_is_consistent() {
+        super::Cli::command().debug_assert();
+    }
+}
