@@ -96,10 +96,14 @@ impl Manifest {
     /// The decision rule as a `data.`-rooted rule path: `metadata.sck.entrypoint`, else
     /// `<first root>/decision`.
     pub fn entrypoint(&self) -> String {
-        let path = self
-            .sck()
-            .and_then(|m| m.entrypoint)
-            .unwrap_or_else(|| {
+        let configured = self
+            .metadata
+            .as_ref()
+            .and_then(|m| m.get("sck"))
+            .and_then(|sck| sck.get("entrypoint"))
+            .and_then(|e| e.as_str())
+            .map(str::to_owned);
+        let path = configured.unwrap_or_else(|| {
                 let root = self.roots.first().map(String::as_str).unwrap_or("");
                 format!("{}/decision", root.trim_matches('/'))
             });

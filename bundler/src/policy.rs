@@ -139,8 +139,9 @@ fn calls<'a>(source: &'a str, node: &JsonValue, out: &mut Vec<(&'a str, usize)>)
     }
 }
 
-/// Names of the rules a module defines without arguments (e.g. `test_allows`).
-fn rule_names(source: &str, ast: &JsonValue) -> Vec<String> {
+/// Names of the rules a module defines without arguments (e.g. `test_allows`), with the byte
+/// offset of their first definition.
+fn rule_names(source: &str, ast: &JsonValue) -> Vec<(String, usize)> {
     let mut names = Vec::new();
     for rule in ast["rules"].as_array().into_iter().flatten() {
         let Some(head) = rule.get("Spec").map(|s| &s["head"]) else {
@@ -153,9 +154,9 @@ fn rule_names(source: &str, ast: &JsonValue) -> Vec<String> {
             continue;
         }
         if let Some(refr) = head["refr"].as_object().and_then(|r| r.values().next()) {
-            if let Some((text, _)) = span_text(source, &refr["span"]) {
-                if !names.iter().any(|n| n == text) {
-                    names.push(text.to_owned());
+            if let Some((text, offset)) = span_text(source, &refr["span"]) {
+                if !names.iter().any(|(n, _)| n == text) {
+                    names.push((text.to_owned(), offset));
                 }
             }
         }
@@ -199,6 +200,25 @@ pub fn check(bundle: &Bundle) -> Result<CheckReport> {
                         }.to_string());
                     }
                 }
+                for (rule, offset) in rule_names(module.source, &ast) {
+                    let mut path = package_segments(&package);
+                    path.extend(rule.split('.').map(str::to_owned));
+                    if data_at(&bundle.data, &path) {
+                        let (line, col) = position(module.source, offset);
+                        problems.push(
+                            Diagnostic {
+                                path: module.path.to_owned(),
+                                line,
+                                col,
+                                message: format!(
+                                    "rule {package}.{rule} conflicts with data at /{}",
+                                    path.join("/")
+                                ),
+                            }
+                            .to_string(),
+                        );
+                    }
+                }
                 if !packages.contains(&package) {
                     packages.push(package);
                 }
@@ -226,13 +246,28 @@ pub fn check(bundle: &Bundle) -> Result<CheckReport> {
     })
 }
 
+/// True if the data document has a value at `path`.
+fn data_at(data: &crate::canonical::Json, path: &[String]) -> bool {
+    let mut node = data;
+    for segment in path {
+        match node {
+            crate::canonical::Json::Object(map) => match map.get(segment) {
+                Some(child) => node = child,
+                None => return false,
+            },
+            _ => return false,
+        }
+    }
+    true
+}
+
 fn rule_defined(bundle: &Bundle, rule_path: &str) -> bool {
     let Some((package, rule)) = rule_path.rsplit_once('.') else {
         return false;
     };
     bundle.modules().any(|module| {
         module_ast(bundle, module).is_ok_and(|(pkg, ast)| {
-            pkg == package && rule_names(module.source, &ast).iter().any(|n| n == rule)
+            pkg == package && rule_names(module.source, &ast).iter().any(|(n, _)| n == rule)
         })
     })
 }
@@ -298,7 +333,7 @@ pub fn run_tests(bundle: &Bundle) -> Result<Vec<TestOutcome>> {
     let mut outcomes = Vec::new();
     for module in bundle.modules() {
         let (package, ast) = module_ast(bundle, module)?;
-        for rule in rule_names(module.source, &ast) {
+        for (rule, _) in rule_names(module.source, &ast) {
             if !rule.starts_with("test_") {
                 continue;
             }

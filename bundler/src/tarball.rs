@@ -10,7 +10,7 @@
 use std::collections::BTreeSet;
 use std::io::{self, Read};
 
-use flate2::read::GzDecoder;
+use flate2::bufread::GzDecoder;
 use flate2::write::GzEncoder;
 use flate2::Compression;
 
@@ -99,13 +99,39 @@ fn set_name(header: &mut tar::Header, name: &[u8]) {
 }
 
 /// Reads every regular file of an untrusted gzip-compressed tarball, enforcing `limits`.
-/// Directory entries are skipped; anything else that is not a regular file is refused.
+/// Directory entries are skipped; anything else that is not a regular file is refused, and so
+/// is any data after the archive.
 pub fn read_tarball(gzipped: &[u8], limits: &Limits) -> Result<Vec<BundleFile>> {
     let counted = CappedReader {
         inner: GzDecoder::new(gzipped),
         remaining: limits.max_decompressed_bytes,
     };
     let mut archive = tar::Archive::new(counted);
+    let files = read_entries(&mut archive, limits)?;
+    // Nothing may hide after the archive: the rest of the tar stream must be zero padding, and
+    // the gzip stream must end (its CRC checked) exactly where the input ends.
+    let mut rest = archive.into_inner();
+    let mut buf = [0u8; 8192];
+    loop {
+        let n = rest.read(&mut buf).map_err(|e| archive_error(e, limits))?;
+        if n == 0 {
+            break;
+        }
+        if buf[..n].iter().any(|&b| b != 0) {
+            return Err(BundleError::Archive(
+                "unexpected data after the end of the tar archive".into(),
+            ));
+        }
+    }
+    if !rest.inner.into_inner().is_empty() {
+        return Err(BundleError::Archive(
+            "unexpected data after the end of the gzip stream".into(),
+        ));
+    }
+    Ok(files)
+}
+
+fn read_entries<R: Read>(archive: &mut tar::Archive<R>, limits: &Limits) -> Result<Vec<BundleFile>> {
     let mut files = Vec::new();
     let mut seen = BTreeSet::new();
     let entries = archive.entries().map_err(|e| archive_error(e, limits))?;

@@ -339,7 +339,12 @@ fn test(args: TargetArgs) -> Result<ExitCode, CliError> {
             file = &o.file;
             println!("{file}:");
         }
-        println!("{}: {}", o.name, status_text(&o.status, o.duration));
+        let status = match o.status {
+            TestStatus::Pass => "PASS",
+            TestStatus::Fail => "FAIL",
+            TestStatus::Error(_) => "ERROR",
+        };
+        println!("{}: {status} ({:?})", o.name, o.duration);
     }
     let total = outcomes.len();
     let pass = total - failed.len();

@@ -1,0 +1,116 @@
+package sck.gateway_test
+
+import rego.v1
+
+import data.sck.gateway
+
+token_call := {
+	"action": "tools.invoke",
+	"resource": {"org": "org-1", "tool": "search.web"},
+	"token": {"sub": "agent:a", "org": "org-1", "loa": 2, "scope": ["mcp:invoke"], "exp": 2000},
+	"now": 1000,
+}
+
+signed_call := {
+	"action": "bundles.evaluate",
+	"resource": {"org": "org-acme"},
+	"caller": {"ans_id": "ans://v1.0.0.agent.example.com", "org": "org-acme", "key_id": "k1", "scheme": "hmac-sha256"},
+}
+
+test_token_call_allowed if {
+	d := gateway.decision with input as token_call
+	d == {"allow": true, "reasons": []}
+}
+
+test_wildcard_scope_allowed if {
+	gateway.allow with input as object.union(token_call, {"token": object.union(token_call.token, {"scope": ["mcp:*"]})})
+}
+
+test_no_credentials_denied if {
+	d := gateway.decision with input as {"action": "tools.invoke", "resource": {"org": "org-1"}}
+	d.allow == false
+	"no_credentials" in d.reasons
+}
+
+test_unknown_action_denied if {
+	d := gateway.decision with input as object.union(token_call, {"action": "rm.rf"})
+	"unknown_action" in d.reasons
+}
+
+test_missing_resource_org_denied if {
+	d := gateway.decision with input as json.remove(token_call, ["resource/org"])
+	"missing_resource_org" in d.reasons
+}
+
+test_org_mismatch_denied if {
+	d := gateway.decision with input as object.union(token_call, {"resource": {"org": "org-2"}})
+	d.reasons == ["org_mismatch"]
+}
+
+test_low_loa_denied if {
+	d := gateway.decision with input as object.union(token_call, {"token": object.union(token_call.token, {"loa": 1})})
+	d.reasons == ["loa 1 below required 2"]
+}
+
+test_high_risk_tool_needs_higher_loa if {
+	d := gateway.decision with input as object.union(token_call, {"resource": {"org": "org-1", "tool": "shell.exec"}})
+	d.reasons == ["tool shell.exec requires loa 4"]
+}
+
+test_high_risk_tool_allowed_at_loa_4 if {
+	gateway.allow with input as object.union(token_call, {
+		"resource": {"org": "org-1", "tool": "shell.exec"},
+		"token": object.union(token_call.token, {"loa": 4}),
+	})
+}
+
+test_scope_missing_denied if {
+	d := gateway.decision with input as object.union(token_call, {"token": object.union(token_call.token, {"scope": ["policy:read"]})})
+	d.reasons == ["scope_missing"]
+}
+
+test_expired_token_denied if {
+	d := gateway.decision with input as object.union(token_call, {"now": 2000})
+	d.reasons == ["token_expired"]
+}
+
+test_blocked_subject_denied if {
+	d := gateway.decision with input as object.union(token_call, {"token": object.union(token_call.token, {"sub": "agent:mallory"})})
+	d.reasons == ["subject_blocked"]
+}
+
+test_blocked_tool_denied_even_at_loa_4 if {
+	d := gateway.decision with input as object.union(token_call, {
+		"resource": {"org": "org-1", "tool": "debug.eval"},
+		"token": object.union(token_call.token, {"loa": 4}),
+	})
+	d.reasons == ["tool debug.eval is blocked: arbitrary code evaluation is never allowed"]
+}
+
+test_signed_caller_allowed if {
+	d := gateway.decision with input as signed_call
+	d == {"allow": true, "reasons": []}
+}
+
+test_unknown_caller_denied if {
+	d := gateway.decision with input as object.union(signed_call, {"caller": object.union(signed_call.caller, {"ans_id": "ans://v1.0.0.other.example.com"})})
+	d.reasons == ["caller_unknown"]
+}
+
+test_caller_of_other_org_denied if {
+	d := gateway.decision with input as object.union(signed_call, {
+		"resource": {"org": "org-evil"},
+		"caller": object.union(signed_call.caller, {"org": "org-evil"}),
+	})
+	d.reasons == ["caller_org_mismatch"]
+}
+
+test_caller_resource_org_mismatch_denied if {
+	d := gateway.decision with input as object.union(signed_call, {"resource": {"org": "org-other"}})
+	d.reasons == ["caller_org_mismatch"]
+}
+
+test_caller_action_not_granted_denied if {
+	d := gateway.decision with input as object.union(signed_call, {"action": "policy.write"})
+	d.reasons == ["caller_action_denied"]
+}
