@@ -1,0 +1,264 @@
+//! End-to-end tests of `sck bundle ...` driving the real binary: exit statuses, messages and
+//! files as a user sees them.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+fn sck(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_sck"))
+        .args(args)
+        .env_remove("SOURCE_DATE_EPOCH")
+        .output()
+        .expect("sck runs")
+}
+
+fn stdout(output: &Output) -> String {
+    String::from_utf8_lossy(&output.stdout).into_owned()
+}
+
+fn stderr(output: &Output) -> String {
+    String::from_utf8_lossy(&output.stderr).into_owned()
+}
+
+fn ok(args: &[&str]) -> String {
+    let output = sck(args);
+    assert!(
+        output.status.success(),
+        "sck {args:?} failed: {}{}",
+        stdout(&output),
+        stderr(&output)
+    );
+    stdout(&output)
+}
+
+fn fails(args: &[&str]) -> (i32, String) {
+    let output = sck(args);
+    assert!(!output.status.success(), "sck {args:?} succeeded: {}", stdout(&output));
+    (output.status.code().unwrap_or(-1), stderr(&output))
+}
+
+fn repo() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..")
+}
+
+fn vectors() -> PathBuf {
+    repo().join("tests/vectors/opa-bundles")
+}
+
+fn p(path: &Path) -> &str {
+    path.to_str().unwrap()
+}
+
+fn write_tree(dir: &Path, files: &[(&str, &str)]) {
+    for (name, content) in files {
+        let path = dir.join(name);
+        std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+        std::fs::write(path, content).unwrap();
+    }
+}
+
+#[test]
+fn help_explains_every_subcommand() {
+    let top = ok(&["bundle", "--help"]);
+    for sub in ["build", "verify", "check", "test", "inspect", "keygen"] {
+        assert!(top.contains(sub), "{top}");
+        let help = ok(&["bundle", sub, "--help"]);
+        assert!(help.len() > 200, "thin help for {sub}: {help}");
+    }
+}
+
+#[test]
+fn builds_are_byte_for_byte_reproducible() {
+    let dir = tempfile::tempdir().unwrap();
+    let policies = repo().join("policies");
+    let key = dir.path().join("key.pem");
+    ok(&["bundle", "keygen", "--out", p(&key)]);
+    let mut outputs = Vec::new();
+    for name in ["a.tar.gz", "b.tar.gz"] {
+        let out = dir.path().join(name);
+        ok(&[
+            "bundle", "build", p(&policies), "-o", p(&out), "--org", "acme", "--name", "gateway",
+            "--version", "1.2.3", "--revision", "r9", "--signing-key", p(&key), "--signing-alg",
+            "ES256", "--key-id", "k1", "--built-at", "2026-01-01T00:00:00Z",
+        ]);
+        outputs.push(std::fs::read(&out).unwrap());
+    }
+    // ES256 signatures are deterministic (RFC 6979), so even signed builds are identical.
+    assert_eq!(outputs[0], outputs[1]);
+
+    let inspect = ok(&["bundle", "inspect", p(&dir.path().join("a.tar.gz")), "--json"]);
+    let report: serde_json::Value = serde_json::from_str(&inspect).unwrap();
+    let sck = &report["manifest"]["metadata"]["sck"];
+    assert_eq!(sck["org"], "acme");
+    assert_eq!(sck["version"], "1.2.3");
+    assert_eq!(sck["built_at"], "2026-01-01T00:00:00Z");
+    assert_eq!(sck["source_sha256"].as_str().unwrap().len(), 64);
+    assert_eq!(report["manifest"]["rego_version"], 1);
+    assert_eq!(report["signature"]["header"]["kid"], "k1");
+}
+
+#[test]
+fn built_at_comes_from_source_date_epoch() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("b.tar.gz");
+    let output = Command::new(env!("CARGO_BIN_EXE_sck"))
+        .args(["bundle", "build", p(&repo().join("policies")), "-o", p(&out)])
+        .args(["--org", "o", "--name", "n", "--version", "1"])
+        .env("SOURCE_DATE_EPOCH", "1767225600")
+        .output()
+        .unwrap();
+    assert!(output.status.success(), "{}", stderr(&output));
+    let report: serde_json::Value =
+        serde_json::from_str(&ok(&["bundle", "inspect", p(&out), "--json"])).unwrap();
+    assert_eq!(report["manifest"]["metadata"]["sck"]["built_at"], "2026-01-01T00:00:00Z");
+}
+
+#[test]
+fn verify_reports_success_and_each_failure_precisely() {
+    let v = vectors();
+    let rs256 = v.join("bundle-rs256.tar.gz");
+    let scoped = v.join("bundle-rs256-scoped.tar.gz");
+    let rs_pub = v.join("keys/rs256.pub.pem");
+    let out = ok(&["bundle", "verify", p(&rs256), "--verification-key", p(&rs_pub)]);
+    assert!(out.contains("4 files signed with RS256 key \"default\""), "{out}");
+
+    let (code, err) = fails(&[
+        "bundle", "verify", p(&rs256), "--verification-key", p(&v.join("keys/es256.pub.pem")),
+    ]);
+    assert_eq!(code, 1);
+    assert!(err.contains("signature uses RS256 but key \"default\" is pinned to ES256"), "{err}");
+    assert!(err.contains("[signature_invalid]"), "{err}");
+
+    let (_, err) = fails(&["bundle", "verify", p(&scoped), "--verification-key", p(&rs_pub)]);
+    assert!(err.contains("scope mismatch: signed for scope \"sck-prod\", expected no scope"), "{err}");
+    ok(&["bundle", "verify", p(&scoped), "--verification-key", p(&rs_pub), "--scope", "sck-prod"]);
+
+    let (_, err) = fails(&[
+        "bundle", "verify", p(&v.join("bundle-unsigned.tar.gz")), "--verification-key", p(&rs_pub),
+    ]);
+    assert!(err.contains("bundle is not signed"), "{err}");
+
+    let (_, err) = fails(&[
+        "bundle", "verify", p(&rs256), "--verification-key", "/no/such/key.pem",
+    ]);
+    assert!(err.contains("key file /no/such/key.pem: no such file"), "{err}");
+}
+
+#[test]
+fn hmac_secrets_can_come_from_the_environment() {
+    let v = vectors();
+    let secret = std::fs::read_to_string(v.join("keys/hs256.secret")).unwrap();
+    let output = Command::new(env!("CARGO_BIN_EXE_sck"))
+        .args(["bundle", "verify", p(&v.join("bundle-hs256.tar.gz"))])
+        .args(["--verification-key", "env:SCK_TEST_SECRET"])
+        .env("SCK_TEST_SECRET", secret)
+        .output()
+        .unwrap();
+    assert!(output.status.success(), "{}", stderr(&output));
+}
+
+#[test]
+fn check_refuses_builtins_sck_cannot_evaluate_with_positions() {
+    let dir = tempfile::tempdir().unwrap();
+    write_tree(
+        dir.path(),
+        &[
+            (".manifest", r#"{"roots": ["app"]}"#),
+            (
+                "app/p.rego",
+                "package app\n\nimport rego.v1\n\nclaims := io.jwt.decode(input.token)\n\nresp := http.send({\"method\": \"get\", \"url\": \"http://x\"})\n",
+            ),
+        ],
+    );
+    let (code, err) = fails(&["bundle", "check", p(dir.path())]);
+    assert_eq!(code, 1);
+    assert!(err.contains("app/p.rego:5:11: io.jwt.decode: built-ins io.jwt.* cannot be evaluated"), "{err}");
+    assert!(err.contains("app/p.rego:7:9: http.send: built-in http.send cannot be evaluated"), "{err}");
+    assert!(err.contains("[policy_invalid]"), "{err}");
+}
+
+#[test]
+fn check_reports_syntax_errors_and_root_violations() {
+    let dir = tempfile::tempdir().unwrap();
+    write_tree(dir.path(), &[("app/p.rego", "package app\n\nallow if {\n")]);
+    let (_, err) = fails(&["bundle", "check", p(dir.path())]);
+    assert!(err.contains("app/p.rego:"), "{err}");
+
+    let dir = tempfile::tempdir().unwrap();
+    write_tree(
+        dir.path(),
+        &[(".manifest", r#"{"roots": ["app"]}"#), ("other/p.rego", "package other\n\nx := 1\n")],
+    );
+    let (_, err) = fails(&["bundle", "check", p(dir.path())]);
+    assert!(err.contains("package other is outside the manifest roots [\"app\"]"), "{err}");
+}
+
+#[test]
+fn check_accepts_the_default_policies_and_names_the_entrypoint() {
+    let out = ok(&["bundle", "check", p(&repo().join("policies"))]);
+    assert!(out.contains("entrypoint data.sck.gateway.decision (defined)"), "{out}");
+}
+
+#[test]
+fn test_reports_like_opa_test_and_fails_on_failure() {
+    let out = ok(&["bundle", "test", p(&vectors().join("bundle-es256.tar.gz"))]);
+    assert!(out.contains("data.sck.authz_test.test_denies_low_loa: PASS"), "{out}");
+    assert!(out.trim_end().ends_with("PASS: 2/2"), "{out}");
+
+    let dir = tempfile::tempdir().unwrap();
+    write_tree(
+        dir.path(),
+        &[(
+            "app/p_test.rego",
+            "package app_test\n\nimport rego.v1\n\ntest_ok if { 1 == 1 }\n\ntest_bad if { 1 == 2 }\n\ntest_err if { 1 / 0 }\n",
+        )],
+    );
+    let output = sck(&["bundle", "test", p(dir.path())]);
+    assert_eq!(output.status.code(), Some(2));
+    let out = stdout(&output);
+    assert!(out.contains("data.app_test.test_bad: FAIL"), "{out}");
+    assert!(out.contains("PASS: 1/3"), "{out}");
+    assert!(out.contains("FAIL: 1/3"), "{out}");
+}
+
+#[test]
+fn inspect_shows_manifest_files_and_signature() {
+    let out = ok(&["bundle", "inspect", p(&vectors().join("bundle-rs256.tar.gz"))]);
+    for expected in [
+        "revision:   sck-vector-1",
+        "1c22e39a128f17c1cdbb13d87ccee9bbb70cfe2a3fa129fd84d5c86f893aac68",
+        "sck/authz/authz.rego",
+        "header {\"alg\":\"RS256\",\"kid\":\"default\"}",
+        "not verified",
+    ] {
+        assert!(out.contains(expected), "missing {expected:?} in {out}");
+    }
+}
+
+#[test]
+fn keygen_build_verify_round_trip_and_key_file_mode() {
+    use std::os::unix::fs::PermissionsExt;
+    let dir = tempfile::tempdir().unwrap();
+    let key = dir.path().join("k.pem");
+    ok(&["bundle", "keygen", "--out", p(&key)]);
+    assert_eq!(std::fs::metadata(&key).unwrap().permissions().mode() & 0o777, 0o600);
+    let out = dir.path().join("b.tar.gz");
+    ok(&[
+        "bundle", "build", p(&repo().join("policies")), "-o", p(&out), "--signing-key", p(&key),
+        "--key-id", "dev",
+    ]);
+    let public = format!("{}.pub.pem", key.display());
+    ok(&["bundle", "verify", p(&out), "--verification-key", &public, "--key-id", "dev"]);
+    ok(&["bundle", "test", p(&out)]);
+}
+
+#[test]
+fn unreadable_input_gets_a_clear_error_not_a_panic() {
+    let dir = tempfile::tempdir().unwrap();
+    let junk = dir.path().join("junk.tar.gz");
+    std::fs::write(&junk, b"this is not a bundle").unwrap();
+    let (code, err) = fails(&["bundle", "inspect", p(&junk)]);
+    assert_eq!(code, 1);
+    assert!(err.starts_with("error: bundle archive is malformed"), "{err}");
+    assert!(!err.contains("panicked"), "{err}");
+}
