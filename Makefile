@@ -46,6 +46,7 @@ test-policies:
 
 bench:
 	$(CARGO) bench -p sck-bundler --bench bundle
+	scripts/bench-bundle-memory.sh
 
 lint:
 	$(CARGO) fmt --all -- --check
