@@ -33,7 +33,11 @@ fn ok(args: &[&str]) -> String {
 
 fn fails(args: &[&str]) -> (i32, String) {
     let output = sck(args);
-    assert!(!output.status.success(), "sck {args:?} succeeded: {}", stdout(&output));
+    assert!(
+        !output.status.success(),
+        "sck {args:?} succeeded: {}",
+        stdout(&output)
+    );
     (output.status.code().unwrap_or(-1), stderr(&output))
 }
 
@@ -77,16 +81,39 @@ fn builds_are_byte_for_byte_reproducible() {
     for name in ["a.tar.gz", "b.tar.gz"] {
         let out = dir.path().join(name);
         ok(&[
-            "bundle", "build", p(&policies), "-o", p(&out), "--org", "acme", "--name", "gateway",
-            "--version", "1.2.3", "--revision", "r9", "--signing-key", p(&key), "--signing-alg",
-            "ES256", "--key-id", "k1", "--built-at", "2026-01-01T00:00:00Z",
+            "bundle",
+            "build",
+            p(&policies),
+            "-o",
+            p(&out),
+            "--org",
+            "acme",
+            "--name",
+            "gateway",
+            "--version",
+            "1.2.3",
+            "--revision",
+            "r9",
+            "--signing-key",
+            p(&key),
+            "--signing-alg",
+            "ES256",
+            "--key-id",
+            "k1",
+            "--built-at",
+            "2026-01-01T00:00:00Z",
         ]);
         outputs.push(std::fs::read(&out).unwrap());
     }
     // ES256 signatures are deterministic (RFC 6979), so even signed builds are identical.
     assert_eq!(outputs[0], outputs[1]);
 
-    let inspect = ok(&["bundle", "inspect", p(&dir.path().join("a.tar.gz")), "--json"]);
+    let inspect = ok(&[
+        "bundle",
+        "inspect",
+        p(&dir.path().join("a.tar.gz")),
+        "--json",
+    ]);
     let report: serde_json::Value = serde_json::from_str(&inspect).unwrap();
     let sck = &report["manifest"]["metadata"]["sck"];
     assert_eq!(sck["org"], "acme");
@@ -102,7 +129,13 @@ fn built_at_comes_from_source_date_epoch() {
     let dir = tempfile::tempdir().unwrap();
     let out = dir.path().join("b.tar.gz");
     let output = Command::new(env!("CARGO_BIN_EXE_sck"))
-        .args(["bundle", "build", p(&repo().join("policies")), "-o", p(&out)])
+        .args([
+            "bundle",
+            "build",
+            p(&repo().join("policies")),
+            "-o",
+            p(&out),
+        ])
         .args(["--org", "o", "--name", "n", "--version", "1"])
         .env("SOURCE_DATE_EPOCH", "1767225600")
         .output()
@@ -110,7 +143,10 @@ fn built_at_comes_from_source_date_epoch() {
     assert!(output.status.success(), "{}", stderr(&output));
     let report: serde_json::Value =
         serde_json::from_str(&ok(&["bundle", "inspect", p(&out), "--json"])).unwrap();
-    assert_eq!(report["manifest"]["metadata"]["sck"]["built_at"], "2026-01-01T00:00:00Z");
+    assert_eq!(
+        report["manifest"]["metadata"]["sck"]["built_at"],
+        "2026-01-01T00:00:00Z"
+    );
 }
 
 #[test]
@@ -119,29 +155,73 @@ fn verify_reports_success_and_each_failure_precisely() {
     let rs256 = v.join("bundle-rs256.tar.gz");
     let scoped = v.join("bundle-rs256-scoped.tar.gz");
     let rs_pub = v.join("keys/rs256.pub.pem");
-    let out = ok(&["bundle", "verify", p(&rs256), "--verification-key", p(&rs_pub)]);
-    assert!(out.contains("4 files signed with RS256 key \"default\""), "{out}");
+    let out = ok(&[
+        "bundle",
+        "verify",
+        p(&rs256),
+        "--verification-key",
+        p(&rs_pub),
+    ]);
+    assert!(
+        out.contains("4 files signed with RS256 key \"default\""),
+        "{out}"
+    );
 
     let (code, err) = fails(&[
-        "bundle", "verify", p(&rs256), "--verification-key", p(&v.join("keys/es256.pub.pem")),
+        "bundle",
+        "verify",
+        p(&rs256),
+        "--verification-key",
+        p(&v.join("keys/es256.pub.pem")),
     ]);
     assert_eq!(code, 1);
-    assert!(err.contains("signature uses RS256 but key \"default\" is pinned to ES256"), "{err}");
+    assert!(
+        err.contains("signature uses RS256 but key \"default\" is pinned to ES256"),
+        "{err}"
+    );
     assert!(err.contains("[signature_invalid]"), "{err}");
 
-    let (_, err) = fails(&["bundle", "verify", p(&scoped), "--verification-key", p(&rs_pub)]);
-    assert!(err.contains("scope mismatch: signed for scope \"sck-prod\", expected no scope"), "{err}");
-    ok(&["bundle", "verify", p(&scoped), "--verification-key", p(&rs_pub), "--scope", "sck-prod"]);
+    let (_, err) = fails(&[
+        "bundle",
+        "verify",
+        p(&scoped),
+        "--verification-key",
+        p(&rs_pub),
+    ]);
+    assert!(
+        err.contains("scope mismatch: signed for scope \"sck-prod\", expected no scope"),
+        "{err}"
+    );
+    ok(&[
+        "bundle",
+        "verify",
+        p(&scoped),
+        "--verification-key",
+        p(&rs_pub),
+        "--scope",
+        "sck-prod",
+    ]);
 
     let (_, err) = fails(&[
-        "bundle", "verify", p(&v.join("bundle-unsigned.tar.gz")), "--verification-key", p(&rs_pub),
+        "bundle",
+        "verify",
+        p(&v.join("bundle-unsigned.tar.gz")),
+        "--verification-key",
+        p(&rs_pub),
     ]);
     assert!(err.contains("bundle is not signed"), "{err}");
 
     let (_, err) = fails(&[
-        "bundle", "verify", p(&rs256), "--verification-key", "/no/such/key.pem",
+        "bundle",
+        "verify",
+        p(&rs256),
+        "--verification-key",
+        "/no/such/key.pem",
     ]);
-    assert!(err.contains("key file /no/such/key.pem: no such file"), "{err}");
+    assert!(
+        err.contains("key file /no/such/key.pem: no such file"),
+        "{err}"
+    );
 }
 
 #[test]
@@ -172,8 +252,14 @@ fn check_refuses_builtins_sck_cannot_evaluate_with_positions() {
     );
     let (code, err) = fails(&["bundle", "check", p(dir.path())]);
     assert_eq!(code, 1);
-    assert!(err.contains("app/p.rego:5:11: io.jwt.decode: built-ins io.jwt.* cannot be evaluated"), "{err}");
-    assert!(err.contains("app/p.rego:7:9: http.send: built-in http.send cannot be evaluated"), "{err}");
+    assert!(
+        err.contains("app/p.rego:5:11: io.jwt.decode: built-ins io.jwt.* cannot be evaluated"),
+        "{err}"
+    );
+    assert!(
+        err.contains("app/p.rego:7:9: http.send: built-in http.send cannot be evaluated"),
+        "{err}"
+    );
     assert!(err.contains("[policy_invalid]"), "{err}");
 }
 
@@ -187,22 +273,34 @@ fn check_reports_syntax_errors_and_root_violations() {
     let dir = tempfile::tempdir().unwrap();
     write_tree(
         dir.path(),
-        &[(".manifest", r#"{"roots": ["app"]}"#), ("other/p.rego", "package other\n\nx := 1\n")],
+        &[
+            (".manifest", r#"{"roots": ["app"]}"#),
+            ("other/p.rego", "package other\n\nx := 1\n"),
+        ],
     );
     let (_, err) = fails(&["bundle", "check", p(dir.path())]);
-    assert!(err.contains("package other is outside the manifest roots [\"app\"]"), "{err}");
+    assert!(
+        err.contains("package other is outside the manifest roots [\"app\"]"),
+        "{err}"
+    );
 }
 
 #[test]
 fn check_accepts_the_default_policies_and_names_the_entrypoint() {
     let out = ok(&["bundle", "check", p(&repo().join("policies"))]);
-    assert!(out.contains("entrypoint data.sck.gateway.decision (defined)"), "{out}");
+    assert!(
+        out.contains("entrypoint data.sck.gateway.decision (defined)"),
+        "{out}"
+    );
 }
 
 #[test]
 fn test_reports_like_opa_test_and_fails_on_failure() {
     let out = ok(&["bundle", "test", p(&vectors().join("bundle-es256.tar.gz"))]);
-    assert!(out.contains("data.sck.authz_test.test_denies_low_loa: PASS"), "{out}");
+    assert!(
+        out.contains("data.sck.authz_test.test_denies_low_loa: PASS"),
+        "{out}"
+    );
     assert!(out.trim_end().ends_with("PASS: 2/2"), "{out}");
 
     let dir = tempfile::tempdir().unwrap();
@@ -223,7 +321,11 @@ fn test_reports_like_opa_test_and_fails_on_failure() {
 
 #[test]
 fn inspect_shows_manifest_files_and_signature() {
-    let out = ok(&["bundle", "inspect", p(&vectors().join("bundle-rs256.tar.gz"))]);
+    let out = ok(&[
+        "bundle",
+        "inspect",
+        p(&vectors().join("bundle-rs256.tar.gz")),
+    ]);
     for expected in [
         "revision:   sck-vector-1",
         "1c22e39a128f17c1cdbb13d87ccee9bbb70cfe2a3fa129fd84d5c86f893aac68",
@@ -241,14 +343,32 @@ fn keygen_build_verify_round_trip_and_key_file_mode() {
     let dir = tempfile::tempdir().unwrap();
     let key = dir.path().join("k.pem");
     ok(&["bundle", "keygen", "--out", p(&key)]);
-    assert_eq!(std::fs::metadata(&key).unwrap().permissions().mode() & 0o777, 0o600);
+    assert_eq!(
+        std::fs::metadata(&key).unwrap().permissions().mode() & 0o777,
+        0o600
+    );
     let out = dir.path().join("b.tar.gz");
     ok(&[
-        "bundle", "build", p(&repo().join("policies")), "-o", p(&out), "--signing-key", p(&key),
-        "--key-id", "dev",
+        "bundle",
+        "build",
+        p(&repo().join("policies")),
+        "-o",
+        p(&out),
+        "--signing-key",
+        p(&key),
+        "--key-id",
+        "dev",
     ]);
     let public = format!("{}.pub.pem", key.display());
-    ok(&["bundle", "verify", p(&out), "--verification-key", &public, "--key-id", "dev"]);
+    ok(&[
+        "bundle",
+        "verify",
+        p(&out),
+        "--verification-key",
+        &public,
+        "--key-id",
+        "dev",
+    ]);
     ok(&["bundle", "test", p(&out)]);
 }
 
@@ -259,6 +379,9 @@ fn unreadable_input_gets_a_clear_error_not_a_panic() {
     std::fs::write(&junk, b"this is not a bundle").unwrap();
     let (code, err) = fails(&["bundle", "inspect", p(&junk)]);
     assert_eq!(code, 1);
-    assert!(err.starts_with("error: bundle archive is malformed"), "{err}");
+    assert!(
+        err.starts_with("error: bundle archive is malformed"),
+        "{err}"
+    );
     assert!(!err.contains("panicked"), "{err}");
 }

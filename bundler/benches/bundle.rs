@@ -6,14 +6,14 @@ use std::path::Path;
 
 use criterion::{criterion_group, criterion_main, Criterion};
 use sck_bundler::{
-    build, BuildOptions, Bundle, Limits, SigningConfig, SigningKey, SourceTree,
-    VerificationConfig, VerificationKey,
+    build, BuildOptions, Bundle, Limits, SigningConfig, SigningKey, SourceTree, VerificationConfig,
+    VerificationKey,
 };
 
 fn es256() -> (SigningConfig, VerificationConfig) {
     let (key, _) = SigningKey::generate_es256().unwrap();
-    let public = VerificationKey::from_material(key.public_key_pem().unwrap().as_bytes(), None)
-        .unwrap();
+    let public =
+        VerificationKey::from_material(key.public_key_pem().unwrap().as_bytes(), None).unwrap();
     let signing = SigningConfig {
         key,
         key_id: Some("bench".into()),

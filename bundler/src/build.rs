@@ -61,7 +61,8 @@ pub fn build(source: &SourceTree, options: &BuildOptions) -> Result<Built> {
     }
 
     let mut data = merger.finish();
-    data.normalize_numbers().map_err(|e| BundleError::Data(format!("data: {e}")))?;
+    data.normalize_numbers()
+        .map_err(|e| BundleError::Data(format!("data: {e}")))?;
     let mut data_bytes = data.to_canonical_bytes();
     data_bytes.push(b'\n');
 
@@ -90,7 +91,10 @@ pub fn build(source: &SourceTree, options: &BuildOptions) -> Result<Built> {
         let mut signed = modules.clone();
         signed.push(data_file);
         signed.push(manifest_file.clone());
-        files.push(BundleFile::new(SIGNATURES_FILE, signing::sign(&signed, config)?));
+        files.push(BundleFile::new(
+            SIGNATURES_FILE,
+            signing::sign(&signed, config)?,
+        ));
     }
     files.push(manifest_file);
 

@@ -49,8 +49,8 @@ impl Json {
         let text = std::str::from_utf8(bytes)
             .map_err(|e| JsonError::Syntax(format!("not UTF-8 ({e})")))?;
         check_nesting(text)?;
-        let (value, _) = json_syntax::Value::parse_str(text)
-            .map_err(|e| JsonError::Syntax(e.to_string()))?;
+        let (value, _) =
+            json_syntax::Value::parse_str(text).map_err(|e| JsonError::Syntax(e.to_string()))?;
         Ok(Self::from_syntax(value))
     }
 
@@ -148,8 +148,7 @@ impl Json {
 
     /// Converts to a `serde_json` value (numbers are re-parsed from their literal text).
     pub fn to_serde(&self) -> serde_json::Value {
-        serde_json::from_slice(&self.to_canonical_bytes())
-            .expect("canonical JSON always re-parses")
+        serde_json::from_slice(&self.to_canonical_bytes()).expect("canonical JSON always re-parses")
     }
 }
 
@@ -283,7 +282,9 @@ mod tests {
     #[test]
     fn escapes_strings_like_go_without_html_escaping() {
         assert_eq!(
-            canonical("[\"<a&b>\", \"q\\\"\\\\\", \"\\n\\r\\t\\b\\f\\u0001\", \"\\u2028\\u2029\\u007f\"]"),
+            canonical(
+                "[\"<a&b>\", \"q\\\"\\\\\", \"\\n\\r\\t\\b\\f\\u0001\", \"\\u2028\\u2029\\u007f\"]"
+            ),
             "[\"<a&b>\",\"q\\\"\\\\\",\"\\n\\r\\t\\u0008\\u000c\\u0001\",\"\\u2028\\u2029\u{7f}\"]"
         );
     }
@@ -297,7 +298,10 @@ mod tests {
     fn rejects_deep_nesting_and_bad_syntax() {
         let deep = "[".repeat(MAX_DEPTH + 1) + &"]".repeat(MAX_DEPTH + 1);
         assert_eq!(Json::parse(deep.as_bytes()), Err(JsonError::TooDeep));
-        assert!(matches!(Json::parse(b"{\"a\":}"), Err(JsonError::Syntax(_))));
+        assert!(matches!(
+            Json::parse(b"{\"a\":}"),
+            Err(JsonError::Syntax(_))
+        ));
         assert!(matches!(Json::parse(b"\xff"), Err(JsonError::Syntax(_))));
     }
 
@@ -312,7 +316,10 @@ mod tests {
             ("1.5E-3", "0.0015"),
             ("-12.34e1", "-123.4"),
             ("0.000", "0"),
-            ("123456789012345678901234567890", "123456789012345678901234567890"),
+            (
+                "123456789012345678901234567890",
+                "123456789012345678901234567890",
+            ),
             ("10", "10"),
             ("0.5", "0.5"),
         ] {

@@ -68,7 +68,9 @@ impl DataMerger {
             let Json::Object(map) = node else {
                 return Err(self.conflict(name, &path[..depth]));
             };
-            node = map.entry(segment.clone()).or_insert_with(Json::empty_object);
+            node = map
+                .entry(segment.clone())
+                .or_insert_with(Json::empty_object);
         }
         merge(node, document).map_err(|at| {
             let mut full = path.clone();
@@ -141,8 +143,11 @@ mod tests {
         let mut m = DataMerger::default();
         m.add("data.json", json(r#"{"a":{"x":1}}"#)).unwrap();
         m.add("a/b/data.json", json(r#"{"y":2}"#)).unwrap();
-        m.add("c/data.yaml", parse_yaml("c/data.yaml", b"list: [1, two]\n").unwrap())
-            .unwrap();
+        m.add(
+            "c/data.yaml",
+            parse_yaml("c/data.yaml", b"list: [1, two]\n").unwrap(),
+        )
+        .unwrap();
         assert_eq!(
             m.finish().to_canonical_bytes(),
             br#"{"a":{"b":{"y":2},"x":1},"c":{"list":[1,"two"]}}"#
@@ -151,8 +156,13 @@ mod tests {
 
     #[test]
     fn root_document_must_be_an_object() {
-        let err = DataMerger::default().add("data.json", json("[1]")).unwrap_err();
-        assert_eq!(err.to_string(), "data.json: the root data document must be a JSON object");
+        let err = DataMerger::default()
+            .add("data.json", json("[1]"))
+            .unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "data.json: the root data document must be a JSON object"
+        );
     }
 
     #[test]
@@ -160,7 +170,10 @@ mod tests {
         let mut m = DataMerger::default();
         m.add("data.json", json(r#"{"a":{"b":1}}"#)).unwrap();
         let err = m.add("a/data.json", json(r#"{"b":2}"#)).unwrap_err();
-        assert_eq!(err.to_string(), "a/data.json: data at /a/b conflicts with data.json");
+        assert_eq!(
+            err.to_string(),
+            "a/data.json: data at /a/b conflicts with data.json"
+        );
     }
 
     #[test]

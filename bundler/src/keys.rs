@@ -8,7 +8,9 @@
 
 pub use jsonwebtoken::Algorithm;
 use jsonwebtoken::{DecodingKey, EncodingKey};
-use p256::pkcs8::{DecodePrivateKey, DecodePublicKey, EncodePrivateKey, EncodePublicKey, LineEnding};
+use p256::pkcs8::{
+    DecodePrivateKey, DecodePublicKey, EncodePrivateKey, EncodePublicKey, LineEnding,
+};
 use rsa::pkcs1::{DecodeRsaPrivateKey, DecodeRsaPublicKey};
 
 use crate::error::{BundleError, Result};
@@ -297,7 +299,11 @@ mod tests {
     fn refuses_eddsa_none_and_garbage() {
         assert!(parse_algorithm("none").is_err());
         assert!(parse_algorithm("EdDSA").is_err());
-        assert!(SigningKey::from_material(b"-----BEGIN PRIVATE KEY-----\nAAAA\n-----END PRIVATE KEY-----\n", None).is_err());
+        assert!(SigningKey::from_material(
+            b"-----BEGIN PRIVATE KEY-----\nAAAA\n-----END PRIVATE KEY-----\n",
+            None
+        )
+        .is_err());
         assert!(SigningKey::from_material(b"", None).is_err());
     }
 }

@@ -63,7 +63,9 @@ impl Manifest {
         let value: serde_json::Value = serde_json::from_slice(bytes)
             .map_err(|e| BundleError::Manifest(format!("{path}: {e}")))?;
         if !value.is_object() {
-            return Err(BundleError::Manifest(format!("{path}: must be a JSON object")));
+            return Err(BundleError::Manifest(format!(
+                "{path}: must be a JSON object"
+            )));
         }
         let manifest: Manifest = serde_json::from_value(value)
             .map_err(|e| BundleError::Manifest(format!("{path}: {e}")))?;
@@ -104,9 +106,9 @@ impl Manifest {
             .and_then(|e| e.as_str())
             .map(str::to_owned);
         let path = configured.unwrap_or_else(|| {
-                let root = self.roots.first().map(String::as_str).unwrap_or("");
-                format!("{}/decision", root.trim_matches('/'))
-            });
+            let root = self.roots.first().map(String::as_str).unwrap_or("");
+            format!("{}/decision", root.trim_matches('/'))
+        });
         let dotted = path.trim_matches('/').replace('/', ".");
         format!("data.{dotted}")
     }
@@ -178,13 +180,16 @@ mod tests {
     fn plain_build_writes_what_opa_writes() {
         let source = Json::parse(br#"{"roots":["sck"]}"#).unwrap();
         let bytes = write_manifest(Some(&source), Some("sck-vector-1"), None).unwrap();
-        assert_eq!(bytes, b"{\"revision\":\"sck-vector-1\",\"roots\":[\"sck\"]}\n");
+        assert_eq!(
+            bytes,
+            b"{\"revision\":\"sck-vector-1\",\"roots\":[\"sck\"]}\n"
+        );
     }
 
     #[test]
     fn sck_build_adds_rego_version_and_metadata() {
-        let source = Json::parse(br#"{"roots":["a"],"metadata":{"sck":{"entrypoint":"a/allow"}}}"#)
-            .unwrap();
+        let source =
+            Json::parse(br#"{"roots":["a"],"metadata":{"sck":{"entrypoint":"a/allow"}}}"#).unwrap();
         let meta = SckMetadata {
             org: "org-1".into(),
             name: "authz".into(),

@@ -64,7 +64,10 @@ fn module_ast(bundle: &Bundle, module: ModuleRef<'_>) -> Result<(String, JsonVal
         .map_err(|e| policy_error(format!("{}: {e}", module.path)))?;
     let mut modules: Vec<JsonValue> =
         serde_json::from_str(&ast).map_err(|e| policy_error(format!("{}: {e}", module.path)))?;
-    let ast = modules.pop().map(|mut m| m["ast"].take()).unwrap_or_default();
+    let ast = modules
+        .pop()
+        .map(|mut m| m["ast"].take())
+        .unwrap_or_default();
     Ok((package, ast))
 }
 
@@ -102,7 +105,11 @@ pub struct Diagnostic {
 
 impl std::fmt::Display for Diagnostic {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "{}:{}:{}: {}", self.path, self.line, self.col, self.message)
+        write!(
+            f,
+            "{}:{}:{}: {}",
+            self.path, self.line, self.col, self.message
+        )
     }
 }
 
@@ -127,7 +134,11 @@ fn calls<'a>(source: &'a str, node: &JsonValue, out: &mut Vec<(&'a str, usize)>)
         JsonValue::Object(map) => {
             if let Some(call) = map.get("Call") {
                 if let Some(fcn) = call.get("fcn").and_then(|f| f.as_object()) {
-                    if let Some(found) = fcn.values().next().and_then(|e| span_text(source, &e["span"])) {
+                    if let Some(found) = fcn
+                        .values()
+                        .next()
+                        .and_then(|e| span_text(source, &e["span"]))
+                    {
                         out.push(found);
                     }
                 }
@@ -192,12 +203,17 @@ pub fn check(bundle: &Bundle) -> Result<CheckReport> {
                         } else {
                             format!("built-in {entry}")
                         };
-                        problems.push(Diagnostic {
-                            path: module.path.to_owned(),
-                            line,
-                            col,
-                            message: format!("{name}: {what} cannot be evaluated by sck (regorus)"),
-                        }.to_string());
+                        problems.push(
+                            Diagnostic {
+                                path: module.path.to_owned(),
+                                line,
+                                col,
+                                message: format!(
+                                    "{name}: {what} cannot be evaluated by sck (regorus)"
+                                ),
+                            }
+                            .to_string(),
+                        );
                     }
                 }
                 for (rule, offset) in rule_names(module.source, &ast) {
@@ -267,7 +283,10 @@ fn rule_defined(bundle: &Bundle, rule_path: &str) -> bool {
     };
     bundle.modules().any(|module| {
         module_ast(bundle, module).is_ok_and(|(pkg, ast)| {
-            pkg == package && rule_names(module.source, &ast).iter().any(|(n, _)| n == rule)
+            pkg == package
+                && rule_names(module.source, &ast)
+                    .iter()
+                    .any(|(n, _)| n == rule)
         })
     })
 }
@@ -305,7 +324,9 @@ pub fn evaluate(engine: &Engine, rule: &str, input: &JsonValue) -> Result<Option
     let json = value
         .to_json_str()
         .map_err(|e| policy_error(format!("{rule}: result is not JSON: {e}")))?;
-    Ok(Some(serde_json::from_str(&json).map_err(|e| policy_error(e.to_string()))?))
+    Ok(Some(
+        serde_json::from_str(&json).map_err(|e| policy_error(e.to_string()))?,
+    ))
 }
 
 /// How one Rego test ended.
@@ -376,9 +397,18 @@ mod tests {
             ("io.jwt.decode", "io.jwt.decode(\"x\")"),
             ("crypto.sha256", "crypto.sha256(\"x\")"),
             ("net.cidr_merge", "net.cidr_merge([\"10.0.0.0/8\"])"),
-            ("net.cidr_intersects", "net.cidr_intersects(\"10.0.0.0/8\", \"10.0.0.0/16\")"),
-            ("rego.parse_module", "rego.parse_module(\"x.rego\", \"package x\")"),
-            ("strings.render_template", "strings.render_template(\"{{.a}}\", {\"a\": 1})"),
+            (
+                "net.cidr_intersects",
+                "net.cidr_intersects(\"10.0.0.0/8\", \"10.0.0.0/16\")",
+            ),
+            (
+                "rego.parse_module",
+                "rego.parse_module(\"x.rego\", \"package x\")",
+            ),
+            (
+                "strings.render_template",
+                "strings.render_template(\"{{.a}}\", {\"a\": 1})",
+            ),
         ];
         for (name, call) in probes {
             let mut engine = Engine::new();
@@ -395,7 +425,9 @@ mod tests {
                 "package p\nx := http.send({\"method\": \"get\", \"url\": \"http://127.0.0.1:9\"})\n".into(),
             )
             .unwrap();
-        assert!(!matches!(engine.eval_rule("data.p.x".into()), Ok(v) if v != regorus::Value::Undefined));
+        assert!(
+            !matches!(engine.eval_rule("data.p.x".into()), Ok(v) if v != regorus::Value::Undefined)
+        );
     }
 
     #[test]

@@ -172,9 +172,8 @@ pub fn parse_signatures_file(bytes: &[u8]) -> Result<String> {
         #[serde(default)]
         signatures: Vec<String>,
     }
-    let parsed: SignaturesFile = serde_json::from_slice(bytes).map_err(|e| {
-        BundleError::signature(format!("{SIGNATURES_FILE} is not valid: {e}"))
-    })?;
+    let parsed: SignaturesFile = serde_json::from_slice(bytes)
+        .map_err(|e| BundleError::signature(format!("{SIGNATURES_FILE} is not valid: {e}")))?;
     match parsed.signatures.as_slice() {
         [one] => Ok(one.clone()),
         [] => Err(BundleError::signature(format!(
@@ -231,10 +230,16 @@ pub fn verify(
             key.algorithm()
         )));
     }
-    jsonwebtoken::decode::<serde_json::Value>(jws, key.decoding_key(), &validation(key.algorithm()))
-        .map_err(|e| {
-            BundleError::signature(format!("signature does not verify with key {key_id:?}: {e}"))
-        })?;
+    jsonwebtoken::decode::<serde_json::Value>(
+        jws,
+        key.decoding_key(),
+        &validation(key.algorithm()),
+    )
+    .map_err(|e| {
+        BundleError::signature(format!(
+            "signature does not verify with key {key_id:?}: {e}"
+        ))
+    })?;
     if payload.scope != config.scope {
         return Err(BundleError::signature(format!(
             "scope mismatch: signed for {}, expected {}",
@@ -288,7 +293,10 @@ fn check_file_list(files: &[BundleFile], signed: &[FileInfo], exclude: &[String]
             continue;
         }
         let info = expected.get(file.name.as_str()).ok_or_else(|| {
-            BundleError::signature(format!("file {:?} is not covered by the signature", file.name))
+            BundleError::signature(format!(
+                "file {:?} is not covered by the signature",
+                file.name
+            ))
         })?;
         let actual = digest(&info.algorithm, &hashed_form(&file.name, &file.bytes)?)?;
         if !actual.eq_ignore_ascii_case(&info.hash) {

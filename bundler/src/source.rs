@@ -29,7 +29,8 @@ impl SourceTree {
     /// Reads every bundle file below `dir`.
     pub fn from_dir(dir: &Path) -> Result<SourceTree> {
         let mut tree = SourceTree::default();
-        let meta = std::fs::metadata(dir).map_err(|e| BundleError::io(dir.display().to_string(), e))?;
+        let meta =
+            std::fs::metadata(dir).map_err(|e| BundleError::io(dir.display().to_string(), e))?;
         if !meta.is_dir() {
             return Err(BundleError::io(
                 dir.display().to_string(),

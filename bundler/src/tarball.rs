@@ -68,7 +68,10 @@ pub fn write_tarball(files: &[BundleFile]) -> Result<Vec<u8>> {
             builder.append(&long, bytes.as_slice()).map_err(io_err)?;
         }
         let mut header = new_header(tar::EntryType::Regular, file.bytes.len() as u64);
-        set_name(&mut header, &name.as_bytes()[..name.len().min(NAME_FIELD_LEN)]);
+        set_name(
+            &mut header,
+            &name.as_bytes()[..name.len().min(NAME_FIELD_LEN)],
+        );
         header.set_cksum();
         builder
             .append(&header, file.bytes.as_slice())
@@ -131,7 +134,10 @@ pub fn read_tarball(gzipped: &[u8], limits: &Limits) -> Result<Vec<BundleFile>> 
     Ok(files)
 }
 
-fn read_entries<R: Read>(archive: &mut tar::Archive<R>, limits: &Limits) -> Result<Vec<BundleFile>> {
+fn read_entries<R: Read>(
+    archive: &mut tar::Archive<R>,
+    limits: &Limits,
+) -> Result<Vec<BundleFile>> {
     let mut files = Vec::new();
     let mut seen = BTreeSet::new();
     let entries = archive.entries().map_err(|e| archive_error(e, limits))?;
@@ -222,7 +228,8 @@ fn entry_kind(kind: tar::EntryType) -> &'static str {
 const OVER_LIMIT: &str = "sck: decompressed size limit exceeded";
 
 fn archive_error(e: io::Error, limits: &Limits) -> BundleError {
-    if e.get_ref().is_some_and(|inner| inner.to_string() == OVER_LIMIT)
+    if e.get_ref()
+        .is_some_and(|inner| inner.to_string() == OVER_LIMIT)
         || e.to_string().contains(OVER_LIMIT)
     {
         BundleError::LimitExceeded {
@@ -291,7 +298,11 @@ mod tests {
             b"\xff",
             b"/",
         ] {
-            assert!(normalize_path(bad).is_err(), "{:?}", String::from_utf8_lossy(bad));
+            assert!(
+                normalize_path(bad).is_err(),
+                "{:?}",
+                String::from_utf8_lossy(bad)
+            );
         }
     }
 }

@@ -20,7 +20,11 @@ fn read(name: &str) -> Vec<u8> {
 }
 
 fn bundle(variant: &str) -> Bundle {
-    Bundle::read(&read(&format!("bundle-{variant}.tar.gz")), &Limits::default()).unwrap()
+    Bundle::read(
+        &read(&format!("bundle-{variant}.tar.gz")),
+        &Limits::default(),
+    )
+    .unwrap()
 }
 
 /// The key each signed variant was signed with, as a verifier holds it.
@@ -111,7 +115,10 @@ fn changed_added_and_removed_files_are_refused() {
         let key = || config(verification_key(variant), scope);
 
         let changed = tampered(variant, |files| {
-            let rego = files.iter_mut().find(|f| f.name == "sck/authz/authz.rego").unwrap();
+            let rego = files
+                .iter_mut()
+                .find(|f| f.name == "sck/authz/authz.rego")
+                .unwrap();
             rego.bytes.extend_from_slice(b"\nextra := true\n");
         });
         let message = signature_error(changed.verify(&key()));
@@ -127,16 +134,25 @@ fn changed_added_and_removed_files_are_refused() {
         assert!(signature_error(data_changed.verify(&key())).contains("\"data.json\""));
 
         let added = tampered(variant, |files| {
-            files.push(BundleFile::new("sck/authz/extra.rego", b"package sck.authz\nx := 1\n".to_vec()));
+            files.push(BundleFile::new(
+                "sck/authz/extra.rego",
+                b"package sck.authz\nx := 1\n".to_vec(),
+            ));
         });
         let message = signature_error(added.verify(&key()));
-        assert!(message.contains("\"sck/authz/extra.rego\" is not covered"), "{message}");
+        assert!(
+            message.contains("\"sck/authz/extra.rego\" is not covered"),
+            "{message}"
+        );
 
         let removed = tampered(variant, |files| {
             files.retain(|f| f.name != "sck/authz/authz_test.rego");
         });
         let message = signature_error(removed.verify(&key()));
-        assert!(message.contains("[\"sck/authz/authz_test.rego\"]"), "{message}");
+        assert!(
+            message.contains("[\"sck/authz/authz_test.rego\"]"),
+            "{message}"
+        );
         assert!(message.contains("missing from the bundle"), "{message}");
 
         // Excluding a file removes it from the comparison on both sides.
@@ -248,22 +264,37 @@ fn sck_builds_the_same_files_and_hashes_as_opa() {
 
 #[test]
 fn sck_signs_exactly_as_opa_for_rs256_and_hs256() {
-    let rs256 = sck_build(&read("keys/rs256.pem"), Some("default"), serde_json::json!({}));
+    let rs256 = sck_build(
+        &read("keys/rs256.pem"),
+        Some("default"),
+        serde_json::json!({}),
+    );
     assert_eq!(signatures_file(&rs256), signatures_file(&bundle("rs256")));
-    let hs256 = sck_build(&read("keys/hs256.secret"), Some("default"), serde_json::json!({}));
+    let hs256 = sck_build(
+        &read("keys/hs256.secret"),
+        Some("default"),
+        serde_json::json!({}),
+    );
     assert_eq!(signatures_file(&hs256), signatures_file(&bundle("hs256")));
     let scoped = sck_build(
         &read("keys/rs256.pem"),
         None,
         serde_json::json!({"scope": "sck-prod", "iss": "sck-test"}),
     );
-    assert_eq!(signatures_file(&scoped), signatures_file(&bundle("rs256-scoped")));
+    assert_eq!(
+        signatures_file(&scoped),
+        signatures_file(&bundle("rs256-scoped"))
+    );
 }
 
 #[test]
 fn sck_es256_signatures_verify_with_the_opa_public_key() {
     // ECDSA signatures are randomized in OPA, so only verification can be compared.
-    let es256 = sck_build(&read("keys/es256.pem"), Some("default"), serde_json::json!({}));
+    let es256 = sck_build(
+        &read("keys/es256.pem"),
+        Some("default"),
+        serde_json::json!({}),
+    );
     assert_eq!(
         VerificationKey::from_material(&read("keys/es256.pub.pem"), None)
             .unwrap()
@@ -286,7 +317,11 @@ fn evaluation_matches_opa_on_every_recorded_decision() {
             let result = policy::evaluate(&engine, "data.sck.authz.decision", &case["input"])
                 .unwrap()
                 .expect("decision is defined");
-            assert_eq!(result, case["expected"], "{variant}: input {}", case["input"]);
+            assert_eq!(
+                result, case["expected"],
+                "{variant}: input {}",
+                case["input"]
+            );
         }
     }
 }

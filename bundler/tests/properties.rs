@@ -52,7 +52,10 @@ fn scalar() -> impl Strategy<Value = serde_json::Value> {
 fn tree() -> impl Strategy<Value = Tree> {
     (
         prop::collection::vec(any::<i64>(), 1..4),
-        prop::collection::vec(prop::collection::btree_map("[a-z_]{1,8}", scalar(), 0..5), 0..3),
+        prop::collection::vec(
+            prop::collection::btree_map("[a-z_]{1,8}", scalar(), 0..5),
+            0..3,
+        ),
     )
         .prop_map(|(modules, data)| Tree { modules, data })
 }

@@ -4,8 +4,7 @@
 use std::io::Write;
 
 use sck_bundler::{
-    build, BuildOptions, Bundle, BundleError, Limits, SigningConfig, SigningKey,
-    SourceTree,
+    build, BuildOptions, Bundle, BundleError, Limits, SigningConfig, SigningKey, SourceTree,
 };
 
 /// A tar entry as an attacker may write it: any name, type and content.
@@ -231,7 +230,9 @@ fn data_after_the_archive_is_refused() {
     let mut tarball = tar_gz(&[file("/app/p.rego", MODULE)]);
     tarball.extend_from_slice(b"smuggled");
     assert_eq!(
-        Bundle::read(&tarball, &Limits::default()).unwrap_err().to_string(),
+        Bundle::read(&tarball, &Limits::default())
+            .unwrap_err()
+            .to_string(),
         "bundle archive is malformed: unexpected data after the end of the gzip stream"
     );
 }
@@ -239,7 +240,11 @@ fn data_after_the_archive_is_refused() {
 #[test]
 fn truncated_and_non_gzip_input_is_refused() {
     let tarball = tar_gz(&[file("/app/p.rego", MODULE)]);
-    for bad in [&tarball[..tarball.len() / 2], b"not a bundle".as_slice(), b""] {
+    for bad in [
+        &tarball[..tarball.len() / 2],
+        b"not a bundle".as_slice(),
+        b"",
+    ] {
         let err = Bundle::read(bad, &Limits::default()).unwrap_err();
         assert_eq!(err.code(), "bundle_invalid", "{err}");
     }

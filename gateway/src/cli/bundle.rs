@@ -217,7 +217,12 @@ fn build(args: BuildArgs) -> Result<ExitCode, CliError> {
             let claims = match &args.signing.claims_file {
                 Some(path) => match serde_json::from_slice(&read_file(path)?) {
                     Ok(serde_json::Value::Object(map)) => map,
-                    Ok(_) => return Err(CliError::new(format!("{}: claims must be a JSON object", path.display()))),
+                    Ok(_) => {
+                        return Err(CliError::new(format!(
+                            "{}: claims must be a JSON object",
+                            path.display()
+                        )))
+                    }
                     Err(e) => return Err(CliError::new(format!("{}: {e}", path.display()))),
                 },
                 None => Default::default(),
@@ -244,7 +249,11 @@ fn build(args: BuildArgs) -> Result<ExitCode, CliError> {
         built.tarball.len(),
         built.bundle.files.len(),
         built.sha256,
-        if options.signing.is_some() { ", signed" } else { "" }
+        if options.signing.is_some() {
+            ", signed"
+        } else {
+            ""
+        }
     );
     Ok(ExitCode::SUCCESS)
 }
@@ -254,10 +263,11 @@ fn source_date_epoch() -> Result<Option<String>, CliError> {
     let Ok(value) = std::env::var("SOURCE_DATE_EPOCH") else {
         return Ok(None);
     };
-    let seconds: i64 = value
-        .trim()
-        .parse()
-        .map_err(|_| CliError::new(format!("SOURCE_DATE_EPOCH {value:?} is not a number of seconds")))?;
+    let seconds: i64 = value.trim().parse().map_err(|_| {
+        CliError::new(format!(
+            "SOURCE_DATE_EPOCH {value:?} is not a number of seconds"
+        ))
+    })?;
     let at = time::OffsetDateTime::from_unix_timestamp(seconds)
         .map_err(|e| CliError::new(format!("SOURCE_DATE_EPOCH: {e}")))?;
     let text = at
@@ -312,7 +322,11 @@ fn check(args: TargetArgs) -> Result<ExitCode, CliError> {
         report.packages.len(),
         bundle.manifest.roots,
         report.entrypoint,
-        if report.entrypoint_defined { "(defined)" } else { "(not defined)" }
+        if report.entrypoint_defined {
+            "(defined)"
+        } else {
+            "(not defined)"
+        }
     );
     Ok(ExitCode::SUCCESS)
 }
@@ -419,12 +433,18 @@ fn inspect(args: InspectArgs) -> Result<ExitCode, CliError> {
         "signature": signature,
     });
     if args.json {
-        println!("{}", serde_json::to_string_pretty(&report).expect("JSON serialises"));
+        println!(
+            "{}",
+            serde_json::to_string_pretty(&report).expect("JSON serialises")
+        );
         return Ok(ExitCode::SUCCESS);
     }
     println!("bundle:     {}", args.bundle.display());
     println!("size:       {} bytes", bytes.len());
-    println!("sha256:     {}", report["sha256"].as_str().unwrap_or_default());
+    println!(
+        "sha256:     {}",
+        report["sha256"].as_str().unwrap_or_default()
+    );
     println!("revision:   {}", bundle.manifest.revision);
     println!("roots:      {:?}", bundle.manifest.roots);
     println!("entrypoint: {}", bundle.manifest.entrypoint());
