@@ -33,13 +33,20 @@ pub struct Checkpoint {
 impl Checkpoint {
     /// The note body: `origin\nsize\nbase64(root)\n`.
     pub fn body(&self) -> String {
-        format!("{}\n{}\n{}\n", self.origin, self.size, B64.encode(self.root))
+        format!(
+            "{}\n{}\n{}\n",
+            self.origin,
+            self.size,
+            B64.encode(self.root)
+        )
     }
 
     /// Parses a note body (exactly three lines, each ending in `\n`).
     pub fn parse_body(body: &str) -> Result<Self> {
         let bad = |m: &str| LedgerError::InvalidCheckpoint(m.to_owned());
-        let rest = body.strip_suffix('\n').ok_or_else(|| bad("body must end in a newline"))?;
+        let rest = body
+            .strip_suffix('\n')
+            .ok_or_else(|| bad("body must end in a newline"))?;
         let lines: Vec<&str> = rest.split('\n').collect();
         if lines.len() != 3 {
             return Err(bad("body must have exactly three lines"));
@@ -145,7 +152,13 @@ impl std::fmt::Display for NoteVerifier {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         let mut raw = vec![ALG_ED25519];
         raw.extend_from_slice(self.key.as_bytes());
-        write!(f, "{}+{}+{}", self.name, hex::encode(self.id), B64.encode(raw))
+        write!(
+            f,
+            "{}+{}+{}",
+            self.name,
+            hex::encode(self.id),
+            B64.encode(raw)
+        )
     }
 }
 
@@ -300,7 +313,10 @@ mod tests {
 
     #[test]
     fn body_parsing_is_strict() {
-        assert!(Checkpoint::parse_body("o\n08\nXcnaeacGWamtVZy3Ad7ZoqudgjqtL0lgz+Nw7/RgQyg=\n").is_err());
+        assert!(
+            Checkpoint::parse_body("o\n08\nXcnaeacGWamtVZy3Ad7ZoqudgjqtL0lgz+Nw7/RgQyg=\n")
+                .is_err()
+        );
         assert!(Checkpoint::parse_body("o\n8\nXcna\n").is_err());
         assert!(Checkpoint::parse_body("o\n8\n").is_err());
         assert_eq!(Checkpoint::parse_body(&size8().body()).unwrap(), size8());

@@ -49,6 +49,9 @@ pub enum LedgerError {
     /// The stored log contradicts itself (should never happen; refuse to sign on top of it).
     #[error("ledger inconsistency: {0}")]
     Inconsistent(String),
+    /// A group commit failed; every append in the batch was rolled back.
+    #[error("append failed and was rolled back: {0}")]
+    AppendFailed(String),
     /// The appender task has stopped (shut down or failed).
     #[error("the ledger writer has stopped")]
     Closed,

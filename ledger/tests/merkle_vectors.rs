@@ -176,7 +176,9 @@ fn every_inclusion_proof_for_sizes_1_to_8() {
             let proof = inclusion_proof(&mut t, i, n).unwrap();
             assert_eq!(proof, ref_path(i as usize, &leaves[..n as usize]));
             verify_inclusion(&leaves[i as usize], i, n, &proof, &r).unwrap();
-            flip_each_bit(&proof, |p| verify_inclusion(&leaves[i as usize], i, n, p, &r).is_err());
+            flip_each_bit(&proof, |p| {
+                verify_inclusion(&leaves[i as usize], i, n, p, &r).is_err()
+            });
             // wrong index, wrong leaf, truncated or extended proof all fail
             if n > 1 {
                 let other = (i + 1) % n;
@@ -184,9 +186,7 @@ fn every_inclusion_proof_for_sizes_1_to_8() {
             }
             assert!(verify_inclusion(&leaf_hash(b"x"), i, n, &proof, &r).is_err());
             if !proof.is_empty() {
-                assert!(
-                    verify_inclusion(&leaves[i as usize], i, n, &proof[1..], &r).is_err()
-                );
+                assert!(verify_inclusion(&leaves[i as usize], i, n, &proof[1..], &r).is_err());
             }
             let mut longer = proof.clone();
             longer.push(r);

@@ -1,0 +1,473 @@
+//! The ledger's SQL, written once for both backends.
+//!
+//! [`Conn`] wraps a SQLite or PostgreSQL connection (usually inside a transaction); every
+//! method runs the same runtime-checked SQL on either (PostgreSQL-style `$n` placeholders work
+//! on both). Only bulk inserts differ: multi-row `VALUES` on SQLite, `UNNEST` arrays on
+//! PostgreSQL. No method commits: the caller owns the transaction.
+
+use std::collections::HashMap;
+
+use sqlx::{PgConnection, Row, SqliteConnection};
+
+use crate::error::{LedgerError, Result};
+use crate::merkle::{Hash, NodeId};
+
+/// A connection of either backend.
+pub(crate) enum Conn<'c> {
+    Sqlite(&'c mut SqliteConnection),
+    Postgres(&'c mut PgConnection),
+}
+
+/// Runs `$body` with `$c` bound to the concrete connection of either backend.
+macro_rules! on_conn {
+    ($self:expr, $c:ident => $body:expr) => {
+        match $self {
+            Conn::Sqlite($c) => {
+                let $c = &mut **$c;
+                $body
+            }
+            Conn::Postgres($c) => {
+                let $c = &mut **$c;
+                $body
+            }
+        }
+    };
+}
+
+/// The head row of one org log.
+#[derive(Debug, Clone)]
+pub(crate) struct Head {
+    pub log_id: i64,
+    pub origin: String,
+    pub size: u64,
+    pub head_hash: Hash,
+}
+
+/// A stored signed checkpoint.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StoredCheckpoint {
+    /// Tree size.
+    pub size: u64,
+    /// Root hash.
+    pub root: Hash,
+    /// The complete signed note.
+    pub note: String,
+    /// Name of the signing key.
+    pub key_name: String,
+    /// When it was signed (RFC 3339).
+    pub created_at: String,
+}
+
+/// A published checkpoint key with its validity window.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct KeyRecord {
+    /// Key name.
+    pub name: String,
+    /// Hex key id.
+    pub key_id: String,
+    /// Verifier key text `<name>+<id>+<base64>`.
+    pub verifier: String,
+    /// Start of validity (RFC 3339).
+    pub valid_from: String,
+    /// End of validity, `None` while current.
+    pub valid_until: Option<String>,
+}
+
+pub(crate) fn to_hash(bytes: Vec<u8>) -> Result<Hash> {
+    bytes
+        .try_into()
+        .map_err(|_| LedgerError::Inconsistent("stored hash is not 32 bytes".into()))
+}
+
+fn to_u64(v: i64) -> Result<u64> {
+    u64::try_from(v).map_err(|_| LedgerError::Inconsistent("negative stored number".into()))
+}
+
+fn to_i64(v: u64) -> Result<i64> {
+    i64::try_from(v).map_err(|_| LedgerError::OutOfRange(format!("{v} is too large")))
+}
+
+/// Builds `($1,$2,..),(..)` for `rows` rows of `cols` placeholders.
+fn values_clause(rows: usize, cols: usize) -> String {
+    let mut s = String::with_capacity(rows * cols * 5);
+    for r in 0..rows {
+        if r > 0 {
+            s.push(',');
+        }
+        s.push('(');
+        for c in 0..cols {
+            if c > 0 {
+                s.push(',');
+            }
+            s.push('$');
+            s.push_str(&(r * cols + c + 1).to_string());
+        }
+        s.push(')');
+    }
+    s
+}
+
+/// Rows per multi-row SQLite insert (4 columns each stays far below the parameter limit).
+const SQLITE_CHUNK: usize = 256;
+
+impl Conn<'_> {
+    fn head_from_row<R: Row>(row: &R) -> Result<Head>
+    where
+        for<'r> i64: sqlx::Decode<'r, R::Database> + sqlx::Type<R::Database>,
+        for<'r> String: sqlx::Decode<'r, R::Database> + sqlx::Type<R::Database>,
+        for<'r> Vec<u8>: sqlx::Decode<'r, R::Database> + sqlx::Type<R::Database>,
+        usize: sqlx::ColumnIndex<R>,
+    {
+        Ok(Head {
+            log_id: row.try_get(0)?,
+            origin: row.try_get(1)?,
+            size: to_u64(row.try_get(2)?)?,
+            head_hash: to_hash(row.try_get(3)?)?,
+        })
+    }
+
+    /// Reads the head row of `org` without locking it.
+    pub async fn find_head(&mut self, org: &str) -> Result<Option<Head>> {
+        on_conn!(self, c => {
+            let row = sqlx::query(
+                "SELECT log_id, origin, size, head_hash FROM ledger_logs WHERE org = $1",
+            )
+            .bind(org)
+            .fetch_optional(&mut *c)
+            .await?;
+            row.map(|r| Self::head_from_row(&r)).transpose()
+        })
+    }
+
+    /// Locks the head row of `org` for this transaction, creating the log when missing.
+    ///
+    /// On PostgreSQL this is `SELECT ... FOR UPDATE`; on SQLite the caller's
+    /// `BEGIN IMMEDIATE` already holds the database write lock.
+    pub async fn lock_head(&mut self, org: &str, origin: &str, genesis: &Hash) -> Result<Head> {
+        for _ in 0..2 {
+            let row = match self {
+                Conn::Sqlite(c) => sqlx::query(
+                    "SELECT log_id, origin, size, head_hash FROM ledger_logs WHERE org = $1",
+                )
+                .bind(org)
+                .fetch_optional(&mut **c)
+                .await?
+                .map(|r| Self::head_from_row(&r))
+                .transpose()?,
+                Conn::Postgres(c) => sqlx::query(
+                    "SELECT log_id, origin, size, head_hash FROM ledger_logs WHERE org = $1 \
+                     FOR UPDATE",
+                )
+                .bind(org)
+                .fetch_optional(&mut **c)
+                .await?
+                .map(|r| Self::head_from_row(&r))
+                .transpose()?,
+            };
+            if let Some(head) = row {
+                if head.origin != origin {
+                    return Err(LedgerError::Inconsistent(format!(
+                        "log `{org}` has origin `{}`, not `{origin}`",
+                        head.origin
+                    )));
+                }
+                return Ok(head);
+            }
+            on_conn!(self, c => {
+                sqlx::query(
+                    "INSERT INTO ledger_logs (org, origin, size, head_hash) VALUES ($1, $2, 0, $3) \
+                     ON CONFLICT (org) DO NOTHING",
+                )
+                .bind(org)
+                .bind(origin)
+                .bind(genesis.as_slice())
+                .execute(&mut *c)
+                .await?;
+            });
+        }
+        Err(LedgerError::Inconsistent(format!(
+            "cannot create log `{org}`"
+        )))
+    }
+
+    /// Appends entry rows `first_seq..` (leaf bytes and leaf hash).
+    pub async fn insert_entries(
+        &mut self,
+        log_id: i64,
+        first_seq: u64,
+        rows: &[(Vec<u8>, Hash)],
+    ) -> Result<()> {
+        match self {
+            Conn::Sqlite(c) => {
+                for (chunk_no, chunk) in rows.chunks(SQLITE_CHUNK).enumerate() {
+                    let sql = format!(
+                        "INSERT INTO ledger_entries (log_id, seq, leaf, leaf_hash) VALUES {}",
+                        values_clause(chunk.len(), 4)
+                    );
+                    let mut q = sqlx::query(sqlx::AssertSqlSafe(sql));
+                    for (i, (leaf, hash)) in chunk.iter().enumerate() {
+                        let seq = first_seq + (chunk_no * SQLITE_CHUNK + i) as u64;
+                        q = q
+                            .bind(log_id)
+                            .bind(to_i64(seq)?)
+                            .bind(leaf.as_slice())
+                            .bind(hash.as_slice());
+                    }
+                    q.execute(&mut **c).await?;
+                }
+            }
+            Conn::Postgres(c) => {
+                let seqs: Vec<i64> = (0..rows.len() as u64)
+                    .map(|i| to_i64(first_seq + i))
+                    .collect::<Result<_>>()?;
+                let leaves: Vec<Vec<u8>> = rows.iter().map(|r| r.0.clone()).collect();
+                let hashes: Vec<Vec<u8>> = rows.iter().map(|r| r.1.to_vec()).collect();
+                sqlx::query(
+                    "INSERT INTO ledger_entries (log_id, seq, leaf, leaf_hash) \
+                     SELECT $1, * FROM UNNEST($2::bigint[], $3::bytea[], $4::bytea[])",
+                )
+                .bind(log_id)
+                .bind(seqs)
+                .bind(leaves)
+                .bind(hashes)
+                .execute(&mut **c)
+                .await?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Stores complete-subtree hashes.
+    pub async fn insert_nodes(&mut self, log_id: i64, nodes: &[(NodeId, Hash)]) -> Result<()> {
+        match self {
+            Conn::Sqlite(c) => {
+                for chunk in nodes.chunks(SQLITE_CHUNK) {
+                    let sql = format!(
+                        "INSERT INTO ledger_nodes (log_id, level, idx, hash) VALUES {}",
+                        values_clause(chunk.len(), 4)
+                    );
+                    let mut q = sqlx::query(sqlx::AssertSqlSafe(sql));
+                    for (id, hash) in chunk {
+                        q = q
+                            .bind(log_id)
+                            .bind(i64::from(id.level))
+                            .bind(to_i64(id.index)?)
+                            .bind(hash.as_slice());
+                    }
+                    q.execute(&mut **c).await?;
+                }
+            }
+            Conn::Postgres(c) => {
+                let levels: Vec<i64> = nodes.iter().map(|n| i64::from(n.0.level)).collect();
+                let idxs: Vec<i64> = nodes
+                    .iter()
+                    .map(|n| to_i64(n.0.index))
+                    .collect::<Result<_>>()?;
+                let hashes: Vec<Vec<u8>> = nodes.iter().map(|n| n.1.to_vec()).collect();
+                sqlx::query(
+                    "INSERT INTO ledger_nodes (log_id, level, idx, hash) \
+                     SELECT $1, * FROM UNNEST($2::bigint[], $3::bigint[], $4::bytea[])",
+                )
+                .bind(log_id)
+                .bind(levels)
+                .bind(idxs)
+                .bind(hashes)
+                .execute(&mut **c)
+                .await?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Moves the head of a log.
+    pub async fn update_head(&mut self, log_id: i64, size: u64, head_hash: &Hash) -> Result<()> {
+        let size = to_i64(size)?;
+        on_conn!(self, c => {
+            sqlx::query("UPDATE ledger_logs SET size = $1, head_hash = $2 WHERE log_id = $3")
+                .bind(size)
+                .bind(head_hash.as_slice())
+                .bind(log_id)
+                .execute(&mut *c)
+                .await?;
+        });
+        Ok(())
+    }
+
+    /// Fetches stored subtree hashes; missing ids are absent from the map.
+    pub async fn nodes(&mut self, log_id: i64, ids: &[NodeId]) -> Result<HashMap<NodeId, Hash>> {
+        let mut out = HashMap::with_capacity(ids.len());
+        for id in ids {
+            let idx = to_i64(id.index)?;
+            let row = on_conn!(self, c => {
+                sqlx::query("SELECT hash FROM ledger_nodes WHERE log_id = $1 AND level = $2 AND idx = $3")
+                    .bind(log_id)
+                    .bind(i64::from(id.level))
+                    .bind(idx)
+                    .fetch_optional(&mut *c)
+                    .await?
+                    .map(|r| r.try_get::<Vec<u8>, _>(0))
+                    .transpose()?
+            });
+            if let Some(bytes) = row {
+                out.insert(*id, to_hash(bytes)?);
+            }
+        }
+        Ok(out)
+    }
+
+    /// The most recent checkpoint of a log, as (size, root).
+    pub async fn last_checkpoint(&mut self, log_id: i64) -> Result<Option<(u64, Hash)>> {
+        let row = on_conn!(self, c => {
+            sqlx::query(
+                "SELECT size, root FROM ledger_checkpoints WHERE log_id = $1 ORDER BY size DESC LIMIT 1",
+            )
+            .bind(log_id)
+            .fetch_optional(&mut *c)
+            .await?
+            .map(|r| -> Result<(i64, Vec<u8>)> { Ok((r.try_get(0)?, r.try_get(1)?)) })
+            .transpose()?
+        });
+        row.map(|(s, r)| Ok((to_u64(s)?, to_hash(r)?))).transpose()
+    }
+
+    /// Stores a signed checkpoint (a second copy of the same size is ignored).
+    pub async fn insert_checkpoint(&mut self, log_id: i64, cp: &StoredCheckpoint) -> Result<()> {
+        let size = to_i64(cp.size)?;
+        on_conn!(self, c => {
+            sqlx::query(
+                "INSERT INTO ledger_checkpoints (log_id, size, root, note, key_name, created_at) \
+                 VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT (log_id, size) DO NOTHING",
+            )
+            .bind(log_id)
+            .bind(size)
+            .bind(cp.root.as_slice())
+            .bind(cp.note.as_str())
+            .bind(cp.key_name.as_str())
+            .bind(cp.created_at.as_str())
+            .execute(&mut *c)
+            .await?;
+        });
+        Ok(())
+    }
+
+    /// Checkpoints with `from <= size <= to`, by size.
+    pub async fn checkpoints(
+        &mut self,
+        log_id: i64,
+        from: u64,
+        to: u64,
+    ) -> Result<Vec<StoredCheckpoint>> {
+        let (from, to) = (to_i64(from)?, to_i64(to.min(i64::MAX as u64))?);
+        let rows = on_conn!(self, c => {
+            let rows = sqlx::query(
+                "SELECT size, root, note, key_name, created_at FROM ledger_checkpoints \
+                 WHERE log_id = $1 AND size >= $2 AND size <= $3 ORDER BY size",
+            )
+            .bind(log_id)
+            .bind(from)
+            .bind(to)
+            .fetch_all(&mut *c)
+            .await?;
+            rows.iter()
+                .map(|r| -> Result<(i64, Vec<u8>, String, String, String)> {
+                    Ok((r.try_get(0)?, r.try_get(1)?, r.try_get(2)?, r.try_get(3)?, r.try_get(4)?))
+                })
+                .collect::<Result<Vec<_>>>()?
+        });
+        rows.into_iter()
+            .map(|(size, root, note, key_name, created_at)| {
+                Ok(StoredCheckpoint {
+                    size: to_u64(size)?,
+                    root: to_hash(root)?,
+                    note,
+                    key_name,
+                    created_at,
+                })
+            })
+            .collect()
+    }
+
+    /// Up to `limit` entries from `from`, as (seq, leaf bytes, leaf hash).
+    pub async fn entries(
+        &mut self,
+        log_id: i64,
+        from: u64,
+        limit: u64,
+    ) -> Result<Vec<(u64, Vec<u8>, Hash)>> {
+        let (from, limit) = (to_i64(from)?, to_i64(limit.min(i64::MAX as u64))?);
+        let rows = on_conn!(self, c => {
+            let rows = sqlx::query(
+                "SELECT seq, leaf, leaf_hash FROM ledger_entries WHERE log_id = $1 AND seq >= $2 \
+                 ORDER BY seq LIMIT $3",
+            )
+            .bind(log_id)
+            .bind(from)
+            .bind(limit)
+            .fetch_all(&mut *c)
+            .await?;
+            rows.iter()
+                .map(|r| -> Result<(i64, Vec<u8>, Vec<u8>)> {
+                    Ok((r.try_get(0)?, r.try_get(1)?, r.try_get(2)?))
+                })
+                .collect::<Result<Vec<_>>>()?
+        });
+        rows.into_iter()
+            .map(|(s, l, h)| Ok((to_u64(s)?, l, to_hash(h)?)))
+            .collect()
+    }
+
+    /// Every published checkpoint key.
+    pub async fn keys(&mut self) -> Result<Vec<KeyRecord>> {
+        on_conn!(self, c => {
+            let rows = sqlx::query(
+                "SELECT key_name, key_id, verifier, valid_from, valid_until FROM ledger_keys \
+                 ORDER BY valid_from, verifier",
+            )
+            .fetch_all(&mut *c)
+            .await?;
+            rows.iter()
+                .map(|r| {
+                    Ok(KeyRecord {
+                        name: r.try_get(0)?,
+                        key_id: r.try_get(1)?,
+                        verifier: r.try_get(2)?,
+                        valid_from: r.try_get(3)?,
+                        valid_until: r.try_get(4)?,
+                    })
+                })
+                .collect()
+        })
+    }
+
+    /// Publishes a key (no-op when already published).
+    pub async fn insert_key(&mut self, key: &KeyRecord) -> Result<()> {
+        on_conn!(self, c => {
+            sqlx::query(
+                "INSERT INTO ledger_keys (key_name, key_id, verifier, valid_from, valid_until) \
+                 VALUES ($1, $2, $3, $4, $5) ON CONFLICT (verifier) DO NOTHING",
+            )
+            .bind(key.name.as_str())
+            .bind(key.key_id.as_str())
+            .bind(key.verifier.as_str())
+            .bind(key.valid_from.as_str())
+            .bind(key.valid_until.as_deref())
+            .execute(&mut *c)
+            .await?;
+        });
+        Ok(())
+    }
+
+    /// Closes the validity window of every current key other than `except`.
+    pub async fn retire_keys_except(&mut self, except: &str, at: &str) -> Result<()> {
+        on_conn!(self, c => {
+            sqlx::query(
+                "UPDATE ledger_keys SET valid_until = $1 WHERE valid_until IS NULL AND verifier <> $2",
+            )
+            .bind(at)
+            .bind(except)
+            .execute(&mut *c)
+            .await?;
+        });
+        Ok(())
+    }
+}

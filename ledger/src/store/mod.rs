@@ -1,0 +1,164 @@
+//! The storage layer every part of sck shares: SQLite by default, PostgreSQL on request.
+//!
+//! [`Store::open`] takes a database URL — a file path or `sqlite:` URL (SQLite, a single file in
+//! WAL mode with `synchronous=FULL`, created with its directory on first start) or a
+//! `postgres://` URL — connects, and runs every pending migration before returning. Two concrete
+//! sqlx pools sit behind the [`Store`] enum because the `Any` driver cannot set SQLite pragmas.
+//! All SQL is checked at run time (no sqlx macros, no database needed to build).
+//!
+//! # Adding tables for another part of sck
+//! Define a `&'static [Migration]` with your own `component` name (e.g. `"bundles"`), one entry
+//! per schema version with the SQL for each backend, and pass it to [`Store::migrate`] at start
+//! (or to [`Store::open`] together with [`crate::schema::MIGRATIONS`]). Versions are applied in
+//! order, once, each in its own transaction, recorded in `sck_schema_migrations`; concurrent
+//! starters serialise (PostgreSQL advisory lock, SQLite `BEGIN IMMEDIATE`). Then use
+//! [`Store::sqlite`] / [`Store::postgres`] for your queries.
+
+pub mod migrate;
+
+use std::path::Path;
+use std::str::FromStr;
+use std::time::Duration;
+
+use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions};
+use sqlx::sqlite::{
+    SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous,
+};
+
+pub use migrate::Migration;
+
+use crate::error::{LedgerError, Result};
+
+/// The database used when none is configured: a SQLite file under `sck-data/`.
+pub const DEFAULT_DATABASE_URL: &str = "sck-data/sck.db";
+
+/// Environment variable naming the database (same as `--database-url`).
+pub const DATABASE_URL_ENV: &str = "SCK_DATABASE_URL";
+
+/// Which database engine a [`Store`] talks to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Backend {
+    /// A single SQLite file.
+    Sqlite,
+    /// A PostgreSQL server.
+    Postgres,
+}
+
+/// A connection pool to the sck database.
+#[derive(Debug, Clone)]
+pub enum Store {
+    /// SQLite pool (WAL, `synchronous=FULL`, foreign keys on).
+    Sqlite(SqlitePool),
+    /// PostgreSQL pool.
+    Postgres(PgPool),
+}
+
+/// Tuning for [`Store::connect_with`].
+#[derive(Debug, Clone)]
+pub struct StoreOptions {
+    /// Maximum pool connections.
+    pub max_connections: u32,
+    /// How long a SQLite writer waits for another process's write lock.
+    pub busy_timeout: Duration,
+}
+
+impl Default for StoreOptions {
+    fn default() -> Self {
+        StoreOptions {
+            max_connections: 8,
+            busy_timeout: Duration::from_secs(30),
+        }
+    }
+}
+
+impl Store {
+    /// Connects to `url` and applies `migrations` (each set in order).
+    pub async fn open(url: &str, migrations: &[&[Migration]]) -> Result<Store> {
+        let store = Store::connect_with(url, &StoreOptions::default()).await?;
+        for set in migrations {
+            store.migrate(set).await?;
+        }
+        Ok(store)
+    }
+
+    /// Connects to `url` without running migrations.
+    pub async fn connect_with(url: &str, options: &StoreOptions) -> Result<Store> {
+        if url.starts_with("postgres://") || url.starts_with("postgresql://") {
+            let opts = PgConnectOptions::from_str(url)?;
+            let pool = PgPoolOptions::new()
+                .max_connections(options.max_connections)
+                .acquire_timeout(Duration::from_secs(30))
+                .connect_with(opts)
+                .await?;
+            return Ok(Store::Postgres(pool));
+        }
+        let path = if let Some(rest) = url.strip_prefix("sqlite://") {
+            rest
+        } else if let Some(rest) = url.strip_prefix("sqlite:") {
+            rest
+        } else if url.contains("://") {
+            return Err(LedgerError::UnsupportedDatabase);
+        } else {
+            url
+        };
+        let path = path.split('?').next().unwrap_or(path);
+        if path.is_empty() || path == ":memory:" {
+            return Err(LedgerError::UnsupportedDatabase);
+        }
+        if let Some(dir) = Path::new(path).parent() {
+            if !dir.as_os_str().is_empty() {
+                std::fs::create_dir_all(dir)?;
+            }
+        }
+        let opts = SqliteConnectOptions::new()
+            .filename(path)
+            .create_if_missing(true)
+            .journal_mode(SqliteJournalMode::Wal)
+            .synchronous(SqliteSynchronous::Full)
+            .foreign_keys(true)
+            .busy_timeout(options.busy_timeout);
+        let pool = SqlitePoolOptions::new()
+            .max_connections(options.max_connections)
+            .acquire_timeout(Duration::from_secs(60))
+            .connect_with(opts)
+            .await?;
+        Ok(Store::Sqlite(pool))
+    }
+
+    /// Applies the pending migrations of one component.
+    pub async fn migrate(&self, migrations: &[Migration]) -> Result<()> {
+        migrate::run(self, migrations).await
+    }
+
+    /// The engine behind this store.
+    pub fn backend(&self) -> Backend {
+        match self {
+            Store::Sqlite(_) => Backend::Sqlite,
+            Store::Postgres(_) => Backend::Postgres,
+        }
+    }
+
+    /// The SQLite pool, when this is a SQLite store.
+    pub fn sqlite(&self) -> Option<&SqlitePool> {
+        match self {
+            Store::Sqlite(p) => Some(p),
+            Store::Postgres(_) => None,
+        }
+    }
+
+    /// The PostgreSQL pool, when this is a PostgreSQL store.
+    pub fn postgres(&self) -> Option<&PgPool> {
+        match self {
+            Store::Postgres(p) => Some(p),
+            Store::Sqlite(_) => None,
+        }
+    }
+
+    /// Closes every pooled connection.
+    pub async fn close(&self) {
+        match self {
+            Store::Sqlite(p) => p.close().await,
+            Store::Postgres(p) => p.close().await,
+        }
+    }
+}

@@ -1,0 +1,417 @@
+//! The single writer task: group commit, chain and tree extension, checkpoint signing.
+//!
+//! Invariant: a [`Receipt`] is sent only after the transaction holding its entry committed.
+//! Every request queued while a commit is in flight joins the next batch, so many entries
+//! share one transaction and one fsync. Each batch locks the head row of every org it touches
+//! (sorted, so replicas cannot deadlock), reloads its cached frontier when another process
+//! moved the head, appends entries and the new complete-subtree hashes, moves the head, and —
+//! when K entries have accumulated — signs a checkpoint after checking it is consistent with
+//! the previous one. Timed (T seconds) and shutdown checkpoints use the same path.
+
+use std::collections::{BTreeMap, HashMap};
+use std::time::Duration;
+
+use time::OffsetDateTime;
+use tokio::sync::{mpsc, oneshot};
+use tokio::time::Instant;
+
+use crate::checkpoint::Checkpoint;
+use crate::entry::{format_timestamp, genesis_prev, origin, seal, validate_org, Event};
+use crate::error::{LedgerError, Result};
+use crate::keys::LedgerKey;
+use crate::log_store::{Conn, Head, StoredCheckpoint};
+use crate::merkle::{consistency_proof, required_nodes, verify_consistency, Frontier, Hash};
+use crate::store::Store;
+
+/// Proof that an entry was durably committed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Receipt {
+    /// The org log.
+    pub org: String,
+    /// The entry's position.
+    pub seq: u64,
+    /// SHA-256(0x00 || leaf bytes).
+    pub leaf_hash: Hash,
+}
+
+/// Writer tuning.
+#[derive(Debug, Clone)]
+pub struct WriterConfig {
+    /// Deployment name: origins are `<deployment>/<org>`.
+    pub deployment: String,
+    /// Sign a checkpoint once this many entries are unsigned (K).
+    pub checkpoint_every: u64,
+    /// Sign a checkpoint when entries have been unsigned this long (T).
+    pub checkpoint_interval: Duration,
+    /// Most entries committed in one transaction.
+    pub max_batch: usize,
+}
+
+impl Default for WriterConfig {
+    fn default() -> Self {
+        WriterConfig {
+            deployment: "sck".into(),
+            checkpoint_every: 1000,
+            checkpoint_interval: Duration::from_secs(10),
+            max_batch: 4096,
+        }
+    }
+}
+
+pub(crate) enum Command {
+    Append {
+        org: String,
+        event: Event,
+        reply: oneshot::Sender<Result<Receipt>>,
+    },
+    Checkpoint {
+        org: String,
+        reply: oneshot::Sender<Result<Option<StoredCheckpoint>>>,
+    },
+    SetKey {
+        key: LedgerKey,
+        reply: oneshot::Sender<()>,
+    },
+    Shutdown {
+        reply: oneshot::Sender<Result<()>>,
+    },
+}
+
+/// What the writer remembers about a log between batches.
+struct LogState {
+    head: Head,
+    frontier: Frontier,
+    last_checkpoint: Option<(u64, Hash)>,
+    last_checkpoint_at: Instant,
+}
+
+type Waiter = (Event, oneshot::Sender<Result<Receipt>>);
+
+pub(crate) struct Writer {
+    store: Store,
+    key: LedgerKey,
+    config: WriterConfig,
+    logs: HashMap<String, LogState>,
+}
+
+/// Runs `$body` inside one transaction of the store's backend, committing on success.
+macro_rules! in_transaction {
+    ($store:expr, $conn:ident => $body:expr) => {
+        match $store {
+            Store::Sqlite(pool) => {
+                let mut tx = pool.begin_with("BEGIN IMMEDIATE").await?;
+                let out = {
+                    let mut $conn = Conn::Sqlite(&mut *tx);
+                    $body
+                };
+                tx.commit().await?;
+                out
+            }
+            Store::Postgres(pool) => {
+                let mut tx = pool.begin().await?;
+                let out = {
+                    let mut $conn = Conn::Postgres(&mut *tx);
+                    $body
+                };
+                tx.commit().await?;
+                out
+            }
+        }
+    };
+}
+
+impl Writer {
+    pub(crate) fn new(store: Store, key: LedgerKey, config: WriterConfig) -> Self {
+        Writer {
+            store,
+            key,
+            config,
+            logs: HashMap::new(),
+        }
+    }
+
+    /// The writer loop: runs until shutdown or until every sender is dropped.
+    pub(crate) async fn run(mut self, mut rx: mpsc::Receiver<Command>) {
+        let mut carried: Option<Command> = None;
+        loop {
+            let cmd = match carried.take() {
+                Some(c) => Some(c),
+                None => {
+                    let deadline = self.next_deadline();
+                    tokio::select! {
+                        c = rx.recv() => c,
+                        _ = sleep_until_opt(deadline) => {
+                            if let Err(e) = self.timed_checkpoints(false).await {
+                                tracing::error!(error = %e, "timed ledger checkpoint failed");
+                                self.logs.clear();
+                            }
+                            continue;
+                        }
+                    }
+                }
+            };
+            match cmd {
+                None => {
+                    if let Err(e) = self.timed_checkpoints(true).await {
+                        tracing::error!(error = %e, "final ledger checkpoint failed");
+                    }
+                    return;
+                }
+                Some(Command::Append { org, event, reply }) => {
+                    let mut batch = vec![(org, (event, reply))];
+                    while batch.len() < self.config.max_batch {
+                        match rx.try_recv() {
+                            Ok(Command::Append { org, event, reply }) => {
+                                batch.push((org, (event, reply)))
+                            }
+                            Ok(other) => {
+                                carried = Some(other);
+                                break;
+                            }
+                            Err(_) => break,
+                        }
+                    }
+                    self.commit_batch(batch).await;
+                }
+                Some(Command::Checkpoint { org, reply }) => {
+                    let r = self.checkpoint_org(&org).await;
+                    if r.is_err() {
+                        self.logs.clear();
+                    }
+                    let _ = reply.send(r);
+                }
+                Some(Command::SetKey { key, reply }) => {
+                    self.key = key;
+                    let _ = reply.send(());
+                }
+                Some(Command::Shutdown { reply }) => {
+                    let r = self.timed_checkpoints(true).await;
+                    let _ = reply.send(r);
+                    return;
+                }
+            }
+        }
+    }
+
+    fn next_deadline(&self) -> Option<Instant> {
+        self.logs
+            .values()
+            .filter(|s| s.head.size > s.last_checkpoint.map_or(0, |c| c.0))
+            .map(|s| s.last_checkpoint_at + self.config.checkpoint_interval)
+            .min()
+    }
+
+    /// Commits one batch and answers every waiter.
+    async fn commit_batch(&mut self, batch: Vec<(String, Waiter)>) {
+        let mut groups: BTreeMap<String, Vec<Waiter>> = BTreeMap::new();
+        for (org, waiter) in batch {
+            if let Err(e) = validate_org(&org) {
+                let _ = waiter.1.send(Err(e));
+                continue;
+            }
+            groups.entry(org).or_default().push(waiter);
+        }
+        if groups.is_empty() {
+            return;
+        }
+        let store = self.store.clone();
+        let result: Result<Vec<Vec<Result<Receipt>>>> = async {
+            Ok(in_transaction!(&store, conn => self.write_groups(&mut conn, &groups).await?))
+        }
+        .await;
+        match result {
+            Ok(all) => {
+                for (receipts, waiters) in all.into_iter().zip(groups.into_values()) {
+                    for (r, (_, reply)) in receipts.into_iter().zip(waiters) {
+                        let _ = reply.send(r);
+                    }
+                }
+            }
+            Err(e) => {
+                self.logs.clear();
+                let msg = e.to_string();
+                tracing::error!(error = %msg, "ledger batch rolled back");
+                for (_, reply) in groups.into_values().flatten() {
+                    let _ = reply.send(Err(LedgerError::AppendFailed(msg.clone())));
+                }
+            }
+        }
+    }
+
+    /// Locks the head of `org` and returns its state, reloading it if another writer moved it.
+    async fn lock_log(&mut self, conn: &mut Conn<'_>, org: &str) -> Result<&mut LogState> {
+        let origin = origin(&self.config.deployment, org);
+        let head = conn.lock_head(org, &origin, &genesis_prev(&origin)).await?;
+        let fresh = match self.logs.get(org) {
+            Some(s) => {
+                s.head.log_id != head.log_id
+                    || s.head.size != head.size
+                    || s.head.head_hash != head.head_hash
+            }
+            None => true,
+        };
+        if fresh {
+            let ids = Frontier::node_ids(head.size);
+            let nodes = conn.nodes(head.log_id, &ids).await?;
+            let hashes = ids
+                .iter()
+                .map(|id| {
+                    nodes.get(id).copied().ok_or_else(|| {
+                        LedgerError::Inconsistent(format!("missing tree node {id:?} of `{org}`"))
+                    })
+                })
+                .collect::<Result<Vec<_>>>()?;
+            let frontier = Frontier::from_nodes(head.size, hashes)?;
+            let last_checkpoint = conn.last_checkpoint(head.log_id).await?;
+            self.logs.insert(
+                org.to_owned(),
+                LogState {
+                    head,
+                    frontier,
+                    last_checkpoint,
+                    last_checkpoint_at: Instant::now(),
+                },
+            );
+        }
+        self.logs
+            .get_mut(org)
+            .ok_or_else(|| LedgerError::Inconsistent("log state vanished".into()))
+    }
+
+    async fn write_groups(
+        &mut self,
+        conn: &mut Conn<'_>,
+        groups: &BTreeMap<String, Vec<Waiter>>,
+    ) -> Result<Vec<Vec<Result<Receipt>>>> {
+        let now = OffsetDateTime::now_utc();
+        let every = self.config.checkpoint_every.max(1);
+        let mut out = Vec::with_capacity(groups.len());
+        for (org, waiters) in groups {
+            let state = self.lock_log(conn, org).await?;
+            let first_seq = state.head.size;
+            let mut prev = state.head.head_hash;
+            let mut rows = Vec::with_capacity(waiters.len());
+            let mut nodes = Vec::with_capacity(waiters.len() * 2);
+            let mut receipts = Vec::with_capacity(waiters.len());
+            for (event, _) in waiters {
+                let seq = first_seq + rows.len() as u64;
+                match seal(org, seq, now, &prev, event) {
+                    Ok((bytes, hash)) => {
+                        nodes.extend(state.frontier.push(hash));
+                        rows.push((bytes, hash));
+                        prev = hash;
+                        receipts.push(Ok(Receipt {
+                            org: org.clone(),
+                            seq,
+                            leaf_hash: hash,
+                        }));
+                    }
+                    Err(e) => receipts.push(Err(e)),
+                }
+            }
+            if !rows.is_empty() {
+                let log_id = state.head.log_id;
+                conn.insert_entries(log_id, first_seq, &rows).await?;
+                conn.insert_nodes(log_id, &nodes).await?;
+                let size = first_seq + rows.len() as u64;
+                conn.update_head(log_id, size, &prev).await?;
+                state.head.size = size;
+                state.head.head_hash = prev;
+                let signed = state.last_checkpoint.map_or(0, |c| c.0);
+                if size - signed >= every {
+                    let key = self.key.clone();
+                    let state = self
+                        .logs
+                        .get_mut(org)
+                        .ok_or_else(|| LedgerError::Inconsistent("log state vanished".into()))?;
+                    sign_checkpoint(conn, state, &key, now).await?;
+                }
+            }
+            out.push(receipts);
+        }
+        Ok(out)
+    }
+
+    /// Checkpoints every log with unsigned entries whose interval elapsed (or all, if `all`).
+    async fn timed_checkpoints(&mut self, all: bool) -> Result<()> {
+        let now = Instant::now();
+        let due: Vec<String> = self
+            .logs
+            .iter()
+            .filter(|(_, s)| s.head.size > s.last_checkpoint.map_or(0, |c| c.0))
+            .filter(|(_, s)| all || s.last_checkpoint_at + self.config.checkpoint_interval <= now)
+            .map(|(org, _)| org.clone())
+            .collect();
+        for org in due {
+            self.checkpoint_org(&org).await?;
+        }
+        Ok(())
+    }
+
+    /// Signs a checkpoint of `org` at its current size, if newer than the last one.
+    async fn checkpoint_org(&mut self, org: &str) -> Result<Option<StoredCheckpoint>> {
+        validate_org(org)?;
+        let store = self.store.clone();
+        let key = self.key.clone();
+        let now = OffsetDateTime::now_utc();
+        Ok(in_transaction!(&store, conn => {
+            let state = self.lock_log(&mut conn, org).await?;
+            sign_checkpoint(&mut conn, state, &key, now).await?
+        }))
+    }
+}
+
+/// Signs and stores a checkpoint at the log's current size after checking consistency with
+/// the previous checkpoint. Returns `None` when the last checkpoint already covers the log.
+async fn sign_checkpoint(
+    conn: &mut Conn<'_>,
+    state: &mut LogState,
+    key: &LedgerKey,
+    now: OffsetDateTime,
+) -> Result<Option<StoredCheckpoint>> {
+    let size = state.head.size;
+    let root = state.frontier.root();
+    if let Some((old_size, old_root)) = state.last_checkpoint {
+        if old_size > size {
+            return Err(LedgerError::Inconsistent(format!(
+                "log shrank from checkpoint size {old_size} to {size}"
+            )));
+        }
+        if old_size == size {
+            return Ok(None);
+        }
+        let ids = required_nodes(|src| consistency_proof(src, old_size, size).map(|_| ()));
+        let nodes = conn.nodes(state.head.log_id, &ids).await?;
+        let proof = consistency_proof(&mut |id| nodes.get(&id).copied(), old_size, size)?;
+        verify_consistency(old_size, size, &proof, &old_root, &root).map_err(|e| {
+            LedgerError::Inconsistent(format!(
+                "tree of size {size} is not consistent with checkpoint {old_size}: {e}"
+            ))
+        })?;
+    } else if size == 0 {
+        return Ok(None);
+    }
+    let checkpoint = Checkpoint {
+        origin: state.head.origin.clone(),
+        size,
+        root,
+    };
+    let stored = StoredCheckpoint {
+        size,
+        root,
+        note: key.sign(&checkpoint)?,
+        key_name: key.name().to_owned(),
+        created_at: format_timestamp(now),
+    };
+    conn.insert_checkpoint(state.head.log_id, &stored).await?;
+    state.last_checkpoint = Some((size, root));
+    state.last_checkpoint_at = Instant::now();
+    Ok(Some(stored))
+}
+
+async fn sleep_until_opt(deadline: Option<Instant>) {
+    match deadline {
+        Some(d) => tokio::time::sleep_until(d).await,
+        None => std::future::pending().await,
+    }
+}
