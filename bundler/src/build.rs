@@ -80,26 +80,40 @@ pub fn build(source: &SourceTree, options: &BuildOptions) -> Result<Built> {
         metadata.as_ref(),
     )?;
 
-    let data_file = BundleFile::new("data.json", data_bytes);
-    let manifest_file = BundleFile::new(MANIFEST_FILE, manifest_bytes);
-
-    // Archive order as OPA writes it: data, modules, signatures, manifest.
-    let mut files = vec![data_file.clone()];
-    files.extend(modules.iter().cloned());
-    if let Some(config) = &options.signing {
-        // Signed order as OPA lists it: modules, data, manifest.
-        let mut signed = modules.clone();
-        signed.push(data_file);
-        signed.push(manifest_file.clone());
-        files.push(BundleFile::new(
-            SIGNATURES_FILE,
-            signing::sign(&signed, config)?,
-        ));
-    }
-    files.push(manifest_file);
-
-    let tarball = write_tarball(&files)?;
+    // Archive order as OPA writes it: data, modules, (signatures,) manifest.
+    let mut files = vec![BundleFile::new("data.json", data_bytes)];
+    files.extend(modules);
+    files.push(BundleFile::new(MANIFEST_FILE, manifest_bytes));
     let bundle = Bundle::from_files(files)?;
+    match &options.signing {
+        Some(config) => sign_bundle(&bundle, config),
+        None => finish(bundle),
+    }
+}
+
+/// Signs an existing bundle (replacing any signature it had) and writes its tarball.
+pub fn sign_bundle(bundle: &Bundle, config: &SigningConfig) -> Result<Built> {
+    // Signed order as OPA lists it: modules, data, manifest, anything else.
+    let rank = |f: &BundleFile| match f.name.as_str() {
+        n if n.ends_with(".rego") => 0,
+        n if is_data_file(n) => 1,
+        MANIFEST_FILE => 2,
+        _ => 3,
+    };
+    let mut signed = bundle.files.clone();
+    signed.sort_by_key(rank);
+    let signatures = BundleFile::new(SIGNATURES_FILE, signing::sign(&signed, config)?);
+    let mut files = bundle.files.clone();
+    let at = files
+        .iter()
+        .position(|f| f.name == MANIFEST_FILE)
+        .unwrap_or(files.len());
+    files.insert(at, signatures);
+    finish(Bundle::from_files(files)?)
+}
+
+fn finish(bundle: Bundle) -> Result<Built> {
+    let tarball = write_tarball(&bundle.all_files())?;
     let sha256 = crate::sha256_hex(&tarball);
     Ok(Built {
         bundle,

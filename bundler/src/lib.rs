@@ -17,7 +17,7 @@ pub mod signing;
 pub mod source;
 pub mod tarball;
 
-pub use build::{build, BuildOptions, Built, SckIdentity};
+pub use build::{build, sign_bundle, BuildOptions, Built, SckIdentity};
 pub use bundle::Bundle;
 pub use error::{BundleError, Result};
 pub use keys::{SigningKey, VerificationKey};
