@@ -23,6 +23,7 @@
 pub mod checkpoint;
 pub mod entry;
 pub mod error;
+pub mod export;
 pub mod keys;
 pub mod ledger;
 mod log_store;
@@ -30,6 +31,7 @@ pub mod merkle;
 pub mod reader;
 pub mod schema;
 pub mod store;
+pub mod verify;
 mod writer;
 
 pub use entry::{Event, EventType};
