@@ -8,6 +8,7 @@ use std::process::ExitCode;
 use clap::{Parser, Subcommand};
 
 mod bundle;
+mod ledger;
 
 /// sck — policy-bundle enforcement gateway.
 ///
@@ -25,6 +26,9 @@ enum Command {
     /// Build, sign, verify, check, test and inspect policy bundles.
     #[command(subcommand)]
     Bundle(bundle::BundleCommand),
+    /// Export, verify and prove the trust ledger; manage checkpoint keys.
+    #[command(subcommand)]
+    Ledger(ledger::LedgerCommand),
 }
 
 /// A failure to report to the user, with the exit status to use.
@@ -55,6 +59,7 @@ pub fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
         Command::Bundle(command) => bundle::run(command),
+        Command::Ledger(command) => ledger::run(command),
     };
     match result {
         Ok(code) => code,
