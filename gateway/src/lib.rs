@@ -1,5 +1,18 @@
-//! sck's gateway crate: the `sck` command-line tool (and, as the server lands, the axum
-//! gateway). Library code here wires the `sck-bundler` and `sck-ledger` crates to the outside
-//! world; the binary in `main.rs` only calls [`cli::main`].
+//! sck's gateway crate: the axum server (`sck serve`) and the `sck` command-line tool. Library
+//! code here wires the `sck-bundler` and `sck-ledger` crates to HTTP and storage; the binary in
+//! `main.rs` only calls [`cli::main`].
 
+pub mod activations;
+pub mod api_error;
+pub mod auth;
+pub mod bootstrap;
 pub mod cli;
+pub mod config;
+pub mod extract;
+pub mod files;
+pub mod lifecycle;
+pub mod registry;
+pub mod routes;
+pub mod server;
+pub mod signers;
+pub mod state;

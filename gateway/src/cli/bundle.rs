@@ -41,6 +41,19 @@ pub enum BundleCommand {
     /// Generate an ES256 (P-256) signing key: writes PKCS#8 PEM to --out and the public key
     /// to <out>.pub.pem.
     Keygen(KeygenArgs),
+    /// Compile a policy tree on a running server into a DRAFT version (runs its Rego tests).
+    Compile(super::remote::CompileArgs),
+    /// Sign a DRAFT on the server: it becomes PUBLISHED and immutable.
+    Publish(super::remote::PublishArgs),
+    /// Make a PUBLISHED version the one served and enforced for its org and bundle name.
+    ///
+    /// A version older than the active one needs --rollback; revoked versions never activate.
+    Activate(super::remote::ActivateArgs),
+    /// Revoke a version: never served or activated again. An active version needs
+    /// --rollback-to ID or --allow-no-active.
+    Revoke(super::remote::RevokeArgs),
+    /// List versions on the server.
+    List(super::remote::ListArgs),
 }
 
 #[derive(Debug, Args)]
@@ -163,6 +176,11 @@ pub fn run(command: BundleCommand) -> Result<ExitCode, CliError> {
         BundleCommand::Test(args) => test(args),
         BundleCommand::Inspect(args) => inspect(args),
         BundleCommand::Keygen(args) => keygen(args),
+        BundleCommand::Compile(args) => super::remote::compile(args),
+        BundleCommand::Publish(args) => super::remote::publish(args),
+        BundleCommand::Activate(args) => super::remote::activate(args),
+        BundleCommand::Revoke(args) => super::remote::revoke(args),
+        BundleCommand::List(args) => super::remote::list(args),
     }
 }
 
@@ -470,7 +488,7 @@ fn inspect(args: InspectArgs) -> Result<ExitCode, CliError> {
 
 fn keygen(args: KeygenArgs) -> Result<ExitCode, CliError> {
     let (key, pem) = SigningKey::generate_es256()?;
-    write_private(&args.out, pem.as_bytes())?;
+    crate::files::write_private(&args.out, pem.as_bytes()).map_err(CliError::new)?;
     let public_path = PathBuf::from(format!("{}.pub.pem", args.out.display()));
     let public = key.public_key_pem().unwrap_or_default();
     write_file(&public_path, public.as_bytes())?;
@@ -480,19 +498,4 @@ fn keygen(args: KeygenArgs) -> Result<ExitCode, CliError> {
         public_path.display()
     );
     Ok(ExitCode::SUCCESS)
-}
-
-/// Writes a secret file readable by its owner only.
-fn write_private(path: &Path, bytes: &[u8]) -> Result<(), CliError> {
-    use std::io::Write;
-    use std::os::unix::fs::OpenOptionsExt;
-    let mut file = std::fs::OpenOptions::new()
-        .write(true)
-        .create(true)
-        .truncate(true)
-        .mode(0o600)
-        .open(path)
-        .map_err(|e| CliError::new(format!("{}: {e}", path.display())))?;
-    file.write_all(bytes)
-        .map_err(|e| CliError::new(format!("{}: {e}", path.display())))
 }

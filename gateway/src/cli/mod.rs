@@ -8,7 +8,10 @@ use std::process::ExitCode;
 use clap::{Parser, Subcommand};
 
 mod bundle;
+mod client;
 mod ledger;
+mod remote;
+mod serve;
 
 /// sck — policy-bundle enforcement gateway.
 ///
@@ -29,6 +32,19 @@ enum Command {
     /// Export, verify and prove the trust ledger; manage checkpoint keys.
     #[command(subcommand)]
     Ledger(ledger::LedgerCommand),
+    /// Run the gateway server (bundle registry, lifecycle API, bundle service for OPA).
+    ///
+    /// On an empty database it creates the default org, compiles, publishes and activates the
+    /// bootstrap policies, and prints a root admin key and a sidecar token once.
+    Serve(serve::ServeArgs),
+    /// Configuration helpers.
+    #[command(subcommand)]
+    Config(serve::ConfigCommand),
+    /// Create orgs, admin keys and sidecar credentials directly in the database.
+    #[command(subcommand)]
+    Admin(serve::AdminCommand),
+    /// Print an OPA sidecar configuration that fetches and verifies a bundle from this server.
+    OpaConfig(serve::OpaConfigArgs),
 }
 
 /// A failure to report to the user, with the exit status to use.
@@ -60,6 +76,10 @@ pub fn main() -> ExitCode {
     let result = match cli.command {
         Command::Bundle(command) => bundle::run(command),
         Command::Ledger(command) => ledger::run(command),
+        Command::Serve(args) => serve::serve(args),
+        Command::Config(command) => serve::config(command),
+        Command::Admin(command) => serve::admin(command),
+        Command::OpaConfig(args) => serve::opa_config(args),
     };
     match result {
         Ok(code) => code,

@@ -1,0 +1,109 @@
+//! Who is calling: axum extractors for admin keys and sidecar credentials.
+//!
+//! Both read `Authorization: Bearer <secret>` and look the secret's SHA-256 up in the registry.
+//! A route's signature states who may call it (`AdminKey`, `SidecarCredential`); org checks
+//! are explicit calls ([`AdminKey::authorize_org`]) so an org's key never reaches another org.
+
+use axum::extract::FromRequestParts;
+use axum::http::request::Parts;
+
+use crate::api_error::{ApiError, ApiResult};
+use crate::registry::{Credential, CredentialKind};
+use crate::state::AppState;
+
+fn bearer(parts: &Parts) -> ApiResult<&str> {
+    let value = parts
+        .headers
+        .get(axum::http::header::AUTHORIZATION)
+        .ok_or_else(|| ApiError::unauthorized("missing Authorization: Bearer credential"))?;
+    let text = value
+        .to_str()
+        .map_err(|_| ApiError::unauthorized("malformed Authorization header"))?;
+    let (scheme, token) = text
+        .split_once(' ')
+        .ok_or_else(|| ApiError::unauthorized("malformed Authorization header"))?;
+    if !scheme.eq_ignore_ascii_case("bearer") || token.trim().is_empty() {
+        return Err(ApiError::unauthorized(
+            "expected Authorization: Bearer <credential>",
+        ));
+    }
+    Ok(token.trim())
+}
+
+async fn authenticate(
+    parts: &Parts,
+    state: &AppState,
+    kind: CredentialKind,
+) -> ApiResult<Credential> {
+    let secret = bearer(parts)?;
+    state
+        .lifecycle
+        .registry
+        .authenticate(kind, secret)
+        .await?
+        .ok_or_else(|| ApiError::unauthorized("unknown or revoked credential"))
+}
+
+/// An authenticated admin key (org-scoped, or the deployment-wide root key).
+#[derive(Debug, Clone)]
+pub struct AdminKey(pub Credential);
+
+impl AdminKey {
+    /// Allows the root key everywhere and an org key only in its own org.
+    pub fn authorize_org(&self, org: &str) -> ApiResult<()> {
+        match &self.0.org {
+            None => Ok(()),
+            Some(own) if own == org => Ok(()),
+            Some(_) => Err(ApiError::forbidden(format!(
+                "this key may not act on organization {org}"
+            ))),
+        }
+    }
+
+    /// Like [`Self::authorize_org`], but answers 404 so a foreign resource's existence is
+    /// not revealed.
+    pub fn authorize_read(&self, org: &str, what: &str) -> ApiResult<()> {
+        self.authorize_org(org)
+            .map_err(|_| ApiError::not_found(format!("{what} not found")))
+    }
+
+    /// The key id, recorded as the actor in ledger events.
+    pub fn actor(&self) -> &str {
+        &self.0.id
+    }
+}
+
+impl FromRequestParts<AppState> for AdminKey {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> ApiResult<Self> {
+        authenticate(parts, state, CredentialKind::Admin)
+            .await
+            .map(AdminKey)
+    }
+}
+
+/// An authenticated OPA sidecar credential of one org.
+#[derive(Debug, Clone)]
+pub struct SidecarCredential(pub Credential);
+
+impl SidecarCredential {
+    pub fn authorize_org(&self, org: &str) -> ApiResult<()> {
+        match &self.0.org {
+            Some(own) if own == org => Ok(()),
+            _ => Err(ApiError::forbidden(format!(
+                "this credential may not fetch bundles of organization {org}"
+            ))),
+        }
+    }
+}
+
+impl FromRequestParts<AppState> for SidecarCredential {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> ApiResult<Self> {
+        authenticate(parts, state, CredentialKind::Sidecar)
+            .await
+            .map(SidecarCredential)
+    }
+}

@@ -1,0 +1,247 @@
+//! `sck serve`, `sck config example`, `sck admin ...` and `sck opa-config`: running the server
+//! and the operator commands around it.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Args, Subcommand, ValueEnum};
+use serde_json::Value;
+
+use super::client::{ApiClient, ServerArgs};
+use super::CliError;
+use crate::config::{Config, EXAMPLE};
+use crate::registry::CredentialKind;
+
+#[derive(Debug, Args)]
+pub struct ServeArgs {
+    /// TOML configuration file (see `sck config example`).
+    #[arg(long, env = "SCK_CONFIG")]
+    config: Option<PathBuf>,
+    /// Listen address (overrides the configuration).
+    #[arg(long)]
+    listen: Option<SocketAddr>,
+    /// SQLite file or postgres:// URL (overrides the configuration and SCK_DATABASE_URL).
+    #[arg(long)]
+    database_url: Option<String>,
+    /// Log format on stderr.
+    #[arg(long, value_enum, default_value_t = LogFormat::Text)]
+    log_format: LogFormat,
+}
+
+#[derive(Debug, Clone, Copy, ValueEnum)]
+enum LogFormat {
+    Text,
+    Json,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum ConfigCommand {
+    /// Print an example configuration with every option, its default and a comment.
+    Example,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum AdminCommand {
+    /// Create an admin key (for one org, or --root for the whole deployment); printed once.
+    CreateKey(CredentialArgs),
+    /// Create an OPA sidecar credential for an org; printed once.
+    CreateSidecarToken(CredentialArgs),
+    /// Create an organization.
+    CreateOrg(OrgArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct CredentialArgs {
+    /// The organization the credential belongs to.
+    #[arg(long, required_unless_present = "root", conflicts_with = "root")]
+    org: Option<String>,
+    /// A deployment-wide root key (admin keys only).
+    #[arg(long)]
+    root: bool,
+    #[command(flatten)]
+    database: DatabaseArgs,
+}
+
+#[derive(Debug, Args)]
+pub struct OrgArgs {
+    /// Organization id.
+    org: String,
+    #[command(flatten)]
+    database: DatabaseArgs,
+}
+
+/// Admin commands work on the database directly (they are how the first keys are made).
+#[derive(Debug, Args)]
+struct DatabaseArgs {
+    /// TOML configuration file.
+    #[arg(long, env = "SCK_CONFIG")]
+    config: Option<PathBuf>,
+    /// SQLite file or postgres:// URL.
+    #[arg(long)]
+    database_url: Option<String>,
+}
+
+#[derive(Debug, Args)]
+pub struct OpaConfigArgs {
+    /// Organization whose bundle the sidecar fetches.
+    #[arg(long)]
+    org: String,
+    /// Bundle name.
+    #[arg(long)]
+    bundle: String,
+    /// Sidecar credential to embed; default: "${SCK_SIDECAR_TOKEN}" (OPA substitutes it).
+    #[arg(long, env = "SCK_SIDECAR_TOKEN", hide_env_values = true)]
+    sidecar_token: Option<String>,
+    /// Signer whose public key the sidecar pins (default: the server's default signer).
+    #[arg(long)]
+    signer: Option<String>,
+    /// URL the sidecar uses to reach the server (default: --server).
+    #[arg(long)]
+    service_url: Option<String>,
+    #[command(flatten)]
+    server: ServerArgs,
+}
+
+fn runtime() -> Result<tokio::runtime::Runtime, CliError> {
+    tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| CliError::new(format!("runtime: {e}")))
+}
+
+fn init_logging(format: LogFormat) {
+    let filter = tracing_subscriber::EnvFilter::try_from_env("SCK_LOG")
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info,sqlx=warn"));
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    match format {
+        LogFormat::Text => builder.init(),
+        LogFormat::Json => builder.json().init(),
+    }
+}
+
+fn load_config(file: Option<&PathBuf>, database_url: Option<String>) -> Result<Config, CliError> {
+    let mut config = Config::load(file.map(PathBuf::as_path)).map_err(CliError::new)?;
+    if let Some(url) = database_url {
+        config.database_url = url;
+    }
+    Ok(config)
+}
+
+pub fn serve(args: ServeArgs) -> Result<ExitCode, CliError> {
+    init_logging(args.log_format);
+    let mut config = load_config(args.config.as_ref(), args.database_url)?;
+    if let Some(listen) = args.listen {
+        config.listen = listen;
+    }
+    runtime()?
+        .block_on(crate::server::serve(config))
+        .map_err(CliError::new)?;
+    Ok(ExitCode::SUCCESS)
+}
+
+pub fn config(command: ConfigCommand) -> Result<ExitCode, CliError> {
+    match command {
+        ConfigCommand::Example => print!("{EXAMPLE}"),
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+pub fn admin(command: AdminCommand) -> Result<ExitCode, CliError> {
+    let (database, kind, org, root) = match &command {
+        AdminCommand::CreateKey(a) => (&a.database, CredentialKind::Admin, a.org.clone(), a.root),
+        AdminCommand::CreateSidecarToken(a) => {
+            if a.root {
+                return Err(CliError::new(
+                    "sidecar credentials belong to one org: use --org",
+                ));
+            }
+            (&a.database, CredentialKind::Sidecar, a.org.clone(), false)
+        }
+        AdminCommand::CreateOrg(a) => (
+            &a.database,
+            CredentialKind::Admin,
+            Some(a.org.clone()),
+            false,
+        ),
+    };
+    let config = load_config(database.config.as_ref(), database.database_url.clone())?;
+    runtime()?.block_on(async move {
+        let state = crate::server::open(config).await.map_err(CliError::new)?;
+        let registry = &state.lifecycle.registry;
+        let fail = |e: crate::api_error::ApiError| CliError::new(e.detail);
+        let result = match (&command, org) {
+            (AdminCommand::CreateOrg(_), Some(org)) => {
+                crate::lifecycle::check_name("organization", &org).map_err(fail)?;
+                registry.ensure_org(&org).await.map_err(fail)?;
+                println!("organization {org} exists");
+                Ok(())
+            }
+            (_, None) if root => {
+                let (id, secret) = registry.create_credential(kind, None).await.map_err(fail)?;
+                println!("root admin key {id}:\n{secret}");
+                Ok(())
+            }
+            (_, Some(org)) => {
+                if !registry.org_exists(&org).await.map_err(fail)? {
+                    return Err(CliError::new(format!(
+                        "organization {org} not found (create it with `sck admin create-org {org}`)"
+                    )));
+                }
+                let (id, secret) =
+                    crate::routes::credentials::issue_credential(&state, kind, &org, "cli")
+                        .await
+                        .map_err(fail)?;
+                println!(
+                    "{} credential {id} for org {org}:\n{secret}",
+                    if kind == CredentialKind::Admin {
+                        "admin"
+                    } else {
+                        "sidecar"
+                    }
+                );
+                Ok(())
+            }
+            _ => Err(CliError::new("give --org or --root")),
+        };
+        let _ = state.lifecycle.ledger.shutdown().await;
+        result
+    })?;
+    Ok(ExitCode::SUCCESS)
+}
+
+pub fn opa_config(args: OpaConfigArgs) -> Result<ExitCode, CliError> {
+    let signers = ApiClient::new(&args.server).get("/api/v1/enforcement/signers")?;
+    let list = signers["signers"].as_array().cloned().unwrap_or_default();
+    let signer = list
+        .iter()
+        .find(|s| match &args.signer {
+            Some(id) => s["id"] == Value::String(id.clone()),
+            None => s["default"] == Value::Bool(true),
+        })
+        .ok_or_else(|| CliError::new("signer not found on the server"))?;
+    let id = signer["id"].as_str().unwrap_or_default();
+    let algorithm = signer["algorithm"].as_str().unwrap_or_default();
+    let key = signer["publicKey"].as_str().ok_or_else(|| {
+        CliError::new(format!(
+            "signer {id} uses an HMAC secret; give OPA that secret yourself"
+        ))
+    })?;
+    let token = args
+        .sidecar_token
+        .unwrap_or_else(|| "${SCK_SIDECAR_TOKEN}".to_owned());
+    let url = args.service_url.unwrap_or(args.server.server);
+    let indented_key: String = key.lines().map(|l| format!("      {l}\n")).collect();
+    print!(
+        "services:\n  sck:\n    url: {url}\n    credentials:\n      bearer:\n        token: \"{token}\"\n\
+         bundles:\n  {bundle}:\n    service: sck\n    resource: bundles/{org}/{bundle}.tar.gz\n\
+         \x20   polling:\n      min_delay_seconds: 10\n      max_delay_seconds: 20\n      long_polling_timeout_seconds: 30\n\
+         \x20   signing:\n      keyid: {id}\n\
+         keys:\n  {id}:\n    algorithm: {algorithm}\n    key: |\n{indented_key}",
+        bundle = args.bundle,
+        org = args.org,
+    );
+    Ok(ExitCode::SUCCESS)
+}

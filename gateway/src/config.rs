@@ -1,0 +1,211 @@
+//! Server configuration: a TOML file, overridden by `SCK_*` environment variables.
+//!
+//! Precedence: built-in defaults < `--config FILE` < environment. Nested keys use `__` in the
+//! environment (`SCK_HTTP__MAX_BODY_BYTES=1048576`); `SCK_DATABASE_URL` sets `database_url`.
+//! `sck config example` prints [`EXAMPLE`], every option with its default and a comment.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+use figment::providers::{Env, Format, Serialized, Toml};
+use figment::Figment;
+use serde::{Deserialize, Serialize};
+
+/// Everything `sck serve` can be told.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Config {
+    /// Address to listen on.
+    pub listen: SocketAddr,
+    /// The URL clients and sidecars use to reach this server.
+    pub public_url: String,
+    /// SQLite file path or `sqlite:`/`postgres://` URL.
+    pub database_url: String,
+    /// Where keys and the SQLite database live.
+    pub data_dir: PathBuf,
+    /// Deployment name; ledger origins are `<deployment>/<org>`.
+    pub deployment: String,
+    pub http: HttpConfig,
+    pub bundles: BundleConfig,
+    pub ledger: LedgerConfig,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct HttpConfig {
+    /// Requests (other than long polls) that take longer are answered 503.
+    pub request_timeout_secs: u64,
+    /// Largest accepted request body.
+    pub max_body_bytes: usize,
+    /// How long in-flight requests may run after a shutdown signal.
+    pub shutdown_grace_secs: u64,
+    /// Upper bound on an OPA long poll (`Prefer: wait=N`).
+    pub long_poll_max_secs: u64,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct BundleConfig {
+    /// Policy tree compiled, published and activated on an empty database (none: skip).
+    pub bootstrap_policies: Option<PathBuf>,
+    /// Org created on an empty database.
+    pub default_org: String,
+    /// Bundle name of the bootstrap bundle.
+    pub default_bundle: String,
+    /// Signer used when a publish request names none.
+    pub default_signer: String,
+    /// Reader limit: most files in one bundle.
+    pub max_files: usize,
+    /// Reader limit: most decompressed bytes of one bundle.
+    pub max_decompressed_bytes: u64,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LedgerConfig {
+    /// Checkpoint signing key file (generated on first start). `SCK_LEDGER_KEY` overrides it.
+    pub key_file: Option<PathBuf>,
+    /// Sign a checkpoint every K entries...
+    pub checkpoint_every: u64,
+    /// ...or every T seconds, whichever comes first.
+    pub checkpoint_interval_secs: u64,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Config {
+            listen: "127.0.0.1:8080".parse().expect("valid address"),
+            public_url: "http://127.0.0.1:8080".into(),
+            database_url: "sck-data/sck.db".into(),
+            data_dir: "sck-data".into(),
+            deployment: "sck".into(),
+            http: HttpConfig {
+                request_timeout_secs: 30,
+                max_body_bytes: 8 << 20,
+                shutdown_grace_secs: 30,
+                long_poll_max_secs: 300,
+            },
+            bundles: BundleConfig {
+                bootstrap_policies: Some("policies".into()),
+                default_org: "default".into(),
+                default_bundle: "gateway".into(),
+                default_signer: "sck-es256".into(),
+                max_files: 10_000,
+                max_decompressed_bytes: 256 << 20,
+            },
+            ledger: LedgerConfig {
+                key_file: None,
+                checkpoint_every: 1000,
+                checkpoint_interval_secs: 10,
+            },
+        }
+    }
+}
+
+/// The commented example configuration (`sck config example`).
+pub const EXAMPLE: &str = r#"# sck serve configuration. Every value below is the default.
+# Environment variables override the file: SCK_<KEY>, nested keys joined by "__",
+# e.g. SCK_LISTEN=0.0.0.0:8080, SCK_DATABASE_URL=postgres://..., SCK_HTTP__MAX_BODY_BYTES=1048576.
+
+# Address to listen on.
+listen = "127.0.0.1:8080"
+# The URL OPA sidecars and API clients use to reach this server (printed in examples and
+# in `sck opa-config`).
+public_url = "http://127.0.0.1:8080"
+# A SQLite file (created on first start) or a postgres:// URL (for several replicas).
+database_url = "sck-data/sck.db"
+# Where generated keys live.
+data_dir = "sck-data"
+# Deployment name: ledger log origins are "<deployment>/<org>".
+deployment = "sck"
+
+[http]
+# Requests other than long polls that run longer are answered 503.
+request_timeout_secs = 30
+# Largest accepted request body, in bytes.
+max_body_bytes = 8388608
+# Grace period for in-flight requests after SIGTERM/SIGINT.
+shutdown_grace_secs = 30
+# Upper bound on an OPA long poll (Prefer: wait=N).
+long_poll_max_secs = 300
+
+[bundles]
+# Policy tree compiled, published and activated on an empty database.
+bootstrap_policies = "policies"
+# Org and bundle name used for that first bundle.
+default_org = "default"
+default_bundle = "gateway"
+# Signer used when a publish request names none (ES256 key generated in data_dir/signers).
+default_signer = "sck-es256"
+# Limits for reading untrusted bundles.
+max_files = 10000
+max_decompressed_bytes = 268435456
+
+[ledger]
+# Checkpoint signing key (Ed25519, generated on first start at data_dir/ledger.key when unset).
+# SCK_LEDGER_KEY, if set, holds the key itself and wins.
+# key_file = "sck-data/ledger.key"
+# Sign a checkpoint every K entries or T seconds, whichever comes first, and at shutdown.
+checkpoint_every = 1000
+checkpoint_interval_secs = 10
+"#;
+
+impl Config {
+    /// Loads defaults, then `file` (if given), then the environment.
+    pub fn load(file: Option<&Path>) -> Result<Config, String> {
+        let mut figment = Figment::from(Serialized::defaults(Config::default()));
+        if let Some(path) = file {
+            if !path.is_file() {
+                return Err(format!("config file {}: not found", path.display()));
+            }
+            figment = figment.merge(Toml::file(path));
+        }
+        figment = figment.merge(Env::prefixed("SCK_").split("__").ignore(&[
+            "LEDGER_KEY",
+            "TEST_DATABASE_URL",
+            "TEST_PG_PORT",
+        ]));
+        figment.extract().map_err(|e| format!("configuration: {e}"))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn example_matches_the_defaults() {
+        let parsed: Config = Figment::from(Toml::string(EXAMPLE)).extract().unwrap();
+        let mut expected = Config::default();
+        // The example leaves key_file commented out, as the default does.
+        expected.ledger.key_file = None;
+        assert_eq!(parsed, expected);
+    }
+
+    #[test]
+    fn environment_overrides_file() {
+        figment::Jail::expect_with(|jail| {
+            jail.create_file(
+                "sck.toml",
+                "listen = \"127.0.0.1:9000\"\n[http]\nmax_body_bytes = 5\n",
+            )?;
+            jail.set_env("SCK_HTTP__MAX_BODY_BYTES", "7");
+            jail.set_env("SCK_DATABASE_URL", "postgres://x/y");
+            let config = Config::load(Some(Path::new("sck.toml"))).unwrap();
+            assert_eq!(config.listen.port(), 9000);
+            assert_eq!(config.http.max_body_bytes, 7);
+            assert_eq!(config.database_url, "postgres://x/y");
+            Ok(())
+        });
+    }
+
+    #[test]
+    fn unknown_keys_are_refused() {
+        figment::Jail::expect_with(|jail| {
+            jail.create_file("sck.toml", "lisen = \"x\"\n")?;
+            let err = Config::load(Some(Path::new("sck.toml"))).unwrap_err();
+            assert!(err.contains("lisen"), "{err}");
+            Ok(())
+        });
+    }
+}

@@ -1,0 +1,370 @@
+//! Bundle lifecycle: compile → publish → activate → supersede / revoke.
+//!
+//! Each operation validates, changes the registry, records a ledger event in the org's log
+//! (ids and digests only), and announces activations to long-polling sidecars. Activation
+//! re-reads the stored tarball and checks its digest, signature and `metadata.sck` before the
+//! version can be served, so a corrupted or tampered row is refused, not served.
+
+use std::collections::BTreeMap;
+
+use sck_bundler::policy;
+use sck_bundler::{BuildOptions, Bundle, Limits, SckIdentity, SourceTree};
+use sck_ledger::entry::{Event, EventType};
+use sck_ledger::Ledger;
+use serde_json::json;
+
+use crate::activations::ActivationHub;
+use crate::api_error::{ApiError, ApiResult};
+use crate::registry::{version_key, Activation, BundleRecord, NewBundle, Registry, Revocation};
+use crate::signers::Signers;
+
+/// A compile request's source.
+#[derive(Debug)]
+pub enum Source {
+    /// Path → file content.
+    Files(BTreeMap<String, String>),
+    /// A gzip tarball of the source tree.
+    Tarball(Vec<u8>),
+    /// A tree already read (the bootstrap policies).
+    Tree(SourceTree),
+}
+
+/// What to compile.
+#[derive(Debug)]
+pub struct CompileRequest {
+    pub org: String,
+    pub name: String,
+    pub version: String,
+    pub revision: Option<String>,
+    pub source: Source,
+}
+
+/// The lifecycle service shared by the HTTP handlers and the bootstrap.
+#[derive(Debug, Clone)]
+pub struct Lifecycle {
+    pub registry: Registry,
+    pub ledger: Ledger,
+    pub signers: Signers,
+    pub hub: ActivationHub,
+    pub limits: Limits,
+}
+
+/// Names are path segments of bundle URLs: keep them simple.
+pub fn check_name(what: &str, value: &str) -> ApiResult<()> {
+    let ok = !value.is_empty()
+        && value.len() <= 128
+        && value
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.'))
+        && !value.starts_with('.');
+    if ok {
+        Ok(())
+    } else {
+        Err(ApiError::bad_request(
+            "invalid_request",
+            format!("{what} {value:?} must be 1-128 characters of A-Z a-z 0-9 - _ . (not starting with .)"),
+        ))
+    }
+}
+
+impl Lifecycle {
+    async fn record(&self, org: &str, kind: EventType, body: serde_json::Value) -> ApiResult<()> {
+        let event = Event::new(kind, body).map_err(|e| ApiError::internal("ledger event", e))?;
+        self.ledger.append(org, event).await?;
+        Ok(())
+    }
+
+    /// Compiles and tests a source tree into a DRAFT version. Returns the record and the
+    /// Rego test results.
+    pub async fn compile(&self, actor: &str, request: CompileRequest) -> ApiResult<BundleRecord> {
+        check_name("organizationId", &request.org)?;
+        check_name("name", &request.name)?;
+        version_key(&request.version).map_err(|e| ApiError::bad_request("invalid_request", e))?;
+        if !self.registry.org_exists(&request.org).await? {
+            return Err(ApiError::not_found(format!(
+                "organization {} not found",
+                request.org
+            )));
+        }
+        let source = match request.source {
+            Source::Tree(tree) => tree,
+            Source::Files(files) => SourceTree::from_files(
+                files
+                    .into_iter()
+                    .map(|(k, v)| (k, v.into_bytes()))
+                    .collect(),
+            )?,
+            Source::Tarball(bytes) => {
+                let files = sck_bundler::tarball::read_tarball(&bytes, &self.limits)?;
+                SourceTree::from_files(
+                    files
+                        .into_iter()
+                        .filter(|f| f.name != sck_bundler::signing::SIGNATURES_FILE)
+                        .map(|f| (f.name, f.bytes))
+                        .collect(),
+                )?
+            }
+        };
+        let revision = request.revision.unwrap_or_else(|| request.version.clone());
+        let options = BuildOptions {
+            revision: Some(revision.clone()),
+            identity: Some(SckIdentity {
+                org: request.org.clone(),
+                name: request.name.clone(),
+                version: request.version.clone(),
+            }),
+            built_at: Some(crate::registry::now()),
+            signing: None,
+        };
+        // Compiling is CPU work on untrusted input: keep it off the async workers.
+        let built = tokio::task::spawn_blocking(move || -> ApiResult<_> {
+            let built = sck_bundler::build(&source, &options)?;
+            policy::check(&built.bundle)?;
+            let failures: Vec<String> = policy::run_tests(&built.bundle)?
+                .into_iter()
+                .filter(|t| t.status != policy::TestStatus::Pass)
+                .map(|t| match t.status {
+                    policy::TestStatus::Error(e) => format!("{}: {} errored: {e}", t.file, t.name),
+                    _ => format!("{}: {} failed", t.file, t.name),
+                })
+                .collect();
+            if !failures.is_empty() {
+                return Err(ApiError::new(
+                    axum::http::StatusCode::UNPROCESSABLE_ENTITY,
+                    "bundle_invalid",
+                    failures.join("\n"),
+                ));
+            }
+            Ok((built, source.sha256()))
+        })
+        .await
+        .map_err(|e| ApiError::internal("compile", e))??;
+        let (built, source_sha256) = built;
+        let record = self
+            .registry
+            .insert_draft(NewBundle {
+                org: request.org.clone(),
+                name: request.name.clone(),
+                version: request.version.clone(),
+                revision,
+                source_sha256: source_sha256.clone(),
+                tarball: built.tarball,
+            })
+            .await?;
+        self.record(
+            &record.organization_id,
+            EventType::BundleCompiled,
+            json!({"bundle_id": record.id, "name": record.name, "version": record.version,
+                   "source_sha256": source_sha256, "actor": actor}),
+        )
+        .await?;
+        Ok(record)
+    }
+
+    /// Signs a DRAFT with `signer` (default signer if `None`): PUBLISHED and immutable.
+    pub async fn publish(
+        &self,
+        actor: &str,
+        id: &str,
+        signer: Option<&str>,
+    ) -> ApiResult<BundleRecord> {
+        let record = self.get(id).await?;
+        if record.status != crate::registry::Status::Draft {
+            return Err(ApiError::conflict(
+                "not_draft",
+                format!(
+                    "bundle {id} is {:?}; published versions are immutable",
+                    record.status
+                ),
+            ));
+        }
+        let signer = self.signers.get(signer).ok_or_else(|| {
+            ApiError::bad_request(
+                "unknown_signer",
+                format!("no signer {:?}", signer.unwrap_or("")),
+            )
+        })?;
+        let tarball = self
+            .registry
+            .tarball(id)
+            .await?
+            .ok_or_else(|| ApiError::not_found(format!("bundle {id} not found")))?;
+        let limits = self.limits;
+        let config = signer.signing_config();
+        let signed = tokio::task::spawn_blocking(move || -> ApiResult<_> {
+            let bundle = Bundle::read(&tarball, &limits)?;
+            Ok(sck_bundler::sign_bundle(&bundle, &config)?)
+        })
+        .await
+        .map_err(|e| ApiError::internal("publish", e))??;
+        let published = self
+            .registry
+            .publish(id, &signer.id, &signed.tarball, &signed.sha256)
+            .await?;
+        self.record(
+            &published.organization_id,
+            EventType::BundlePublished,
+            json!({"bundle_id": published.id, "name": published.name, "version": published.version,
+                   "sha256": signed.sha256, "signer_id": signer.id, "actor": actor}),
+        )
+        .await?;
+        Ok(published)
+    }
+
+    /// Checks the stored tarball of a published version before it may be served.
+    async fn check_servable(&self, record: &BundleRecord) -> ApiResult<()> {
+        let tarball = self
+            .registry
+            .tarball(&record.id)
+            .await?
+            .ok_or_else(|| ApiError::not_found(format!("bundle {} not found", record.id)))?;
+        let corrupt = |why: String| {
+            tracing::error!(bundle = %record.id, reason = %why, "stored bundle failed its integrity check");
+            ApiError::conflict(
+                "bundle_corrupt",
+                format!(
+                    "stored bundle {} failed its integrity check: {why}",
+                    record.id
+                ),
+            )
+        };
+        if record.sha256.as_deref() != Some(sck_bundler::sha256_hex(&tarball).as_str()) {
+            return Err(corrupt("digest does not match the published digest".into()));
+        }
+        let signer = record
+            .signer_id
+            .as_deref()
+            .and_then(|id| self.signers.get(Some(id)))
+            .ok_or_else(|| corrupt(format!("signer {:?} is not configured", record.signer_id)))?;
+        let limits = self.limits;
+        let verification = signer.verification_config();
+        let sck = tokio::task::spawn_blocking(move || -> Result<_, String> {
+            let bundle = Bundle::read(&tarball, &limits).map_err(|e| e.to_string())?;
+            bundle.verify(&verification).map_err(|e| e.to_string())?;
+            bundle
+                .manifest
+                .sck()
+                .ok_or_else(|| "manifest has no metadata.sck".to_string())
+        })
+        .await
+        .map_err(|e| ApiError::internal("activate", e))?
+        .map_err(corrupt)?;
+        if (sck.org.as_str(), sck.name.as_str(), sck.version.as_str())
+            != (
+                record.organization_id.as_str(),
+                record.name.as_str(),
+                record.version.as_str(),
+            )
+        {
+            return Err(corrupt(
+                "signed metadata.sck does not name this org, bundle and version".into(),
+            ));
+        }
+        Ok(())
+    }
+
+    /// Activates a published version (`rollback` allows an older version).
+    pub async fn activate(&self, actor: &str, id: &str, rollback: bool) -> ApiResult<Activation> {
+        let record = self.get(id).await?;
+        if record.sha256.is_some() {
+            self.check_servable(&record).await?;
+        }
+        let activation = self.registry.activate(id, rollback).await?;
+        if activation.changed {
+            self.announce_activation(
+                actor,
+                &activation.activated,
+                activation.superseded.as_ref(),
+                rollback,
+            )
+            .await?;
+        }
+        Ok(activation)
+    }
+
+    async fn announce_activation(
+        &self,
+        actor: &str,
+        activated: &BundleRecord,
+        superseded: Option<&BundleRecord>,
+        rollback: bool,
+    ) -> ApiResult<()> {
+        self.hub
+            .announce(&activated.organization_id, &activated.name)
+            .await;
+        if let Some(old) = superseded {
+            self.record(
+                &old.organization_id,
+                EventType::BundleSuperseded,
+                json!({"bundle_id": old.id, "name": old.name, "version": old.version,
+                       "sha256": old.sha256, "superseded_by": activated.id, "actor": actor}),
+            )
+            .await?;
+        }
+        self.record(
+            &activated.organization_id,
+            EventType::BundleActivated,
+            json!({"bundle_id": activated.id, "name": activated.name, "version": activated.version,
+                   "sha256": activated.sha256, "rollback": rollback,
+                   "previous": superseded.map(|s| s.id.clone()), "actor": actor}),
+        )
+        .await
+    }
+
+    /// Revokes a version; see [`Registry::revoke`].
+    pub async fn revoke(
+        &self,
+        actor: &str,
+        id: &str,
+        reason: &str,
+        rollback_to: Option<&str>,
+        allow_no_active: bool,
+    ) -> ApiResult<Revocation> {
+        if reason.trim().is_empty() {
+            return Err(ApiError::bad_request(
+                "invalid_request",
+                "reason is required",
+            ));
+        }
+        if let Some(target) = rollback_to {
+            let record = self.get(target).await?;
+            self.check_servable(&record).await?;
+        }
+        let revocation = self
+            .registry
+            .revoke(id, reason, rollback_to, allow_no_active)
+            .await?;
+        let revoked = &revocation.revoked;
+        self.record(
+            &revoked.organization_id,
+            EventType::BundleRevoked,
+            json!({"bundle_id": revoked.id, "name": revoked.name, "version": revoked.version,
+                   "sha256": revoked.sha256, "reason": reason, "was_active": revocation.was_active,
+                   "rollback_to": rollback_to, "actor": actor}),
+        )
+        .await?;
+        if revocation.was_active {
+            self.hub
+                .announce(&revoked.organization_id, &revoked.name)
+                .await;
+            if let Some(r) = &revocation.rolled_back_to {
+                self.record(
+                    &r.organization_id,
+                    EventType::BundleActivated,
+                    json!({"bundle_id": r.id, "name": r.name, "version": r.version,
+                           "sha256": r.sha256, "rollback": true, "previous": revoked.id, "actor": actor}),
+                )
+                .await?;
+            }
+        }
+        Ok(revocation)
+    }
+
+    /// A version by id, or 404.
+    pub async fn get(&self, id: &str) -> ApiResult<BundleRecord> {
+        self.registry
+            .get(id)
+            .await?
+            .ok_or_else(|| ApiError::not_found(format!("bundle {id} not found")))
+    }
+}

@@ -1,0 +1,6 @@
+//! HTTP routes, one module per area. Handlers stay small: extract, call a service, answer.
+
+pub mod bundle_service;
+pub mod bundles;
+pub mod credentials;
+pub mod ops;

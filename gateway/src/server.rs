@@ -1,0 +1,223 @@
+//! `sck serve`: opens storage and the ledger, bootstraps an empty deployment, and runs the axum
+//! server with request ids, body limits, timeouts, structured logs, metrics and graceful
+//! shutdown (final ledger checkpoints are signed on the way out).
+
+use std::sync::{Arc, OnceLock};
+use std::time::{Duration, Instant};
+
+use axum::extract::{MatchedPath, Request};
+use axum::http::{HeaderName, StatusCode};
+use axum::middleware::Next;
+use axum::response::Response;
+use axum::Router;
+use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusHandle};
+use sck_bundler::Limits;
+use sck_ledger::{Ledger, LedgerKey, Store, WriterConfig};
+use tower_http::limit::RequestBodyLimitLayer;
+use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
+use tower_http::timeout::TimeoutLayer;
+use tower_http::trace::TraceLayer;
+
+use crate::activations::ActivationHub;
+use crate::api_error::ApiError;
+use crate::config::Config;
+use crate::lifecycle::Lifecycle;
+use crate::registry::Registry;
+use crate::signers::Signers;
+use crate::state::AppState;
+use crate::{bootstrap, routes};
+
+const REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
+
+/// The process-wide Prometheus recorder (installed once, shared by every server in a process).
+fn metrics_handle() -> Result<PrometheusHandle, String> {
+    static HANDLE: OnceLock<PrometheusHandle> = OnceLock::new();
+    if let Some(handle) = HANDLE.get() {
+        return Ok(handle.clone());
+    }
+    let recorder = PrometheusBuilder::new()
+        .set_buckets(&[
+            0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0,
+        ])
+        .map_err(|e| e.to_string())?
+        .build_recorder();
+    let handle = recorder.handle();
+    metrics::set_global_recorder(recorder).map_err(|e| format!("metrics recorder: {e}"))?;
+    Ok(HANDLE.get_or_init(|| handle).clone())
+}
+
+/// Counts requests and observes latency per matched route.
+async fn track(matched: Option<MatchedPath>, request: Request, next: Next) -> Response {
+    let route = matched
+        .map(|m| m.as_str().to_owned())
+        .unwrap_or_else(|| "unmatched".into());
+    let method = request.method().to_string();
+    let started = Instant::now();
+    let response = next.run(request).await;
+    let status = response.status().as_u16().to_string();
+    metrics::counter!("sck_http_requests_total", "route" => route.clone(), "method" => method, "status" => status)
+        .increment(1);
+    metrics::histogram!("sck_http_request_duration_seconds", "route" => route)
+        .record(started.elapsed().as_secs_f64());
+    response
+}
+
+async fn not_found() -> ApiError {
+    ApiError::not_found("no such route")
+}
+
+/// The whole HTTP application.
+pub fn app(state: AppState) -> Router {
+    let config = state.config.clone();
+    let timeout = Duration::from_secs(config.http.request_timeout_secs);
+    // Long polls hold requests open on purpose: they are bounded by their own `wait` cap.
+    let api = Router::new()
+        .merge(routes::bundles::router())
+        .merge(routes::credentials::router())
+        .merge(routes::ops::router())
+        .layer(TimeoutLayer::with_status_code(
+            StatusCode::SERVICE_UNAVAILABLE,
+            timeout,
+        ));
+    Router::new()
+        .merge(api)
+        .merge(routes::bundle_service::router())
+        .fallback(not_found)
+        .layer(axum::middleware::from_fn(track))
+        .layer(RequestBodyLimitLayer::new(config.http.max_body_bytes))
+        .layer(axum::extract::DefaultBodyLimit::max(config.http.max_body_bytes))
+        .layer(PropagateRequestIdLayer::new(REQUEST_ID))
+        .layer(TraceLayer::new_for_http().make_span_with(|request: &Request| {
+            let id = request
+                .headers()
+                .get(REQUEST_ID)
+                .and_then(|v| v.to_str().ok())
+                .unwrap_or("-");
+            tracing::info_span!("request", method = %request.method(), path = %request.uri().path(), request_id = %id)
+        }))
+        .layer(SetRequestIdLayer::new(REQUEST_ID, MakeRequestUuid))
+        .with_state(state)
+}
+
+/// Loads the ledger signing key: `SCK_LEDGER_KEY`, else the key file (generated if missing).
+fn ledger_key(config: &Config) -> Result<LedgerKey, String> {
+    if let Some(key) = LedgerKey::from_env().map_err(|e| format!("SCK_LEDGER_KEY: {e}"))? {
+        return Ok(key);
+    }
+    let path = config
+        .ledger
+        .key_file
+        .clone()
+        .unwrap_or_else(|| config.data_dir.join("ledger.key"));
+    if path.exists() {
+        return LedgerKey::load_file(&path).map_err(|e| format!("{}: {e}", path.display()));
+    }
+    let key = LedgerKey::generate(&format!("{}-ledger", config.deployment))
+        .map_err(|e| format!("ledger key: {e}"))?;
+    crate::files::write_private(&path, key.to_private_text().as_bytes())?;
+    tracing::info!(path = %path.display(), "generated ledger checkpoint key");
+    Ok(key)
+}
+
+/// Opens storage, the ledger and the signers, and builds the shared state.
+pub async fn open(config: Config) -> Result<AppState, String> {
+    std::fs::create_dir_all(&config.data_dir)
+        .map_err(|e| format!("{}: {e}", config.data_dir.display()))?;
+    let store = Store::open(
+        &config.database_url,
+        &[
+            sck_ledger::schema::MIGRATIONS,
+            crate::registry::schema::MIGRATIONS,
+        ],
+    )
+    .await
+    .map_err(|e| format!("database: {e}"))?;
+    let ledger = Ledger::open(
+        store.clone(),
+        ledger_key(&config)?,
+        WriterConfig {
+            deployment: config.deployment.clone(),
+            checkpoint_every: config.ledger.checkpoint_every,
+            checkpoint_interval: Duration::from_secs(config.ledger.checkpoint_interval_secs),
+            ..WriterConfig::default()
+        },
+    )
+    .await
+    .map_err(|e| format!("ledger: {e}"))?;
+    let signers = Signers::load(
+        &config.data_dir.join("signers"),
+        &config.bundles.default_signer,
+    )?;
+    let hub = ActivationHub::start(store.clone())
+        .await
+        .map_err(|e| format!("activation listener: {e}"))?;
+    let lifecycle = Lifecycle {
+        registry: Registry::new(store),
+        ledger,
+        signers,
+        hub,
+        limits: Limits {
+            max_files: config.bundles.max_files,
+            max_decompressed_bytes: config.bundles.max_decompressed_bytes,
+        },
+    };
+    Ok(AppState {
+        config: Arc::new(config),
+        lifecycle,
+        metrics: metrics_handle()?,
+    })
+}
+
+/// Resolves on SIGINT or SIGTERM.
+async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    tokio::select! { _ = ctrl_c => {}, _ = term => {} }
+    tracing::info!("shutdown signal received");
+}
+
+/// Runs the server until SIGINT/SIGTERM, then drains and signs final checkpoints.
+pub async fn serve(config: Config) -> Result<(), String> {
+    let state = open(config).await?;
+    bootstrap::run(&state)
+        .await
+        .map_err(|e| format!("bootstrap: {e}"))?;
+    let listener = tokio::net::TcpListener::bind(state.config.listen)
+        .await
+        .map_err(|e| format!("listen on {}: {e}", state.config.listen))?;
+    let addr = listener.local_addr().map_err(|e| e.to_string())?;
+    println!("sck listening on http://{addr}");
+    tracing::info!(%addr, "listening");
+    let grace = Duration::from_secs(state.config.http.shutdown_grace_secs);
+    let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+    let server = axum::serve(listener, app(state.clone())).with_graceful_shutdown(async move {
+        shutdown_signal().await;
+        let _ = stop_tx.send(true);
+    });
+    let mut stopping = stop_rx;
+    let deadline = async move {
+        let _ = stopping.wait_for(|s| *s).await;
+        tokio::time::sleep(grace).await;
+    };
+    tokio::select! {
+        result = server => result.map_err(|e| format!("server: {e}"))?,
+        _ = deadline => tracing::warn!("grace period over; closing remaining connections"),
+    }
+    state
+        .lifecycle
+        .ledger
+        .shutdown()
+        .await
+        .map_err(|e| format!("ledger shutdown: {e}"))?;
+    tracing::info!("stopped");
+    Ok(())
+}
