@@ -150,6 +150,15 @@ checkpoint_every = 1000
 checkpoint_interval_secs = 10
 "#;
 
+/// Top-level keys settable from the environment as `SCK_<KEY>`.
+const ENV_KEYS: &[&str] = &[
+    "listen",
+    "public_url",
+    "database_url",
+    "data_dir",
+    "deployment",
+];
+
 impl Config {
     /// Loads defaults, then `file` (if given), then the environment.
     pub fn load(file: Option<&Path>) -> Result<Config, String> {
@@ -160,11 +169,19 @@ impl Config {
             }
             figment = figment.merge(Toml::file(path));
         }
-        figment = figment.merge(Env::prefixed("SCK_").split("__").ignore(&[
-            "LEDGER_KEY",
-            "TEST_DATABASE_URL",
-            "TEST_PG_PORT",
-        ]));
+        // Only variables naming configuration keys: other SCK_* variables (SCK_LOG,
+        // SCK_ADMIN_KEY, SCK_LEDGER_KEY, ...) belong to other parts of sck.
+        figment = figment.merge(
+            Env::prefixed("SCK_")
+                .filter(|key| {
+                    let key = key.as_str().to_ascii_lowercase();
+                    ENV_KEYS.contains(&key.as_str())
+                        || ["http__", "bundles__", "ledger__"]
+                            .iter()
+                            .any(|section| key.starts_with(section))
+                })
+                .split("__"),
+        );
         figment.extract().map_err(|e| format!("configuration: {e}"))
     }
 }
@@ -191,6 +208,8 @@ mod tests {
             )?;
             jail.set_env("SCK_HTTP__MAX_BODY_BYTES", "7");
             jail.set_env("SCK_DATABASE_URL", "postgres://x/y");
+            jail.set_env("SCK_LOG", "debug");
+            jail.set_env("SCK_LEDGER_KEY", "not config");
             let config = Config::load(Some(Path::new("sck.toml"))).unwrap();
             assert_eq!(config.listen.port(), 9000);
             assert_eq!(config.http.max_body_bytes, 7);

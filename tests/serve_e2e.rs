@@ -1,0 +1,767 @@
+//! End-to-end tests of `sck serve` driving the real binary: the bundle lifecycle API, the bundle
+//! service as OPA sidecars use it, credentials and org isolation, malformed input, and two
+//! replicas on one PostgreSQL.
+
+mod support;
+
+use std::time::{Duration, Instant};
+
+use base64::Engine as _;
+use sck_bundler::{Bundle, Limits, VerificationConfig, VerificationKey};
+use serde_json::{json, Value};
+use support::{fresh_postgres_database, get, policy_files, post_json, post_raw, Server};
+
+const API: &str = "/api/v1/enforcement";
+
+fn compile(url: &str, key: &str, org: &str, version: &str) -> support::Reply {
+    post_json(
+        &format!("{url}{API}/bundles/compile"),
+        Some(key),
+        &json!({"organizationId": org, "name": "gateway", "version": version, "files": policy_files()}),
+    )
+}
+
+/// compile → publish → activate; returns the bundle id.
+fn release(url: &str, key: &str, org: &str, version: &str) -> String {
+    let compiled = compile(url, key, org, version);
+    assert_eq!(
+        compiled.status,
+        201,
+        "{}",
+        String::from_utf8_lossy(&compiled.body)
+    );
+    let id = compiled.json()["id"].as_str().unwrap().to_owned();
+    let published = post_json(
+        &format!("{url}{API}/bundles/publish"),
+        Some(key),
+        &json!({"bundleId": id}),
+    );
+    assert_eq!(
+        published.status,
+        200,
+        "{}",
+        String::from_utf8_lossy(&published.body)
+    );
+    assert_eq!(published.json()["status"], "PUBLISHED");
+    let activated = post_json(
+        &format!("{url}{API}/bundles/activate"),
+        Some(key),
+        &json!({"bundleId": id}),
+    );
+    assert_eq!(
+        activated.status,
+        200,
+        "{}",
+        String::from_utf8_lossy(&activated.body)
+    );
+    id
+}
+
+fn fetch(
+    server: &Server,
+    org: &str,
+    token: &str,
+    etag: Option<&str>,
+    wait: Option<u64>,
+) -> support::Reply {
+    let auth = format!("Bearer {token}");
+    let inm = etag.map(|e| format!("\"{e}\""));
+    let prefer = wait.map(|w| format!("modes=snapshot,delta;wait={w}"));
+    let mut headers = vec![("Authorization", auth.as_str())];
+    if let Some(v) = &inm {
+        headers.push(("If-None-Match", v.as_str()));
+    }
+    if let Some(v) = &prefer {
+        headers.push(("Prefer", v.as_str()));
+    }
+    get(
+        &format!("{}/bundles/{org}/gateway.tar.gz", server.url),
+        &headers,
+    )
+}
+
+fn sha256(bytes: &[u8]) -> String {
+    sck_bundler::sha256_hex(bytes)
+}
+
+#[test]
+fn lifecycle_and_sidecar_fetches_end_to_end() {
+    let server = Server::start();
+    let root = server.root_key.clone().unwrap();
+    let token = server.sidecar_token.clone().unwrap();
+
+    // The bootstrap bundle is served with its digest as ETag, then 304.
+    let first = fetch(&server, "default", &token, None, None);
+    assert_eq!(first.status, 200);
+    assert_eq!(
+        first.header("content-type").as_deref(),
+        Some("application/gzip")
+    );
+    assert!(first.header("content-encoding").is_none());
+    let etag = sha256(&first.body);
+    assert_eq!(first.header("etag"), Some(format!("\"{etag}\"")));
+    assert_eq!(
+        fetch(&server, "default", &token, Some(&etag), None).status,
+        304
+    );
+
+    // A long poll returns as soon as a new version is activated.
+    let url = server.url.clone();
+    let (tok, tag) = (token.clone(), etag.clone());
+    let poller = std::thread::spawn(move || {
+        let started = Instant::now();
+        let reply = get(
+            &format!("{url}/bundles/default/gateway.tar.gz"),
+            &[
+                ("Authorization", &format!("Bearer {tok}")),
+                ("If-None-Match", &format!("\"{tag}\"")),
+                ("Prefer", "modes=snapshot,delta;wait=60"),
+            ],
+        );
+        (reply, started.elapsed())
+    });
+    std::thread::sleep(Duration::from_millis(300));
+    let v2 = release(&server.url, &root, "default", "2.0.0");
+    let (reply, waited) = poller.join().unwrap();
+    assert_eq!(reply.status, 200);
+    assert_eq!(
+        reply.header("content-type").as_deref(),
+        Some("application/vnd.openpolicyagent.bundles")
+    );
+    // Woken by the activation itself: the fallback re-check would only come after 5 s.
+    assert!(
+        waited < Duration::from_secs(3),
+        "long poll waited {waited:?}"
+    );
+    let v2_sha = sha256(&reply.body);
+    assert_ne!(v2_sha, etag);
+    let bundle = Bundle::read(&reply.body, &Limits::default()).unwrap();
+    assert_eq!(bundle.manifest.sck().unwrap().version, "2.0.0");
+
+    // A long poll with nothing new answers 304 when its wait is over.
+    let idle = fetch(&server, "default", &token, Some(&v2_sha), Some(1));
+    assert_eq!(idle.status, 304);
+
+    // Published versions are also served immutably by digest.
+    let by_digest = get(
+        &format!("{}/bundles/default/sha256/{etag}.tar.gz", server.url),
+        &[("Authorization", &format!("Bearer {token}"))],
+    );
+    assert_eq!(by_digest.status, 200);
+    assert_eq!(sha256(&by_digest.body), etag);
+
+    // Anti-downgrade: the old version needs an explicit rollback.
+    let list = get(
+        &format!("{}{API}/bundles?status=SUPERSEDED", server.url),
+        &[("Authorization", &format!("Bearer {root}"))],
+    );
+    let v1 = list.json()["bundles"][0]["id"].as_str().unwrap().to_owned();
+    let refused = post_json(
+        &format!("{}{API}/bundles/activate", server.url),
+        Some(&root),
+        &json!({"bundleId": v1}),
+    );
+    assert_eq!(
+        (refused.status, refused.code()),
+        (409, "downgrade_refused".into())
+    );
+    let rolled = post_json(
+        &format!("{}{API}/bundles/activate", server.url),
+        Some(&root),
+        &json!({"bundleId": v1, "rollback": true}),
+    );
+    assert_eq!(rolled.status, 200);
+    assert_eq!(
+        sha256(&fetch(&server, "default", &token, None, None).body),
+        etag
+    );
+
+    // Revoking the active version requires a choice; rollbackTo makes it.
+    let revoke = |body: Value| {
+        post_json(
+            &format!("{}{API}/bundles/revoke", server.url),
+            Some(&root),
+            &body,
+        )
+    };
+    let needs_choice = revoke(json!({"bundleId": v1, "reason": "bad rule"}));
+    assert_eq!(
+        (needs_choice.status, needs_choice.code()),
+        (409, "choice_required".into())
+    );
+    let revoked = revoke(json!({"bundleId": v1, "reason": "bad rule", "rollbackTo": v2}));
+    assert_eq!(
+        revoked.status,
+        200,
+        "{}",
+        String::from_utf8_lossy(&revoked.body)
+    );
+    assert_eq!(revoked.json()["bundle"]["status"], "REVOKED");
+    assert_eq!(
+        sha256(&fetch(&server, "default", &token, None, None).body),
+        v2_sha
+    );
+
+    // A revoked version is never activated or served again.
+    let again = post_json(
+        &format!("{}{API}/bundles/activate", server.url),
+        Some(&root),
+        &json!({"bundleId": v1, "rollback": true}),
+    );
+    assert_eq!((again.status, again.code()), (409, "bundle_revoked".into()));
+    let gone = get(
+        &format!("{}/bundles/default/sha256/{etag}.tar.gz", server.url),
+        &[("Authorization", &format!("Bearer {token}"))],
+    );
+    assert_eq!(gone.status, 404);
+
+    // Revoking the last active version may leave the org with none.
+    let none = revoke(json!({"bundleId": v2, "reason": "incident", "allowNoActive": true}));
+    assert_eq!(none.status, 200);
+    let missing = fetch(&server, "default", &token, None, None);
+    assert_eq!(
+        (missing.status, missing.code()),
+        (404, "no_active_bundle".into())
+    );
+
+    // Versions are immutable: the same version cannot be compiled twice.
+    let dup = compile(&server.url, &root, "default", "2.0.0");
+    assert_eq!((dup.status, dup.code()), (409, "version_exists".into()));
+
+    // Every transition is in the org's ledger, and the log verifies.
+    let data_dir = server.data_dir.clone();
+    assert!(server.stop().success());
+    let db = data_dir.join("sck.db").display().to_string();
+    let verify = std::process::Command::new(env!("CARGO_BIN_EXE_sck"))
+        .args([
+            "ledger",
+            "verify",
+            "--db",
+            "--org",
+            "default",
+            "--quiet",
+            "--database-url",
+            &db,
+        ])
+        .output()
+        .unwrap();
+    assert!(
+        verify.status.success(),
+        "{}",
+        String::from_utf8_lossy(&verify.stderr)
+    );
+    let export = data_dir.join("export.tar.gz");
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_sck"))
+        .args([
+            "ledger",
+            "export",
+            "--org",
+            "default",
+            "--database-url",
+            &db,
+            "-o",
+        ])
+        .arg(&export)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let entries = ledger_entry_types(&export);
+    for expected in [
+        "credential.created",
+        "bundle.compiled",
+        "bundle.published",
+        "bundle.activated",
+        "bundle.superseded",
+        "bundle.revoked",
+    ] {
+        assert!(
+            entries.iter().any(|t| t == expected),
+            "no {expected} in {entries:?}"
+        );
+    }
+}
+
+/// The `type` of every entry in a ledger export.
+fn ledger_entry_types(export: &std::path::Path) -> Vec<String> {
+    let file = std::fs::File::open(export).unwrap();
+    let mut archive = tar::Archive::new(flate2::read::GzDecoder::new(file));
+    for entry in archive.entries().unwrap() {
+        let mut entry = entry.unwrap();
+        if entry.path().unwrap().ends_with("entries.jsonl") {
+            let mut text = String::new();
+            std::io::Read::read_to_string(&mut entry, &mut text).unwrap();
+            return text
+                .lines()
+                .map(|l| {
+                    serde_json::from_str::<Value>(l).unwrap()["type"]
+                        .as_str()
+                        .unwrap()
+                        .to_owned()
+                })
+                .collect();
+        }
+    }
+    panic!("export has no entries.jsonl")
+}
+
+#[test]
+fn orgs_are_isolated() {
+    let server = Server::start();
+    let root = server.root_key.clone().unwrap();
+    let api = |path: &str| format!("{}{API}{path}", server.url);
+    for org in ["org-a", "org-b"] {
+        assert_eq!(
+            post_json(&api("/orgs"), Some(&root), &json!({"organizationId": org})).status,
+            201
+        );
+    }
+    let key = |org: &str, kind: &str| {
+        let reply = post_json(
+            &api("/credentials"),
+            Some(&root),
+            &json!({"organizationId": org, "kind": kind}),
+        );
+        assert_eq!(reply.status, 201);
+        reply.json()["secret"].as_str().unwrap().to_owned()
+    };
+    let (admin_a, admin_b) = (key("org-a", "admin"), key("org-b", "admin"));
+    let sidecar_a = key("org-a", "sidecar");
+    let b_bundle = release(&server.url, &admin_b, "org-b", "1.0.0");
+
+    // org-a's admin key cannot see, compile for, publish, activate or revoke org-b's bundles.
+    let foreign_compile = compile(&server.url, &admin_a, "org-b", "9.0.0");
+    assert_eq!(
+        (foreign_compile.status, foreign_compile.code()),
+        (403, "forbidden".into())
+    );
+    let foreign_get = get(
+        &api(&format!("/bundles/{b_bundle}")),
+        &[("Authorization", &format!("Bearer {admin_a}"))],
+    );
+    assert_eq!(foreign_get.status, 404);
+    for op in ["publish", "activate"] {
+        let reply = post_json(
+            &api(&format!("/bundles/{op}")),
+            Some(&admin_a),
+            &json!({"bundleId": b_bundle}),
+        );
+        assert_eq!(reply.status, 404, "{op}");
+    }
+    let foreign_revoke = post_json(
+        &api("/bundles/revoke"),
+        Some(&admin_a),
+        &json!({"bundleId": b_bundle, "reason": "x", "allowNoActive": true}),
+    );
+    assert_eq!(foreign_revoke.status, 404);
+    let foreign_list = get(
+        &api("/bundles?organizationId=org-b"),
+        &[("Authorization", &format!("Bearer {admin_a}"))],
+    );
+    assert_eq!(foreign_list.status, 403);
+    let own_list = get(
+        &api("/bundles"),
+        &[("Authorization", &format!("Bearer {admin_a}"))],
+    );
+    assert_eq!(own_list.json()["bundles"].as_array().unwrap().len(), 0);
+
+    // org-a's sidecar cannot fetch org-b's bundle; no credential or a wrong one is 401.
+    assert_eq!(fetch(&server, "org-b", &sidecar_a, None, None).status, 403);
+    assert_eq!(
+        fetch(&server, "org-b", "sck_sidecar_forged", None, None).status,
+        401
+    );
+    assert_eq!(fetch(&server, "org-b", &admin_b, None, None).status, 401);
+    let anonymous = get(&format!("{}/bundles/org-b/gateway.tar.gz", server.url), &[]);
+    assert_eq!(
+        (anonymous.status, anonymous.code()),
+        (401, "unauthorized".into())
+    );
+    // An org admin cannot create orgs or credentials for another org.
+    assert_eq!(
+        post_json(
+            &api("/orgs"),
+            Some(&admin_a),
+            &json!({"organizationId": "org-c"})
+        )
+        .status,
+        403
+    );
+    assert_eq!(
+        post_json(
+            &api("/credentials"),
+            Some(&admin_a),
+            &json!({"organizationId": "org-b", "kind": "admin"})
+        )
+        .status,
+        403
+    );
+}
+
+#[test]
+fn malformed_input_is_refused_with_status_and_code() {
+    let server = Server::start_with_env(&[("SCK_HTTP__MAX_BODY_BYTES", "1048576")]);
+    let root = server.root_key.clone().unwrap();
+    let compile_url = format!("{}{API}/bundles/compile", server.url);
+    let send = |files: Value| {
+        post_json(
+            &compile_url,
+            Some(&root),
+            &json!({"organizationId": "default", "name": "bad", "version": "1", "files": files}),
+        )
+    };
+    let cases: Vec<(&str, Value, u16, &str, &str)> = vec![
+        (
+            "syntax error",
+            json!({"x/p.rego": "package x\nallow if {"}),
+            422,
+            "bundle_invalid",
+            "x/p.rego",
+        ),
+        (
+            "unsupported builtin",
+            json!({"x/p.rego": "package x\nimport rego.v1\nt := io.jwt.decode(input.t)\n"}),
+            422,
+            "bundle_invalid",
+            "x/p.rego:3:6",
+        ),
+        (
+            "failing test",
+            json!({"x/p_test.rego": "package x_test\nimport rego.v1\ntest_no if { false }\n"}),
+            422,
+            "bundle_invalid",
+            "test_no failed",
+        ),
+        (
+            "data not an object",
+            json!({"data.json": "[1]"}),
+            422,
+            "bundle_invalid",
+            "must be a JSON object",
+        ),
+        (
+            "overlapping roots",
+            json!({".manifest": "{\"roots\": [\"a\", \"a/b\"]}"}),
+            422,
+            "bundle_invalid",
+            "overlap",
+        ),
+        (
+            "package outside roots",
+            json!({".manifest": "{\"roots\": [\"a\"]}", "b/p.rego": "package b\nx := 1\n"}),
+            422,
+            "bundle_invalid",
+            "outside the manifest roots",
+        ),
+        (
+            "data outside roots",
+            json!({".manifest": "{\"roots\": [\"a\"]}", "z/data.json": "{\"k\": 1}"}),
+            422,
+            "bundle_invalid",
+            "outside the manifest roots",
+        ),
+        (
+            "parent path",
+            json!({"../evil.rego": "package evil\n"}),
+            422,
+            "bundle_invalid",
+            "unsafe path",
+        ),
+        (
+            "absolute path",
+            json!({"//etc/x.rego": "package x\n"}),
+            422,
+            "bundle_invalid",
+            "unsafe path",
+        ),
+        (
+            "not a source file",
+            json!({"run.sh": "echo"}),
+            422,
+            "bundle_invalid",
+            "not a bundle source file",
+        ),
+    ];
+    for (name, files, status, code, needle) in cases {
+        let reply = send(files);
+        let body = reply.json();
+        assert_eq!(
+            (reply.status, reply.code()),
+            (status, code.to_owned()),
+            "{name}: {body}"
+        );
+        assert!(
+            body["detail"].as_str().unwrap().contains(needle),
+            "{name}: {body}"
+        );
+        assert_eq!(
+            reply.header("content-type").as_deref(),
+            Some("application/problem+json")
+        );
+    }
+
+    // Tarball uploads go through the same hostile-archive reader.
+    let mut builder = tar::Builder::new(Vec::new());
+    let mut header = tar::Header::new_gnu();
+    header.set_entry_type(tar::EntryType::Symlink);
+    header.set_size(0);
+    header.set_path("x/link.rego").unwrap();
+    header.set_link_name("/etc/passwd").unwrap();
+    header.set_cksum();
+    builder.append(&header, std::io::empty()).unwrap();
+    let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+    std::io::Write::write_all(&mut gz, &builder.into_inner().unwrap()).unwrap();
+    let tarball = base64::engine::general_purpose::STANDARD.encode(gz.finish().unwrap());
+    let symlink = post_json(
+        &compile_url,
+        Some(&root),
+        &json!({"organizationId": "default", "name": "bad", "version": "1", "tarball": tarball}),
+    );
+    assert_eq!(
+        (symlink.status, symlink.code()),
+        (422, "bundle_invalid".into())
+    );
+    assert!(symlink.json()["detail"]
+        .as_str()
+        .unwrap()
+        .contains("symbolic link"));
+    let not_base64 = post_json(
+        &compile_url,
+        Some(&root),
+        &json!({"organizationId": "default", "name": "bad", "version": "1", "tarball": "%%%"}),
+    );
+    assert_eq!(
+        (not_base64.status, not_base64.code()),
+        (400, "invalid_request".into())
+    );
+
+    // Broken JSON, wrong types, unknown fields, wrong content type, oversized bodies.
+    let broken = post_raw(
+        &compile_url,
+        Some(&root),
+        "application/json",
+        b"{\"organizationId\": ",
+    );
+    assert_eq!((broken.status, broken.code()), (400, "invalid_json".into()));
+    let mistyped = post_json(&compile_url, Some(&root), &json!({"organizationId": 5}));
+    assert_eq!(
+        (mistyped.status, mistyped.code()),
+        (400, "invalid_json".into())
+    );
+    let unknown = post_json(
+        &format!("{}{API}/bundles/activate", server.url),
+        Some(&root),
+        &json!({"bundleId": "x", "force": true}),
+    );
+    assert_eq!(
+        (unknown.status, unknown.code()),
+        (400, "invalid_json".into())
+    );
+    let text = post_raw(&compile_url, Some(&root), "text/plain", b"{}");
+    assert_eq!(
+        (text.status, text.code()),
+        (415, "unsupported_media_type".into())
+    );
+    let huge = format!("{{\"organizationId\": \"{}\"}}", "x".repeat(2 << 20));
+    let oversized = post_raw(
+        &compile_url,
+        Some(&root),
+        "application/json",
+        huge.as_bytes(),
+    );
+    assert_eq!(oversized.status, 413);
+    let bad_version = post_json(
+        &compile_url,
+        Some(&root),
+        &json!({"organizationId": "default", "name": "bad", "version": "latest", "files": {}}),
+    );
+    assert_eq!(
+        (bad_version.status, bad_version.code()),
+        (400, "invalid_request".into())
+    );
+    let bad_status = get(
+        &format!("{}{API}/bundles?status=%27%20OR%201%3D1%20--", server.url),
+        &[("Authorization", &format!("Bearer {root}"))],
+    );
+    assert_eq!(
+        (bad_status.status, bad_status.code()),
+        (400, "invalid_request".into())
+    );
+    let unknown_bundle = post_json(
+        &format!("{}{API}/bundles/publish", server.url),
+        Some(&root),
+        &json!({"bundleId": "' OR '1'='1"}),
+    );
+    assert_eq!(
+        (unknown_bundle.status, unknown_bundle.code()),
+        (404, "not_found".into())
+    );
+
+    // SQL-looking strings are data, never SQL: stored and listed verbatim.
+    let sqlish = post_json(
+        &compile_url,
+        Some(&root),
+        &json!({"organizationId": "default", "name": "sqlish", "version": "1",
+                "revision": "'; DROP TABLE bundles; --",
+                "files": {"x'; DROP TABLE bundles; --/p.rego": "package x\n"}}),
+    );
+    assert_eq!(
+        sqlish.status,
+        201,
+        "{}",
+        String::from_utf8_lossy(&sqlish.body)
+    );
+    assert_eq!(sqlish.json()["revision"], "'; DROP TABLE bundles; --");
+
+    // The server is still healthy and nothing was stored for the refused uploads.
+    assert_eq!(get(&format!("{}/health", server.url), &[]).status, 200);
+    let all = get(
+        &format!("{}{API}/bundles?name=bad", server.url),
+        &[("Authorization", &format!("Bearer {root}"))],
+    );
+    assert_eq!(all.json()["bundles"].as_array().unwrap().len(), 0);
+}
+
+/// An OPA-style sidecar: configured from `sck opa-config`, it polls with ETags and long polls
+/// and verifies every bundle it downloads with the pinned public key, as OPA does.
+#[test]
+fn sidecar_follows_opa_polling_protocol_and_verifies_signatures() {
+    let server = Server::start();
+    let token = server.sidecar_token.clone().unwrap();
+    let out = server.cli(&[
+        "opa-config",
+        "--org",
+        "default",
+        "--bundle",
+        "gateway",
+        "--sidecar-token",
+        &token,
+    ]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let yaml = String::from_utf8(out.stdout).unwrap();
+    let config: Value = yaml_serde::from_str(&yaml).unwrap();
+    let service = &config["services"]["sck"];
+    let bundle = &config["bundles"]["gateway"];
+    assert_eq!(service["url"], Value::String(server.url.clone()));
+    assert_eq!(
+        service["credentials"]["bearer"]["token"],
+        Value::String(token.clone())
+    );
+    let key_id = bundle["signing"]["keyid"].as_str().unwrap();
+    let key = &config["keys"][key_id];
+    assert_eq!(key["algorithm"], "ES256");
+    let verification = VerificationConfig {
+        keys: [(
+            key_id.to_owned(),
+            VerificationKey::from_material(key["key"].as_str().unwrap().as_bytes(), None).unwrap(),
+        )]
+        .into_iter()
+        .collect(),
+        key_id: Some(key_id.to_owned()),
+        ..Default::default()
+    };
+    let resource = format!(
+        "{}/{}",
+        service["url"].as_str().unwrap(),
+        bundle["resource"].as_str().unwrap()
+    );
+    let wait = bundle["polling"]["long_polling_timeout_seconds"]
+        .as_u64()
+        .unwrap();
+
+    let mut etag: Option<String> = None;
+    let mut activated = Vec::new();
+    for round in 0..3 {
+        let mut headers = vec![("Authorization".to_owned(), format!("Bearer {token}"))];
+        if let Some(tag) = &etag {
+            headers.push(("If-None-Match".to_owned(), tag.clone()));
+            headers.push((
+                "Prefer".to_owned(),
+                format!("modes=snapshot,delta;wait={wait}"),
+            ));
+        }
+        let refs: Vec<(&str, &str)> = headers
+            .iter()
+            .map(|(k, v)| (k.as_str(), v.as_str()))
+            .collect();
+        if round > 0 {
+            let server_url = server.url.clone();
+            let root = server.root_key.clone().unwrap();
+            let version = format!("{}.0.0", round + 1);
+            std::thread::spawn(move || {
+                std::thread::sleep(Duration::from_millis(200));
+                release(&server_url, &root, "default", &version);
+            });
+        }
+        let reply = get(&resource, &refs);
+        assert_eq!(reply.status, 200, "round {round}");
+        let downloaded = Bundle::read(&reply.body, &Limits::default()).unwrap();
+        downloaded
+            .verify(&verification)
+            .expect("sidecar verifies the bundle");
+        activated.push(downloaded.manifest.sck().unwrap().version);
+        etag = reply.header("etag");
+    }
+    assert_eq!(activated, ["1.0.0", "2.0.0", "3.0.0"]);
+}
+
+/// Two `sck serve` replicas on one PostgreSQL: an activation on one is served by the other and
+/// wakes its long polls.
+#[test]
+fn two_replicas_on_postgres_share_activations() {
+    let Some(database) = fresh_postgres_database() else {
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let a = Server::start_on(dir.path(), &database);
+    let b = Server::start_on(dir.path(), &database);
+    let root = a.root_key.clone().expect("replica A bootstrapped");
+    let token = a.sidecar_token.clone().unwrap();
+    assert!(
+        b.root_key.is_none(),
+        "replica B found the database bootstrapped"
+    );
+
+    let on_b = fetch(&b, "default", &token, None, None);
+    assert_eq!(on_b.status, 200);
+    let etag = sha256(&on_b.body);
+
+    let b_url = b.url.clone();
+    let (tok, tag) = (token.clone(), etag.clone());
+    let poller = std::thread::spawn(move || {
+        let started = Instant::now();
+        let reply = get(
+            &format!("{b_url}/bundles/default/gateway.tar.gz"),
+            &[
+                ("Authorization", &format!("Bearer {tok}")),
+                ("If-None-Match", &format!("\"{tag}\"")),
+                ("Prefer", "modes=snapshot,delta;wait=60"),
+            ],
+        );
+        (reply, started.elapsed())
+    });
+    std::thread::sleep(Duration::from_millis(500));
+    let activated_at = Instant::now();
+    release(&a.url, &root, "default", "2.0.0");
+    let (reply, _) = poller.join().unwrap();
+    let woke_after = activated_at.elapsed();
+    assert_eq!(reply.status, 200);
+    // Woken by NOTIFY from replica A: replica B's own re-check would only come after 5 s.
+    assert!(
+        woke_after < Duration::from_secs(3),
+        "replica B woke after {woke_after:?}"
+    );
+    let bundle = Bundle::read(&reply.body, &Limits::default()).unwrap();
+    assert_eq!(bundle.manifest.sck().unwrap().version, "2.0.0");
+    assert_eq!(
+        sha256(&fetch(&b, "default", &token, None, None).body),
+        sha256(&reply.body)
+    );
+}

@@ -1,0 +1,265 @@
+//! Shared harness for end-to-end tests: starts the real `sck serve` binary on a random port
+//! in a temporary data directory (SQLite, or a fresh PostgreSQL database), reads the secrets it
+//! prints at first start, and stops it when dropped.
+
+#![allow(dead_code)]
+
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
+
+pub fn repo() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..")
+}
+
+/// A running `sck serve`.
+pub struct Server {
+    child: Child,
+    pub url: String,
+    pub root_key: Option<String>,
+    pub sidecar_token: Option<String>,
+    pub data_dir: PathBuf,
+    _dir: Option<tempfile::TempDir>,
+}
+
+impl Server {
+    /// Starts a server on SQLite in a fresh directory.
+    pub fn start() -> Server {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().to_path_buf();
+        Server::launch(
+            &path,
+            &path.join("sck.db").display().to_string(),
+            Some(dir),
+            &[],
+        )
+    }
+
+    /// Starts a server with extra environment variables.
+    pub fn start_with_env(env: &[(&str, &str)]) -> Server {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().to_path_buf();
+        Server::launch(
+            &path,
+            &path.join("sck.db").display().to_string(),
+            Some(dir),
+            env,
+        )
+    }
+
+    /// Starts a server on `database_url`, keeping keys in `data_dir` (shared by replicas).
+    pub fn start_on(data_dir: &Path, database_url: &str) -> Server {
+        Server::launch(data_dir, database_url, None, &[])
+    }
+
+    fn launch(
+        data_dir: &Path,
+        database_url: &str,
+        dir: Option<tempfile::TempDir>,
+        env: &[(&str, &str)],
+    ) -> Server {
+        let mut command = Command::new(env!("CARGO_BIN_EXE_sck"));
+        command
+            .args([
+                "serve",
+                "--listen",
+                "127.0.0.1:0",
+                "--database-url",
+                database_url,
+            ])
+            .env("SCK_DATA_DIR", data_dir)
+            .env(
+                "SCK_BUNDLES__BOOTSTRAP_POLICIES",
+                repo().join("policies").display().to_string(),
+            )
+            .env("SCK_LOG", "warn")
+            .env_remove("SCK_DATABASE_URL")
+            .env_remove("SCK_CONFIG")
+            .current_dir(data_dir)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit());
+        for (k, v) in env {
+            command.env(k, v);
+        }
+        let mut child = command.spawn().expect("sck serve starts");
+        let stdout = child.stdout.take().unwrap();
+        let (tx, rx) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+                if tx.send(line).is_err() {
+                    break;
+                }
+            }
+        });
+        let mut root_key = None;
+        let mut sidecar_token = None;
+        let deadline = Instant::now() + Duration::from_secs(60);
+        let url = loop {
+            let line = rx
+                .recv_timeout(deadline.saturating_duration_since(Instant::now()))
+                .expect("sck serve prints its address within 60 s");
+            if let Some(rest) = line.strip_prefix("root admin key:") {
+                root_key = Some(rest.trim().to_owned());
+            } else if line.starts_with("sidecar token") {
+                sidecar_token = line.rsplit(' ').next().map(str::to_owned);
+            } else if let Some(addr) = line.strip_prefix("sck listening on ") {
+                break addr.trim().to_owned();
+            }
+        };
+        Server {
+            child,
+            url,
+            root_key,
+            sidecar_token,
+            data_dir: data_dir.to_path_buf(),
+            _dir: dir,
+        }
+    }
+
+    /// Runs the `sck` CLI against this server with the root key.
+    pub fn cli(&self, args: &[&str]) -> std::process::Output {
+        Command::new(env!("CARGO_BIN_EXE_sck"))
+            .args(args)
+            .env("SCK_SERVER", &self.url)
+            .env("SCK_ADMIN_KEY", self.root_key.as_deref().unwrap_or(""))
+            .output()
+            .unwrap()
+    }
+
+    /// Sends SIGTERM and waits for a clean exit.
+    pub fn stop(mut self) -> std::process::ExitStatus {
+        let pid = self.child.id() as i32;
+        // SAFETY-free: the `kill` command delivers SIGTERM.
+        Command::new("kill")
+            .args(["-TERM", &pid.to_string()])
+            .status()
+            .unwrap();
+        let status = self.child.wait().unwrap();
+        std::mem::forget(self);
+        status
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// A plain HTTP client that never turns statuses into errors.
+pub fn agent() -> ureq::Agent {
+    ureq::Agent::config_builder()
+        .http_status_as_error(false)
+        .timeout_global(Some(Duration::from_secs(90)))
+        .build()
+        .into()
+}
+
+/// An HTTP answer, read whole.
+pub struct Reply {
+    pub status: u16,
+    pub headers: ureq::http::HeaderMap,
+    pub body: Vec<u8>,
+}
+
+impl Reply {
+    pub fn json(&self) -> Value {
+        serde_json::from_slice(&self.body)
+            .unwrap_or_else(|_| panic!("not JSON: {}", String::from_utf8_lossy(&self.body)))
+    }
+
+    pub fn header(&self, name: &str) -> Option<String> {
+        self.headers
+            .get(name)
+            .map(|v| v.to_str().unwrap().to_owned())
+    }
+
+    /// The problem `code` of an error answer.
+    pub fn code(&self) -> String {
+        self.json()["code"].as_str().unwrap_or_default().to_owned()
+    }
+}
+
+fn read(response: Result<ureq::http::Response<ureq::Body>, ureq::Error>) -> Reply {
+    let mut response = response.expect("request completes");
+    let status = response.status().as_u16();
+    let headers = response.headers().clone();
+    let body = response
+        .body_mut()
+        .with_config()
+        .limit(64 << 20)
+        .read_to_vec()
+        .unwrap();
+    Reply {
+        status,
+        headers,
+        body,
+    }
+}
+
+pub fn get(url: &str, headers: &[(&str, &str)]) -> Reply {
+    let mut request = agent().get(url);
+    for (k, v) in headers {
+        request = request.header(*k, *v);
+    }
+    read(request.call())
+}
+
+pub fn post_json(url: &str, key: Option<&str>, body: &Value) -> Reply {
+    post_raw(
+        url,
+        key,
+        "application/json",
+        &serde_json::to_vec(body).unwrap(),
+    )
+}
+
+pub fn post_raw(url: &str, key: Option<&str>, content_type: &str, body: &[u8]) -> Reply {
+    let mut request = agent().post(url).header("Content-Type", content_type);
+    if let Some(key) = key {
+        request = request.header("Authorization", format!("Bearer {key}"));
+    }
+    read(request.send(body))
+}
+
+/// The default policy tree as a compile request's file map.
+pub fn policy_files() -> serde_json::Map<String, Value> {
+    let tree = sck_bundler::SourceTree::from_dir(&repo().join("policies")).unwrap();
+    tree.files()
+        .iter()
+        .map(|(k, v)| {
+            (
+                k.clone(),
+                Value::String(String::from_utf8(v.clone()).unwrap()),
+            )
+        })
+        .collect()
+}
+
+/// A PostgreSQL URL for a brand-new database, or `None` (with a note) when the suite runs
+/// without PostgreSQL.
+pub fn fresh_postgres_database() -> Option<String> {
+    let Ok(base) = std::env::var("SCK_TEST_DATABASE_URL") else {
+        eprintln!("skipped: SCK_TEST_DATABASE_URL not set (make test provides it)");
+        return None;
+    };
+    let name = format!("sck_e2e_{}", uuid::Uuid::new_v4().simple());
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    runtime.block_on(async {
+        use sqlx::Connection;
+        let mut conn = sqlx::PgConnection::connect(&base).await.unwrap();
+        sqlx::query(sqlx::AssertSqlSafe(format!("CREATE DATABASE {name}")))
+            .execute(&mut conn)
+            .await
+            .unwrap();
+    });
+    let (prefix, _) = base.rsplit_once('/').unwrap();
+    Some(format!("{prefix}/{name}"))
+}
