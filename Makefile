@@ -10,27 +10,20 @@ SCK_DEBUG   := target/debug/sck
 .PHONY: help run test test-rust test-policies bench lint fmt
 
 help:
-	@echo "make run    build sck, then check, test, build and sign the default policy bundle"
+	@echo "make run    build sck and start the gateway on SQLite with policies/ compiled, signed and active"
 	@echo "make test   the whole test suite, on SQLite and on a throw-away PostgreSQL"
 	@echo "make bench  benchmarks (release build); numbers go to stdout and target/criterion"
 	@echo "make lint   cargo fmt --check and cargo clippy -D warnings"
 
-## run: build the release binary, then check, test, build and sign policies/ with a dev key.
+## run: build the release binary, check and test policies/, then start the gateway on SQLite
+## (sck-data/sck.db). The first start creates the default org, compiles, signs and activates
+## policies/, and prints a root admin key and a sidecar token once; then examples per endpoint.
 run:
 	$(CARGO) build --release --bin sck
-	@mkdir -p $(DATA)
-	@[ -f $(DATA)/dev-signing-key.pem ] || $(SCK_RELEASE) bundle keygen --out $(DATA)/dev-signing-key.pem
 	$(SCK_RELEASE) bundle check policies
 	$(SCK_RELEASE) bundle test policies
-	$(SCK_RELEASE) bundle build policies -o $(DATA)/default-bundle.tar.gz \
-		--org default --name gateway --version 0.1.0 --revision "dev-$$(git rev-parse --short HEAD 2>/dev/null || echo local)" \
-		--signing-key $(DATA)/dev-signing-key.pem --key-id sck-dev
-	$(SCK_RELEASE) bundle verify $(DATA)/default-bundle.tar.gz \
-		--verification-key $(DATA)/dev-signing-key.pem.pub.pem --key-id sck-dev
-	@echo
-	@echo "Default bundle:  $(DATA)/default-bundle.tar.gz (ES256, key id sck-dev)"
-	@echo "Public key:      $(DATA)/dev-signing-key.pem.pub.pem"
-	@echo "Inspect it:      $(SCK_RELEASE) bundle inspect $(DATA)/default-bundle.tar.gz"
+	@mkdir -p $(DATA)
+	SCK_DATA_DIR=$(DATA) SCK_DATABASE_URL=$(DATA)/sck.db $(SCK_RELEASE) serve --examples
 
 ## test: every Rust test (unit, property, end-to-end against the real binary) with PostgreSQL
 ## available as SCK_TEST_DATABASE_URL, then the Rego tests of the default policy tree.

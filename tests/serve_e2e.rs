@@ -58,7 +58,7 @@ fn release(url: &str, key: &str, org: &str, version: &str) -> String {
 }
 
 fn fetch(
-    server: &Server,
+    url: &str,
     org: &str,
     token: &str,
     etag: Option<&str>,
@@ -74,10 +74,7 @@ fn fetch(
     if let Some(v) = &prefer {
         headers.push(("Prefer", v.as_str()));
     }
-    get(
-        &format!("{}/bundles/{org}/gateway.tar.gz", server.url),
-        &headers,
-    )
+    get(&format!("{url}/bundles/{org}/gateway.tar.gz"), &headers)
 }
 
 fn sha256(bytes: &[u8]) -> String {
@@ -91,7 +88,7 @@ fn lifecycle_and_sidecar_fetches_end_to_end() {
     let token = server.sidecar_token.clone().unwrap();
 
     // The bootstrap bundle is served with its digest as ETag, then 304.
-    let first = fetch(&server, "default", &token, None, None);
+    let first = fetch(&server.url, "default", &token, None, None);
     assert_eq!(first.status, 200);
     assert_eq!(
         first.header("content-type").as_deref(),
@@ -101,7 +98,7 @@ fn lifecycle_and_sidecar_fetches_end_to_end() {
     let etag = sha256(&first.body);
     assert_eq!(first.header("etag"), Some(format!("\"{etag}\"")));
     assert_eq!(
-        fetch(&server, "default", &token, Some(&etag), None).status,
+        fetch(&server.url, "default", &token, Some(&etag), None).status,
         304
     );
 
@@ -139,7 +136,7 @@ fn lifecycle_and_sidecar_fetches_end_to_end() {
     assert_eq!(bundle.manifest.sck().unwrap().version, "2.0.0");
 
     // A long poll with nothing new answers 304 when its wait is over.
-    let idle = fetch(&server, "default", &token, Some(&v2_sha), Some(1));
+    let idle = fetch(&server.url, "default", &token, Some(&v2_sha), Some(1));
     assert_eq!(idle.status, 304);
 
     // Published versions are also served immutably by digest.
@@ -172,7 +169,7 @@ fn lifecycle_and_sidecar_fetches_end_to_end() {
     );
     assert_eq!(rolled.status, 200);
     assert_eq!(
-        sha256(&fetch(&server, "default", &token, None, None).body),
+        sha256(&fetch(&server.url, "default", &token, None, None).body),
         etag
     );
 
@@ -198,7 +195,7 @@ fn lifecycle_and_sidecar_fetches_end_to_end() {
     );
     assert_eq!(revoked.json()["bundle"]["status"], "REVOKED");
     assert_eq!(
-        sha256(&fetch(&server, "default", &token, None, None).body),
+        sha256(&fetch(&server.url, "default", &token, None, None).body),
         v2_sha
     );
 
@@ -218,7 +215,7 @@ fn lifecycle_and_sidecar_fetches_end_to_end() {
     // Revoking the last active version may leave the org with none.
     let none = revoke(json!({"bundleId": v2, "reason": "incident", "allowNoActive": true}));
     assert_eq!(none.status, 200);
-    let missing = fetch(&server, "default", &token, None, None);
+    let missing = fetch(&server.url, "default", &token, None, None);
     assert_eq!(
         (missing.status, missing.code()),
         (404, "no_active_bundle".into())
@@ -369,12 +366,18 @@ fn orgs_are_isolated() {
     assert_eq!(own_list.json()["bundles"].as_array().unwrap().len(), 0);
 
     // org-a's sidecar cannot fetch org-b's bundle; no credential or a wrong one is 401.
-    assert_eq!(fetch(&server, "org-b", &sidecar_a, None, None).status, 403);
     assert_eq!(
-        fetch(&server, "org-b", "sck_sidecar_forged", None, None).status,
+        fetch(&server.url, "org-b", &sidecar_a, None, None).status,
+        403
+    );
+    assert_eq!(
+        fetch(&server.url, "org-b", "sck_sidecar_forged", None, None).status,
         401
     );
-    assert_eq!(fetch(&server, "org-b", &admin_b, None, None).status, 401);
+    assert_eq!(
+        fetch(&server.url, "org-b", &admin_b, None, None).status,
+        401
+    );
     let anonymous = get(&format!("{}/bundles/org-b/gateway.tar.gz", server.url), &[]);
     assert_eq!(
         (anonymous.status, anonymous.code()),
@@ -502,6 +505,24 @@ fn malformed_input_is_refused_with_status_and_code() {
             Some("application/problem+json")
         );
     }
+
+    // Every problem is listed with its position, not only the first.
+    let many = send(
+        json!({"x/p.rego": "package x\nimport rego.v1\na := io.jwt.decode(1)\nb := http.send({})\n"}),
+    );
+    let diagnostics = many.json()["diagnostics"].clone();
+    assert_eq!(
+        diagnostics.as_array().map(Vec::len),
+        Some(2),
+        "{diagnostics}"
+    );
+    assert!(
+        diagnostics[1]
+            .as_str()
+            .unwrap()
+            .starts_with("x/p.rego:4:6: http.send"),
+        "{diagnostics}"
+    );
 
     // Tarball uploads go through the same hostile-archive reader.
     let mut builder = tar::Builder::new(Vec::new());
@@ -729,7 +750,7 @@ fn two_replicas_on_postgres_share_activations() {
         "replica B found the database bootstrapped"
     );
 
-    let on_b = fetch(&b, "default", &token, None, None);
+    let on_b = fetch(&b.url, "default", &token, None, None);
     assert_eq!(on_b.status, 200);
     let etag = sha256(&on_b.body);
 
@@ -761,7 +782,205 @@ fn two_replicas_on_postgres_share_activations() {
     let bundle = Bundle::read(&reply.body, &Limits::default()).unwrap();
     assert_eq!(bundle.manifest.sck().unwrap().version, "2.0.0");
     assert_eq!(
-        sha256(&fetch(&b, "default", &token, None, None).body),
+        sha256(&fetch(&b.url, "default", &token, None, None).body),
         sha256(&reply.body)
     );
+}
+
+/// Publishing signs with the configured signer: ES256 by default, RS256 and HS256 on request;
+/// what a sidecar downloads verifies with that signer's key.
+#[test]
+fn publish_signs_with_es256_rs256_or_hs256_signers() {
+    let vectors = support::repo().join("tests/vectors/opa-bundles/keys");
+    let server = Server::start_prepared(|dir| {
+        let signers = dir.join("signers");
+        std::fs::create_dir_all(&signers).unwrap();
+        std::fs::copy(vectors.join("rs256.pem"), signers.join("rsa-prod.pem")).unwrap();
+        std::fs::copy(
+            vectors.join("hs256.secret"),
+            signers.join("hmac-prod.secret"),
+        )
+        .unwrap();
+    });
+    let root = server.root_key.clone().unwrap();
+    let token = server.sidecar_token.clone().unwrap();
+    let signers = get(&format!("{}{API}/signers", server.url), &[]).json();
+    let algorithms: Vec<(String, String)> = signers["signers"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| {
+            (
+                s["id"].as_str().unwrap().to_owned(),
+                s["algorithm"].as_str().unwrap().to_owned(),
+            )
+        })
+        .collect();
+    assert!(
+        algorithms.contains(&("rsa-prod".into(), "RS256".into())),
+        "{algorithms:?}"
+    );
+    assert!(
+        algorithms.contains(&("hmac-prod".into(), "HS256".into())),
+        "{algorithms:?}"
+    );
+    assert!(signers["signers"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .all(|s| s["id"] != "hmac-prod" || s["publicKey"].is_null()));
+
+    for (version, signer, key, alg) in [
+        (
+            "2.0.0",
+            "rsa-prod",
+            std::fs::read(vectors.join("rs256.pub.pem")).unwrap(),
+            "RS256",
+        ),
+        (
+            "3.0.0",
+            "hmac-prod",
+            std::fs::read(vectors.join("hs256.secret")).unwrap(),
+            "HS256",
+        ),
+    ] {
+        let compiled = compile(&server.url, &root, "default", version);
+        let id = compiled.json()["id"].as_str().unwrap().to_owned();
+        let published = post_json(
+            &format!("{}{API}/bundles/publish", server.url),
+            Some(&root),
+            &json!({"bundleId": id, "signerId": signer}),
+        );
+        assert_eq!(published.json()["signerId"], signer);
+        let activated = post_json(
+            &format!("{}{API}/bundles/activate", server.url),
+            Some(&root),
+            &json!({"bundleId": id}),
+        );
+        assert_eq!(
+            activated.status,
+            200,
+            "{}",
+            String::from_utf8_lossy(&activated.body)
+        );
+        let reply = fetch(&server.url, "default", &token, None, None);
+        let bundle = Bundle::read(&reply.body, &Limits::default()).unwrap();
+        let verified = bundle
+            .verify(&VerificationConfig {
+                keys: [(
+                    signer.to_owned(),
+                    VerificationKey::from_material(&key, None).unwrap(),
+                )]
+                .into_iter()
+                .collect(),
+                ..Default::default()
+            })
+            .unwrap();
+        assert_eq!(
+            (verified.key_id.as_str(), verified.algorithm.as_str()),
+            (signer, alg)
+        );
+    }
+    let unknown = post_json(
+        &format!("{}{API}/bundles/publish", server.url),
+        Some(&root),
+        &json!({"bundleId": compile(&server.url, &root, "default", "4.0.0").json()["id"], "signerId": "nope"}),
+    );
+    assert_eq!(
+        (unknown.status, unknown.code()),
+        (400, "unknown_signer".into())
+    );
+}
+
+/// Concurrent activations of one org/name serialise: every call answers, and afterwards
+/// exactly one version is ACTIVE and it is the one served.
+#[test]
+fn concurrent_activations_leave_exactly_one_active_version() {
+    let server = Server::start();
+    let root = server.root_key.clone().unwrap();
+    let token = server.sidecar_token.clone().unwrap();
+    let ids: Vec<String> = (2..8)
+        .map(|major| {
+            let id = compile(&server.url, &root, "default", &format!("{major}.0.0")).json()["id"]
+                .as_str()
+                .unwrap()
+                .to_owned();
+            post_json(
+                &format!("{}{API}/bundles/publish", server.url),
+                Some(&root),
+                &json!({"bundleId": id}),
+            );
+            id
+        })
+        .collect();
+    let handles: Vec<_> = ids
+        .iter()
+        .map(|id| {
+            let (url, root, id) = (server.url.clone(), root.clone(), id.clone());
+            std::thread::spawn(move || {
+                post_json(
+                    &format!("{url}{API}/bundles/activate"),
+                    Some(&root),
+                    &json!({"bundleId": id, "rollback": true}),
+                )
+                .status
+            })
+        })
+        .collect();
+    for handle in handles {
+        assert_eq!(handle.join().unwrap(), 200);
+    }
+    let active = get(
+        &format!(
+            "{}{API}/bundles?organizationId=default&name=gateway&status=ACTIVE",
+            server.url
+        ),
+        &[("Authorization", &format!("Bearer {root}"))],
+    )
+    .json();
+    let active = active["bundles"].as_array().unwrap();
+    assert_eq!(active.len(), 1, "{active:?}");
+    let served = fetch(&server.url, "default", &token, None, None);
+    assert_eq!(
+        Some(sha256(&served.body)),
+        active[0]["sha256"].as_str().map(str::to_owned)
+    );
+}
+
+/// The `sck bundle` lifecycle subcommands drive the same API.
+#[test]
+fn cli_lifecycle_commands_call_the_api() {
+    let server = Server::start();
+    let policies = support::repo().join("policies");
+    let run = |args: &[&str]| {
+        let out = server.cli(args);
+        assert!(
+            out.status.success(),
+            "sck {args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        serde_json::from_slice::<Value>(&out.stdout).unwrap()
+    };
+    let draft = run(&[
+        "bundle",
+        "compile",
+        policies.to_str().unwrap(),
+        "--org",
+        "default",
+        "--name",
+        "gateway",
+        "--version",
+        "1.5.0",
+    ]);
+    let id = draft["id"].as_str().unwrap();
+    assert_eq!(run(&["bundle", "publish", id])["status"], "PUBLISHED");
+    assert_eq!(
+        run(&["bundle", "activate", id])["bundle"]["status"],
+        "ACTIVE"
+    );
+    let listed = run(&["bundle", "list", "--status", "ACTIVE"]);
+    assert_eq!(listed["bundles"][0]["id"], id);
+    let out = server.cli(&["bundle", "revoke", id, "--reason", "test"]);
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("[choice_required]"));
 }

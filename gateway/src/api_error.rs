@@ -14,6 +14,8 @@ pub struct ApiError {
     pub status: StatusCode,
     pub code: &'static str,
     pub detail: String,
+    /// Individual problems (e.g. one per `file:line:col`), when there are several.
+    pub diagnostics: Vec<String>,
 }
 
 #[derive(Serialize)]
@@ -24,6 +26,8 @@ struct Problem<'a> {
     status: u16,
     detail: &'a str,
     code: &'a str,
+    #[serde(skip_serializing_if = "<[String]>::is_empty")]
+    diagnostics: &'a [String],
 }
 
 impl ApiError {
@@ -32,6 +36,7 @@ impl ApiError {
             status,
             code,
             detail: detail.into(),
+            diagnostics: Vec::new(),
         }
     }
 
@@ -91,6 +96,7 @@ impl IntoResponse for ApiError {
             status: self.status.as_u16(),
             detail: &self.detail,
             code: self.code,
+            diagnostics: &self.diagnostics,
         };
         let json = serde_json::to_vec(&body).expect("problem serialises");
         (
@@ -113,7 +119,14 @@ impl From<sck_bundler::BundleError> for ApiError {
             "policy_invalid" | "bundle_invalid" => "bundle_invalid",
             other => other,
         };
-        ApiError::new(status, code, e.to_string())
+        let diagnostics = match &e {
+            sck_bundler::BundleError::Policy(problems) => problems.clone(),
+            _ => Vec::new(),
+        };
+        ApiError {
+            diagnostics,
+            ..ApiError::new(status, code, e.to_string())
+        }
     }
 }
 

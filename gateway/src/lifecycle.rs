@@ -129,11 +129,14 @@ impl Lifecycle {
                 })
                 .collect();
             if !failures.is_empty() {
-                return Err(ApiError::new(
-                    axum::http::StatusCode::UNPROCESSABLE_ENTITY,
-                    "bundle_invalid",
-                    failures.join("\n"),
-                ));
+                return Err(ApiError {
+                    diagnostics: failures.clone(),
+                    ..ApiError::new(
+                        axum::http::StatusCode::UNPROCESSABLE_ENTITY,
+                        "bundle_invalid",
+                        failures.join("\n"),
+                    )
+                });
             }
             Ok((built, source.sha256()))
         })

@@ -185,8 +185,9 @@ async fn shutdown_signal() {
     tracing::info!("shutdown signal received");
 }
 
-/// Runs the server until SIGINT/SIGTERM, then drains and signs final checkpoints.
-pub async fn serve(config: Config) -> Result<(), String> {
+/// Runs the server until SIGINT/SIGTERM, then drains and signs final checkpoints. With
+/// `examples`, prints a copy-paste example for every endpoint once listening.
+pub async fn serve(config: Config, examples: bool) -> Result<(), String> {
     let state = open(config).await?;
     bootstrap::run(&state)
         .await
@@ -196,6 +197,14 @@ pub async fn serve(config: Config) -> Result<(), String> {
         .map_err(|e| format!("listen on {}: {e}", state.config.listen))?;
     let addr = listener.local_addr().map_err(|e| e.to_string())?;
     println!("sck listening on http://{addr}");
+    if examples {
+        let bundles = &state.config.bundles;
+        crate::examples::print(
+            &format!("http://{addr}"),
+            &bundles.default_org,
+            &bundles.default_bundle,
+        );
+    }
     tracing::info!(%addr, "listening");
     let grace = Duration::from_secs(state.config.http.shutdown_grace_secs);
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);

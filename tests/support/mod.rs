@@ -50,6 +50,19 @@ impl Server {
         )
     }
 
+    /// Starts a server on SQLite after `prepare` has set up its data directory.
+    pub fn start_prepared(prepare: impl FnOnce(&Path)) -> Server {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().to_path_buf();
+        prepare(&path);
+        Server::launch(
+            &path,
+            &path.join("sck.db").display().to_string(),
+            Some(dir),
+            &[],
+        )
+    }
+
     /// Starts a server on `database_url`, keeping keys in `data_dir` (shared by replicas).
     pub fn start_on(data_dir: &Path, database_url: &str) -> Server {
         Server::launch(data_dir, database_url, None, &[])

@@ -27,6 +27,9 @@ pub struct ServeArgs {
     /// Log format on stderr.
     #[arg(long, value_enum, default_value_t = LogFormat::Text)]
     log_format: LogFormat,
+    /// Print a copy-paste example for every endpoint once listening.
+    #[arg(long)]
+    examples: bool,
 }
 
 #[derive(Debug, Clone, Copy, ValueEnum)]
@@ -137,7 +140,7 @@ pub fn serve(args: ServeArgs) -> Result<ExitCode, CliError> {
         config.listen = listen;
     }
     runtime()?
-        .block_on(crate::server::serve(config))
+        .block_on(crate::server::serve(config, args.examples))
         .map_err(CliError::new)?;
     Ok(ExitCode::SUCCESS)
 }
