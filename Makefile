@@ -40,6 +40,7 @@ test-policies:
 bench:
 	$(CARGO) bench -p sck-bundler --bench bundle
 	scripts/bench-bundle-memory.sh
+	scripts/bench-serve.sh
 
 lint:
 	$(CARGO) fmt --all -- --check
