@@ -115,13 +115,13 @@ impl FromStr for EventType {
 
 /// What a caller asks the ledger to record: a type and a JSON object body.
 ///
-/// Bodies carry ids and hashes only — never raw tokens, secrets or request bodies.
+/// Bodies carry ids and hashes only — never raw tokens, secrets or request bodies. The body is
+/// canonicalized (RFC 8785) here, on the caller's task, so the single writer only splices bytes.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Event {
-    /// The event type.
-    pub kind: EventType,
-    /// The event body; must be a JSON object.
-    pub body: serde_json::Value,
+    kind: EventType,
+    body: serde_json::Value,
+    canonical_body: Vec<u8>,
 }
 
 impl Event {
@@ -132,9 +132,28 @@ impl Event {
                 "event body must be a JSON object".into(),
             ));
         }
-        Ok(Event { kind, body })
+        let canonical_body = serde_json_canonicalizer::to_vec(&body)
+            .map_err(|e| LedgerError::InvalidEvent(format!("cannot canonicalize: {e}")))?;
+        Ok(Event {
+            kind,
+            body,
+            canonical_body,
+        })
+    }
+
+    /// The event type.
+    pub fn kind(&self) -> EventType {
+        self.kind
+    }
+
+    /// The event body.
+    pub fn body(&self) -> &serde_json::Value {
+        &self.body
     }
 }
+
+/// Largest seq whose JCS (IEEE double) form is the plain decimal integer.
+const MAX_EXACT_SEQ: u64 = 1 << 53;
 
 /// One ledger entry as it is hashed.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -240,7 +259,11 @@ pub fn format_timestamp(ts: OffsetDateTime) -> String {
     )
 }
 
-/// Builds the entry, its leaf bytes and leaf hash in one step.
+/// Builds the leaf bytes and leaf hash of entry `seq` in one step.
+///
+/// Produces exactly `Entry::new(..).leaf_bytes()` (tested), but by splicing the event's
+/// pre-canonicalized body: JCS sorts the keys `body, org, prev, seq, ts, type, v`, and every
+/// other value is an escape-free ASCII string (org is validated) or an exact integer.
 pub fn seal(
     org: &str,
     seq: u64,
@@ -248,9 +271,29 @@ pub fn seal(
     prev: &Hash,
     event: &Event,
 ) -> Result<(Vec<u8>, Hash)> {
-    let bytes = Entry::new(org, seq, ts, prev, event).leaf_bytes()?;
-    let hash = leaf_hash(&bytes);
-    Ok((bytes, hash))
+    validate_org(org)?;
+    if seq >= MAX_EXACT_SEQ {
+        return Err(LedgerError::OutOfRange(format!("seq {seq} is too large")));
+    }
+    let ts = format_timestamp(ts);
+    let mut b = Vec::with_capacity(event.canonical_body.len() + 200);
+    b.extend_from_slice(b"{\"body\":");
+    b.extend_from_slice(&event.canonical_body);
+    b.extend_from_slice(b",\"org\":\"");
+    b.extend_from_slice(org.as_bytes());
+    b.extend_from_slice(b"\",\"prev\":\"");
+    b.extend_from_slice(hex::encode(prev).as_bytes());
+    b.extend_from_slice(b"\",\"seq\":");
+    b.extend_from_slice(seq.to_string().as_bytes());
+    b.extend_from_slice(b",\"ts\":\"");
+    b.extend_from_slice(ts.as_bytes());
+    b.extend_from_slice(b"\",\"type\":\"");
+    b.extend_from_slice(event.kind.as_str().as_bytes());
+    b.extend_from_slice(b"\",\"v\":");
+    b.extend_from_slice(FORMAT_VERSION.to_string().as_bytes());
+    b.push(b'}');
+    let hash = leaf_hash(&b);
+    Ok((b, hash))
 }
 
 /// Checks an org name: 1..=128 characters of `[A-Za-z0-9._-]`.
@@ -291,6 +334,30 @@ mod tests {
         assert_eq!(back.seq, 3);
         let head = EntryHeader::parse(bytes.as_bytes()).unwrap();
         assert_eq!(head.prev, "ab".repeat(32));
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn seal_equals_full_jcs(
+            seq in 0u64..(1u64 << 53),
+            micros in 0i64..4_000_000_000_000_000,
+            keys in proptest::collection::vec("[a-zA-Z0-9é\\\\\"\u{1F600}\n]{0,8}", 0..6),
+            nums in proptest::collection::vec(proptest::num::f64::NORMAL, 0..6),
+            prev in proptest::prelude::any::<[u8; 32]>(),
+            t in 0usize..20,
+        ) {
+            let mut body = serde_json::Map::new();
+            for (i, k) in keys.iter().enumerate() {
+                let v = match nums.get(i) { Some(n) => json!(n), None => json!([k, i, null, true]) };
+                body.insert(k.clone(), v);
+            }
+            let ev = Event::new(EventType::ALL[t], serde_json::Value::Object(body)).unwrap();
+            let ts = OffsetDateTime::from_unix_timestamp_nanos(i128::from(micros) * 1000).unwrap();
+            let (bytes, hash) = seal("org-1", seq, ts, &prev, &ev).unwrap();
+            let full = Entry::new("org-1", seq, ts, &prev, &ev).leaf_bytes().unwrap();
+            proptest::prop_assert_eq!(&bytes, &full);
+            proptest::prop_assert_eq!(hash, leaf_hash(&full));
+        }
     }
 
     #[test]

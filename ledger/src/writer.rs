@@ -58,6 +58,9 @@ impl Default for WriterConfig {
     }
 }
 
+/// How many times the writer yields to appenders before committing a batch.
+const LINGER_YIELDS: u32 = 3;
+
 pub(crate) enum Command {
     Append {
         org: String,
@@ -159,14 +162,18 @@ impl Writer {
                 }
                 Some(Command::Append { org, event, reply }) => {
                     let mut batch = vec![(org, (event, reply))];
-                    while batch.len() < self.config.max_batch {
+                    // Drain what is queued; then yield a few times so appenders that were
+                    // just answered can queue their next entry and share this commit.
+                    let mut lingers = 0;
+                    while batch.len() < self.config.max_batch && carried.is_none() {
                         match rx.try_recv() {
                             Ok(Command::Append { org, event, reply }) => {
                                 batch.push((org, (event, reply)))
                             }
-                            Ok(other) => {
-                                carried = Some(other);
-                                break;
+                            Ok(other) => carried = Some(other),
+                            Err(_) if lingers < LINGER_YIELDS => {
+                                lingers += 1;
+                                tokio::task::yield_now().await;
                             }
                             Err(_) => break,
                         }
