@@ -8,6 +8,7 @@ pub mod auth;
 pub mod bootstrap;
 pub mod cli;
 pub mod config;
+pub mod db;
 pub mod examples;
 pub mod extract;
 pub mod files;

@@ -113,7 +113,7 @@ impl Lifecycle {
                 name: request.name.clone(),
                 version: request.version.clone(),
             }),
-            built_at: Some(crate::registry::now()),
+            built_at: Some(crate::db::now()),
             signing: None,
         };
         // Compiling is CPU work on untrusted input: keep it off the async workers.

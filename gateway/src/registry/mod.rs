@@ -17,6 +17,7 @@ use sha2::Digest;
 use sqlx::Row;
 
 use crate::api_error::{ApiError, ApiResult};
+use crate::db::{new_id, now, with_pool};
 
 /// Lifecycle states of a bundle version.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -142,16 +143,6 @@ pub struct Credential {
     pub org: Option<String>,
 }
 
-/// Runs the same body against whichever pool the store holds.
-macro_rules! with_pool {
-    ($store:expr, $pool:ident => $body:expr) => {
-        match $store {
-            Store::Sqlite($pool) => $body,
-            Store::Postgres($pool) => $body,
-        }
-    };
-}
-
 const BUNDLE_COLUMNS: &str = "id, org_id, name, version, status, revision, source_sha256, sha256, \
      signer_id, revoke_reason, created_at, published_at, activated_at, revoked_at";
 
@@ -181,19 +172,9 @@ macro_rules! record {
     }};
 }
 
-/// Current time as RFC 3339 UTC.
-pub fn now() -> String {
-    sck_ledger::entry::format_timestamp(time::OffsetDateTime::now_utc())
-}
-
 /// SHA-256 hex of a secret, as stored.
 fn secret_digest(secret: &str) -> String {
     hex::encode(sha2::Sha256::digest(secret.as_bytes()))
-}
-
-/// A new random identifier with a readable prefix.
-pub fn new_id(prefix: &str) -> String {
-    format!("{prefix}_{}", uuid::Uuid::new_v4().simple())
 }
 
 /// Orders bundle versions: semantic versions, with a bare integer `N` read as `N.0.0`.
