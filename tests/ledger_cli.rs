@@ -38,7 +38,11 @@ fn ok(args: &[&str], env: &[(&str, &str)]) -> String {
 
 fn fails(args: &[&str], env: &[(&str, &str)]) -> (i32, String) {
     let out = sck(args, env);
-    assert!(!out.status.success(), "sck {args:?} succeeded: {}", text(&out.stdout));
+    assert!(
+        !out.status.success(),
+        "sck {args:?} succeeded: {}",
+        text(&out.stdout)
+    );
     (out.status.code().unwrap_or(-1), text(&out.stderr))
 }
 
@@ -65,7 +69,9 @@ fn fill_log(url: &str, org: &str, key: &LedgerKey, n: u64) {
             checkpoint_every: 10,
             ..WriterConfig::default()
         };
-        let ledger = Ledger::open(store.clone(), key.clone(), config).await.unwrap();
+        let ledger = Ledger::open(store.clone(), key.clone(), config)
+            .await
+            .unwrap();
         for i in 0..n {
             let body = serde_json::json!({"decision_id": format!("dec-{i:04}"), "result": true});
             ledger
@@ -122,7 +128,15 @@ fn end_to_end(url: &str) {
 
     // key generate: private key file (0600) + verifier key on stdout
     let vkey = ok(
-        &["ledger", "key", "generate", "--name", "ledger.acme.example/gw-1", "-o", &d("gw.key")],
+        &[
+            "ledger",
+            "key",
+            "generate",
+            "--name",
+            "ledger.acme.example/gw-1",
+            "-o",
+            &d("gw.key"),
+        ],
         &[],
     )
     .trim()
@@ -137,7 +151,15 @@ fn end_to_end(url: &str) {
     let key = LedgerKey::load_file(Path::new(&d("gw.key"))).unwrap();
     assert_eq!(key.verifier().to_string(), vkey);
     let (code, err) = fails(
-        &["ledger", "key", "generate", "--name", "x/y", "-o", &d("gw.key")],
+        &[
+            "ledger",
+            "key",
+            "generate",
+            "--name",
+            "x/y",
+            "-o",
+            &d("gw.key"),
+        ],
         &[],
     );
     assert_eq!(code, 1, "{err}");
@@ -148,51 +170,99 @@ fn end_to_end(url: &str) {
     // export (--database-url flag) and verify offline
     let out = ok(
         &[
-            "ledger", "export", "--org", &org, "--database-url", url, "--deployment",
-            "acme-prod", "-o", &d("export.tar.gz"),
+            "ledger",
+            "export",
+            "--org",
+            &org,
+            "--database-url",
+            url,
+            "--deployment",
+            "acme-prod",
+            "-o",
+            &d("export.tar.gz"),
         ],
         &[],
     );
     assert!(out.contains("exported 45 entries"), "{out}");
-    let out = ok(&["ledger", "verify", &d("export.tar.gz"), "--key", &vkey], &[]);
+    let out = ok(
+        &["ledger", "verify", &d("export.tar.gz"), "--key", &vkey],
+        &[],
+    );
     assert!(out.contains("OK: 45 entries"), "{out}");
     assert!(out.contains("5 checkpoints"), "{out}");
 
     // a partial export verifies on its own too (start frontier in the manifest)
     ok(
-        &["ledger", "export", "--org", &org, "--from", "12", "--to", "40", "-o", &d("part.tar.gz")],
+        &[
+            "ledger",
+            "export",
+            "--org",
+            &org,
+            "--from",
+            "12",
+            "--to",
+            "40",
+            "-o",
+            &d("part.tar.gz"),
+        ],
         &db,
     );
-    let out = ok(&["ledger", "verify", &d("part.tar.gz"), "--key", &vkey], &[]);
+    let out = ok(
+        &["ledger", "verify", &d("part.tar.gz"), "--key", &vkey],
+        &[],
+    );
     assert!(out.contains("OK: 28 entries (seq 12..40)"), "{out}");
 
     // tampering is named by seq, exit status 2
-    tamper(Path::new(&d("export.tar.gz")), Path::new(&d("bad.tar.gz")), |l| {
-        l[17] = l[17].replace("dec-0017", "dec-0071");
-    });
+    tamper(
+        Path::new(&d("export.tar.gz")),
+        Path::new(&d("bad.tar.gz")),
+        |l| {
+            l[17] = l[17].replace("dec-0017", "dec-0071");
+        },
+    );
     let (code, err) = fails(&["ledger", "verify", &d("bad.tar.gz"), "--key", &vkey], &[]);
     assert_eq!(code, 2);
     assert!(err.contains("first bad entry: seq 17"), "{err}");
-    tamper(Path::new(&d("export.tar.gz")), Path::new(&d("bad2.tar.gz")), |l| {
-        l.remove(8);
-    });
-    let (_, err) = fails(&["ledger", "verify", &d("bad2.tar.gz"), "--key", &vkey], &[]);
+    tamper(
+        Path::new(&d("export.tar.gz")),
+        Path::new(&d("bad2.tar.gz")),
+        |l| {
+            l.remove(8);
+        },
+    );
+    let (_, err) = fails(
+        &["ledger", "verify", &d("bad2.tar.gz"), "--key", &vkey],
+        &[],
+    );
     assert!(err.contains("seq 8"), "{err}");
 
     // a key we do not trust
-    let other = LedgerKey::generate("ledger.acme.example/gw-1").unwrap().verifier().to_string();
-    let (code, err) = fails(&["ledger", "verify", &d("export.tar.gz"), "--key", &other], &[]);
+    let other = LedgerKey::generate("ledger.acme.example/gw-1")
+        .unwrap()
+        .verifier()
+        .to_string();
+    let (code, err) = fails(
+        &["ledger", "verify", &d("export.tar.gz"), "--key", &other],
+        &[],
+    );
     assert_eq!(code, 2);
     assert!(err.contains("seq 0") && err.contains("signature"), "{err}");
     // no key at all, or a malformed one
     let (code, _) = fails(&["ledger", "verify", &d("export.tar.gz")], &[]);
     assert_eq!(code, 1);
-    let (code, err) = fails(&["ledger", "verify", &d("export.tar.gz"), "--key", "nope"], &[]);
+    let (code, err) = fails(
+        &["ledger", "verify", &d("export.tar.gz"), "--key", "nope"],
+        &[],
+    );
     assert_eq!(code, 1);
     assert!(err.contains("invalid key"), "{err}");
 
     // verify the database in place (env-configured URL)
-    let out = ok(&["ledger", "verify", "--db", "--org", &org, "--key", &vkey], &db);
+    let out = ok(
+        &["ledger", "verify", "--db", "--org", &org, "--key", &vkey],
+        &db,
+    );
     assert!(out.contains("OK: 45 entries"), "{out}");
     let out = ok(&["ledger", "verify", "--db", "--org", &org], &db);
     assert!(out.contains("OK: 45 entries"), "{out}");
@@ -203,16 +273,49 @@ fn end_to_end(url: &str) {
         &db,
     ))
     .unwrap();
-    let proof: Vec<Hash> = p["proof"].as_array().unwrap().iter().map(b64_hash).collect();
-    verify_inclusion(&b64_hash(&p["leaf_hash"]), 7, 45, &proof, &b64_hash(&p["root"])).unwrap();
+    let proof: Vec<Hash> = p["proof"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(b64_hash)
+        .collect();
+    verify_inclusion(
+        &b64_hash(&p["leaf_hash"]),
+        7,
+        45,
+        &proof,
+        &b64_hash(&p["root"]),
+    )
+    .unwrap();
     let c: serde_json::Value = serde_json::from_str(&ok(
-        &["ledger", "proof", "consistency", "--org", &org, "--from", "10", "--to", "45"],
+        &[
+            "ledger",
+            "proof",
+            "consistency",
+            "--org",
+            &org,
+            "--from",
+            "10",
+            "--to",
+            "45",
+        ],
         &db,
     ))
     .unwrap();
-    let proof: Vec<Hash> = c["proof"].as_array().unwrap().iter().map(b64_hash).collect();
-    verify_consistency(10, 45, &proof, &b64_hash(&c["from_root"]), &b64_hash(&c["to_root"]))
-        .unwrap();
+    let proof: Vec<Hash> = c["proof"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(b64_hash)
+        .collect();
+    verify_consistency(
+        10,
+        45,
+        &proof,
+        &b64_hash(&c["from_root"]),
+        &b64_hash(&c["to_root"]),
+    )
+    .unwrap();
     assert_eq!(c["to_root"], p["root"]);
     let (code, err) = fails(
         &["ledger", "proof", "inclusion", "--org", &org, "--seq", "45"],
@@ -223,7 +326,14 @@ fn end_to_end(url: &str) {
 
     // unknown org
     let (code, err) = fails(
-        &["ledger", "export", "--org", "no-such-org", "-o", &d("x.tar.gz")],
+        &[
+            "ledger",
+            "export",
+            "--org",
+            "no-such-org",
+            "-o",
+            &d("x.tar.gz"),
+        ],
         &db,
     );
     assert_eq!(code, 1);
@@ -256,6 +366,10 @@ fn default_database_is_created_under_sck_data() {
         .output()
         .unwrap();
     assert_eq!(out.status.code(), Some(1));
-    assert!(text(&out.stderr).contains("no ledger log"), "{}", text(&out.stderr));
+    assert!(
+        text(&out.stderr).contains("no ledger log"),
+        "{}",
+        text(&out.stderr)
+    );
     assert!(dir.path().join("sck-data/sck.db").exists());
 }

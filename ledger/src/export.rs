@@ -321,7 +321,7 @@ pub fn verify_export(
                         return Ok(Err(f));
                     }
                     done += 1;
-                    if done % 4096 == 0 {
+                    if done.is_multiple_of(4096) {
                         progress(done, total);
                     }
                 }

@@ -85,7 +85,7 @@ impl<F: FnMut(NodeId) -> Option<Hash>> NodeSource for F {
 /// MTH(D[lo:hi]) from complete subtrees (every range reached by the RFC recursion is aligned).
 fn range_hash(src: &mut dyn NodeSource, lo: u64, hi: u64) -> Result<Hash, ProofError> {
     let n = hi - lo;
-    if n.is_power_of_two() && lo % n == 0 {
+    if n.is_power_of_two() && lo.is_multiple_of(n) {
         let id = NodeId {
             level: n.trailing_zeros(),
             index: lo >> n.trailing_zeros(),
@@ -430,7 +430,7 @@ impl MemoryTree {
         }
         self.levels[0].push(leaf);
         let mut level = 0;
-        while self.levels[level].len() % 2 == 0 {
+        while self.levels[level].len().is_multiple_of(2) {
             let n = self.levels[level].len();
             let parent = node_hash(&self.levels[level][n - 2], &self.levels[level][n - 1]);
             if self.levels.len() == level + 1 {

@@ -275,7 +275,7 @@ async fn rewritten_history_is_caught_by_an_earlier_checkpoint() {
     write_members(&forged, &m);
 
     // Self-consistent forgery: passes without outside knowledge...
-    verify_with(&forged, &[key.clone()], &[]).unwrap();
+    verify_with(&forged, std::slice::from_ref(&key), &[]).unwrap();
     // ...but not against the checkpoint the auditor kept.
     let f = verify_with(&forged, &[key], &kept).unwrap_err();
     assert_eq!(f.seq, Some(20), "{f}");
