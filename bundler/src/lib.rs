@@ -8,6 +8,7 @@ pub mod build;
 pub mod bundle;
 pub mod canonical;
 pub mod data;
+pub mod decision;
 pub mod error;
 pub mod keys;
 pub mod manifest;
