@@ -1,10 +1,12 @@
-//! `make bench`: build + sign of the default policy tree, and read + verify of a bundle whose
-//! data.json is 10 MiB. Peak memory is measured separately by scripts/bench-bundle-memory.sh.
+//! `make bench`: build + sign of the default policy tree, read + verify of a bundle whose
+//! data.json is 10 MiB, and one decision on the RVM and on the interpreter (default policy and
+//! a 1,000-entry policy). Peak memory is measured by scripts/bench-bundle-memory.sh.
 
 use std::collections::BTreeMap;
 use std::path::Path;
 
 use criterion::{criterion_group, criterion_main, Criterion};
+use sck_bundler::decision::{EvalLimits, Evaluator, Mode};
 use sck_bundler::{
     build, BuildOptions, Bundle, Limits, SigningConfig, SigningKey, SourceTree, VerificationConfig,
     VerificationKey,
@@ -75,5 +77,75 @@ fn benches(c: &mut Criterion) {
     group.finish();
 }
 
-criterion_group!(bundle, benches);
+/// The OPA vector policy with 1,000 action entries in its data.
+fn thousand_entry_bundle() -> Bundle {
+    let vectors = Path::new(env!("CARGO_MANIFEST_DIR")).join("../tests/vectors/opa-bundles/src");
+    let mut files = BTreeMap::new();
+    files.insert(
+        "sck/authz/authz.rego".to_string(),
+        std::fs::read(vectors.join("sck/authz/authz.rego")).unwrap(),
+    );
+    files.insert(".manifest".to_string(), br#"{"roots": ["sck"]}"#.to_vec());
+    let mut actions = serde_json::Map::new();
+    for i in 0..1000 {
+        actions.insert(
+            format!("svc{i:03}.call"),
+            serde_json::json!({"min_loa": i % 4 + 1, "scopes": [format!("svc{i:03}:call"), format!("svc{i:03}:*")]}),
+        );
+    }
+    actions.insert(
+        "tools.invoke".into(),
+        serde_json::json!({"min_loa": 3, "scopes": ["mcp:invoke", "mcp:*"]}),
+    );
+    let data = serde_json::json!({"actions": actions, "blocked_subjects": {"agent:mallory": true}});
+    files.insert(
+        "sck/requirements/data.json".to_string(),
+        serde_json::to_vec(&data).unwrap(),
+    );
+    build(
+        &SourceTree::from_files(files).unwrap(),
+        &BuildOptions::default(),
+    )
+    .unwrap()
+    .bundle
+}
+
+fn decisions(c: &mut Criterion) {
+    let policies = Path::new(env!("CARGO_MANIFEST_DIR")).join("../policies");
+    let default = build(
+        &SourceTree::from_dir(&policies).unwrap(),
+        &BuildOptions::default(),
+    )
+    .unwrap()
+    .bundle;
+    let token = serde_json::json!({"sub": "agent:a", "org": "org-1", "loa": 3, "scope": ["mcp:invoke"], "exp": 4102444800u64});
+    let cases = [
+        (
+            "default_policy",
+            default,
+            None,
+            serde_json::json!({"action": "tools.invoke", "resource": {"org": "org-1", "tool": "search.web"}, "token": token, "now": 1767225600}),
+        ),
+        (
+            "1000_entries",
+            thousand_entry_bundle(),
+            Some("data.sck.authz.decision"),
+            serde_json::json!({"action": "svc517.call", "resource": {"org": "org-1"}, "token": {"sub": "agent:a", "org": "org-1", "loa": 3, "scope": ["svc517:call"]}}),
+        ),
+    ];
+    let mut group = c.benchmark_group("decision");
+    for (name, bundle, entrypoint, input) in &cases {
+        for mode in [Mode::Fastest, Mode::Interpreter] {
+            let evaluator =
+                Evaluator::new(bundle, *entrypoint, EvalLimits::default(), mode).unwrap();
+            assert!(evaluator.decide(input).allow, "{name} must allow");
+            group.bench_function(format!("{name}/{}", evaluator.mode()), |b| {
+                b.iter(|| evaluator.decide(input))
+            });
+        }
+    }
+    group.finish();
+}
+
+criterion_group!(bundle, benches, decisions);
 criterion_main!(bundle);
