@@ -18,3 +18,4 @@ pub mod routes;
 pub mod server;
 pub mod signers;
 pub mod state;
+pub mod tokens;

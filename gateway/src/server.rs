@@ -75,6 +75,7 @@ pub fn app(state: AppState) -> Router {
         .merge(routes::bundles::router())
         .merge(routes::credentials::router())
         .merge(routes::ops::router())
+        .merge(routes::tokens::router())
         .layer(TimeoutLayer::with_status_code(
             StatusCode::SERVICE_UNAVAILABLE,
             timeout,
@@ -128,6 +129,7 @@ pub async fn open(config: Config) -> Result<AppState, String> {
         &[
             sck_ledger::schema::MIGRATIONS,
             crate::registry::schema::MIGRATIONS,
+            crate::tokens::schema::MIGRATIONS,
         ],
     )
     .await
@@ -148,6 +150,9 @@ pub async fn open(config: Config) -> Result<AppState, String> {
         &config.data_dir.join("signers"),
         &config.bundles.default_signer,
     )?;
+    let tokens = crate::tokens::TokenService::open(store.clone(), ledger.clone(), &config)
+        .await
+        .map_err(|e| format!("tokens: {e}"))?;
     let hub = ActivationHub::start(store.clone())
         .await
         .map_err(|e| format!("activation listener: {e}"))?;
@@ -165,6 +170,7 @@ pub async fn open(config: Config) -> Result<AppState, String> {
         config: Arc::new(config),
         lifecycle,
         metrics: metrics_handle()?,
+        tokens,
     })
 }
 

@@ -4,6 +4,7 @@ use std::sync::Arc;
 
 use crate::config::Config;
 use crate::lifecycle::Lifecycle;
+use crate::tokens::TokenService;
 
 /// Shared, cheaply cloned server state.
 #[derive(Debug, Clone)]
@@ -11,4 +12,6 @@ pub struct AppState {
     pub config: Arc<Config>,
     pub lifecycle: Lifecycle,
     pub metrics: metrics_exporter_prometheus::PrometheusHandle,
+    /// Gateway tokens: issue, verify, introspect, revoke, keys.
+    pub tokens: TokenService,
 }

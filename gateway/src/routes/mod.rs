@@ -4,3 +4,4 @@ pub mod bundle_service;
 pub mod bundles;
 pub mod credentials;
 pub mod ops;
+pub mod tokens;
