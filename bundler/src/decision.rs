@@ -120,20 +120,20 @@ impl Decision {
     }
 }
 
-enum Backend {
-    Vm {
-        program: Arc<Program>,
-        data: Value,
-        pool: Mutex<Vec<RegoVM>>,
-    },
-    Interpreter(Engine),
+struct Vm {
+    program: Arc<Program>,
+    data: Value,
+    pool: Mutex<Vec<RegoVM>>,
 }
 
 /// A compiled decision rule of one bundle, safe to share between threads.
 pub struct Evaluator {
     entrypoint: String,
     limits: EvalLimits,
-    backend: Backend,
+    /// The decision rule compiled for the VM, when the policy allows it.
+    vm: Option<Vm>,
+    /// The interpreter: the fallback for the decision rule, and any other rule (Data API).
+    interpreter: Engine,
 }
 
 impl std::fmt::Debug for Evaluator {
@@ -181,26 +181,25 @@ impl Evaluator {
                 .and_then(|compiled| Compiler::compile_from_policy(&compiled, &[&entrypoint]).ok()),
             Mode::Interpreter => None,
         };
-        let backend = match vm {
-            Some(program) => Backend::Vm {
-                program,
-                data: engine.get_data(),
-                pool: Mutex::new(Vec::new()),
-            },
-            None => Backend::Interpreter(engine),
-        };
+        let vm = vm.map(|program| Vm {
+            program,
+            data: engine.get_data(),
+            pool: Mutex::new(Vec::new()),
+        });
         Ok(Evaluator {
             entrypoint,
             limits,
-            backend,
+            vm,
+            interpreter: engine,
         })
     }
 
     /// `"rvm"` or `"interpreter"`.
     pub fn mode(&self) -> &'static str {
-        match self.backend {
-            Backend::Vm { .. } => "rvm",
-            Backend::Interpreter(_) => "interpreter",
+        if self.vm.is_some() {
+            "rvm"
+        } else {
+            "interpreter"
         }
     }
 
@@ -217,7 +216,7 @@ impl Evaluator {
                 return Decision::deny(Outcome::Error, format!("evaluation_error: input: {e}"))
             }
         };
-        match self.evaluate(input) {
+        match self.evaluate(input, None) {
             Ok(Value::Undefined) => Decision::deny(Outcome::Undefined, "policy_undefined"),
             Ok(value) => match value.to_json_str().map(|s| serde_json::from_str(&s)) {
                 Ok(Ok(json)) => Decision::from_result(&json),
@@ -230,13 +229,38 @@ impl Evaluator {
         }
     }
 
-    fn evaluate(&self, input: Value) -> std::result::Result<Value, Failure> {
-        match &self.backend {
-            Backend::Vm {
-                program,
-                data,
-                pool,
-            } => {
+    /// Evaluates any rule (a `data.`-rooted path) with the interpreter, as OPA's Data API does:
+    /// `Ok(None)` when undefined; limits and errors are reported as errors.
+    pub fn evaluate_rule(
+        &self,
+        rule: &str,
+        input: &serde_json::Value,
+    ) -> std::result::Result<Option<serde_json::Value>, String> {
+        let input = Value::from_json_str(&input.to_string()).map_err(|e| format!("input: {e}"))?;
+        match self.evaluate(input, Some(rule)) {
+            Ok(Value::Undefined) => Ok(None),
+            Ok(value) => value
+                .to_json_str()
+                .ok()
+                .and_then(|s| serde_json::from_str(&s).ok())
+                .map(Some)
+                .ok_or_else(|| "result is not JSON".to_owned()),
+            Err(Failure::Limit) => Err("evaluation_timeout".into()),
+            Err(Failure::Error(e)) => Err(format!("evaluation_error: {e}")),
+        }
+    }
+
+    /// Runs the decision rule (on the VM when compiled), or `rule` on the interpreter.
+    fn evaluate(&self, input: Value, rule: Option<&str>) -> std::result::Result<Value, Failure> {
+        match (&self.vm, rule) {
+            (
+                Some(Vm {
+                    program,
+                    data,
+                    pool,
+                }),
+                None,
+            ) => {
                 let reused = pool.lock().map(|mut p| p.pop()).unwrap_or(None);
                 let mut vm = match reused {
                     Some(vm) => vm,
@@ -263,10 +287,11 @@ impl Evaluator {
                 }
                 result
             }
-            Backend::Interpreter(engine) => {
-                let mut engine = engine.clone();
+            _ => {
+                let mut engine = self.interpreter.clone();
                 engine.set_input(input);
-                engine.eval_rule(self.entrypoint.clone()).map_err(|e| {
+                let rule = rule.unwrap_or(&self.entrypoint).to_owned();
+                engine.eval_rule(rule).map_err(|e| {
                     if e.chain().any(|c| c.downcast_ref::<LimitError>().is_some()) {
                         Failure::Limit
                     } else {
