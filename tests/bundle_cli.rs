@@ -64,7 +64,9 @@ fn write_tree(dir: &Path, files: &[(&str, &str)]) {
 #[test]
 fn help_explains_every_subcommand() {
     let top = ok(&["bundle", "--help"]);
-    for sub in ["build", "verify", "check", "test", "inspect", "keygen"] {
+    for sub in [
+        "build", "verify", "check", "test", "inspect", "eval", "keygen",
+    ] {
         assert!(top.contains(sub), "{top}");
         let help = ok(&["bundle", sub, "--help"]);
         assert!(help.len() > 200, "thin help for {sub}: {help}");
@@ -384,4 +386,45 @@ fn unreadable_input_gets_a_clear_error_not_a_panic() {
         "{err}"
     );
     assert!(!err.contains("panicked"), "{err}");
+}
+
+#[test]
+fn eval_returns_opas_decisions_offline() {
+    let v = vectors();
+    let decisions: Vec<serde_json::Value> =
+        serde_json::from_slice(&std::fs::read(v.join("decisions.json")).unwrap()).unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let bundle = v.join("bundle-es256.tar.gz");
+    for (i, case) in decisions.iter().enumerate() {
+        let input = dir.path().join(format!("input{i}.json"));
+        std::fs::write(&input, case["input"].to_string()).unwrap();
+        for engine in [&[][..], &["--interpreter"][..]] {
+            let mut args = vec![
+                "bundle",
+                "eval",
+                p(&bundle),
+                "--input",
+                p(&input),
+                "--entrypoint",
+                "data.sck.authz.decision",
+            ];
+            args.extend_from_slice(engine);
+            let out: serde_json::Value = serde_json::from_str(&ok(&args)).unwrap();
+            assert_eq!(out["allow"], case["expected"]["allow"], "{args:?}");
+            assert_eq!(out["reasons"], case["expected"]["reasons"], "{args:?}");
+        }
+    }
+    let input = dir.path().join("empty.json");
+    std::fs::write(&input, "{}").unwrap();
+    let out: serde_json::Value = serde_json::from_str(&ok(&[
+        "bundle",
+        "eval",
+        p(&repo().join("policies")),
+        "--input",
+        p(&input),
+    ]))
+    .unwrap();
+    assert_eq!(out["allow"], false);
+    assert_eq!(out["engine"], "rvm");
+    assert_eq!(out["entrypoint"], "data.sck.gateway.decision");
 }

@@ -38,6 +38,9 @@ pub enum BundleCommand {
     Test(TargetArgs),
     /// Show a bundle's manifest, files with hashes, signature header and claims, and size.
     Inspect(InspectArgs),
+    /// Evaluate the bundle's decision rule on an input, offline, exactly as the gateway does
+    /// (compiled RVM path when possible, bounded, deny by default).
+    Eval(EvalArgs),
     /// Generate an ES256 (P-256) signing key: writes PKCS#8 PEM to --out and the public key
     /// to <out>.pub.pem.
     Keygen(KeygenArgs),
@@ -142,6 +145,26 @@ pub struct InspectArgs {
 }
 
 #[derive(Debug, Args)]
+pub struct EvalArgs {
+    /// A policy source directory or a bundle (.tar.gz).
+    target: PathBuf,
+    /// JSON file holding the input document (`-` for standard input).
+    #[arg(long)]
+    input: PathBuf,
+    /// Rule to evaluate, e.g. data.sck.gateway.decision (default: the manifest's entrypoint).
+    #[arg(long)]
+    entrypoint: Option<String>,
+    /// Force the interpreter instead of the compiled VM.
+    #[arg(long)]
+    interpreter: bool,
+    /// Evaluation time limit in milliseconds.
+    #[arg(long, default_value_t = 100)]
+    timeout_ms: u64,
+    #[command(flatten)]
+    limits: LimitArgs,
+}
+
+#[derive(Debug, Args)]
 pub struct KeygenArgs {
     /// Where to write the private key (PKCS#8 PEM, mode 0600).
     #[arg(short, long)]
@@ -175,6 +198,7 @@ pub fn run(command: BundleCommand) -> Result<ExitCode, CliError> {
         BundleCommand::Check(args) => check(args),
         BundleCommand::Test(args) => test(args),
         BundleCommand::Inspect(args) => inspect(args),
+        BundleCommand::Eval(args) => eval(args),
         BundleCommand::Keygen(args) => keygen(args),
         BundleCommand::Compile(args) => super::remote::compile(args),
         BundleCommand::Publish(args) => super::remote::publish(args),
@@ -483,6 +507,45 @@ fn inspect(args: InspectArgs) -> Result<ExitCode, CliError> {
         ),
         None => println!("signature:  none"),
     }
+    Ok(ExitCode::SUCCESS)
+}
+
+fn eval(args: EvalArgs) -> Result<ExitCode, CliError> {
+    use sck_bundler::decision::{EvalLimits, Evaluator, Mode};
+    let bundle = load_target(&args.target, &args.limits.limits())?;
+    let text = if args.input.as_os_str() == "-" {
+        let mut s = String::new();
+        std::io::Read::read_to_string(&mut std::io::stdin(), &mut s)
+            .map_err(|e| CliError::new(format!("stdin: {e}")))?;
+        s
+    } else {
+        String::from_utf8(read_file(&args.input)?)
+            .map_err(|_| CliError::new(format!("{}: not UTF-8", args.input.display())))?
+    };
+    let input: serde_json::Value = serde_json::from_str(&text)
+        .map_err(|e| CliError::new(format!("{}: invalid JSON: {e}", args.input.display())))?;
+    let limits = EvalLimits {
+        time: std::time::Duration::from_millis(args.timeout_ms),
+        ..EvalLimits::default()
+    };
+    let mode = if args.interpreter {
+        Mode::Interpreter
+    } else {
+        Mode::Fastest
+    };
+    let evaluator = Evaluator::new(&bundle, args.entrypoint.as_deref(), limits, mode)?;
+    let decision = evaluator.decide(&input);
+    let report = serde_json::json!({
+        "allow": decision.allow,
+        "reasons": decision.reasons,
+        "outcome": decision.outcome,
+        "entrypoint": evaluator.entrypoint(),
+        "engine": evaluator.mode(),
+    });
+    println!(
+        "{}",
+        serde_json::to_string_pretty(&report).expect("JSON serialises")
+    );
     Ok(ExitCode::SUCCESS)
 }
 

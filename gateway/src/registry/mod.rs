@@ -431,6 +431,31 @@ impl Registry {
         Ok(found)
     }
 
+    /// The active version of bundle `name` in every org that has one.
+    pub async fn active_heads(&self, name: &str) -> ApiResult<Vec<(String, ActiveBundle)>> {
+        let mut heads = Vec::new();
+        with_pool!(&self.store, pool => {
+            for row in sqlx::query(
+                "SELECT h.org_id, b.id, b.version, b.sha256 FROM bundle_heads h JOIN bundles b ON b.id = h.active_bundle_id \
+                 WHERE h.name = $1",
+            )
+            .bind(name)
+            .fetch_all(pool)
+            .await?
+            {
+                heads.push((
+                    row.try_get::<String, _>("org_id")?,
+                    ActiveBundle {
+                        bundle_id: row.try_get("id")?,
+                        version: row.try_get("version")?,
+                        sha256: row.try_get::<Option<String>, _>("sha256")?.unwrap_or_default(),
+                    },
+                ));
+            }
+        });
+        Ok(heads)
+    }
+
     /// A published (never revoked) version of `org` by digest.
     pub async fn published_by_sha256(&self, org: &str, sha256: &str) -> ApiResult<Option<String>> {
         let found = with_pool!(&self.store, pool => {

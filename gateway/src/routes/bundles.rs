@@ -122,6 +122,8 @@ async fn activate(
         .lifecycle
         .activate(admin.actor(), &body.bundle_id, body.rollback)
         .await?;
+    // This replica enforces the new version before the activation is acknowledged.
+    state.decisions.snapshots.refresh().await?;
     Ok(Json(json!({
         "bundle": activation.activated,
         "superseded": activation.superseded,
@@ -159,6 +161,7 @@ async fn revoke(
             body.allow_no_active,
         )
         .await?;
+    state.decisions.snapshots.refresh().await?;
     Ok(Json(json!({
         "bundle": revocation.revoked,
         "rolledBackTo": revocation.rolled_back_to,

@@ -1,0 +1,243 @@
+//! Decisions: the input document, evaluation on the org's snapshot, and the ledger entry that
+//! must be durable before the answer leaves.
+//!
+//! The input policies see holds only verified facts: the caller's `action`, `resource` and
+//! `context`, plus `token` (from the verified gateway token), `request` and `now` set by the
+//! gateway — a caller cannot inject `token` or `caller`. Undefined, an evaluation error, a
+//! timeout or no active bundle all deny, with the reason in the response and the ledger.
+
+pub mod rate_limit;
+pub mod snapshots;
+
+use std::sync::Arc;
+
+use sck_ledger::entry::{Event, EventType};
+use sck_ledger::{Ledger, Receipt};
+use serde::Serialize;
+use serde_json::{json, Value};
+use sha2::Digest;
+
+use crate::api_error::{ApiError, ApiResult};
+use crate::tokens::VerifiedToken;
+use snapshots::{Snapshot, Snapshots};
+
+/// The request facts recorded with a decision.
+#[derive(Debug, Clone, Serialize)]
+pub struct RequestFacts {
+    pub method: String,
+    pub path: String,
+    pub body_sha256: String,
+}
+
+/// What a decision response carries.
+#[derive(Debug, Clone, Serialize)]
+pub struct DecisionRecord {
+    pub decision_id: String,
+    pub allow: bool,
+    pub reasons: Vec<String>,
+    pub outcome: sck_bundler::decision::Outcome,
+    pub bundle: Option<BundleRef>,
+    pub receipt: ReceiptRef,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct BundleRef {
+    pub name: String,
+    pub version: String,
+    pub sha256: String,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct ReceiptRef {
+    pub seq: u64,
+    pub leaf_hash: String,
+}
+
+impl From<&Receipt> for ReceiptRef {
+    fn from(r: &Receipt) -> Self {
+        ReceiptRef {
+            seq: r.seq,
+            leaf_hash: hex::encode(r.leaf_hash),
+        }
+    }
+}
+
+impl From<&Snapshot> for BundleRef {
+    fn from(s: &Snapshot) -> Self {
+        BundleRef {
+            name: s.name.clone(),
+            version: s.version.clone(),
+            sha256: s.sha256.clone(),
+        }
+    }
+}
+
+/// SHA-256 of a JSON document's RFC 8785 canonical form.
+fn document_sha256(value: &Value) -> String {
+    let bytes = serde_json_canonicalizer::to_vec(value).unwrap_or_default();
+    hex::encode(sha2::Sha256::digest(bytes))
+}
+
+/// Evaluates decisions and ledgers them.
+#[derive(Debug, Clone)]
+pub struct DecisionService {
+    pub snapshots: Arc<Snapshots>,
+    pub ledger: Ledger,
+    pub limits: Arc<rate_limit::RateLimits>,
+}
+
+impl DecisionService {
+    /// A service for `config`, enforcing bundle `bundle_name` of each org.
+    pub fn new(
+        config: &crate::config::DecisionConfig,
+        registry: crate::registry::Registry,
+        bundle_name: String,
+        limits: sck_bundler::Limits,
+        ledger: Ledger,
+    ) -> DecisionService {
+        let eval_limits = sck_bundler::decision::EvalLimits {
+            time: std::time::Duration::from_millis(config.timeout_ms),
+            instructions: config.instruction_limit,
+        };
+        let mode = if config.interpreter_only {
+            sck_bundler::decision::Mode::Interpreter
+        } else {
+            sck_bundler::decision::Mode::Fastest
+        };
+        DecisionService {
+            snapshots: Arc::new(Snapshots::new(
+                registry,
+                bundle_name,
+                limits,
+                eval_limits,
+                mode,
+            )),
+            ledger,
+            limits: Arc::new(rate_limit::RateLimits::new(
+                config.subject_rate,
+                config.org_rate,
+            )),
+        }
+    }
+
+    /// Starts the snapshot watcher and the rate-limiter housekeeping.
+    pub fn spawn_background(&self, hub: crate::activations::ActivationHub) {
+        self.snapshots.clone().spawn_watcher(hub);
+        let limits = self.limits.clone();
+        tokio::spawn(async move {
+            loop {
+                tokio::time::sleep(std::time::Duration::from_secs(60)).await;
+                limits.prune();
+            }
+        });
+    }
+
+    /// The input document for a decide request.
+    pub fn input(body: &Value, token: &VerifiedToken, request: &RequestFacts, now: i64) -> Value {
+        json!({
+            "action": body.get("action").cloned().unwrap_or(Value::Null),
+            "resource": body.get("resource").cloned().unwrap_or_else(|| json!({})),
+            "context": body.get("context").cloned().unwrap_or_else(|| json!({})),
+            "token": token,
+            "request": request,
+            "now": now,
+        })
+    }
+
+    /// Evaluates `input` on `org`'s active policy (the decision rule, or `rule` for the Data
+    /// API), records the decision durably, and returns it with its receipt.
+    pub async fn decide(
+        &self,
+        org: &str,
+        input: Value,
+        token: &VerifiedToken,
+        request: &RequestFacts,
+        rule: Option<&str>,
+    ) -> ApiResult<(DecisionRecord, Option<Value>)> {
+        let decision_id = uuid::Uuid::new_v4().to_string();
+        let snapshot = self.snapshots.get(org);
+        let (allow, reasons, outcome, result, entrypoint) = match (&snapshot, rule) {
+            (None, _) => (
+                false,
+                vec!["no_active_bundle".to_owned()],
+                sck_bundler::decision::Outcome::Undefined,
+                None,
+                None,
+            ),
+            (Some(s), None) => {
+                let d = s.evaluator.decide(&input);
+                (
+                    d.allow,
+                    d.reasons,
+                    d.outcome,
+                    None,
+                    Some(s.evaluator.entrypoint().to_owned()),
+                )
+            }
+            (Some(s), Some(rule)) => match s.evaluator.evaluate_rule(rule, &input) {
+                Ok(Some(value)) => {
+                    let d = sck_bundler::decision::Decision::from_result(&value);
+                    let allow = d.outcome == sck_bundler::decision::Outcome::Evaluated && d.allow;
+                    (
+                        allow,
+                        d.reasons,
+                        d.outcome,
+                        Some(value),
+                        Some(rule.to_owned()),
+                    )
+                }
+                Ok(None) => (
+                    false,
+                    vec!["policy_undefined".into()],
+                    sck_bundler::decision::Outcome::Undefined,
+                    None,
+                    Some(rule.to_owned()),
+                ),
+                Err(e) => (
+                    false,
+                    vec![e.clone()],
+                    if e == "evaluation_timeout" {
+                        sck_bundler::decision::Outcome::Timeout
+                    } else {
+                        sck_bundler::decision::Outcome::Error
+                    },
+                    None,
+                    Some(rule.to_owned()),
+                ),
+            },
+        };
+        let bundle = snapshot.as_deref().map(BundleRef::from);
+        let kind = if allow {
+            EventType::DecisionAllowed
+        } else {
+            EventType::DecisionDenied
+        };
+        let body = json!({
+            "decision_id": decision_id,
+            "bundle": bundle.as_ref().map(|b| json!({"org": org, "name": b.name, "version": b.version, "sha256": b.sha256})),
+            "entrypoint": entrypoint,
+            "result": {"allow": allow, "reasons": reasons},
+            "outcome": outcome,
+            "result_sha256": result.as_ref().map(document_sha256),
+            "token": {"jti": token.jti, "sub": token.sub, "loa": token.loa},
+            "caller": Value::Null,
+            "request": {"method": request.method, "path": request.path},
+            "input_sha256": document_sha256(&input),
+        });
+        let event = Event::new(kind, body).map_err(|e| ApiError::internal("ledger event", e))?;
+        let receipt = self.ledger.append(org, event).await?;
+        metrics::counter!("sck_decisions_total", "org" => org.to_owned(), "result" => if allow { "allow" } else { "deny" })
+            .increment(1);
+        Ok((
+            DecisionRecord {
+                decision_id,
+                allow,
+                reasons,
+                outcome,
+                bundle,
+                receipt: ReceiptRef::from(&receipt),
+            },
+            result,
+        ))
+    }
+}

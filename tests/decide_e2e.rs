@@ -1,0 +1,513 @@
+//! End-to-end tests of decisions through the real server: OPA's results on the vector bundle
+//! through the registry and HTTP (sck's API and OPA's Data API), deny by default for every
+//! failure kind, rate limits, hot swap under load, and the ledger entry of every decision.
+
+mod support;
+
+use std::collections::BTreeMap;
+use std::path::Path;
+use std::time::Instant;
+
+use serde_json::{json, Value};
+use support::{get, post_json, repo, Server};
+
+const API: &str = "/api/v1/enforcement";
+
+/// The OPA vector policy tree as a compile file map, with its decision rule as entrypoint.
+fn vector_files() -> serde_json::Map<String, Value> {
+    let src = repo().join("tests/vectors/opa-bundles/src");
+    let tree = sck_bundler::SourceTree::from_dir(&src).unwrap();
+    let mut files: serde_json::Map<String, Value> = tree
+        .files()
+        .iter()
+        .map(|(k, v)| {
+            (
+                k.clone(),
+                Value::String(String::from_utf8(v.clone()).unwrap()),
+            )
+        })
+        .collect();
+    files.insert(
+        ".manifest".into(),
+        json!(r#"{"roots": ["sck"], "metadata": {"sck": {"entrypoint": "sck/authz/decision"}}}"#),
+    );
+    files
+}
+
+/// compile → publish → activate `files` as `org`'s gateway bundle `version`.
+fn release(server: &Server, org: &str, version: &str, files: &serde_json::Map<String, Value>) {
+    let root = server.root_key.as_deref();
+    let api = |p: &str| format!("{}{API}{p}", server.url);
+    let compiled = post_json(
+        &api("/bundles/compile"),
+        root,
+        &json!({"organizationId": org, "name": "gateway", "version": version, "files": files}),
+    );
+    assert_eq!(
+        compiled.status,
+        201,
+        "{}",
+        String::from_utf8_lossy(&compiled.body)
+    );
+    let id = compiled.json()["id"].clone();
+    assert_eq!(
+        post_json(&api("/bundles/publish"), root, &json!({"bundleId": id})).status,
+        200
+    );
+    let activated = post_json(&api("/bundles/activate"), root, &json!({"bundleId": id}));
+    assert_eq!(
+        activated.status,
+        200,
+        "{}",
+        String::from_utf8_lossy(&activated.body)
+    );
+}
+
+/// Creates `org` with an issuer that may grant LoA 4 and every scope the tests use.
+fn setup_org(server: &Server, org: &str) -> String {
+    let root = server.root_key.as_deref();
+    let api = |p: &str| format!("{}{API}{p}", server.url);
+    if org != "default" {
+        assert_eq!(
+            post_json(&api("/orgs"), root, &json!({"organizationId": org})).status,
+            201
+        );
+    }
+    let issuer = post_json(
+        &api("/tokens/issuers"),
+        root,
+        &json!({"organizationId": org, "name": "tests", "loaCeiling": 4,
+                "scopes": ["mcp:invoke", "mcp:list", "mcp:*", "policy:write", "svc017:call"]}),
+    );
+    assert_eq!(
+        issuer.status,
+        201,
+        "{}",
+        String::from_utf8_lossy(&issuer.body)
+    );
+    issuer.json()["id"].as_str().unwrap().to_owned()
+}
+
+fn token(server: &Server, org: &str, issuer: &str, sub: &str, loa: u64, scope: &Value) -> String {
+    let issued = post_json(
+        &format!("{}{API}/tokens/issue", server.url),
+        server.root_key.as_deref(),
+        &json!({"organizationId": org, "artifactId": "art-1", "artifactType": "agent", "loaLevel": loa,
+                "scope": scope, "issuerId": issuer, "subject": sub}),
+    );
+    assert_eq!(
+        issued.status,
+        201,
+        "{}",
+        String::from_utf8_lossy(&issued.body)
+    );
+    issued.json()["token"].as_str().unwrap().to_owned()
+}
+
+fn decide(server: &Server, token: &str, body: &Value) -> support::Reply {
+    support::post_raw(
+        &format!("{}{API}/decide", server.url),
+        Some(token),
+        "application/json",
+        &serde_json::to_vec(body).unwrap(),
+    )
+}
+
+#[test]
+fn decisions_match_opa_through_the_registry_and_http() {
+    let server = Server::start();
+    let cases: Vec<Value> = serde_json::from_slice(
+        &std::fs::read(repo().join("tests/vectors/opa-bundles/decisions.json")).unwrap(),
+    )
+    .unwrap();
+    let mut issuers = BTreeMap::new();
+    for case in &cases {
+        let org = case["input"]["token"]["org"].as_str().unwrap().to_owned();
+        if !issuers.contains_key(&org) {
+            let issuer = setup_org(&server, &org);
+            release(&server, &org, "1.0.0", &vector_files());
+            issuers.insert(org.clone(), issuer);
+        }
+    }
+    for case in &cases {
+        let input = &case["input"];
+        let t = &input["token"];
+        let org = t["org"].as_str().unwrap();
+        let bearer = token(
+            &server,
+            org,
+            &issuers[org],
+            t["sub"].as_str().unwrap(),
+            t["loa"].as_u64().unwrap(),
+            &t["scope"],
+        );
+
+        let reply = decide(
+            &server,
+            &bearer,
+            &json!({"action": input["action"], "resource": input["resource"]}),
+        );
+        assert_eq!(
+            reply.status,
+            200,
+            "{}",
+            String::from_utf8_lossy(&reply.body)
+        );
+        let answer = reply.json();
+        assert_eq!(
+            answer["allow"], case["expected"]["allow"],
+            "{input}: {answer}"
+        );
+        assert_eq!(
+            answer["reasons"], case["expected"]["reasons"],
+            "{input}: {answer}"
+        );
+        assert_eq!(answer["bundle"]["version"], "1.0.0");
+        assert_eq!(answer["receipt"]["leaf_hash"].as_str().unwrap().len(), 64);
+
+        // OPA's Data API answers with the rule's value, exactly as OPA did.
+        let data = support::post_raw(
+            &format!("{}/v1/data/sck/authz/decision", server.url),
+            Some(&bearer),
+            "application/json",
+            &serde_json::to_vec(
+                &json!({"input": {"action": input["action"], "resource": input["resource"]}}),
+            )
+            .unwrap(),
+        );
+        assert_eq!(data.status, 200);
+        assert_eq!(data.json()["result"], case["expected"], "{input}");
+        assert!(data.json()["decision_id"].is_string());
+    }
+}
+
+#[test]
+fn callers_cannot_inject_verified_facts_and_bad_requests_are_refused() {
+    let server = Server::start();
+    let issuer = setup_org(&server, "default");
+    let bearer = token(
+        &server,
+        "default",
+        &issuer,
+        "agent:a",
+        1,
+        &json!(["mcp:invoke"]),
+    );
+    // The default policy needs LoA 2 for tools.invoke: a forged token field must not help.
+    let forged = decide(
+        &server,
+        &bearer,
+        &json!({"action": "tools.invoke", "resource": {"org": "default"}, "token": {"loa": 4}}),
+    );
+    assert_eq!(
+        (forged.status, forged.code()),
+        (400, "invalid_request".into())
+    );
+    let data = support::post_raw(
+        &format!("{}/v1/data/sck/gateway/decision", server.url),
+        Some(&bearer),
+        "application/json",
+        br#"{"input": {"action": "tools.invoke", "resource": {"org": "default"}, "token": {"loa": 4, "org": "default", "scope": ["mcp:invoke"]}, "caller": {"ans_id": "ans://v1.0.0.agent.example.com", "org": "default"}}}"#,
+    );
+    assert_eq!(data.status, 200);
+    assert_eq!(data.json()["result"]["allow"], false, "{}", data.json());
+    assert!(data.json()["result"]["reasons"]
+        .as_array()
+        .unwrap()
+        .contains(&json!("loa 1 below required 2")));
+
+    for (body, code) in [
+        (&b"{not json"[..], "invalid_json"),
+        (&b"[1,2]"[..], "invalid_request"),
+        (&br#"{"resource": {}}"#[..], "invalid_request"),
+    ] {
+        let reply = support::post_raw(
+            &format!("{}{API}/decide", server.url),
+            Some(&bearer),
+            "application/json",
+            body,
+        );
+        assert_eq!((reply.status, reply.code()), (400, code.to_owned()));
+    }
+    let bad_path = support::post_raw(
+        &format!("{}/v1/data/sck/../x", server.url),
+        Some(&bearer),
+        "application/json",
+        b"{}",
+    );
+    assert!(
+        bad_path.status == 400 || bad_path.status == 404,
+        "{}",
+        bad_path.status
+    );
+    let no_token = decide(&server, "not-a-token", &json!({"action": "tools.invoke"}));
+    assert_eq!(
+        (no_token.status, no_token.code()),
+        (401, "invalid_token".into())
+    );
+}
+
+#[test]
+fn every_failure_kind_denies_with_its_reason() {
+    let server = Server::start_with_env(&[("SCK_DECISIONS__TIMEOUT_MS", "50")]);
+    let issuer = setup_org(&server, "default");
+    let bearer = token(
+        &server,
+        "default",
+        &issuer,
+        "agent:a",
+        3,
+        &json!(["mcp:invoke"]),
+    );
+    let body = json!({"action": "tools.invoke", "resource": {"org": "default"}});
+    let policy = |rule: &str| {
+        let mut files = serde_json::Map::new();
+        files.insert(
+            ".manifest".into(),
+            json!(
+                r#"{"roots": ["sck"], "metadata": {"sck": {"entrypoint": "sck/gateway/decision"}}}"#
+            ),
+        );
+        files.insert(
+            "sck/gateway/p.rego".into(),
+            json!(format!("package sck.gateway\nimport rego.v1\n{rule}\n")),
+        );
+        files
+    };
+    for (version, rule, reason) in [
+        ("2.0.0", "decision := {\"allow\": true} if input.action == \"never\"", "policy_undefined"),
+        ("3.0.0", "decision := 1 if true\ndecision := 2 if true", "evaluation_error"),
+        ("4.0.0", "decision := {\"allow\": true} if {\n some i in numbers.range(1, 100000)\n some j in numbers.range(1, 100000)\n i + j < 0\n}", "evaluation_timeout"),
+        ("5.0.0", "decision := \"yes\"", "invalid_decision"),
+    ] {
+        release(&server, "default", version, &policy(rule));
+        let answer = decide(&server, &bearer, &body).json();
+        assert_eq!(answer["allow"], false, "{version}: {answer}");
+        assert_eq!(answer["bundle"]["version"], version);
+        let first = answer["reasons"][0].as_str().unwrap();
+        // The RVM reports conflicting outputs as undefined (see README); both deny.
+        let ok = first.starts_with(reason) || (reason == "evaluation_error" && first == "policy_undefined");
+        assert!(ok, "{version}: expected {reason}, got {answer}");
+    }
+    // No active bundle at all.
+    let list = get(
+        &format!("{}{API}/bundles?status=ACTIVE", server.url),
+        &[(
+            "Authorization",
+            &format!("Bearer {}", server.root_key.as_deref().unwrap()),
+        )],
+    );
+    let active = list.json()["bundles"][0]["id"].clone();
+    let revoked = post_json(
+        &format!("{}{API}/bundles/revoke", server.url),
+        server.root_key.as_deref(),
+        &json!({"bundleId": active, "reason": "test", "allowNoActive": true}),
+    );
+    assert_eq!(revoked.status, 200);
+    let answer = decide(&server, &bearer, &body).json();
+    assert_eq!(
+        (answer["allow"].clone(), answer["reasons"].clone()),
+        (json!(false), json!(["no_active_bundle"]))
+    );
+    assert!(answer["bundle"].is_null());
+    assert!(
+        answer["receipt"]["seq"].is_u64(),
+        "even a no-bundle denial is ledgered: {answer}"
+    );
+}
+
+#[test]
+fn rate_limits_answer_429_with_retry_after() {
+    let server = Server::start_with_env(&[
+        ("SCK_DECISIONS__SUBJECT_RATE__PER_SECOND", "1"),
+        ("SCK_DECISIONS__SUBJECT_RATE__BURST", "2"),
+    ]);
+    let issuer = setup_org(&server, "default");
+    let bearer = token(
+        &server,
+        "default",
+        &issuer,
+        "agent:busy",
+        3,
+        &json!(["mcp:invoke"]),
+    );
+    let other = token(
+        &server,
+        "default",
+        &issuer,
+        "agent:calm",
+        3,
+        &json!(["mcp:invoke"]),
+    );
+    let body = json!({"action": "tools.invoke", "resource": {"org": "default"}});
+    let statuses: Vec<u16> = (0..4)
+        .map(|_| decide(&server, &bearer, &body).status)
+        .collect();
+    assert_eq!(&statuses[..2], &[200, 200]);
+    let limited = decide(&server, &bearer, &body);
+    assert_eq!(
+        (limited.status, limited.code()),
+        (429, "rate_limited".into())
+    );
+    let retry: u64 = limited.header("retry-after").unwrap().parse().unwrap();
+    assert!(retry >= 1);
+    // Another subject of the same org is not affected.
+    assert_eq!(decide(&server, &other, &body).status, 200);
+}
+
+#[test]
+fn hot_swap_under_load_never_fails_and_serves_active_versions() {
+    let server = Server::start();
+    let issuer = setup_org(&server, "default");
+    let bearer = token(
+        &server,
+        "default",
+        &issuer,
+        "agent:a",
+        3,
+        &json!(["mcp:invoke"]),
+    );
+    let started = Instant::now();
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let workers: Vec<_> = (0..4)
+        .map(|_| {
+            let (url, bearer, stop) = (server.url.clone(), bearer.clone(), stop.clone());
+            std::thread::spawn(move || {
+                let mut seen = Vec::new();
+                let body = serde_json::to_vec(
+                    &json!({"action": "tools.invoke", "resource": {"org": "default"}}),
+                )
+                .unwrap();
+                while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                    let t0 = started.elapsed();
+                    let reply = support::post_raw(
+                        &format!("{url}{API}/decide"),
+                        Some(&bearer),
+                        "application/json",
+                        &body,
+                    );
+                    let t1 = started.elapsed();
+                    assert_eq!(
+                        reply.status,
+                        200,
+                        "{}",
+                        String::from_utf8_lossy(&reply.body)
+                    );
+                    let version = reply.json()["bundle"]["version"]
+                        .as_str()
+                        .unwrap()
+                        .to_owned();
+                    seen.push((t0, t1, version));
+                }
+                seen
+            })
+        })
+        .collect();
+    // Versions 2..=6: each activation window is [call start, call end].
+    let files = support::policy_files();
+    let mut windows = vec![(
+        "1.0.0".to_owned(),
+        std::time::Duration::ZERO,
+        std::time::Duration::ZERO,
+    )];
+    for major in 2..=6 {
+        let version = format!("{major}.0.0");
+        let t0 = started.elapsed();
+        release(&server, "default", &version, &files);
+        windows.push((version, t0, started.elapsed()));
+    }
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    let mut total = 0;
+    for worker in workers {
+        for (t0, t1, version) in worker.join().unwrap() {
+            total += 1;
+            let i = windows
+                .iter()
+                .position(|(v, _, _)| *v == version)
+                .expect("known version");
+            // Active from (at the earliest) the start of its activation call until (at the
+            // latest) the end of the next activation call.
+            let from = windows[i].1;
+            let until = windows.get(i + 1).map(|w| w.2);
+            assert!(t1 >= from, "{version} served before its activation began");
+            if let Some(until) = until {
+                assert!(t0 <= until, "{version} served after it was superseded");
+            }
+        }
+    }
+    assert!(total > 20, "only {total} requests ran");
+}
+
+#[test]
+fn each_decision_is_in_the_ledger_bound_to_bundle_token_and_input() {
+    let server = Server::start();
+    let issuer = setup_org(&server, "default");
+    let bearer = token(
+        &server,
+        "default",
+        &issuer,
+        "agent:ledger",
+        3,
+        &json!(["mcp:invoke"]),
+    );
+    let answer = decide(
+        &server,
+        &bearer,
+        &json!({"action": "tools.invoke", "resource": {"org": "default"}}),
+    )
+    .json();
+    let decision_id = answer["decision_id"].as_str().unwrap().to_owned();
+    let data_dir = server.data_dir.clone();
+    assert!(server.stop().success());
+    let export = data_dir.join("export.tar.gz");
+    let db = data_dir.join("sck.db");
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_sck"))
+        .args(["ledger", "export", "--org", "default", "--database-url"])
+        .arg(&db)
+        .arg("-o")
+        .arg(&export)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let entry = ledger_entries(&export)
+        .into_iter()
+        .find(|e| e.to_string().contains(&decision_id))
+        .expect("decision entry in the ledger");
+    assert_eq!(entry["type"], "decision.allowed");
+    let body = entry.to_string();
+    for needle in [
+        answer["bundle"]["sha256"].as_str().unwrap(),
+        "agent:ledger",
+        "input_sha256",
+        "\"jti\"",
+        "\"loa\":3",
+    ] {
+        assert!(body.contains(needle), "missing {needle} in {body}");
+    }
+    assert!(
+        !body.contains(&bearer),
+        "the raw token must never be in the ledger"
+    );
+    assert_eq!(entry["seq"].as_u64(), answer["receipt"]["seq"].as_u64());
+}
+
+fn ledger_entries(export: &Path) -> Vec<Value> {
+    let file = std::fs::File::open(export).unwrap();
+    let mut archive = tar::Archive::new(flate2::read::GzDecoder::new(file));
+    for entry in archive.entries().unwrap() {
+        let mut entry = entry.unwrap();
+        if entry.path().unwrap().ends_with("entries.jsonl") {
+            let mut text = String::new();
+            std::io::Read::read_to_string(&mut entry, &mut text).unwrap();
+            return text
+                .lines()
+                .map(|l| serde_json::from_str(l).unwrap())
+                .collect();
+        }
+    }
+    panic!("no entries.jsonl")
+}
