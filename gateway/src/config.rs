@@ -11,6 +11,8 @@ use figment::providers::{Env, Format, Serialized, Toml};
 use figment::Figment;
 use serde::{Deserialize, Serialize};
 
+use crate::decisions::rate_limit::Rate;
+
 /// Everything `sck serve` can be told.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -28,6 +30,7 @@ pub struct Config {
     pub http: HttpConfig,
     pub bundles: BundleConfig,
     pub ledger: LedgerConfig,
+    pub decisions: DecisionConfig,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -63,12 +66,27 @@ pub struct BundleConfig {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct LedgerConfig {
-    /// Checkpoint signing key file (generated on first start). `SCK_LEDGER_KEY` overrides it.
+    /// Checkpoint signing key file (generated on first start). `SCK_LEDGER_SIGNING_KEY` overrides it.
     pub key_file: Option<PathBuf>,
     /// Sign a checkpoint every K entries...
     pub checkpoint_every: u64,
     /// ...or every T seconds, whichever comes first.
     pub checkpoint_interval_secs: u64,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DecisionConfig {
+    /// Wall-clock limit of one evaluation; a runaway rule denies with `evaluation_timeout`.
+    pub timeout_ms: u64,
+    /// Instruction limit of one evaluation on the compiled VM.
+    pub instruction_limit: usize,
+    /// Use the interpreter even where the compiled VM applies.
+    pub interpreter_only: bool,
+    /// Decisions per token subject (within an org).
+    pub subject_rate: Rate,
+    /// Decisions per org.
+    pub org_rate: Rate,
 }
 
 impl Default for Config {
@@ -97,6 +115,19 @@ impl Default for Config {
                 key_file: None,
                 checkpoint_every: 1000,
                 checkpoint_interval_secs: 10,
+            },
+            decisions: DecisionConfig {
+                timeout_ms: 100,
+                instruction_limit: 5_000_000,
+                interpreter_only: false,
+                subject_rate: Rate {
+                    per_second: 2_000,
+                    burst: 4_000,
+                },
+                org_rate: Rate {
+                    per_second: 50_000,
+                    burst: 100_000,
+                },
             },
         }
     }
@@ -143,11 +174,23 @@ max_decompressed_bytes = 268435456
 
 [ledger]
 # Checkpoint signing key (Ed25519, generated on first start at data_dir/ledger.key when unset).
-# SCK_LEDGER_KEY, if set, holds the key itself and wins.
+# SCK_LEDGER_SIGNING_KEY, if set, holds the key itself and wins.
 # key_file = "sck-data/ledger.key"
 # Sign a checkpoint every K entries or T seconds, whichever comes first, and at shutdown.
 checkpoint_every = 1000
 checkpoint_interval_secs = 10
+
+[decisions]
+# Wall-clock limit of one evaluation; a runaway rule is cut off and denies (evaluation_timeout).
+timeout_ms = 100
+# Instruction limit of one evaluation on the compiled VM.
+instruction_limit = 5000000
+# Evaluate with the interpreter even where the compiled VM applies (slower; the cross-check).
+interpreter_only = false
+# Rate limits: decisions per second per token subject (within an org) and per org, with bursts.
+# Over a limit the gateway answers 429 with Retry-After.
+subject_rate = { per_second = 2000, burst = 4000 }
+org_rate = { per_second = 50000, burst = 100000 }
 "#;
 
 /// Top-level keys settable from the environment as `SCK_<KEY>`.
@@ -170,13 +213,13 @@ impl Config {
             figment = figment.merge(Toml::file(path));
         }
         // Only variables naming configuration keys: other SCK_* variables (SCK_LOG,
-        // SCK_ADMIN_KEY, SCK_LEDGER_KEY, ...) belong to other parts of sck.
+        // SCK_ADMIN_KEY, SCK_LEDGER_SIGNING_KEY, ...) belong to other parts of sck.
         figment = figment.merge(
             Env::prefixed("SCK_")
                 .filter(|key| {
                     let key = key.as_str().to_ascii_lowercase();
                     ENV_KEYS.contains(&key.as_str())
-                        || ["http__", "bundles__", "ledger__"]
+                        || ["http__", "bundles__", "ledger__", "decisions__"]
                             .iter()
                             .any(|section| key.starts_with(section))
                 })
@@ -209,7 +252,7 @@ mod tests {
             jail.set_env("SCK_HTTP__MAX_BODY_BYTES", "7");
             jail.set_env("SCK_DATABASE_URL", "postgres://x/y");
             jail.set_env("SCK_LOG", "debug");
-            jail.set_env("SCK_LEDGER_KEY", "not config");
+            jail.set_env("SCK_LEDGER_SIGNING_KEY", "not config");
             let config = Config::load(Some(Path::new("sck.toml"))).unwrap();
             assert_eq!(config.listen.port(), 9000);
             assert_eq!(config.http.max_body_bytes, 7);

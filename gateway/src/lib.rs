@@ -9,6 +9,7 @@ pub mod bootstrap;
 pub mod cli;
 pub mod config;
 pub mod db;
+pub mod decisions;
 pub mod examples;
 pub mod extract;
 pub mod files;

@@ -76,6 +76,7 @@ pub fn app(state: AppState) -> Router {
         .merge(routes::credentials::router())
         .merge(routes::ops::router())
         .merge(routes::tokens::router())
+        .merge(routes::decide::router())
         .layer(TimeoutLayer::with_status_code(
             StatusCode::SERVICE_UNAVAILABLE,
             timeout,
@@ -100,9 +101,9 @@ pub fn app(state: AppState) -> Router {
         .with_state(state)
 }
 
-/// Loads the ledger signing key: `SCK_LEDGER_KEY`, else the key file (generated if missing).
+/// Loads the ledger signing key: `SCK_LEDGER_SIGNING_KEY`, else the key file (generated if missing).
 fn ledger_key(config: &Config) -> Result<LedgerKey, String> {
-    if let Some(key) = LedgerKey::from_env().map_err(|e| format!("SCK_LEDGER_KEY: {e}"))? {
+    if let Some(key) = LedgerKey::from_env().map_err(|e| format!("SCK_LEDGER_SIGNING_KEY: {e}"))? {
         return Ok(key);
     }
     let path = config
@@ -156,21 +157,31 @@ pub async fn open(config: Config) -> Result<AppState, String> {
     let hub = ActivationHub::start(store.clone())
         .await
         .map_err(|e| format!("activation listener: {e}"))?;
+    let limits = Limits {
+        max_files: config.bundles.max_files,
+        max_decompressed_bytes: config.bundles.max_decompressed_bytes,
+    };
+    let registry = Registry::new(store);
+    let decisions = crate::decisions::DecisionService::new(
+        &config.decisions,
+        registry.clone(),
+        config.bundles.default_bundle.clone(),
+        limits,
+        ledger.clone(),
+    );
     let lifecycle = Lifecycle {
-        registry: Registry::new(store),
+        registry,
         ledger,
         signers,
         hub,
-        limits: Limits {
-            max_files: config.bundles.max_files,
-            max_decompressed_bytes: config.bundles.max_decompressed_bytes,
-        },
+        limits,
     };
     Ok(AppState {
         config: Arc::new(config),
         lifecycle,
         metrics: metrics_handle()?,
         tokens,
+        decisions,
     })
 }
 
@@ -198,6 +209,15 @@ pub async fn serve(config: Config, examples: bool) -> Result<(), String> {
     bootstrap::run(&state)
         .await
         .map_err(|e| format!("bootstrap: {e}"))?;
+    state
+        .decisions
+        .snapshots
+        .refresh()
+        .await
+        .map_err(|e| format!("loading active policies: {e}"))?;
+    state
+        .decisions
+        .spawn_background(state.lifecycle.hub.clone());
     let listener = tokio::net::TcpListener::bind(state.config.listen)
         .await
         .map_err(|e| format!("listen on {}: {e}", state.config.listen))?;

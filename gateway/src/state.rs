@@ -3,6 +3,7 @@
 use std::sync::Arc;
 
 use crate::config::Config;
+use crate::decisions::DecisionService;
 use crate::lifecycle::Lifecycle;
 use crate::tokens::TokenService;
 
@@ -14,4 +15,6 @@ pub struct AppState {
     pub metrics: metrics_exporter_prometheus::PrometheusHandle,
     /// Gateway tokens: issue, verify, introspect, revoke, keys.
     pub tokens: TokenService,
+    /// Policy snapshots, evaluation and decision ledgering.
+    pub decisions: DecisionService,
 }

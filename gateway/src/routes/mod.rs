@@ -3,5 +3,6 @@
 pub mod bundle_service;
 pub mod bundles;
 pub mod credentials;
+pub mod decide;
 pub mod ops;
 pub mod tokens;
