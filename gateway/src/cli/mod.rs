@@ -12,6 +12,7 @@ mod client;
 mod ledger;
 mod remote;
 mod serve;
+mod tokens;
 
 /// sck — policy-bundle enforcement gateway.
 ///
@@ -45,6 +46,12 @@ enum Command {
     Admin(serve::AdminCommand),
     /// Print an OPA sidecar configuration that fetches and verifies a bundle from this server.
     OpaConfig(serve::OpaConfigArgs),
+    /// Gateway token issuers (LoA ceiling, scopes) and org token lifetimes.
+    #[command(subcommand)]
+    Issuer(tokens::IssuerCommand),
+    /// Gateway token signing keys: list, rotate.
+    #[command(subcommand)]
+    Keys(tokens::KeysCommand),
 }
 
 /// A failure to report to the user, with the exit status to use.
@@ -80,6 +87,8 @@ pub fn main() -> ExitCode {
         Command::Config(command) => serve::config(command),
         Command::Admin(command) => serve::admin(command),
         Command::OpaConfig(args) => serve::opa_config(args),
+        Command::Issuer(command) => tokens::issuer(command),
+        Command::Keys(command) => tokens::keys(command),
     };
     match result {
         Ok(code) => code,

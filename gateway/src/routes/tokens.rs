@@ -3,7 +3,9 @@
 //!
 //! Who may call what: an org admin key acts on its own org (issuers, settings, issuing,
 //! introspecting and revoking that org's tokens); the root key acts on every org and is the
-//! only caller that may rotate the deployment-wide signing keys. The JWKS is public.
+//! only caller that may rotate the deployment-wide signing keys. The JWKS is public, and
+//! `GET /api/v1/enforcement/tokens/current` answers a gateway token's bearer with its verified
+//! facts (or the refusal with its `code`).
 
 use axum::extract::{FromRequest, Request, State};
 use axum::http::{header, StatusCode};
@@ -16,7 +18,7 @@ use crate::api_error::{ApiError, ApiResult};
 use crate::auth::AdminKey;
 use crate::extract::{JsonBody, QueryParams};
 use crate::state::AppState;
-use crate::tokens::{IssueRequest, RevokeTarget};
+use crate::tokens::{GatewayToken, IssueRequest, RevokeTarget};
 
 pub fn router() -> Router<AppState> {
     Router::new()
@@ -33,6 +35,7 @@ pub fn router() -> Router<AppState> {
         )
         .route("/api/v1/enforcement/tokens/keys", get(list_keys))
         .route("/api/v1/enforcement/tokens/keys/rotate", post(rotate_keys))
+        .route("/api/v1/enforcement/tokens/current", get(current))
         .route("/.well-known/jwks.json", get(jwks))
 }
 
@@ -134,6 +137,12 @@ async fn revoke(
     state.tokens.revoke(&target, org, admin.actor()).await?;
     // RFC 7009: the same 200 whether or not the token was known.
     Ok(Json(json!({})))
+}
+
+/// The caller's own gateway token as policies see it (`input.token`), after the one
+/// verification function: lets clients check a token and shows each refusal's `code`.
+async fn current(GatewayToken(token): GatewayToken) -> Json<Value> {
+    Json(json!(token))
 }
 
 async fn jwks(

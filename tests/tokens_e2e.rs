@@ -1,0 +1,912 @@
+//! End-to-end tests of gateway tokens against the real `sck serve`: issuing with LoA and every
+//! refusal's `code`, each verification refusal's `code` (forged tokens signed here with the
+//! server's own key file or fresh keys), RFC 7662 introspection (JSON and form; the exact
+//! inactive shape), RFC 7009 revocation (200 for unknown tokens), key rotation, HS256, PyJWT
+//! interoperability against the served JWKS, revocations surviving a restart, and revocation on
+//! replica A refused on replica B within a second (PostgreSQL).
+
+mod support;
+
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use base64::Engine as _;
+use jsonwebtoken::{Algorithm, EncodingKey, Header};
+use serde_json::{json, Value};
+use support::{fresh_postgres_database, get, post_json, post_raw, Reply, Server};
+
+const API: &str = "/api/v1/enforcement";
+const AUDIENCE: &str = "urn:sck:enforcement";
+
+fn root(server: &Server) -> &str {
+    server
+        .root_key
+        .as_deref()
+        .expect("first start prints a root key")
+}
+
+fn body(reply: &Reply) -> String {
+    String::from_utf8_lossy(&reply.body).into_owned()
+}
+
+fn create_issuer(server: &Server, key: &str, org: &str, name: &str, ceiling: i64) -> String {
+    let reply = post_json(
+        &format!("{}{API}/tokens/issuers", server.url),
+        Some(key),
+        &json!({"organizationId": org, "name": name, "loaCeiling": ceiling,
+                "scopes": ["mcp:invoke", "tools:read"]}),
+    );
+    assert_eq!(reply.status, 201, "{}", body(&reply));
+    reply.json()["id"].as_str().unwrap().to_owned()
+}
+
+fn issue_request(server: &Server, key: &str, request: &Value) -> Reply {
+    post_json(
+        &format!("{}{API}/tokens/issue", server.url),
+        Some(key),
+        request,
+    )
+}
+
+fn issue(server: &Server, key: &str, issuer: &str, loa: i64) -> Value {
+    let reply = issue_request(
+        server,
+        key,
+        &json!({"organizationId": "default", "artifactId": "agent-7", "artifactType": "mcp-client",
+                "loaLevel": loa, "scope": ["mcp:invoke"], "issuerId": issuer}),
+    );
+    assert_eq!(reply.status, 201, "{}", body(&reply));
+    reply.json()
+}
+
+/// `GET /tokens/current` with a bearer gateway token: the one verification function.
+fn current(server: &Server, token: &str) -> Reply {
+    get(
+        &format!("{}{API}/tokens/current", server.url),
+        &[("Authorization", &format!("Bearer {token}"))],
+    )
+}
+
+fn introspect(server: &Server, key: &str, token: &str) -> Value {
+    let reply = post_json(
+        &format!("{}{API}/tokens/introspect", server.url),
+        Some(key),
+        &json!({"token": token}),
+    );
+    assert_eq!(reply.status, 200, "{}", body(&reply));
+    reply.json()
+}
+
+fn revoke(server: &Server, key: &str, request: &Value) -> Reply {
+    post_json(
+        &format!("{}{API}/tokens/revoke", server.url),
+        Some(key),
+        request,
+    )
+}
+
+fn jwt_part(token: &str, index: usize) -> Value {
+    let part = token.split('.').nth(index).unwrap();
+    serde_json::from_slice(&URL_SAFE_NO_PAD.decode(part).unwrap()).unwrap()
+}
+
+fn now() -> i64 {
+    time::OffsetDateTime::now_utc().unix_timestamp()
+}
+
+/// Signs `claims` with the server's active Ed25519 key file (`header` set by the caller).
+fn sign_with_server_key(server: &Server, kid: &str, header: &Header, claims: &Value) -> String {
+    let pem = std::fs::read(
+        server
+            .data_dir
+            .join("token-keys")
+            .join(format!("{kid}.pem")),
+    )
+    .unwrap();
+    jsonwebtoken::encode(header, claims, &EncodingKey::from_ed_pem(&pem).unwrap()).unwrap()
+}
+
+fn ed_header(kid: &str) -> Header {
+    let mut header = Header::new(Algorithm::EdDSA);
+    header.typ = Some("at+jwt".into());
+    header.kid = Some(kid.into());
+    header
+}
+
+#[test]
+fn issue_introspect_revoke_with_levels_of_assurance() {
+    let server = Server::start();
+    let key = root(&server);
+    let issuer = create_issuer(&server, key, "default", "portal", 3);
+    let issued = issue(&server, key, &issuer, 3);
+    let token = issued["token"].as_str().unwrap();
+    assert_eq!(issued["loaLevel"], 3);
+    assert_eq!(issued["acr"], "urn:sck:loa:3");
+    assert_eq!(issued["expiresIn"], 900, "default TTL is 15 minutes");
+
+    // RFC 9068 header and claims.
+    let header = jwt_part(token, 0);
+    assert_eq!(header["alg"], "EdDSA");
+    assert_eq!(header["typ"], "at+jwt");
+    let claims = jwt_part(token, 1);
+    for claim in [
+        "iss",
+        "sub",
+        "aud",
+        "jti",
+        "iat",
+        "nbf",
+        "exp",
+        "org",
+        "loa",
+        "acr",
+        "scope",
+        "artifact_id",
+        "artifact_type",
+        "client_id",
+    ] {
+        assert!(
+            claims.get(claim).is_some(),
+            "claim {claim} missing: {claims}"
+        );
+    }
+    assert_eq!(
+        claims["scope"], "mcp:invoke",
+        "scope is a space-separated string"
+    );
+    assert_eq!(
+        claims["exp"].as_i64().unwrap() - claims["iat"].as_i64().unwrap(),
+        900
+    );
+    assert_eq!(claims["aud"], AUDIENCE);
+
+    // The kid is served in the JWKS as an RFC 7638 thumbprint.
+    let jwks = get(&format!("{}/.well-known/jwks.json", server.url), &[]).json();
+    let kids: Vec<&str> = jwks["keys"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|k| k["kid"].as_str().unwrap())
+        .collect();
+    assert!(kids.contains(&header["kid"].as_str().unwrap()), "{jwks}");
+    assert_eq!(kids.len(), 2, "active and next keys are published: {jwks}");
+    for jwk in jwks["keys"].as_array().unwrap() {
+        assert_eq!(jwk["kty"], "OKP");
+        assert_eq!(jwk["crv"], "Ed25519");
+        assert!(jwk.get("d").is_none(), "no private part in the JWKS");
+    }
+
+    // The policy input view.
+    let seen = current(&server, token);
+    assert_eq!(seen.status, 200, "{}", body(&seen));
+    let seen = seen.json();
+    assert_eq!(seen["loa"], 3);
+    assert_eq!(seen["scope"], json!(["mcp:invoke"]));
+    assert_eq!(seen["org"], "default");
+    assert_eq!(seen["artifact_id"], "agent-7");
+    assert_eq!(seen["sub"], "agent-7");
+
+    // RFC 7662 introspection (JSON and form bodies).
+    let active = introspect(&server, key, token);
+    assert_eq!(active["active"], true);
+    assert_eq!(active["loa"], 3);
+    assert_eq!(active["acr"], "urn:sck:loa:3");
+    assert_eq!(active["scope"], "mcp:invoke");
+    assert_eq!(active["org"], "default");
+    assert_eq!(active["artifact_type"], "mcp-client");
+    assert_eq!(active["jti"], issued["tokenId"]);
+    let form = post_raw(
+        &format!("{}{API}/tokens/introspect", server.url),
+        Some(key),
+        "application/x-www-form-urlencoded",
+        format!("token={token}&token_type_hint=access_token").as_bytes(),
+    );
+    assert_eq!(form.status, 200, "{}", body(&form));
+    assert_eq!(form.json()["active"], true);
+    // Introspection needs an admin key.
+    let anonymous = post_json(
+        &format!("{}{API}/tokens/introspect", server.url),
+        None,
+        &json!({"token": token}),
+    );
+    assert_eq!(anonymous.status, 401);
+
+    // Malformed tokens: exactly {"active": false}.
+    for junk in ["", "x", "a.b.c", &token[..token.len() - 3]] {
+        assert_eq!(
+            introspect(&server, key, junk),
+            json!({"active": false}),
+            "{junk:?}"
+        );
+    }
+
+    // RFC 7009: 200 for unknown tokens and ids, then a real revocation.
+    for request in [
+        json!({"token": "not-a-token"}),
+        json!({"tokenId": "no-such-id", "organizationId": "default"}),
+    ] {
+        let reply = revoke(&server, key, &request);
+        assert_eq!(reply.status, 200, "{}", body(&reply));
+    }
+    let reply = revoke(
+        &server,
+        key,
+        &json!({"token": token, "organizationId": "default"}),
+    );
+    assert_eq!(reply.status, 200, "{}", body(&reply));
+    assert_eq!(introspect(&server, key, token), json!({"active": false}));
+    let refused = current(&server, token);
+    assert_eq!(refused.status, 401);
+    assert_eq!(refused.code(), "token_revoked");
+    // Revoking again is still 200.
+    assert_eq!(revoke(&server, key, &json!({"token": token})).status, 200);
+
+    // By id, with a form body.
+    let second = issue(&server, key, &issuer, 2);
+    let second_token = second["token"].as_str().unwrap();
+    assert_eq!(current(&server, second_token).status, 200);
+    let form = post_raw(
+        &format!("{}{API}/tokens/revoke", server.url),
+        Some(key),
+        "application/x-www-form-urlencoded",
+        format!("token_id={}", second["tokenId"].as_str().unwrap()).as_bytes(),
+    );
+    assert_eq!(form.status, 200, "{}", body(&form));
+    assert_eq!(current(&server, second_token).code(), "token_revoked");
+
+    // The ledger and database hold the token's hash and jti, never the token or a private key.
+    let mut stored = Vec::new();
+    for entry in std::fs::read_dir(&server.data_dir).unwrap() {
+        let path = entry.unwrap().path();
+        if path
+            .file_name()
+            .unwrap()
+            .to_string_lossy()
+            .starts_with("sck.db")
+        {
+            stored.extend(std::fs::read(&path).unwrap());
+        }
+    }
+    let stored = String::from_utf8_lossy(&stored);
+    assert!(!stored.contains(token), "a token was stored");
+    assert!(!stored.contains("PRIVATE KEY"), "a private key was stored");
+    assert!(stored.contains(issued["tokenId"].as_str().unwrap()));
+    assert!(
+        stored.contains(&hex::encode(<sha2::Sha256 as sha2::Digest>::digest(
+            token.as_bytes()
+        )))
+    );
+    assert!(stored.contains("token.issued") && stored.contains("token.revoked"));
+}
+
+#[test]
+fn issue_refusals_have_codes() {
+    let server = Server::start();
+    let key = root(&server);
+    let issuer = create_issuer(&server, key, "default", "portal", 2);
+    let base = json!({"organizationId": "default", "artifactId": "a", "artifactType": "t",
+                      "loaLevel": 2, "scope": ["mcp:invoke"], "issuerId": issuer});
+    let with = |patch: Value| {
+        let mut request = base.clone();
+        for (k, v) in patch.as_object().unwrap() {
+            request[k] = v.clone();
+        }
+        request
+    };
+    let cases = [
+        (with(json!({"loaLevel": 3})), 403, "loa_above_ceiling"),
+        (
+            with(json!({"scope": ["mcp:invoke", "admin:all"]})),
+            403,
+            "scope_not_allowed",
+        ),
+        (with(json!({"ttlSeconds": 3601})), 403, "ttl_above_maximum"),
+        (with(json!({"loaLevel": 5})), 400, "invalid_request"),
+        (with(json!({"loaLevel": 0})), 400, "invalid_request"),
+        (with(json!({"scope": []})), 400, "invalid_request"),
+        (
+            with(json!({"scope": ["two words"]})),
+            400,
+            "invalid_request",
+        ),
+        (with(json!({"ttlSeconds": 0})), 400, "invalid_request"),
+        (with(json!({"artifactId": ""})), 400, "invalid_request"),
+        (
+            with(json!({"issuerId": "iss_nope"})),
+            404,
+            "issuer_not_found",
+        ),
+        (with(json!({"extra": 1})), 400, "invalid_json"),
+    ];
+    for (request, status, code) in cases {
+        let reply = issue_request(&server, key, &request);
+        assert_eq!(
+            (reply.status, reply.code()),
+            (status, code.to_owned()),
+            "{request}: {}",
+            body(&reply)
+        );
+    }
+    assert_eq!(issue_request(&server, key, &base).status, 201);
+
+    // Per-org maximum TTL.
+    let set = post_json(
+        &format!("{}{API}/tokens/settings", server.url),
+        Some(key),
+        &json!({"organizationId": "default", "maxTtlSeconds": 600}),
+    );
+    assert_eq!(set.status, 200, "{}", body(&set));
+    assert_eq!(set.json()["defaultTtlSeconds"], 600);
+    let reply = issue_request(&server, key, &with(json!({"ttlSeconds": 601})));
+    assert_eq!(reply.code(), "ttl_above_maximum");
+    assert_eq!(
+        issue_request(&server, key, &with(json!({"ttlSeconds": 600}))).status,
+        201
+    );
+
+    // Another org: its admin key may not issue for "default", nor use default's issuer.
+    assert_eq!(
+        post_json(
+            &format!("{}{API}/orgs", server.url),
+            Some(key),
+            &json!({"organizationId": "acme"})
+        )
+        .status,
+        201
+    );
+    let acme_key = post_json(
+        &format!("{}{API}/credentials", server.url),
+        Some(key),
+        &json!({"organizationId": "acme", "kind": "admin"}),
+    )
+    .json()["secret"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let reply = issue_request(&server, &acme_key, &base);
+    assert_eq!((reply.status, reply.code().as_str()), (403, "forbidden"));
+    let reply = issue_request(&server, &acme_key, &with(json!({"organizationId": "acme"})));
+    assert_eq!((reply.status, reply.code().as_str()), (403, "org_mismatch"));
+    let reply = issue_request(&server, "sck_admin_wrong", &base);
+    assert_eq!((reply.status, reply.code().as_str()), (401, "unauthorized"));
+
+    // An org key sees its own issuers only, and another org's tokens as inactive.
+    let listed = get(
+        &format!("{}{API}/tokens/issuers", server.url),
+        &[("Authorization", &format!("Bearer {acme_key}"))],
+    );
+    assert_eq!(listed.json()["issuers"], json!([]));
+    let token = issue_request(&server, key, &base).json()["token"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    assert_eq!(
+        introspect(&server, &acme_key, &token),
+        json!({"active": false})
+    );
+    assert_eq!(introspect(&server, key, &token)["active"], true);
+    // ... and cannot revoke it (200, but nothing happens).
+    assert_eq!(
+        revoke(&server, &acme_key, &json!({"token": token})).status,
+        200
+    );
+    assert_eq!(current(&server, &token).status, 200);
+    let reply = revoke(
+        &server,
+        &acme_key,
+        &json!({"token": token, "organizationId": "default"}),
+    );
+    assert_eq!(reply.code(), "forbidden");
+
+    // Issuer refusals.
+    let reply = post_json(
+        &format!("{}{API}/tokens/issuers", server.url),
+        Some(key),
+        &json!({"organizationId": "default", "name": "hs", "loaCeiling": 2, "scopes": ["a"], "algorithm": "HS256"}),
+    );
+    assert_eq!(reply.code(), "hs256_not_configured");
+    let reply = post_json(
+        &format!("{}{API}/tokens/issuers", server.url),
+        Some(key),
+        &json!({"organizationId": "default", "name": "portal", "loaCeiling": 2, "scopes": ["a"]}),
+    );
+    assert_eq!(reply.code(), "issuer_exists");
+}
+
+#[test]
+fn verification_refusals_have_codes() {
+    let server = Server::start();
+    let key = root(&server);
+    let issuer = create_issuer(&server, key, "default", "portal", 4);
+    let issued = issue(&server, key, &issuer, 4);
+    let token = issued["token"].as_str().unwrap();
+    let kid = issued["keyId"].as_str().unwrap();
+    let claims = jwt_part(token, 1);
+    let t = now();
+    let with = |patch: Value| {
+        let mut c = claims.clone();
+        for (k, v) in patch.as_object().unwrap() {
+            c[k] = v.clone();
+        }
+        c
+    };
+    // A correctly forged token verifies (so each case below fails for its one reason).
+    let fresh = sign_with_server_key(
+        &server,
+        kid,
+        &ed_header(kid),
+        &with(json!({"jti": "forged-ok"})),
+    );
+    assert_eq!(
+        current(&server, &fresh).status,
+        200,
+        "{}",
+        body(&current(&server, &fresh))
+    );
+
+    let mut jwt_typ = ed_header(kid);
+    jwt_typ.typ = Some("JWT".into());
+    let mut no_typ = ed_header(kid);
+    no_typ.typ = None;
+    let mut unknown_kid = ed_header(kid);
+    unknown_kid.kid = Some("not-a-key".into());
+    let mut no_kid = ed_header(kid);
+    no_kid.kid = None;
+
+    // alg none: header and claims as an attacker would send them.
+    let none = format!(
+        "{}.{}.",
+        URL_SAFE_NO_PAD.encode(json!({"alg": "none", "typ": "at+jwt", "kid": kid}).to_string()),
+        URL_SAFE_NO_PAD.encode(claims.to_string())
+    );
+    // HS256 "signed" with the server's public key (algorithm confusion), with the key's kid.
+    let jwks = get(&format!("{}/.well-known/jwks.json", server.url), &[]).json();
+    let x = jwks["keys"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|k| k["kid"] == kid)
+        .unwrap()["x"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let mut hs_header = Header::new(Algorithm::HS256);
+    hs_header.typ = Some("at+jwt".into());
+    hs_header.kid = Some(kid.into());
+    let mut confusion = Vec::new();
+    for secret in [
+        URL_SAFE_NO_PAD.decode(&x).unwrap(),
+        x.as_bytes().to_vec(),
+        jwks.to_string().into_bytes(),
+    ] {
+        confusion.push(
+            jsonwebtoken::encode(&hs_header, &claims, &EncodingKey::from_secret(&secret)).unwrap(),
+        );
+    }
+    // A different Ed25519 key claiming the server's kid.
+    let stranger = ed25519_dalek::SigningKey::from_bytes(&[7u8; 32]);
+    let stranger_pem = {
+        use ed25519_dalek::pkcs8::EncodePrivateKey;
+        stranger.to_pkcs8_pem(Default::default()).unwrap()
+    };
+    let wrong_key = jsonwebtoken::encode(
+        &ed_header(kid),
+        &claims,
+        &EncodingKey::from_ed_pem(stranger_pem.as_bytes()).unwrap(),
+    )
+    .unwrap();
+    // A tampered payload.
+    let parts: Vec<&str> = token.split('.').collect();
+    let tampered = format!(
+        "{}.{}.{}",
+        parts[0],
+        URL_SAFE_NO_PAD.encode(with(json!({"loa": 4, "org": "acme"})).to_string()),
+        parts[2]
+    );
+
+    let sign =
+        |header: &Header, patch: Value| sign_with_server_key(&server, kid, header, &with(patch));
+    let mut cases: Vec<(String, &str, &str)> = vec![
+        (none, "invalid_token", "alg none"),
+        (wrong_key, "signature_mismatch", "another key under our kid"),
+        (tampered, "signature_mismatch", "tampered claims"),
+        ("garbage".into(), "invalid_token", "not a JWT"),
+        ("a.b.c".into(), "invalid_token", "junk segments"),
+        (sign(&jwt_typ, json!({})), "invalid_token_type", "typ JWT"),
+        (sign(&no_typ, json!({})), "invalid_token_type", "no typ"),
+        (sign(&unknown_kid, json!({})), "unknown_key", "unknown kid"),
+        (sign(&no_kid, json!({})), "unknown_key", "no kid"),
+        (
+            sign(&ed_header(kid), json!({"iss": "https://evil.example"})),
+            "invalid_issuer",
+            "iss",
+        ),
+        (
+            sign(&ed_header(kid), json!({"aud": "someone-else"})),
+            "invalid_audience",
+            "aud",
+        ),
+        (
+            sign(
+                &ed_header(kid),
+                json!({"exp": t - 120, "nbf": t - 300, "iat": t - 300}),
+            ),
+            "token_expired",
+            "exp",
+        ),
+        (
+            sign(&ed_header(kid), json!({"nbf": t + 120})),
+            "token_not_yet_valid",
+            "nbf",
+        ),
+        (
+            sign(&ed_header(kid), json!({"loa": 5, "acr": "urn:sck:loa:5"})),
+            "invalid_token",
+            "loa 5",
+        ),
+        (
+            sign(&ed_header(kid), json!({"acr": "urn:sck:loa:1"})),
+            "invalid_token",
+            "acr disagrees",
+        ),
+        (
+            sign(&ed_header(kid), json!({"jti": null})),
+            "invalid_token",
+            "no jti",
+        ),
+    ];
+    for forged in confusion {
+        cases.push((forged, "algorithm_mismatch", "HS256 with the public key"));
+    }
+    for (forged, code, why) in cases {
+        let reply = current(&server, &forged);
+        assert_eq!(
+            (reply.status, reply.code()),
+            (401, code.to_owned()),
+            "{why}: {}",
+            body(&reply)
+        );
+        assert_eq!(
+            introspect(&server, key, &forged),
+            json!({"active": false}),
+            "{why}"
+        );
+    }
+    // Within the leeway (5 s) an expiry is tolerated; the cache never outlives exp.
+    let nearly = sign(&ed_header(kid), json!({"exp": t - 2, "jti": "nearly"}));
+    assert_eq!(current(&server, &nearly).status, 200);
+    // Missing and malformed Authorization headers.
+    let reply = get(&format!("{}{API}/tokens/current", server.url), &[]);
+    assert_eq!((reply.status, reply.code().as_str()), (401, "unauthorized"));
+    let reply = get(
+        &format!("{}{API}/tokens/current", server.url),
+        &[("Authorization", "Basic abc")],
+    );
+    assert_eq!(
+        (reply.status, reply.code().as_str()),
+        (401, "invalid_token")
+    );
+}
+
+fn rotate(server: &Server) -> Value {
+    let out = server.cli(&["keys", "rotate"]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    serde_json::from_slice(&out.stdout).unwrap()
+}
+
+#[test]
+fn rotation_keeps_retiring_keys_verifying() {
+    let server = Server::start();
+    let key = root(&server);
+    // Issuers through the CLI too.
+    let out = server.cli(&[
+        "issuer",
+        "create",
+        "--org",
+        "default",
+        "--name",
+        "cli",
+        "--loa-ceiling",
+        "2",
+        "--scope",
+        "mcp:invoke",
+    ]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let issuer: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(issuer["loaCeiling"], 2);
+    let out = server.cli(&["issuer", "list", "--org", "default"]);
+    assert!(String::from_utf8_lossy(&out.stdout).contains("\"cli\""));
+    let issuer = issuer["id"].as_str().unwrap();
+
+    let before = issue(&server, key, issuer, 1);
+    let keys_before = get(&format!("{}/.well-known/jwks.json", server.url), &[]).json();
+    let rotation = rotate(&server);
+    assert_eq!(rotation["retiring"], before["keyId"]);
+    let after = issue(&server, key, issuer, 1);
+    assert_eq!(after["keyId"], rotation["activated"]);
+    assert_ne!(after["keyId"], before["keyId"]);
+    // The key that became active had been published as `next` before the rotation.
+    assert!(keys_before
+        .to_string()
+        .contains(rotation["activated"].as_str().unwrap()));
+    // Both tokens verify: the old one under the retiring key.
+    assert_eq!(
+        current(&server, before["token"].as_str().unwrap()).status,
+        200
+    );
+    assert_eq!(
+        current(&server, after["token"].as_str().unwrap()).status,
+        200
+    );
+    let jwks = get(&format!("{}/.well-known/jwks.json", server.url), &[]).json();
+    assert_eq!(
+        jwks["keys"].as_array().unwrap().len(),
+        3,
+        "next, active, retiring: {jwks}"
+    );
+
+    let out = server.cli(&["keys", "list"]);
+    let listed: Value = serde_json::from_slice(&out.stdout).unwrap();
+    let states: Vec<&str> = listed["keys"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|k| k["state"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        states.iter().filter(|s| **s == "retiring").count(),
+        1,
+        "{listed}"
+    );
+    // Org keys may not rotate.
+    let acme = post_json(
+        &format!("{}{API}/orgs", server.url),
+        Some(key),
+        &json!({"organizationId": "acme"}),
+    );
+    assert_eq!(acme.status, 201);
+    let acme_key = post_json(
+        &format!("{}{API}/credentials", server.url),
+        Some(key),
+        &json!({"organizationId": "acme", "kind": "admin"}),
+    )
+    .json()["secret"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let reply = post_json(
+        &format!("{}{API}/tokens/keys/rotate", server.url),
+        Some(&acme_key),
+        &json!({}),
+    );
+    assert_eq!(reply.code(), "forbidden");
+}
+
+#[test]
+fn hs256_with_a_configured_secret() {
+    let secret = "an-hs256-shared-secret-of-at-least-32-bytes";
+    let server = Server::start_with_env(&[("SCK_TOKENS_HS256_SECRET", secret)]);
+    let key = root(&server);
+    let reply = post_json(
+        &format!("{}{API}/tokens/issuers", server.url),
+        Some(key),
+        &json!({"organizationId": "default", "name": "shared", "loaCeiling": 2,
+                "scopes": ["mcp:invoke"], "algorithm": "HS256"}),
+    );
+    assert_eq!(reply.status, 201, "{}", body(&reply));
+    let issued = issue(&server, key, reply.json()["id"].as_str().unwrap(), 2);
+    let token = issued["token"].as_str().unwrap();
+    assert_eq!(jwt_part(token, 0)["alg"], "HS256");
+    assert_eq!(current(&server, token).status, 200);
+    // The secret's kid is not served, and nothing resembling the secret is.
+    let jwks = get(&format!("{}/.well-known/jwks.json", server.url), &[]);
+    assert!(!body(&jwks).contains(issued["keyId"].as_str().unwrap()));
+    assert!(!body(&jwks).contains(&URL_SAFE_NO_PAD.encode(secret)));
+    // An EdDSA-signed token claiming the HS256 kid is refused before any signature check.
+    let claims = jwt_part(token, 1);
+    let forged = sign_with_server_key(
+        &server,
+        &active_kid(&server, key),
+        &ed_header(issued["keyId"].as_str().unwrap()),
+        &claims,
+    );
+    assert_eq!(current(&server, &forged).code(), "algorithm_mismatch");
+}
+
+fn active_kid(server: &Server, key: &str) -> String {
+    let listed = get(
+        &format!("{}{API}/tokens/keys", server.url),
+        &[("Authorization", &format!("Bearer {key}"))],
+    )
+    .json();
+    listed["keys"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|k| k["state"] == "active")
+        .unwrap()["kid"]
+        .as_str()
+        .unwrap()
+        .to_owned()
+}
+
+#[test]
+fn revocations_survive_a_restart() {
+    let server = Server::start();
+    let key = root(&server).to_owned();
+    let issuer = create_issuer(&server, &key, "default", "portal", 2);
+    let revoked = issue(&server, &key, &issuer, 2);
+    let kept = issue(&server, &key, &issuer, 2);
+    assert_eq!(
+        revoke(&server, &key, &json!({"tokenId": revoked["tokenId"]})).status,
+        200
+    );
+    let dir = server.data_dir.clone();
+    assert!(server.stop().success());
+
+    let again = Server::start_on(&dir, &dir.join("sck.db").display().to_string());
+    let refused = current(&again, revoked["token"].as_str().unwrap());
+    assert_eq!(refused.code(), "token_revoked");
+    assert_eq!(
+        introspect(&again, &key, revoked["token"].as_str().unwrap()),
+        json!({"active": false})
+    );
+    assert_eq!(current(&again, kept["token"].as_str().unwrap()).status, 200);
+    drop(again);
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn revocation_on_one_replica_is_enforced_by_another_within_a_second() {
+    let Some(url) = fresh_postgres_database() else {
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let a = Server::start_on(dir.path(), &url);
+    let b = Server::start_on(dir.path(), &url);
+    let key = a.root_key.clone().expect("first replica bootstraps");
+    let issuer = create_issuer(&a, &key, "default", "portal", 3);
+    let issued = issue(&a, &key, &issuer, 3);
+    let token = issued["token"].as_str().unwrap();
+    // B verifies (and caches) it.
+    for _ in 0..3 {
+        assert_eq!(current(&b, token).status, 200);
+    }
+    let reply = revoke(&a, &key, &json!({"token": token}));
+    assert_eq!(reply.status, 200);
+    let revoked_at = Instant::now();
+    // Bounded wait for the NOTIFY-driven update on B.
+    loop {
+        let reply = current(&b, token);
+        if reply.status == 401 {
+            assert_eq!(reply.code(), "token_revoked");
+            break;
+        }
+        assert!(
+            revoked_at.elapsed() < Duration::from_secs(1),
+            "replica B still accepts the token after 1 s"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    eprintln!(
+        "revocation reached replica B after {:?}",
+        revoked_at.elapsed()
+    );
+    // Rotation on B is seen by A: a token B signs with its new key verifies on A.
+    let out = Command::new(env!("CARGO_BIN_EXE_sck"))
+        .args(["keys", "rotate"])
+        .env("SCK_SERVER", &b.url)
+        .env("SCK_ADMIN_KEY", &key)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let fresh = issue(&b, &key, &issuer, 3);
+    let started = Instant::now();
+    loop {
+        let reply = current(&a, fresh["token"].as_str().unwrap());
+        if reply.status == 200 {
+            break;
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(2),
+            "{}",
+            body(&reply)
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+/// Installs PyJWT (and cryptography) for `python3` if missing; `false` if that is impossible.
+fn pyjwt_available() -> bool {
+    let check = || {
+        Command::new("python3")
+            .args(["-c", "import jwt, cryptography"])
+            .status()
+            .is_ok_and(|s| s.success())
+    };
+    if check() {
+        return true;
+    }
+    for extra in [&[][..], &["--break-system-packages"][..]] {
+        let _ = Command::new("python3")
+            .args(["-m", "pip", "install", "--quiet", "pyjwt", "cryptography"])
+            .args(extra)
+            .status();
+        if check() {
+            return true;
+        }
+    }
+    false
+}
+
+fn pyjwt_verify(server: &Server, token: &str, issuer: &str) -> std::process::Output {
+    Command::new("python3")
+        .arg(support::repo().join("tests/jwt_interop.py"))
+        .args([
+            &format!("{}/.well-known/jwks.json", server.url),
+            token,
+            issuer,
+            AUDIENCE,
+        ])
+        .output()
+        .unwrap()
+}
+
+#[test]
+fn pyjwt_verifies_issued_tokens_before_and_after_rotation() {
+    assert!(
+        pyjwt_available(),
+        "python3 with PyJWT and cryptography is required (pip install pyjwt cryptography)"
+    );
+    let server = Server::start();
+    let key = root(&server);
+    let issuer = create_issuer(&server, key, "default", "portal", 3);
+    let before = issue(&server, key, &issuer, 3);
+    let iss = jwt_part(before["token"].as_str().unwrap(), 1)["iss"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let out = pyjwt_verify(&server, before["token"].as_str().unwrap(), &iss);
+    assert!(
+        out.status.success(),
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let verified: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(verified["claims"]["loa"], 3);
+    assert_eq!(verified["kid"], before["keyId"]);
+
+    rotate(&server);
+    let after = issue(&server, key, &issuer, 3);
+    assert_ne!(after["keyId"], before["keyId"]);
+    for token in [&before, &after] {
+        let out = pyjwt_verify(&server, token["token"].as_str().unwrap(), &iss);
+        assert!(
+            out.status.success(),
+            "{}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+    // PyJWT refuses a token with a flipped signature byte (the script really verifies).
+    let token = after["token"].as_str().unwrap();
+    let mut bad = token.to_owned();
+    let last = if bad.ends_with('A') { "B" } else { "A" };
+    bad.replace_range(bad.len() - 2..bad.len() - 1, last);
+    let out = pyjwt_verify(&server, &bad, &iss);
+    assert!(!out.status.success());
+}
