@@ -229,8 +229,9 @@ impl Evaluator {
         }
     }
 
-    /// Evaluates any rule (a `data.`-rooted path) with the interpreter, as OPA's Data API does:
-    /// `Ok(None)` when undefined; limits and errors are reported as errors.
+    /// Evaluates any rule (a `data.`-rooted path), as OPA's Data API does: the decision rule on
+    /// the VM, others on the interpreter. `Ok(None)` when undefined; limits and errors are
+    /// reported as errors.
     pub fn evaluate_rule(
         &self,
         rule: &str,
@@ -252,6 +253,8 @@ impl Evaluator {
 
     /// Runs the decision rule (on the VM when compiled), or `rule` on the interpreter.
     fn evaluate(&self, input: Value, rule: Option<&str>) -> std::result::Result<Value, Failure> {
+        // The decision rule runs on the VM whether asked for by name or not.
+        let rule = rule.filter(|r| *r != self.entrypoint);
         match (&self.vm, rule) {
             (
                 Some(Vm {
