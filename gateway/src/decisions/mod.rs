@@ -29,6 +29,41 @@ pub struct RequestFacts {
     pub body_sha256: String,
 }
 
+/// An upstream caller whose X-SCK signature was verified against its pinned ANS identity.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct VerifiedCaller {
+    pub ans_id: String,
+    pub org: String,
+    pub key_id: String,
+    /// `hmac-sha256` or `ed25519`.
+    pub scheme: String,
+}
+
+/// Who a decision is for: a gateway token's subject or a verified upstream caller.
+#[derive(Debug, Clone, Copy)]
+pub enum Principal<'a> {
+    Token(&'a VerifiedToken),
+    Caller(&'a VerifiedCaller),
+}
+
+impl Principal<'_> {
+    /// The org whose policy decides.
+    pub fn org(&self) -> &str {
+        match self {
+            Principal::Token(t) => &t.org,
+            Principal::Caller(c) => &c.org,
+        }
+    }
+
+    /// The identity rate limits are kept for.
+    pub fn subject(&self) -> &str {
+        match self {
+            Principal::Token(t) => &t.sub,
+            Principal::Caller(c) => &c.ans_id,
+        }
+    }
+}
+
 /// What a decision response carries.
 #[derive(Debug, Clone, Serialize)]
 pub struct DecisionRecord {
@@ -132,28 +167,38 @@ impl DecisionService {
         });
     }
 
-    /// The input document for a decide request.
-    pub fn input(body: &Value, token: &VerifiedToken, request: &RequestFacts, now: i64) -> Value {
-        json!({
+    /// The input document for a decide or verify request: the caller's `action`, `resource`
+    /// and `context`, and the verified facts (`token` or `caller`, `request`, `now`).
+    pub fn input(
+        body: &Value,
+        principal: Principal<'_>,
+        request: &RequestFacts,
+        now: i64,
+    ) -> Value {
+        let mut input = json!({
             "action": body.get("action").cloned().unwrap_or(Value::Null),
             "resource": body.get("resource").cloned().unwrap_or_else(|| json!({})),
             "context": body.get("context").cloned().unwrap_or_else(|| json!({})),
-            "token": token,
             "request": request,
             "now": now,
-        })
+        });
+        match principal {
+            Principal::Token(t) => input["token"] = json!(t),
+            Principal::Caller(c) => input["caller"] = json!(c),
+        }
+        input
     }
 
     /// Evaluates `input` on `org`'s active policy (the decision rule, or `rule` for the Data
     /// API), records the decision durably, and returns it with its receipt.
     pub async fn decide(
         &self,
-        org: &str,
         input: Value,
-        token: &VerifiedToken,
+        principal: Principal<'_>,
         request: &RequestFacts,
         rule: Option<&str>,
     ) -> ApiResult<(DecisionRecord, Option<Value>)> {
+        let org = principal.org();
         let decision_id = uuid::Uuid::new_v4().to_string();
         let snapshot = self.snapshots.get(org);
         let (allow, reasons, outcome, result, entrypoint) = match (&snapshot, rule) {
@@ -219,8 +264,14 @@ impl DecisionService {
             "result": {"allow": allow, "reasons": reasons},
             "outcome": outcome,
             "result_sha256": result.as_ref().map(document_sha256),
-            "token": {"jti": token.jti, "sub": token.sub, "loa": token.loa},
-            "caller": Value::Null,
+            "token": match principal {
+                Principal::Token(t) => json!({"jti": t.jti, "sub": t.sub, "loa": t.loa}),
+                Principal::Caller(_) => Value::Null,
+            },
+            "caller": match principal {
+                Principal::Caller(c) => json!({"ans_id": c.ans_id, "key_id": c.key_id, "scheme": c.scheme}),
+                Principal::Token(_) => Value::Null,
+            },
             "request": {"method": request.method, "path": request.path},
             "input_sha256": document_sha256(&input),
         });

@@ -12,7 +12,7 @@ use serde_json::{json, Value};
 use sha2::Digest;
 
 use crate::api_error::ApiError;
-use crate::decisions::{DecisionService, RequestFacts};
+use crate::decisions::{DecisionService, Principal, RequestFacts};
 use crate::state::AppState;
 use crate::tokens::GatewayToken;
 
@@ -22,7 +22,7 @@ pub fn router() -> Router<AppState> {
         .route("/v1/data/{*path}", post(data_api))
 }
 
-fn facts(method: &Method, uri: &Uri, body: &[u8]) -> RequestFacts {
+pub fn facts(method: &Method, uri: &Uri, body: &[u8]) -> RequestFacts {
     RequestFacts {
         method: method.to_string(),
         path: uri.path().to_owned(),
@@ -30,13 +30,13 @@ fn facts(method: &Method, uri: &Uri, body: &[u8]) -> RequestFacts {
     }
 }
 
-fn parse_body(body: &[u8]) -> Result<Value, ApiError> {
+pub fn parse_body(body: &[u8]) -> Result<Value, ApiError> {
     serde_json::from_slice(body)
         .map_err(|e| ApiError::bad_request("invalid_json", format!("request body: {e}")))
 }
 
 /// 429 with `Retry-After`, as problem+json.
-fn rate_limited(limited: crate::decisions::rate_limit::Limited) -> Response {
+pub fn rate_limited(limited: crate::decisions::rate_limit::Limited) -> Response {
     let seconds = limited.retry_after.as_secs_f64().ceil().max(1.0) as u64;
     let mut response = ApiError::new(
         StatusCode::TOO_MANY_REQUESTS,
@@ -54,7 +54,7 @@ fn rate_limited(limited: crate::decisions::rate_limit::Limited) -> Response {
     response
 }
 
-fn unix_now() -> i64 {
+pub fn unix_now() -> i64 {
     time::OffsetDateTime::now_utc().unix_timestamp()
 }
 
@@ -92,10 +92,9 @@ async fn decide(
         ));
     }
     let facts = facts(&method, &uri, &body);
-    let input = DecisionService::input(&request, &token, &facts, unix_now());
-    let (record, _) = decisions
-        .decide(&token.org, input, &token, &facts, None)
-        .await?;
+    let principal = Principal::Token(&token);
+    let input = DecisionService::input(&request, principal, &facts, unix_now());
+    let (record, _) = decisions.decide(input, principal, &facts, None).await?;
     Ok(Json(record).into_response())
 }
 
@@ -153,7 +152,7 @@ async fn data_api(
         map.insert("now".into(), json!(unix_now()));
     }
     let (record, result) = decisions
-        .decide(&token.org, input, &token, &facts, Some(&rule))
+        .decide(input, Principal::Token(&token), &facts, Some(&rule))
         .await?;
     let mut answer = json!({"decision_id": record.decision_id, "sck": record});
     if let Some(result) = result {
