@@ -41,6 +41,7 @@ bench:
 	$(CARGO) bench -p sck-bundler --bench bundle
 	scripts/bench-bundle-memory.sh
 	scripts/bench-serve.sh
+	scripts/bench-tokens.sh
 	scripts/bench-decide.sh
 
 lint:

@@ -314,3 +314,256 @@ pub fn algorithm_name(alg: Algorithm) -> &'static str {
         _ => "EdDSA",
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::sync::OnceLock;
+
+    use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+    use base64::Engine as _;
+    use jsonwebtoken::Header;
+    use proptest::prelude::*;
+    use sck_ledger::store::Store;
+
+    use super::*;
+
+    struct Fixture {
+        _dir: tempfile::TempDir,
+        runtime: tokio::runtime::Runtime,
+        keys: KeyRing,
+        settings: VerifySettings,
+    }
+
+    fn fixture() -> &'static Fixture {
+        static FIXTURE: OnceLock<Fixture> = OnceLock::new();
+        FIXTURE.get_or_init(|| {
+            let dir = tempfile::tempdir().unwrap();
+            let runtime = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .unwrap();
+            let keys = runtime.block_on(async {
+                let url = dir.path().join("t.db").display().to_string();
+                let store = Store::open(&url, &[crate::tokens::schema::MIGRATIONS])
+                    .await
+                    .unwrap();
+                KeyRing::open(
+                    store,
+                    dir.path().join("keys"),
+                    Some(b"0123456789abcdef0123456789abcdef".to_vec()),
+                )
+                .await
+                .unwrap()
+                .0
+            });
+            Fixture {
+                _dir: dir,
+                runtime,
+                keys,
+                settings: VerifySettings {
+                    issuer: "https://sck.test".into(),
+                    audience: "urn:sck:enforcement".into(),
+                    leeway_secs: 5,
+                    cache_capacity: 100,
+                },
+            }
+        })
+    }
+
+    fn claims(jti: &str, exp_in: i64) -> Claims {
+        let now = unix_now();
+        Claims {
+            iss: "https://sck.test".into(),
+            sub: "agent".into(),
+            aud: "urn:sck:enforcement".into(),
+            jti: jti.into(),
+            iat: now,
+            nbf: now,
+            exp: now + exp_in,
+            client_id: "iss_1".into(),
+            org: "default".into(),
+            loa: 3,
+            acr: acr_for(3),
+            scope: "mcp:invoke tools:read".into(),
+            artifact_id: "a".into(),
+            artifact_type: "t".into(),
+        }
+    }
+
+    fn sign(f: &Fixture, hs256: bool, claims: &Claims) -> String {
+        let ring = f.keys.snapshot();
+        let key = if hs256 {
+            ring.hs256.clone().unwrap()
+        } else {
+            ring.ed25519.clone().unwrap()
+        };
+        let mut header = Header::new(key.alg);
+        header.typ = Some(TOKEN_TYPE.into());
+        header.kid = Some(key.kid.clone());
+        jsonwebtoken::encode(&header, claims, &key.encoding).unwrap()
+    }
+
+    fn verify(f: &Fixture, verifier: &Verifier, token: &str) -> Result<VerifiedToken, ApiError> {
+        f.runtime
+            .block_on(verifier.verify(&f.keys, &f.settings, token))
+    }
+
+    #[test]
+    fn valid_tokens_verify_and_the_cache_never_outlives_a_revocation() {
+        let f = fixture();
+        let verifier = Verifier::default();
+        for hs256 in [false, true] {
+            let jti = format!("jti-{hs256}");
+            let token = sign(f, hs256, &claims(&jti, 600));
+            let first = verify(f, &verifier, &token).unwrap();
+            assert_eq!(first.loa, 3);
+            assert_eq!(first.scope, vec!["mcp:invoke", "tools:read"]);
+            // Cached: the same answer.
+            assert_eq!(verify(f, &verifier, &token).unwrap(), first);
+            verifier.revoke(&jti, first.exp);
+            assert_eq!(
+                verify(f, &verifier, &token).unwrap_err().code,
+                "token_revoked"
+            );
+        }
+        // The serialized policy view is exactly the documented `input.token` shape.
+        let token = sign(f, false, &claims("shape", 600));
+        let value = serde_json::to_value(verify(f, &verifier, &token).unwrap()).unwrap();
+        let mut keys: Vec<&str> = value
+            .as_object()
+            .unwrap()
+            .keys()
+            .map(String::as_str)
+            .collect();
+        keys.sort();
+        assert_eq!(
+            keys,
+            [
+                "acr",
+                "artifact_id",
+                "artifact_type",
+                "exp",
+                "iat",
+                "iss",
+                "jti",
+                "loa",
+                "org",
+                "scope",
+                "sub"
+            ]
+        );
+    }
+
+    #[test]
+    fn expired_tokens_are_refused_even_after_being_cached() {
+        let f = fixture();
+        let verifier = Verifier::default();
+        // Expired beyond the leeway: refused outright.
+        let old = sign(f, false, &claims("old", -60));
+        assert_eq!(
+            verify(f, &verifier, &old).unwrap_err().code,
+            "token_expired"
+        );
+        // A cached entry is only served while now < exp; past that the full check runs again.
+        let token = sign(f, false, &claims("edge", 600));
+        let verified = verify(f, &verifier, &token).unwrap();
+        let digest: CacheKey = sha2::Sha256::digest(token.as_bytes()).into();
+        let mut stale = verified.clone();
+        stale.exp = unix_now() - 1;
+        stale.sub = "from-the-cache".into();
+        verifier
+            .cache
+            .lock()
+            .unwrap()
+            .insert(digest, Arc::new(stale));
+        assert_eq!(verify(f, &verifier, &token).unwrap().sub, "agent");
+    }
+
+    #[test]
+    fn the_cache_stays_bounded() {
+        let f = fixture();
+        let verifier = Verifier::default();
+        for i in 0..250 {
+            let token = sign(f, true, &claims(&format!("bounded-{i}"), 600));
+            verify(f, &verifier, &token).unwrap();
+        }
+        assert!(verifier.cache.lock().unwrap().len() <= f.settings.cache_capacity);
+    }
+
+    fn segment() -> impl Strategy<Value = String> {
+        proptest::collection::vec(any::<u8>(), 0..64).prop_map(|b| URL_SAFE_NO_PAD.encode(b))
+    }
+
+    fn header_json() -> impl Strategy<Value = String> {
+        (
+            prop_oneof![
+                Just("none"),
+                Just("None"),
+                Just("HS256"),
+                Just("EdDSA"),
+                Just("RS256"),
+                Just("ES256"),
+                Just(""),
+                Just("HS512")
+            ],
+            prop_oneof![Just("at+jwt"), Just("JWT"), Just("")],
+            proptest::option::of("[a-zA-Z0-9_-]{0,50}"),
+        )
+            .prop_map(|(alg, typ, kid)| {
+                let mut h = serde_json::json!({"alg": alg, "typ": typ});
+                if let Some(kid) = kid {
+                    h["kid"] = kid.into();
+                }
+                URL_SAFE_NO_PAD.encode(h.to_string())
+            })
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig { cases: 256, ..ProptestConfig::default() })]
+
+        #[test]
+        fn random_text_never_verifies(text in "\\PC{0,300}") {
+            let f = fixture();
+            prop_assert!(verify(f, &Verifier::default(), &text).is_err());
+        }
+
+        #[test]
+        fn random_segments_never_verify(h in segment(), p in segment(), s in segment()) {
+            let f = fixture();
+            let token = format!("{h}.{p}.{s}");
+            prop_assert!(verify(f, &Verifier::default(), &token).is_err());
+        }
+
+        #[test]
+        fn forged_headers_with_real_claims_never_verify(h in header_json(), s in segment(), real_kid in any::<bool>()) {
+            let f = fixture();
+            let token = sign(f, false, &claims("forged", 600));
+            let parts: Vec<&str> = token.split('.').collect();
+            // With a real kid in a random header, the signature still cannot match.
+            let header = if real_kid {
+                let kid = f.keys.snapshot().ed25519.clone().unwrap().kid;
+                let mut value: serde_json::Value = serde_json::from_slice(&URL_SAFE_NO_PAD.decode(&h).unwrap()).unwrap();
+                value["kid"] = kid.into();
+                URL_SAFE_NO_PAD.encode(value.to_string())
+            } else {
+                h
+            };
+            for sig in [s.as_str(), parts[2], ""] {
+                let forged = format!("{header}.{}.{sig}", parts[1]);
+                prop_assert!(verify(f, &Verifier::default(), &forged).is_err(), "{}", forged);
+            }
+        }
+
+        #[test]
+        fn any_changed_character_breaks_a_real_token(position in any::<prop::sample::Index>(), replacement in "[A-Za-z0-9_.=-]") {
+            let f = fixture();
+            let token = sign(f, false, &claims("mutated", 600));
+            let i = position.index(token.len());
+            let replacement = replacement.chars().next().unwrap();
+            prop_assume!(token.as_bytes()[i] as char != replacement);
+            let mut mutated = token.clone();
+            mutated.replace_range(i..i + 1, &replacement.to_string());
+            prop_assert!(verify(f, &Verifier::default(), &mutated).is_err());
+        }
+    }
+}
