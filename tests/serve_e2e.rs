@@ -984,3 +984,92 @@ fn cli_lifecycle_commands_call_the_api() {
     assert!(!out.status.success());
     assert!(String::from_utf8_lossy(&out.stderr).contains("[choice_required]"));
 }
+
+/// Auditors read their org's ledger over HTTP: entries, proofs that verify, checkpoints, an
+/// export that `sck ledger verify` accepts offline with the published key; other orgs cannot.
+#[test]
+fn ledger_api_serves_entries_proofs_checkpoints_and_exports() {
+    let server = Server::start_with_env(&[("SCK_LEDGER__CHECKPOINT_EVERY", "1")]);
+    let root = server.root_key.clone().unwrap();
+    release(&server.url, &root, "default", "2.0.0");
+    let auth = format!("Bearer {root}");
+    let api = |path: &str| format!("{}/api/v1/ledger/default{path}", server.url);
+    let page = get(&api("/entries?from=0&limit=5"), &[("Authorization", &auth)]).json();
+    let size = page["size"].as_u64().unwrap();
+    assert!(size >= 5, "{page}");
+    assert_eq!(page["entries"].as_array().unwrap().len(), 5);
+    assert_eq!(page["entries"][0]["entry"]["seq"], 0);
+    let third = get(&api("/entries/2"), &[("Authorization", &auth)]).json();
+    assert_eq!(third["seq"], 2);
+
+    let proof = get(
+        &api(&format!("/proof/inclusion?seq=2&size={size}")),
+        &[("Authorization", &auth)],
+    )
+    .json();
+    let b64 = |v: &Value| -> [u8; 32] {
+        base64::engine::general_purpose::STANDARD
+            .decode(v.as_str().unwrap())
+            .unwrap()
+            .try_into()
+            .unwrap()
+    };
+    let path: Vec<[u8; 32]> = proof["proof"].as_array().unwrap().iter().map(b64).collect();
+    let leaf: [u8; 32] = hex::decode(third["leaf_hash"].as_str().unwrap())
+        .unwrap()
+        .try_into()
+        .unwrap();
+    sck_ledger::merkle::verify_inclusion(&leaf, 2, size, &path, &b64(&proof["root"])).unwrap();
+    let consistency = get(
+        &api(&format!("/proof/consistency?from=3&to={size}")),
+        &[("Authorization", &auth)],
+    );
+    assert_eq!(consistency.status, 200);
+
+    let note = get(&api("/checkpoint"), &[("Authorization", &auth)]);
+    assert_eq!(note.status, 200);
+    assert!(String::from_utf8_lossy(&note.body).starts_with("sck/default\n"));
+    let keys = get(&api("/keys"), &[]).json();
+    let verifier = keys["keys"][0]["verifier"].as_str().unwrap().to_owned();
+
+    let export = get(&api("/export"), &[("Authorization", &auth)]);
+    assert_eq!(export.status, 200);
+    let file = server.data_dir.join("api-export.tar.gz");
+    std::fs::write(&file, &export.body).unwrap();
+    let verify = std::process::Command::new(env!("CARGO_BIN_EXE_sck"))
+        .args(["ledger", "verify", "--quiet", "--key", &verifier])
+        .arg(&file)
+        .output()
+        .unwrap();
+    assert!(
+        verify.status.success(),
+        "{}",
+        String::from_utf8_lossy(&verify.stderr)
+    );
+
+    // Another org's admin key sees nothing of this ledger.
+    post_json(
+        &format!("{}{API}/orgs", server.url),
+        Some(&root),
+        &json!({"organizationId": "org-x"}),
+    );
+    let other = post_json(
+        &format!("{}{API}/credentials", server.url),
+        Some(&root),
+        &json!({"organizationId": "org-x", "kind": "admin"}),
+    )
+    .json()["secret"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let denied = get(
+        &api("/entries"),
+        &[("Authorization", &format!("Bearer {other}"))],
+    );
+    assert_eq!(denied.status, 404);
+    let bad = get(
+        &api("/proof/inclusion?seq=99999&size=3"),
+        &[("Authorization", &auth)],
+    );
+    assert_eq!((bad.status, bad.code()), (400, "invalid_request".into()));
+}

@@ -132,7 +132,13 @@ impl From<sck_bundler::BundleError> for ApiError {
 
 impl From<sck_ledger::error::LedgerError> for ApiError {
     fn from(e: sck_ledger::error::LedgerError) -> Self {
-        ApiError::unavailable("ledger", e)
+        use sck_ledger::error::LedgerError as E;
+        match e {
+            E::UnknownLog(org) => ApiError::not_found(format!("no ledger log for {org}")),
+            E::OutOfRange(message) => ApiError::bad_request("invalid_request", message),
+            E::Proof(e) => ApiError::bad_request("invalid_request", e.to_string()),
+            other => ApiError::unavailable("ledger", other),
+        }
     }
 }
 

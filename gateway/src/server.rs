@@ -77,6 +77,7 @@ pub fn app(state: AppState) -> Router {
         .merge(routes::ops::router())
         .merge(routes::tokens::router())
         .merge(routes::decide::router())
+        .merge(routes::ledger::router())
         .layer(TimeoutLayer::with_status_code(
             StatusCode::SERVICE_UNAVAILABLE,
             timeout,

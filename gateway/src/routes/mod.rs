@@ -4,5 +4,6 @@ pub mod bundle_service;
 pub mod bundles;
 pub mod credentials;
 pub mod decide;
+pub mod ledger;
 pub mod ops;
 pub mod tokens;
