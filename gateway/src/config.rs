@@ -31,6 +31,8 @@ pub struct Config {
     pub bundles: BundleConfig,
     pub ledger: LedgerConfig,
     pub decisions: DecisionConfig,
+    #[serde(default)]
+    pub xsck: XsckConfig,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -89,6 +91,32 @@ pub struct DecisionConfig {
     pub org_rate: Rate,
 }
 
+/// X-SCK signed upstream calls (`[xsck]`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct XsckConfig {
+    /// Largest accepted `|now - X-SCK-Timestamp|`, in seconds; nonces are kept twice as long.
+    pub max_skew_secs: u64,
+    /// Refuse calls without `X-SCK-Nonce`; `false` is compat mode (replays keyed on the signature).
+    pub require_nonce: bool,
+    /// Largest signed request body.
+    pub max_body_bytes: usize,
+    /// File of the master key sealing HMAC secrets (default `<data_dir>/master.key`, generated);
+    /// `SCK_MASTER_KEY` (64 hex digits), if set, wins.
+    pub master_key_file: Option<PathBuf>,
+}
+
+impl Default for XsckConfig {
+    fn default() -> Self {
+        XsckConfig {
+            max_skew_secs: 300,
+            require_nonce: true,
+            max_body_bytes: 1 << 20,
+            master_key_file: None,
+        }
+    }
+}
+
 impl Default for Config {
     fn default() -> Self {
         Config {
@@ -129,6 +157,7 @@ impl Default for Config {
                     burst: 100_000,
                 },
             },
+            xsck: XsckConfig::default(),
         }
     }
 }
@@ -191,6 +220,18 @@ interpreter_only = false
 # Over a limit the gateway answers 429 with Retry-After.
 subject_rate = { per_second = 2000, burst = 4000 }
 org_rate = { per_second = 50000, burst = 100000 }
+
+[xsck]
+# X-SCK signed upstream calls (POST /api/v1/enforcement/verify and routes behind the X-SCK layer).
+# Largest accepted |now - X-SCK-Timestamp| in seconds; (ANS ID, nonce) pairs are kept twice as long.
+max_skew_secs = 300
+# Refuse calls without X-SCK-Nonce. false = compat mode: replays are keyed on the signature.
+require_nonce = true
+# Largest signed request body, in bytes.
+max_body_bytes = 1048576
+# Master key sealing HMAC secrets at rest (64 hex digits; generated at data_dir/master.key when
+# unset). SCK_MASTER_KEY, if set, holds the key itself and wins. Replicas must share it.
+# master_key_file = "sck-data/master.key"
 "#;
 
 /// Top-level keys settable from the environment as `SCK_<KEY>`.
@@ -219,7 +260,7 @@ impl Config {
                 .filter(|key| {
                     let key = key.as_str().to_ascii_lowercase();
                     ENV_KEYS.contains(&key.as_str())
-                        || ["http__", "bundles__", "ledger__", "decisions__"]
+                        || ["http__", "bundles__", "ledger__", "decisions__", "xsck__"]
                             .iter()
                             .any(|section| key.starts_with(section))
                 })

@@ -77,6 +77,8 @@ pub fn app(state: AppState) -> Router {
         .merge(routes::ops::router())
         .merge(routes::tokens::router())
         .merge(routes::decide::router())
+        .merge(routes::identities::router())
+        .merge(routes::verify::router(&state))
         .merge(routes::ledger::router())
         .layer(TimeoutLayer::with_status_code(
             StatusCode::SERVICE_UNAVAILABLE,
@@ -132,6 +134,7 @@ pub async fn open(config: Config) -> Result<AppState, String> {
             sck_ledger::schema::MIGRATIONS,
             crate::registry::schema::MIGRATIONS,
             crate::tokens::schema::MIGRATIONS,
+            crate::identities::schema::MIGRATIONS,
         ],
     )
     .await
@@ -162,6 +165,20 @@ pub async fn open(config: Config) -> Result<AppState, String> {
         max_files: config.bundles.max_files,
         max_decompressed_bytes: config.bundles.max_decompressed_bytes,
     };
+    let master_key = crate::identities::sealing::MasterKey::load(
+        &config
+            .xsck
+            .master_key_file
+            .clone()
+            .unwrap_or_else(|| config.data_dir.join("master.key")),
+    )?;
+    let xsck = crate::xsck::pipeline::XsckVerifier::new(
+        crate::identities::Identities::new(store.clone(), ledger.clone(), master_key),
+        ledger.clone(),
+        &config.xsck,
+        &config.public_url,
+        &config.bundles.default_org,
+    );
     let registry = Registry::new(store);
     let decisions = crate::decisions::DecisionService::new(
         &config.decisions,
@@ -183,6 +200,7 @@ pub async fn open(config: Config) -> Result<AppState, String> {
         metrics: metrics_handle()?,
         tokens,
         decisions,
+        xsck,
     })
 }
 

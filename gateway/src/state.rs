@@ -17,4 +17,6 @@ pub struct AppState {
     pub tokens: TokenService,
     /// Policy snapshots, evaluation and decision ledgering.
     pub decisions: DecisionService,
+    /// X-SCK verification of signed upstream calls and the identity pins it uses.
+    pub xsck: crate::xsck::pipeline::XsckVerifier,
 }

@@ -4,6 +4,8 @@ pub mod bundle_service;
 pub mod bundles;
 pub mod credentials;
 pub mod decide;
+pub mod identities;
 pub mod ledger;
 pub mod ops;
 pub mod tokens;
+pub mod verify;

@@ -1,0 +1,286 @@
+//! The verification pipeline: one signed HTTP request in, a [`VerifiedCaller`] or a ledgered
+//! [`Rejection`] out, in the spec's order (cheapest first):
+//!
+//! 1. every X-SCK header present once, well formed, no control characters; body size;
+//! 2. `|now - timestamp| <= max_skew_secs`;
+//! 3. the ANS ID has a pin, in the stated organization, not revoked;
+//! 4. the signature verifies under one of the pin's live keys (no other key is ever tried);
+//! 5. only then is (ANS ID, nonce) claimed in the shared replay store for twice the skew;
+//!    in compat mode (no nonce header, `require_nonce = false`) the signature is the key.
+//!
+//! Every outcome is appended to the ledger before the caller learns it: `upstream.verified`
+//! (org of the pin) or `upstream.rejected` with the reason `code` (org of the pin when one was
+//! found, else the deployment's default org, since the stated org is unauthenticated). Entries
+//! carry ids, method and path — never secrets, signatures or bodies.
+
+use std::sync::Arc;
+
+use axum::http::{HeaderMap, Method, Uri};
+use sck_ledger::entry::{Event, EventType};
+use sck_ledger::Ledger;
+use serde_json::{json, Value};
+
+use super::canonical::{self, SignedRequest};
+use super::nonces::NonceStore;
+use super::Rejection;
+use crate::api_error::ApiError;
+use crate::config::XsckConfig;
+use crate::decisions::VerifiedCaller;
+use crate::identities::Identities;
+
+/// Longest path kept in a ledger entry.
+const MAX_LOGGED_PATH: usize = 256;
+
+/// Verifies X-SCK signed requests for every route that requires them.
+#[derive(Debug, Clone)]
+pub struct XsckVerifier {
+    /// The identity pins (also served by the identities API).
+    pub identities: Identities,
+    nonces: NonceStore,
+    ledger: Ledger,
+    settings: Arc<Settings>,
+}
+
+#[derive(Debug)]
+struct Settings {
+    authority: String,
+    max_skew_secs: i64,
+    require_nonce: bool,
+    max_body_bytes: usize,
+    fallback_org: String,
+}
+
+/// What the ledger learns about a request before it is verified (all caller-stated).
+struct Claimed<'a> {
+    method: &'a Method,
+    path: &'a str,
+    ans_id: Option<&'a str>,
+    organization: Option<&'a str>,
+    key_id: Option<&'a str>,
+}
+
+impl XsckVerifier {
+    /// A verifier for a gateway reachable at `public_url`; rejections that name no known pin
+    /// are ledgered under `fallback_org`.
+    pub fn new(
+        identities: Identities,
+        ledger: Ledger,
+        config: &XsckConfig,
+        public_url: &str,
+        fallback_org: &str,
+    ) -> XsckVerifier {
+        XsckVerifier {
+            nonces: NonceStore::start(identities.store().clone()),
+            identities,
+            ledger,
+            settings: Arc::new(Settings {
+                authority: canonical::authority_of(public_url),
+                max_skew_secs: config.max_skew_secs as i64,
+                require_nonce: config.require_nonce,
+                max_body_bytes: config.max_body_bytes,
+                fallback_org: fallback_org.to_owned(),
+            }),
+        }
+    }
+
+    /// The authority line signatures must use.
+    pub fn authority(&self) -> &str {
+        &self.settings.authority
+    }
+
+    /// The largest signed body accepted.
+    pub fn max_body_bytes(&self) -> usize {
+        self.settings.max_body_bytes
+    }
+
+    /// Ledgers and answers a request refused before its body could be read in full.
+    pub async fn reject_oversized(&self, method: &Method, uri: &Uri) -> ApiError {
+        let claimed = Claimed {
+            method,
+            path: uri.path(),
+            ans_id: None,
+            organization: None,
+            key_id: None,
+        };
+        let rejection = Rejection::BodyTooLarge(self.settings.max_body_bytes);
+        match self.record_rejection(&claimed, None, &rejection).await {
+            Ok(()) => rejection.into(),
+            Err(e) => e,
+        }
+    }
+
+    /// Verifies one request (see the module docs); `now` is unix seconds.
+    pub async fn verify(
+        &self,
+        method: &Method,
+        uri: &Uri,
+        headers: &HeaderMap,
+        body: &[u8],
+        now: i64,
+    ) -> Result<VerifiedCaller, ApiError> {
+        let parsed = canonical::parse_headers(
+            headers.iter().map(|(n, v)| (n.as_str(), v.as_bytes())),
+            self.settings.require_nonce,
+        );
+        let parsed = match parsed {
+            Ok(p) => p,
+            Err(rejection) => {
+                let claimed = Claimed {
+                    method,
+                    path: uri.path(),
+                    ans_id: None,
+                    organization: None,
+                    key_id: None,
+                };
+                self.record_rejection(&claimed, None, &rejection).await?;
+                return Err(rejection.into());
+            }
+        };
+        let claimed = Claimed {
+            method,
+            path: uri.path(),
+            ans_id: Some(&parsed.ans_id),
+            organization: Some(&parsed.organization),
+            key_id: parsed.key_id.as_deref(),
+        };
+        if body.len() > self.settings.max_body_bytes {
+            let rejection = Rejection::BodyTooLarge(self.settings.max_body_bytes);
+            self.record_rejection(&claimed, None, &rejection).await?;
+            return Err(rejection.into());
+        }
+        if let Err(rejection) =
+            canonical::check_skew(&parsed.timestamp, now, self.settings.max_skew_secs)
+        {
+            self.record_rejection(&claimed, None, &rejection).await?;
+            return Err(rejection.into());
+        }
+        let pin = self.identities.lookup(&parsed.ans_id).await?;
+        let pin = match pin {
+            None => Err((None, Rejection::UnknownIdentity)),
+            Some(pin) if pin.org != parsed.organization => {
+                Err((Some(pin.org), Rejection::OrgMismatch))
+            }
+            Some(pin) if pin.revoked => Err((Some(pin.org), Rejection::IdentityRevoked)),
+            Some(pin) => Ok(pin),
+        };
+        let pin = match pin {
+            Ok(pin) => pin,
+            Err((org, rejection)) => {
+                self.record_rejection(&claimed, org.as_deref(), &rejection)
+                    .await?;
+                return Err(rejection.into());
+            }
+        };
+        let request = SignedRequest {
+            method: method.as_str(),
+            authority: &self.settings.authority,
+            path: uri.path(),
+            query: uri.query().unwrap_or(""),
+            body,
+        };
+        let message = canonical::string_to_sign_for(&request, &parsed);
+        let key = match canonical::verify_signature(
+            message.as_bytes(),
+            &parsed.signature,
+            &pin.keys,
+            parsed.key_id.as_deref(),
+        ) {
+            Ok(key) => key,
+            Err(rejection) => {
+                self.record_rejection(&claimed, Some(&pin.org), &rejection)
+                    .await?;
+                return Err(rejection.into());
+            }
+        };
+        let replay_key = match &parsed.nonce {
+            Some(nonce) => format!("n:{nonce}"),
+            None => format!("s:{}", parsed.signature.header_value()),
+        };
+        let fresh = self
+            .nonces
+            .claim(
+                &parsed.ans_id,
+                &replay_key,
+                now,
+                2 * self.settings.max_skew_secs,
+            )
+            .await
+            .map_err(|e| ApiError::unavailable("replay store", e))?;
+        if !fresh {
+            let rejection = Rejection::ReplayedNonce;
+            self.record_rejection(&claimed, Some(&pin.org), &rejection)
+                .await?;
+            return Err(rejection.into());
+        }
+        let caller = VerifiedCaller {
+            ans_id: pin.ans_id.clone(),
+            org: pin.org.clone(),
+            key_id: key.key_id.clone(),
+            scheme: parsed.signature.scheme().as_str().to_owned(),
+        };
+        self.append(
+            &pin.org,
+            EventType::UpstreamVerified,
+            json!({
+                "ans_id": caller.ans_id,
+                "key_id": caller.key_id,
+                "scheme": caller.scheme,
+                "nonce": parsed.nonce,
+                "timestamp": parsed.timestamp,
+                "method": method.as_str(),
+                "path": truncate(uri.path()),
+                "body_sha256": canonical::body_sha256(body),
+            }),
+        )
+        .await?;
+        metrics::counter!("sck_xsck_total", "result" => "verified").increment(1);
+        Ok(caller)
+    }
+
+    async fn record_rejection(
+        &self,
+        claimed: &Claimed<'_>,
+        pin_org: Option<&str>,
+        rejection: &Rejection,
+    ) -> Result<(), ApiError> {
+        metrics::counter!("sck_xsck_total", "result" => rejection.code()).increment(1);
+        let org = pin_org.unwrap_or(&self.settings.fallback_org);
+        let header = match rejection {
+            Rejection::MissingHeader(h)
+            | Rejection::DuplicateHeader(h)
+            | Rejection::InvalidHeader(h, _) => Value::String((*h).to_owned()),
+            _ => Value::Null,
+        };
+        self.append(
+            org,
+            EventType::UpstreamRejected,
+            json!({
+                "reason": rejection.code(),
+                "header": header,
+                "ans_id": claimed.ans_id,
+                "organization": claimed.organization,
+                "key_id": claimed.key_id,
+                "method": claimed.method.as_str(),
+                "path": truncate(claimed.path),
+            }),
+        )
+        .await
+    }
+
+    async fn append(&self, org: &str, kind: EventType, body: Value) -> Result<(), ApiError> {
+        let event = Event::new(kind, body).map_err(|e| ApiError::internal("ledger event", e))?;
+        self.ledger.append(org, event).await?;
+        Ok(())
+    }
+}
+
+fn truncate(path: &str) -> &str {
+    if path.len() <= MAX_LOGGED_PATH {
+        return path;
+    }
+    let mut end = MAX_LOGGED_PATH;
+    while !path.is_char_boundary(end) {
+        end -= 1;
+    }
+    &path[..end]
+}
