@@ -1073,3 +1073,52 @@ fn ledger_api_serves_entries_proofs_checkpoints_and_exports() {
     );
     assert_eq!((bad.status, bad.code()), (400, "invalid_request".into()));
 }
+
+/// Restarting with a new ledger key rotates: the old public key stays published with its
+/// validity window closed, and the log still verifies with both keys.
+#[test]
+fn a_new_ledger_key_at_start_rotates_the_published_keys() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("sck.db").display().to_string();
+    let first = Server::start_on(dir.path(), &db);
+    let root = first.root_key.clone().unwrap();
+    assert!(first.stop().success());
+    std::fs::remove_file(dir.path().join("ledger.key")).unwrap();
+    let generated = std::process::Command::new(env!("CARGO_BIN_EXE_sck"))
+        .args(["ledger", "key", "generate", "--name", "sck-ledger-2", "-o"])
+        .arg(dir.path().join("ledger.key"))
+        .output()
+        .unwrap();
+    assert!(
+        generated.status.success(),
+        "{}",
+        String::from_utf8_lossy(&generated.stderr)
+    );
+    let second = Server::start_on(dir.path(), &db);
+    release(&second.url, &root, "default", "2.0.0");
+    let keys = get(&format!("{}/api/v1/ledger/default/keys", second.url), &[]).json();
+    let keys = keys["keys"].as_array().unwrap();
+    assert_eq!(keys.len(), 2, "{keys:?}");
+    let current: Vec<&Value> = keys.iter().filter(|k| k["valid_until"].is_null()).collect();
+    assert_eq!(current.len(), 1);
+    assert_eq!(current[0]["name"], "sck-ledger-2");
+    assert!(second.stop().success());
+    let verify = std::process::Command::new(env!("CARGO_BIN_EXE_sck"))
+        .args([
+            "ledger",
+            "verify",
+            "--db",
+            "--org",
+            "default",
+            "--quiet",
+            "--database-url",
+            &db,
+        ])
+        .output()
+        .unwrap();
+    assert!(
+        verify.status.success(),
+        "{}",
+        String::from_utf8_lossy(&verify.stderr)
+    );
+}

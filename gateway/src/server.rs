@@ -124,6 +124,28 @@ fn ledger_key(config: &Config) -> Result<LedgerKey, String> {
     Ok(key)
 }
 
+/// Starting with a new ledger key is a key rotation: the previous keys stay published but their
+/// validity windows are closed (all replicas of a deployment share one key).
+async fn retire_other_ledger_keys(ledger: &Ledger, key: LedgerKey) -> Result<(), String> {
+    let ours = key.verifier().to_string();
+    let keys = ledger
+        .reader()
+        .keys()
+        .await
+        .map_err(|e| format!("ledger keys: {e}"))?;
+    if keys
+        .iter()
+        .any(|k| k.valid_until.is_none() && k.verifier != ours)
+    {
+        tracing::info!(key = %key.name(), "new ledger key: retiring the previous ones");
+        ledger
+            .rotate_key(key)
+            .await
+            .map_err(|e| format!("ledger key rotation: {e}"))?;
+    }
+    Ok(())
+}
+
 /// Opens storage, the ledger and the signers, and builds the shared state.
 pub async fn open(config: Config) -> Result<AppState, String> {
     std::fs::create_dir_all(&config.data_dir)
@@ -139,9 +161,10 @@ pub async fn open(config: Config) -> Result<AppState, String> {
     )
     .await
     .map_err(|e| format!("database: {e}"))?;
+    let key = ledger_key(&config)?;
     let ledger = Ledger::open(
         store.clone(),
-        ledger_key(&config)?,
+        key.clone(),
         WriterConfig {
             deployment: config.deployment.clone(),
             checkpoint_every: config.ledger.checkpoint_every,
@@ -151,6 +174,7 @@ pub async fn open(config: Config) -> Result<AppState, String> {
     )
     .await
     .map_err(|e| format!("ledger: {e}"))?;
+    retire_other_ledger_keys(&ledger, key).await?;
     let signers = Signers::load(
         &config.data_dir.join("signers"),
         &config.bundles.default_signer,
@@ -204,21 +228,16 @@ pub async fn open(config: Config) -> Result<AppState, String> {
     })
 }
 
-/// Resolves on SIGINT or SIGTERM.
-async fn shutdown_signal() {
-    let ctrl_c = async {
-        let _ = tokio::signal::ctrl_c().await;
-    };
-    let term = async {
-        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-            Ok(mut s) => {
-                s.recv().await;
-            }
-            Err(_) => std::future::pending::<()>().await,
-        }
-    };
-    tokio::select! { _ = ctrl_c => {}, _ = term => {} }
-    tracing::info!("shutdown signal received");
+/// Resolves on SIGINT or SIGTERM. The handlers are installed when this is called (before the
+/// server announces itself), so a signal sent right after start-up is never lost.
+fn shutdown_signal() -> Result<impl std::future::Future<Output = ()>, String> {
+    use tokio::signal::unix::{signal, SignalKind};
+    let mut term = signal(SignalKind::terminate()).map_err(|e| format!("SIGTERM handler: {e}"))?;
+    let mut int = signal(SignalKind::interrupt()).map_err(|e| format!("SIGINT handler: {e}"))?;
+    Ok(async move {
+        tokio::select! { _ = term.recv() => {}, _ = int.recv() => {} }
+        tracing::info!("shutdown signal received");
+    })
 }
 
 /// Runs the server until SIGINT/SIGTERM, then drains and signs final checkpoints. With
@@ -241,6 +260,7 @@ pub async fn serve(config: Config, examples: bool) -> Result<(), String> {
         .await
         .map_err(|e| format!("listen on {}: {e}", state.config.listen))?;
     let addr = listener.local_addr().map_err(|e| e.to_string())?;
+    let signal = shutdown_signal()?;
     println!("sck listening on http://{addr}");
     if examples {
         let bundles = &state.config.bundles;
@@ -254,7 +274,7 @@ pub async fn serve(config: Config, examples: bool) -> Result<(), String> {
     let grace = Duration::from_secs(state.config.http.shutdown_grace_secs);
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
     let server = axum::serve(listener, app(state.clone())).with_graceful_shutdown(async move {
-        shutdown_signal().await;
+        signal.await;
         let _ = stop_tx.send(true);
     });
     let mut stopping = stop_rx;
