@@ -32,6 +32,8 @@ pub struct Config {
     pub ledger: LedgerConfig,
     pub decisions: DecisionConfig,
     #[serde(default)]
+    pub fleet: FleetConfig,
+    #[serde(default)]
     pub xsck: XsckConfig,
 }
 
@@ -117,6 +119,40 @@ impl Default for XsckConfig {
     }
 }
 
+/// OPA sidecar fleet: status reports and decision-log uploads (`[fleet]`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct FleetConfig {
+    /// Largest decision-log (or status) body after gzip decompression, in bytes.
+    pub max_decompressed_bytes: u64,
+    /// Most events in one decision-log upload.
+    pub max_events_per_batch: usize,
+    /// A decision-log claim older than this is taken to be abandoned (crash) and recovered.
+    pub claim_lease_secs: u64,
+    /// A sidecar silent for this long is listed as stale and left out of the drift gauges.
+    pub stale_after_secs: u64,
+    /// Default for every org: keep the (masked) input of sidecar decisions, not only its hash.
+    pub store_input: bool,
+    /// Default for every org: JSON pointers (`/input/...`) removed before an input is kept.
+    pub mask: Vec<String>,
+    /// Per-org overrides of `store_input` and `mask`.
+    pub orgs: std::collections::BTreeMap<String, crate::fleet::InputPolicy>,
+}
+
+impl Default for FleetConfig {
+    fn default() -> Self {
+        FleetConfig {
+            max_decompressed_bytes: 32 << 20,
+            max_events_per_batch: 10_000,
+            claim_lease_secs: 120,
+            stale_after_secs: 3600,
+            store_input: false,
+            mask: Vec::new(),
+            orgs: Default::default(),
+        }
+    }
+}
+
 impl Default for Config {
     fn default() -> Self {
         Config {
@@ -157,6 +193,7 @@ impl Default for Config {
                     burst: 100_000,
                 },
             },
+            fleet: FleetConfig::default(),
             xsck: XsckConfig::default(),
         }
     }
@@ -221,6 +258,26 @@ interpreter_only = false
 subject_rate = { per_second = 2000, burst = 4000 }
 org_rate = { per_second = 50000, burst = 100000 }
 
+[fleet]
+# OPA sidecars report status (POST /status) and upload decision logs (POST /logs) here.
+# Largest decision-log or status body after gzip decompression, in bytes (gzip bombs stop here).
+max_decompressed_bytes = 33554432
+# Most events in one decision-log upload.
+max_events_per_batch = 10000
+# A decision-log claim older than this (seconds) is recovered by the next retry: the org's log
+# is scanned for the decision id before anything is appended, so nothing is recorded twice.
+claim_lease_secs = 120
+# Sidecars silent this long are listed as stale and left out of the drift gauges.
+stale_after_secs = 3600
+# Every sidecar decision records the SHA-256 of its input. Keep the input itself too (after
+# removing the mask pointers, OPA-style /input/... paths)?
+store_input = false
+mask = []
+# Per-org overrides replace both settings for that org:
+# [fleet.orgs.acme]
+# store_input = true
+# mask = ["/input/password", "/input/token/raw"]
+
 [xsck]
 # X-SCK signed upstream calls (POST /api/v1/enforcement/verify and routes behind the X-SCK layer).
 # Largest accepted |now - X-SCK-Timestamp| in seconds; (ANS ID, nonce) pairs are kept twice as long.
@@ -260,9 +317,16 @@ impl Config {
                 .filter(|key| {
                     let key = key.as_str().to_ascii_lowercase();
                     ENV_KEYS.contains(&key.as_str())
-                        || ["http__", "bundles__", "ledger__", "decisions__", "xsck__"]
-                            .iter()
-                            .any(|section| key.starts_with(section))
+                        || [
+                            "http__",
+                            "bundles__",
+                            "ledger__",
+                            "decisions__",
+                            "fleet__",
+                            "xsck__",
+                        ]
+                        .iter()
+                        .any(|section| key.starts_with(section))
                 })
                 .split("__"),
         );

@@ -13,6 +13,7 @@ pub mod decisions;
 pub mod examples;
 pub mod extract;
 pub mod files;
+pub mod fleet;
 pub mod identities;
 pub mod lifecycle;
 pub mod registry;

@@ -77,6 +77,7 @@ pub fn app(state: AppState) -> Router {
         .merge(routes::ops::router())
         .merge(routes::tokens::router())
         .merge(routes::decide::router())
+        .merge(routes::fleet::router())
         .merge(routes::identities::router())
         .merge(routes::verify::router(&state))
         .merge(routes::ledger::router())
@@ -156,6 +157,7 @@ pub async fn open(config: Config) -> Result<AppState, String> {
             sck_ledger::schema::MIGRATIONS,
             crate::registry::schema::MIGRATIONS,
             crate::tokens::schema::MIGRATIONS,
+            crate::fleet::schema::MIGRATIONS,
             crate::identities::schema::MIGRATIONS,
         ],
     )
@@ -203,6 +205,7 @@ pub async fn open(config: Config) -> Result<AppState, String> {
         &config.public_url,
         &config.bundles.default_org,
     );
+    let fleet = crate::fleet::FleetService::new(store.clone(), ledger.clone(), &config.fleet)?;
     let registry = Registry::new(store);
     let decisions = crate::decisions::DecisionService::new(
         &config.decisions,
@@ -224,6 +227,7 @@ pub async fn open(config: Config) -> Result<AppState, String> {
         metrics: metrics_handle()?,
         tokens,
         decisions,
+        fleet,
         xsck,
     })
 }
@@ -256,6 +260,7 @@ pub async fn serve(config: Config, examples: bool) -> Result<(), String> {
     state
         .decisions
         .spawn_background(state.lifecycle.hub.clone());
+    state.fleet.spawn_background(state.lifecycle.hub.clone());
     let listener = tokio::net::TcpListener::bind(state.config.listen)
         .await
         .map_err(|e| format!("listen on {}: {e}", state.config.listen))?;

@@ -17,6 +17,8 @@ pub struct AppState {
     pub tokens: TokenService,
     /// Policy snapshots, evaluation and decision ledgering.
     pub decisions: DecisionService,
+    /// OPA sidecar fleet: status reports, drift, decision-log ingestion.
+    pub fleet: crate::fleet::FleetService,
     /// X-SCK verification of signed upstream calls and the identity pins it uses.
     pub xsck: crate::xsck::pipeline::XsckVerifier,
 }

@@ -9,6 +9,7 @@ use clap::{Parser, Subcommand};
 
 mod bundle;
 mod client;
+mod identity;
 mod ledger;
 mod remote;
 mod serve;
@@ -52,6 +53,11 @@ enum Command {
     /// Gateway token signing keys: list, rotate.
     #[command(subcommand)]
     Keys(tokens::KeysCommand),
+    /// ANS identity pins for X-SCK signed upstream calls: create, list, rotate, revoke.
+    #[command(subcommand)]
+    Identity(identity::IdentityCommand),
+    /// Print the X-SCK headers that sign one HTTP request (HMAC secret or Ed25519 key).
+    SignRequest(identity::SignRequestArgs),
 }
 
 /// A failure to report to the user, with the exit status to use.
@@ -89,6 +95,8 @@ pub fn main() -> ExitCode {
         Command::OpaConfig(args) => serve::opa_config(args),
         Command::Issuer(command) => tokens::issuer(command),
         Command::Keys(command) => tokens::keys(command),
+        Command::Identity(command) => identity::identity(command),
+        Command::SignRequest(args) => identity::sign_request(args),
     };
     match result {
         Ok(code) => code,

@@ -102,6 +102,13 @@ pub struct OpaConfigArgs {
     /// URL the sidecar uses to reach the server (default: --server).
     #[arg(long)]
     service_url: Option<String>,
+    /// Also send OPA status reports to this server (`status` plugin, `POST /status`).
+    #[arg(long)]
+    status: bool,
+    /// Also upload decision logs to this server (`decision_logs` plugin, `POST /logs`), where
+    /// each decision becomes a `decision.sidecar` entry of the org's ledger.
+    #[arg(long)]
+    decision_logs: bool,
     #[command(flatten)]
     server: ServerArgs,
 }
@@ -246,5 +253,14 @@ pub fn opa_config(args: OpaConfigArgs) -> Result<ExitCode, CliError> {
         bundle = args.bundle,
         org = args.org,
     );
+    if args.status {
+        print!("status:\n  service: sck\n");
+    }
+    if args.decision_logs {
+        print!(
+            "decision_logs:\n  service: sck\n  reporting:\n    min_delay_seconds: 5\n    max_delay_seconds: 10\n\
+             \x20   upload_size_limit_bytes: 4194304\n"
+        );
+    }
     Ok(ExitCode::SUCCESS)
 }

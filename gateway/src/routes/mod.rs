@@ -4,6 +4,7 @@ pub mod bundle_service;
 pub mod bundles;
 pub mod credentials;
 pub mod decide;
+pub mod fleet;
 pub mod identities;
 pub mod ledger;
 pub mod ops;
