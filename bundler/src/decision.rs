@@ -210,13 +210,7 @@ impl Evaluator {
 
     /// Evaluates the rule on a JSON input; never fails — every failure is a deny.
     pub fn decide(&self, input: &serde_json::Value) -> Decision {
-        let input = match Value::from_json_str(&input.to_string()) {
-            Ok(v) => v,
-            Err(e) => {
-                return Decision::deny(Outcome::Error, format!("evaluation_error: input: {e}"))
-            }
-        };
-        match self.evaluate(input, None) {
+        match self.evaluate(Value::from(input.clone()), None) {
             Ok(Value::Undefined) => Decision::deny(Outcome::Undefined, "policy_undefined"),
             Ok(value) => match value.to_json_str().map(|s| serde_json::from_str(&s)) {
                 Ok(Ok(json)) => Decision::from_result(&json),
@@ -237,8 +231,7 @@ impl Evaluator {
         rule: &str,
         input: &serde_json::Value,
     ) -> std::result::Result<Option<serde_json::Value>, String> {
-        let input = Value::from_json_str(&input.to_string()).map_err(|e| format!("input: {e}"))?;
-        match self.evaluate(input, Some(rule)) {
+        match self.evaluate(Value::from(input.clone()), Some(rule)) {
             Ok(Value::Undefined) => Ok(None),
             Ok(value) => value
                 .to_json_str()
