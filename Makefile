@@ -43,6 +43,7 @@ bench:
 	scripts/bench-serve.sh
 	scripts/bench-tokens.sh
 	scripts/bench-decide.sh
+	scripts/bench-fleet.sh
 
 lint:
 	$(CARGO) fmt --all -- --check
