@@ -3,14 +3,12 @@
 //! OPA hashes `data.json`, `data.yaml` and `.manifest` over a canonical encoding (see
 //! `spec/bundles.md`): object keys sorted by byte order, no insignificant whitespace, strings
 //! escaped as Go's `encoding/json` does with HTML escaping off, and numbers written as the
-//! literal text of the source. [`Json`] keeps that literal text (parsing is done by
-//! `json-syntax`, which preserves it) so a bundle written by OPA hashes to exactly what OPA
+//! literal text of the source. [`Json`] keeps that literal text (tokenizing is done by
+//! `jiter`, which hands out each number's bytes) so a bundle written by OPA hashes to exactly what OPA
 //! signed. When sck writes data itself, [`Json::normalize_numbers`] first rewrites every number
 //! as a plain decimal so that every OPA version agrees on the bytes.
 
 use std::collections::BTreeMap;
-
-use json_syntax::Parse;
 
 /// Deepest nesting accepted in a JSON document; deeper input is refused instead of
 /// exhausting the stack.
@@ -44,31 +42,62 @@ pub enum JsonError {
 }
 
 impl Json {
-    /// Parses UTF-8 JSON text, keeping number literals.
+    /// Parses UTF-8 JSON text, keeping number literals (tokenized by `jiter`).
     pub fn parse(bytes: &[u8]) -> Result<Json, JsonError> {
-        let text = std::str::from_utf8(bytes)
-            .map_err(|e| JsonError::Syntax(format!("not UTF-8 ({e})")))?;
-        check_nesting(text)?;
-        let (value, _) =
-            json_syntax::Value::parse_str(text).map_err(|e| JsonError::Syntax(e.to_string()))?;
-        Ok(Self::from_syntax(value))
+        let mut jiter = jiter::Jiter::new(bytes);
+        let result = jiter
+            .peek()
+            .map_err(Build::Syntax)
+            .and_then(|peek| Self::from_jiter(&mut jiter, peek, 0))
+            .and_then(|value| jiter.finish().map(|()| value).map_err(Build::Syntax));
+        result.map_err(|e| match e {
+            Build::Syntax(e) => JsonError::Syntax(e.description(&jiter)),
+            Build::TooDeep => JsonError::TooDeep,
+        })
     }
 
-    fn from_syntax(value: json_syntax::Value) -> Json {
-        use json_syntax::Value as V;
-        match value {
-            V::Null => Json::Null,
-            V::Boolean(b) => Json::Bool(b),
-            V::Number(n) => Json::Number(n.as_str().to_owned()),
-            V::String(s) => Json::String(s.to_string()),
-            V::Array(items) => Json::Array(items.into_iter().map(Self::from_syntax).collect()),
-            V::Object(object) => Json::Object(
-                object
-                    .into_iter()
-                    .map(|entry| (entry.key.to_string(), Self::from_syntax(entry.value)))
-                    .collect(),
-            ),
+    fn from_jiter(
+        jiter: &mut jiter::Jiter<'_>,
+        peek: jiter::Peek,
+        depth: usize,
+    ) -> Result<Json, Build> {
+        use jiter::Peek;
+        if depth >= MAX_DEPTH {
+            return Err(Build::TooDeep);
         }
+        Ok(match peek {
+            Peek::Null => {
+                jiter.known_null()?;
+                Json::Null
+            }
+            Peek::True | Peek::False => Json::Bool(jiter.known_bool(peek)?),
+            Peek::String => Json::String(jiter.known_str()?.to_owned()),
+            Peek::Array => {
+                let mut items = Vec::new();
+                let mut next = jiter.known_array()?;
+                while let Some(peek) = next {
+                    items.push(Self::from_jiter(jiter, peek, depth + 1)?);
+                    next = jiter.array_step()?;
+                }
+                Json::Array(items)
+            }
+            Peek::Object => {
+                let mut map = BTreeMap::new();
+                let mut key = jiter.known_object()?.map(str::to_owned);
+                while let Some(k) = key {
+                    let peek = jiter.peek()?;
+                    let value = Self::from_jiter(jiter, peek, depth + 1)?;
+                    map.insert(k, value);
+                    key = jiter.next_key()?.map(str::to_owned);
+                }
+                Json::Object(map)
+            }
+            _ => {
+                let literal = jiter.known_number_bytes(peek)?;
+                // Only JSON number grammar gets here, which is ASCII.
+                Json::Number(String::from_utf8_lossy(literal).into_owned())
+            }
+        })
     }
 
     /// Converts a `serde_json` value (as produced by the YAML reader or by code).
@@ -152,34 +181,16 @@ impl Json {
     }
 }
 
-/// Refuses nesting deeper than [`MAX_DEPTH`] before the recursive conversion runs.
-fn check_nesting(text: &str) -> Result<(), JsonError> {
-    let mut depth = 0usize;
-    let mut in_string = false;
-    let mut escaped = false;
-    for b in text.bytes() {
-        if in_string {
-            match (escaped, b) {
-                (true, _) => escaped = false,
-                (false, b'\\') => escaped = true,
-                (false, b'"') => in_string = false,
-                _ => {}
-            }
-            continue;
-        }
-        match b {
-            b'"' => in_string = true,
-            b'[' | b'{' => {
-                depth += 1;
-                if depth > MAX_DEPTH {
-                    return Err(JsonError::TooDeep);
-                }
-            }
-            b']' | b'}' => depth = depth.saturating_sub(1),
-            _ => {}
-        }
+/// Why building a [`Json`] from tokens stopped.
+enum Build {
+    Syntax(jiter::JiterError),
+    TooDeep,
+}
+
+impl From<jiter::JiterError> for Build {
+    fn from(e: jiter::JiterError) -> Self {
+        Build::Syntax(e)
     }
-    Ok(())
 }
 
 /// Writes `s` as Go's `encoding/json` does with `SetEscapeHTML(false)` (Go 1.21, the toolchain
