@@ -1122,3 +1122,59 @@ fn a_new_ledger_key_at_start_rotates_the_published_keys() {
         String::from_utf8_lossy(&verify.stderr)
     );
 }
+
+/// A stored bundle whose bytes were changed behind sck's back (disk corruption, a hostile DBA
+/// bypassing the immutability trigger) is refused at activation and reported, never served.
+#[test]
+fn a_corrupted_bundle_row_is_refused_at_activation() {
+    let server = Server::start();
+    let root = server.root_key.clone().unwrap();
+    let token = server.sidecar_token.clone().unwrap();
+    let compiled = compile(&server.url, &root, "default", "2.0.0");
+    let id = compiled.json()["id"].as_str().unwrap().to_owned();
+    let published = post_json(
+        &format!("{}{API}/bundles/publish", server.url),
+        Some(&root),
+        &json!({"bundleId": id}),
+    );
+    assert_eq!(published.status, 200);
+    let before = sha256(&fetch(&server.url, "default", &token, None, None).body);
+
+    let db = server.data_dir.join("sck.db");
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    runtime.block_on(async {
+        use sqlx::Connection;
+        let mut conn = sqlx::SqliteConnection::connect(&format!("sqlite:{}", db.display())).await.unwrap();
+        // The immutability trigger refuses the change...
+        let refused = sqlx::query("UPDATE bundles SET tarball = x'00' WHERE id = $1").bind(&id).execute(&mut conn).await;
+        assert!(refused.is_err());
+        // ...so simulate corruption below it.
+        sqlx::query("DROP TRIGGER bundles_immutable").execute(&mut conn).await.unwrap();
+        sqlx::query("UPDATE bundles SET tarball = substr(tarball, 1, length(tarball) - 7) || x'00000000000000' WHERE id = $1")
+            .bind(&id)
+            .execute(&mut conn)
+            .await
+            .unwrap();
+    });
+    let activated = post_json(
+        &format!("{}{API}/bundles/activate", server.url),
+        Some(&root),
+        &json!({"bundleId": id}),
+    );
+    assert_eq!(
+        (activated.status, activated.code()),
+        (409, "bundle_corrupt".into())
+    );
+    assert!(activated.json()["detail"]
+        .as_str()
+        .unwrap()
+        .contains("integrity check"));
+    // The previous version is still the one served.
+    assert_eq!(
+        sha256(&fetch(&server.url, "default", &token, None, None).body),
+        before
+    );
+}
