@@ -133,6 +133,10 @@ fn unix_now() -> i64 {
     time::OffsetDateTime::now_utc().unix_timestamp()
 }
 
+fn unix_micros() -> i64 {
+    (time::OffsetDateTime::now_utc().unix_timestamp_nanos() / 1000) as i64
+}
+
 /// Pins: create, list, rotate, revoke, and look up for verification.
 #[derive(Debug, Clone)]
 pub struct Identities {
@@ -238,6 +242,7 @@ impl Identities {
         validate_ans_id(ans_id)?;
         let prepared = self.prepare(ans_id, key)?;
         let now = unix_now();
+        let micros = unix_micros();
         let inserted = with_pool!(&self.store, pool => {
             let mut tx = pool.begin().await?;
             let pin = sqlx::query(
@@ -250,13 +255,14 @@ impl Identities {
             .await?;
             if pin.rows_affected() == 1 {
                 sqlx::query(
-                    "INSERT INTO identity_keys (key_id, ans_id, scheme, material, created_at) VALUES ($1, $2, $3, $4, $5)",
+                    "INSERT INTO identity_keys (key_id, ans_id, scheme, material, created_at, created_us) VALUES ($1, $2, $3, $4, $5, $6)",
                 )
                 .bind(&prepared.key_id)
                 .bind(ans_id)
                 .bind(prepared.scheme.as_str())
                 .bind(&prepared.stored)
                 .bind(now)
+                .bind(micros)
                 .execute(&mut *tx)
                 .await?;
                 tx.commit().await?;
@@ -296,6 +302,7 @@ impl Identities {
     ) -> ApiResult<(PinView, NewKeyView, Vec<String>)> {
         let prepared = self.prepare(ans_id, key)?;
         let now = unix_now();
+        let micros = unix_micros();
         let outcome: Result<Vec<String>, ApiError> = with_pool!(&self.store, pool => {
             let mut tx = pool.begin().await?;
             // Writing the pin row first serialises concurrent changes of this pin.
@@ -311,7 +318,7 @@ impl Identities {
                 Err(ApiError::not_found("no live identity pin with this ANS ID in this organization"))
             } else {
                 let live: Vec<String> = sqlx::query(
-                    "SELECT key_id FROM identity_keys WHERE ans_id = $1 AND retired_at IS NULL ORDER BY created_at, key_id",
+                    "SELECT key_id FROM identity_keys WHERE ans_id = $1 AND retired_at IS NULL ORDER BY created_us, key_id",
                 )
                 .bind(ans_id)
                 .fetch_all(&mut *tx)
@@ -337,13 +344,14 @@ impl Identities {
                             .await?;
                     }
                     sqlx::query(
-                        "INSERT INTO identity_keys (key_id, ans_id, scheme, material, created_at) VALUES ($1, $2, $3, $4, $5)",
+                        "INSERT INTO identity_keys (key_id, ans_id, scheme, material, created_at, created_us) VALUES ($1, $2, $3, $4, $5, $6)",
                     )
                     .bind(&prepared.key_id)
                     .bind(ans_id)
                     .bind(prepared.scheme.as_str())
                     .bind(&prepared.stored)
                     .bind(now)
+                    .bind(micros)
                     .execute(&mut *tx)
                     .await?;
                     tx.commit().await?;
@@ -425,7 +433,7 @@ impl Identities {
                 "SELECT p.ans_id, p.org_id, p.created_at, p.revoked_at, k.key_id, k.scheme, k.material, k.created_at, k.retired_at \
                  FROM identity_pins p LEFT JOIN identity_keys k ON k.ans_id = p.ans_id \
                  WHERE (CAST($1 AS TEXT) IS NULL OR p.org_id = $1) AND (CAST($2 AS TEXT) IS NULL OR p.ans_id = $2) \
-                 ORDER BY p.org_id, p.ans_id, k.created_at, k.key_id",
+                 ORDER BY p.org_id, p.ans_id, k.created_us, k.key_id",
             )
             .bind(org)
             .bind(ans_id)

@@ -37,6 +37,7 @@ CREATE TABLE identity_keys (
     scheme TEXT NOT NULL CHECK (scheme IN ('hmac-sha256', 'ed25519')),
     material BLOB NOT NULL,
     created_at BIGINT NOT NULL,
+    created_us BIGINT NOT NULL,
     retired_at BIGINT
 );
 CREATE INDEX identity_keys_ans ON identity_keys(ans_id);
@@ -65,6 +66,7 @@ CREATE TABLE identity_keys (
     scheme TEXT NOT NULL CHECK (scheme IN ('hmac-sha256', 'ed25519')),
     material BYTEA NOT NULL,
     created_at BIGINT NOT NULL,
+    created_us BIGINT NOT NULL,
     retired_at BIGINT
 );
 CREATE INDEX identity_keys_ans ON identity_keys(ans_id);
