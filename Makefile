@@ -44,6 +44,7 @@ bench:
 	scripts/bench-tokens.sh
 	scripts/bench-decide.sh
 	scripts/bench-fleet.sh
+	scripts/bench-xsck.sh
 
 lint:
 	$(CARGO) fmt --all -- --check
