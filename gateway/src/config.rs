@@ -335,16 +335,16 @@ impl Config {
 }
 
 #[cfg(test)]
+// figment's Jail API fixes the closure's (large) error type.
+#[allow(clippy::result_large_err)]
 mod tests {
     use super::*;
 
     #[test]
     fn example_matches_the_defaults() {
         let parsed: Config = Figment::from(Toml::string(EXAMPLE)).extract().unwrap();
-        let mut expected = Config::default();
         // The example leaves key_file commented out, as the default does.
-        expected.ledger.key_file = None;
-        assert_eq!(parsed, expected);
+        assert_eq!(parsed, Config::default());
     }
 
     #[test]

@@ -44,6 +44,8 @@ pub enum ConfigCommand {
     Example,
 }
 
+/// Every admin command creates something; the subcommand names say what.
+#[allow(clippy::enum_variant_names)]
 #[derive(Debug, Subcommand)]
 pub enum AdminCommand {
     /// Create an admin key (for one org, or --root for the whole deployment); printed once.
