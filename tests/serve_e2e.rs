@@ -406,7 +406,11 @@ fn orgs_are_isolated() {
 
 #[test]
 fn malformed_input_is_refused_with_status_and_code() {
-    let server = Server::start_with_env(&[("SCK_HTTP__MAX_BODY_BYTES", "1048576")]);
+    let server = Server::start_with_env(&[
+        ("SCK_HTTP__MAX_BODY_BYTES", "1048576"),
+        ("SCK_BUNDLES__MAX_FILES", "20"),
+        ("SCK_BUNDLES__MAX_DECOMPRESSED_BYTES", "2097152"),
+    ]);
     let root = server.root_key.clone().unwrap();
     let compile_url = format!("{}{API}/bundles/compile", server.url);
     let send = |files: Value| {
@@ -524,31 +528,144 @@ fn malformed_input_is_refused_with_status_and_code() {
         "{diagnostics}"
     );
 
-    // Tarball uploads go through the same hostile-archive reader.
-    let mut builder = tar::Builder::new(Vec::new());
-    let mut header = tar::Header::new_gnu();
-    header.set_entry_type(tar::EntryType::Symlink);
-    header.set_size(0);
-    header.set_path("x/link.rego").unwrap();
-    header.set_link_name("/etc/passwd").unwrap();
-    header.set_cksum();
-    builder.append(&header, std::io::empty()).unwrap();
-    let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
-    std::io::Write::write_all(&mut gz, &builder.into_inner().unwrap()).unwrap();
-    let tarball = base64::engine::general_purpose::STANDARD.encode(gz.finish().unwrap());
-    let symlink = post_json(
-        &compile_url,
-        Some(&root),
-        &json!({"organizationId": "default", "name": "bad", "version": "1", "tarball": tarball}),
-    );
-    assert_eq!(
-        (symlink.status, symlink.code()),
-        (422, "bundle_invalid".into())
-    );
-    assert!(symlink.json()["detail"]
-        .as_str()
-        .unwrap()
-        .contains("symbolic link"));
+    // Tarball uploads go through the same hostile-archive reader: every refusal of the bundler.
+    let module = b"package x\nimport rego.v1\nallow := true\n".to_vec();
+    let regular = |name: &str, bytes: &[u8]| {
+        (
+            tar::EntryType::Regular,
+            name.to_owned(),
+            None,
+            bytes.to_vec(),
+        )
+    };
+    let many: Vec<_> = (0..30)
+        .map(|i| regular(&format!("x/m{i}.rego"), &module))
+        .collect();
+    let archive_cases: Vec<(
+        &str,
+        Vec<(tar::EntryType, String, Option<&str>, Vec<u8>)>,
+        u16,
+        &str,
+        &str,
+    )> = vec![
+        (
+            "symlink",
+            vec![(
+                tar::EntryType::Symlink,
+                "x/link.rego".into(),
+                Some("/etc/passwd"),
+                vec![],
+            )],
+            422,
+            "bundle_invalid",
+            "symbolic link",
+        ),
+        (
+            "hard link",
+            vec![
+                regular("x/p.rego", &module),
+                (
+                    tar::EntryType::Link,
+                    "x/h.rego".into(),
+                    Some("x/p.rego"),
+                    vec![],
+                ),
+            ],
+            422,
+            "bundle_invalid",
+            "hard link",
+        ),
+        (
+            "duplicate",
+            vec![regular("x/p.rego", &module), regular("/x/p.rego", &module)],
+            422,
+            "bundle_invalid",
+            "appears more than once",
+        ),
+        (
+            "absolute",
+            vec![regular("//etc/x.rego", &module)],
+            422,
+            "bundle_invalid",
+            "absolute path",
+        ),
+        (
+            "dot-dot",
+            vec![regular("x/../../x.rego", &module)],
+            422,
+            "bundle_invalid",
+            "escapes the bundle root",
+        ),
+        (
+            "invalid UTF-8",
+            vec![regular("x/p.rego", b"package x\n\xff\xfe := 1\n")],
+            422,
+            "bundle_invalid",
+            "not valid UTF-8",
+        ),
+        (
+            "no signature",
+            vec![
+                regular("x/p.rego", &module),
+                regular(".signatures.json", br#"{"signatures": []}"#),
+            ],
+            422,
+            "signature_invalid",
+            "no signature",
+        ),
+        (
+            "two signatures",
+            vec![
+                regular("x/p.rego", &module),
+                regular(".signatures.json", br#"{"signatures": ["a.b.c", "d.e.f"]}"#),
+            ],
+            422,
+            "signature_invalid",
+            "2 signatures",
+        ),
+        ("too many files", many, 413, "bundle_too_large", "20 files"),
+        (
+            "gzip bomb",
+            vec![regular("data.json", &vec![b' '; 4 << 20])],
+            413,
+            "bundle_too_large",
+            "decompressed bytes",
+        ),
+    ];
+    for (name, entries, status, code, needle) in archive_cases {
+        let mut builder = tar::Builder::new(Vec::new());
+        for (kind, path, link, bytes) in &entries {
+            let mut header = tar::Header::new_gnu();
+            header.set_entry_type(*kind);
+            header.set_size(bytes.len() as u64);
+            header.set_mode(0o600);
+            let field = &mut header.as_old_mut().name;
+            field[..path.len()].copy_from_slice(path.as_bytes());
+            if let Some(link) = link {
+                header.set_link_name(link).unwrap();
+            }
+            header.set_cksum();
+            builder.append(&header, bytes.as_slice()).unwrap();
+        }
+        let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+        std::io::Write::write_all(&mut gz, &builder.into_inner().unwrap()).unwrap();
+        let tarball = base64::engine::general_purpose::STANDARD.encode(gz.finish().unwrap());
+        let reply = post_json(
+            &compile_url,
+            Some(&root),
+            &json!({"organizationId": "default", "name": "bad", "version": "1", "tarball": tarball}),
+        );
+        let body = reply.json();
+        assert_eq!(
+            (reply.status, reply.code()),
+            (status, code.to_owned()),
+            "{name}: {body}"
+        );
+        assert!(
+            body["detail"].as_str().unwrap().contains(needle),
+            "{name}: {body}"
+        );
+    }
     let not_base64 = post_json(
         &compile_url,
         Some(&root),

@@ -95,14 +95,16 @@ impl Lifecycle {
                     .collect(),
             )?,
             Source::Tarball(bytes) => {
-                let files = sck_bundler::tarball::read_tarball(&bytes, &self.limits)?;
-                SourceTree::from_files(
-                    files
-                        .into_iter()
-                        .filter(|f| f.name != sck_bundler::signing::SIGNATURES_FILE)
-                        .map(|f| (f.name, f.bytes))
-                        .collect(),
-                )?
+                let mut files = sck_bundler::tarball::read_tarball(&bytes, &self.limits)?;
+                // An uploaded bundle's signature is checked for shape, then dropped: sck signs
+                // what it publishes with its own signer.
+                if let Some(at) = files
+                    .iter()
+                    .position(|f| f.name == sck_bundler::signing::SIGNATURES_FILE)
+                {
+                    sck_bundler::signing::parse_signatures_file(&files.remove(at).bytes)?;
+                }
+                SourceTree::from_files(files.into_iter().map(|f| (f.name, f.bytes)).collect())?
             }
         };
         let revision = request.revision.unwrap_or_else(|| request.version.clone());
