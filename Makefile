@@ -39,6 +39,7 @@ test-policies:
 
 bench:
 	$(CARGO) bench -p sck-bundler --bench bundle
+	scripts/with-postgres.sh $(CARGO) bench -p sck-ledger --bench ledger
 	scripts/bench-bundle-memory.sh
 	scripts/bench-serve.sh
 	scripts/bench-tokens.sh
