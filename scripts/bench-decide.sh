@@ -66,7 +66,7 @@ post_lua data_big.lua '{"input":{"action":"svc517.call","resource":{"org":"big"}
 
 run() { # label token script path
   echo "== $1"
-  wrk -t2 -c32 -d"${DURATION}s" --latency ${2:+-H "Authorization: Bearer $2"} ${3:+-s $3} "$URL$4" \
+  wrk -t2 -c"${CONNECTIONS:-32}" -d"${DURATION}s" --latency ${2:+-H "Authorization: Bearer $2"} ${3:+-s $3} "$URL$4" \
     | grep -E "Requests/sec|^ +50%|^ +99%|Non-2xx|errors"
 }
 run "trivial endpoint GET /health" "" "" /health
