@@ -704,13 +704,19 @@ fn malformed_input_is_refused_with_status_and_code() {
         (415, "unsupported_media_type".into())
     );
     let huge = format!("{{\"organizationId\": \"{}\"}}", "x".repeat(2 << 20));
-    let oversized = post_raw(
+    let bearer = format!("Bearer {root}");
+    let oversized = support::post_oversized(
         &compile_url,
-        Some(&root),
-        "application/json",
+        &[
+            ("Authorization", &bearer),
+            ("Content-Type", "application/json"),
+        ],
         huge.as_bytes(),
     );
-    assert_eq!(oversized.status, 413);
+    assert_eq!(
+        (oversized.status, oversized.code()),
+        (413, "payload_too_large".into())
+    );
     let bad_version = post_json(
         &compile_url,
         Some(&root),

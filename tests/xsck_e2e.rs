@@ -362,7 +362,13 @@ fn signed_calls_verify_decide_and_every_must_fail_case_has_its_code() {
     // Oversized body.
     let mut c = Call::new();
     c.body = vec![b' '; (1 << 20) + 1];
-    let reply = c.send(&url, &key);
+    let mut headers = c.headers(&key);
+    headers.push(("Content-Type".into(), "application/json".into()));
+    let headers: Vec<(&str, &str)> = headers
+        .iter()
+        .map(|(k, v)| (k.as_str(), v.as_str()))
+        .collect();
+    let reply = support::post_oversized(&format!("{url}{}", c.path_and_query), &headers, &c.body);
     assert_eq!(reply.status, 413);
     assert_eq!(reply.code(), "body_too_large");
 

@@ -239,6 +239,74 @@ pub fn post_raw(url: &str, key: Option<&str>, content_type: &str, body: &[u8]) -
     read(request.send(body))
 }
 
+/// POSTs a body the server is expected to refuse as too large, over a raw socket.
+///
+/// A server may answer 413 and close before it has read the whole body; an HTTP client that
+/// stops at the first failed write (a broken pipe) then never sees the answer. Like curl, this
+/// keeps going after a failed write and reads whatever the server answered.
+pub fn post_oversized(url: &str, headers: &[(&str, &str)], body: &[u8]) -> Reply {
+    use std::io::{Read, Write};
+    let rest = url.strip_prefix("http://").expect("http URL");
+    let (authority, path) = rest.split_at(rest.find('/').unwrap_or(rest.len()));
+    let path = if path.is_empty() { "/" } else { path };
+    let mut head = format!(
+        "POST {path} HTTP/1.1\r\nHost: {authority}\r\nContent-Length: {}\r\nConnection: close\r\n",
+        body.len()
+    );
+    for (name, value) in headers {
+        head.push_str(&format!("{name}: {value}\r\n"));
+    }
+    head.push_str("\r\n");
+    let mut stream = std::net::TcpStream::connect(authority).expect("connect");
+    stream
+        .set_write_timeout(Some(Duration::from_secs(30)))
+        .unwrap();
+    stream
+        .set_read_timeout(Some(Duration::from_secs(30)))
+        .unwrap();
+    // The write may fail once the server has answered and closed: that is the case under test.
+    let _ = stream
+        .write_all(head.as_bytes())
+        .and_then(|()| stream.write_all(body));
+    let mut answer = Vec::new();
+    // A reset after the answer arrived still leaves the answer in `answer`.
+    let _ = stream.read_to_end(&mut answer);
+    parse_response(&answer)
+}
+
+/// Parses a complete `Connection: close` HTTP/1.1 response (Content-Length or to EOF).
+fn parse_response(raw: &[u8]) -> Reply {
+    let mut parsed_headers = [httparse::EMPTY_HEADER; 64];
+    let mut response = httparse::Response::new(&mut parsed_headers);
+    let head_len = match response.parse(raw) {
+        Ok(httparse::Status::Complete(n)) => n,
+        other => panic!(
+            "incomplete HTTP response ({other:?}): {:?}",
+            String::from_utf8_lossy(raw)
+        ),
+    };
+    let mut headers = ureq::http::HeaderMap::new();
+    for h in response.headers.iter() {
+        headers.append(
+            ureq::http::HeaderName::from_bytes(h.name.as_bytes()).unwrap(),
+            ureq::http::HeaderValue::from_bytes(h.value).unwrap(),
+        );
+    }
+    assert!(
+        headers.get("transfer-encoding").is_none(),
+        "chunked answers are not expected here"
+    );
+    let mut body = raw[head_len..].to_vec();
+    if let Some(length) = headers.get("content-length") {
+        body.truncate(length.to_str().unwrap().parse().unwrap());
+    }
+    Reply {
+        status: response.code.expect("status code"),
+        headers,
+        body,
+    }
+}
+
 /// The default policy tree as a compile request's file map.
 pub fn policy_files() -> serde_json::Map<String, Value> {
     let tree = sck_bundler::SourceTree::from_dir(&repo().join("policies")).unwrap();
