@@ -64,13 +64,26 @@ post_lua decide_big.lua '{"action":"svc517.call","resource":{"org":"big"}}'
 post_lua data_default.lua '{"input":{"action":"tools.invoke","resource":{"org":"default","tool":"search.web"}}}'
 post_lua data_big.lua '{"input":{"action":"svc517.call","resource":{"org":"big"}}}'
 
+# Server CPU time per request (perf stat task-clock of the sck process over the run divided by
+# the requests wrk completed): robust against other load on the machine, unlike requests/s.
+cpu_stat() { command -v perf >/dev/null && perf stat -e task-clock -x, -o "$WORK/cpu.txt" -p "$SERVER" -- sleep "$DURATION" 2>/dev/null; }
 run() { # label token script path
   echo "== $1"
-  wrk -t2 -c"${CONNECTIONS:-32}" -d"${DURATION}s" --latency ${2:+-H "Authorization: Bearer $2"} ${3:+-s $3} "$URL$4" \
-    | grep -E "Requests/sec|^ +50%|^ +99%|Non-2xx|errors"
+  cpu_stat & STAT=$!
+  wrk -t2 -c"${CONNECTIONS:-32}" -d"${DURATION}s" --latency ${2:+-H "Authorization: Bearer $2"} ${3:+-s $3} "$URL$4" > wrk.out
+  wait "$STAT" || true
+  grep -E "Requests/sec|^ +50%|^ +99%|Non-2xx|errors" wrk.out
+  local requests cpu_ms
+  requests=$(awk '/requests in/ {print $1}' wrk.out)
+  cpu_ms=$(awk -F, '/task-clock/ {print $1}' "$WORK/cpu.txt" 2>/dev/null || true)
+  [ -n "$cpu_ms" ] && [ -n "$requests" ] && awk -v ms="$cpu_ms" -v n="$requests" 'BEGIN {printf "  server CPU per request: %.1f us\n", ms * 1000 / n}'
+  return 0
 }
 run "trivial endpoint GET /health" "" "" /health
+# PROFILE=file.data records a perf profile of the server during the default-policy decide run.
+[ -n "${PROFILE:-}" ] && { perf record -F 499 --call-graph dwarf,16384 -o "$PROFILE" -p "$SERVER" -- sleep "$DURATION" 2>/dev/null & PERF=$!; }
 run "decide, default policy" "$T_DEFAULT" decide_default.lua /api/v1/enforcement/decide
+[ -n "${PROFILE:-}" ] && wait "$PERF"
 run "decide, 1,000-entry policy" "$T_BIG" decide_big.lua /api/v1/enforcement/decide
 run "OPA Data API, default policy" "$T_DEFAULT" data_default.lua /v1/data/sck/gateway/decision
 run "OPA Data API, 1,000-entry policy" "$T_BIG" data_big.lua /v1/data/sck/authz/decision
