@@ -7,7 +7,7 @@ DATA  ?= sck-data
 SCK_RELEASE := target/release/sck
 SCK_DEBUG   := target/debug/sck
 
-.PHONY: help run test test-rust test-policies bench lint fmt
+.PHONY: help run test test-rust test-policies test-deploy bench lint fmt
 
 help:
 	@echo "make run    build sck and start the gateway on SQLite with policies/ compiled, signed and active"
@@ -26,8 +26,8 @@ run:
 	SCK_DATA_DIR=$(DATA) SCK_DATABASE_URL=$(DATA)/sck.db $(SCK_RELEASE) serve --examples
 
 ## test: every Rust test (unit, property, end-to-end against the real binary) with PostgreSQL
-## available as SCK_TEST_DATABASE_URL, then the Rego tests of the default policy tree.
-test: test-rust test-policies
+## available as SCK_TEST_DATABASE_URL, then the Rego tests of the default policy tree, then deploy/.
+test: test-rust test-policies test-deploy
 
 test-rust:
 	scripts/with-postgres.sh $(CARGO) test --workspace --locked
@@ -36,6 +36,11 @@ test-policies:
 	$(CARGO) build --bin sck --locked
 	$(SCK_DEBUG) bundle check policies
 	$(SCK_DEBUG) bundle test policies
+
+## test-deploy: deploy/ against the Kubernetes, compose-spec, Dockerfile and systemd checkers
+## (installed pinned under target/deploy-tools/), then broken copies that must be refused.
+test-deploy:
+	scripts/validate-deploy.sh --self-test
 
 bench:
 	$(CARGO) bench -p sck-bundler --bench bundle

@@ -9,6 +9,7 @@ use clap::{Parser, Subcommand};
 
 mod bundle;
 mod client;
+mod healthcheck;
 mod identity;
 mod ledger;
 mod remote;
@@ -58,6 +59,9 @@ enum Command {
     Identity(identity::IdentityCommand),
     /// Print the X-SCK headers that sign one HTTP request (HMAC secret or Ed25519 key).
     SignRequest(identity::SignRequestArgs),
+    /// Exit 0 if a running server answers its readiness check with 200 (for container health
+    /// checks without curl); otherwise say why and exit 1.
+    Healthcheck(healthcheck::HealthcheckArgs),
 }
 
 /// A failure to report to the user, with the exit status to use.
@@ -97,6 +101,7 @@ pub fn main() -> ExitCode {
         Command::Keys(command) => tokens::keys(command),
         Command::Identity(command) => identity::identity(command),
         Command::SignRequest(args) => identity::sign_request(args),
+        Command::Healthcheck(args) => healthcheck::healthcheck(args),
     };
     match result {
         Ok(code) => code,

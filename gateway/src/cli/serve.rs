@@ -101,6 +101,11 @@ pub struct OpaConfigArgs {
     /// Signer whose public key the sidecar pins (default: the server's default signer).
     #[arg(long)]
     signer: Option<String>,
+    /// Take the signer's public key from its private key file (`<data_dir>/signers/<id>.pem`;
+    /// the id is --signer or the file name) instead of asking the server, so a pod can write
+    /// its sidecar's configuration before sck starts.
+    #[arg(long, value_name = "FILE")]
+    signer_key: Option<PathBuf>,
     /// URL the sidecar uses to reach the server (default: --server).
     #[arg(long)]
     service_url: Option<String>,
@@ -224,16 +229,39 @@ pub fn admin(command: AdminCommand) -> Result<ExitCode, CliError> {
     Ok(ExitCode::SUCCESS)
 }
 
-pub fn opa_config(args: OpaConfigArgs) -> Result<ExitCode, CliError> {
+/// The signer's `SignerInfo` as the server describes it (`GET /api/v1/enforcement/signers`).
+fn server_signer(args: &OpaConfigArgs) -> Result<Value, CliError> {
     let signers = ApiClient::new(&args.server).get("/api/v1/enforcement/signers")?;
     let list = signers["signers"].as_array().cloned().unwrap_or_default();
-    let signer = list
-        .iter()
+    list.into_iter()
         .find(|s| match &args.signer {
             Some(id) => s["id"] == Value::String(id.clone()),
             None => s["default"] == Value::Bool(true),
         })
-        .ok_or_else(|| CliError::new("signer not found on the server"))?;
+        .ok_or_else(|| CliError::new("signer not found on the server"))
+}
+
+/// The same description made from the signer's key file, as the server would make it.
+fn file_signer(path: &std::path::Path, id: Option<&str>) -> Result<Value, CliError> {
+    let material =
+        std::fs::read(path).map_err(|e| CliError::new(format!("{}: {e}", path.display())))?;
+    let key = sck_bundler::SigningKey::from_material(&material, None)?;
+    let id = id
+        .map(str::to_owned)
+        .or_else(|| Some(path.file_stem()?.to_str()?.to_owned()))
+        .ok_or_else(|| CliError::new("give --signer: the key file name is not a signer id"))?;
+    Ok(serde_json::json!({
+        "id": id,
+        "algorithm": format!("{:?}", key.algorithm()),
+        "publicKey": key.public_key_pem(),
+    }))
+}
+
+pub fn opa_config(args: OpaConfigArgs) -> Result<ExitCode, CliError> {
+    let signer = match &args.signer_key {
+        Some(path) => file_signer(path, args.signer.as_deref())?,
+        None => server_signer(&args)?,
+    };
     let id = signer["id"].as_str().unwrap_or_default();
     let algorithm = signer["algorithm"].as_str().unwrap_or_default();
     let key = signer["publicKey"].as_str().ok_or_else(|| {
