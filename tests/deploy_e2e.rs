@@ -531,6 +531,27 @@ fn fetch_and_verify_as_opa(config: &Yaml, bundle: &str, token: &str, base: &str)
     text(&service["url"]).to_owned()
 }
 
+/// What `sck opa-config` prints for org `default`'s bundle `gateway` when it asks `server`.
+fn opa_config(server: &str, service_url: &str, token: Option<&str>) -> String {
+    let mut args = vec![
+        "opa-config",
+        "--org",
+        "default",
+        "--bundle",
+        "gateway",
+        "--server",
+        server,
+        "--service-url",
+        service_url,
+        "--status",
+        "--decision-logs",
+    ];
+    if let Some(token) = token {
+        args.extend(["--sidecar-token", token]);
+    }
+    String::from_utf8(sck(&args).stdout).unwrap()
+}
+
 // ---------------------------------------------------------------------------------------------
 // compose.yaml
 
@@ -685,22 +706,10 @@ fn compose_opa_config_job_writes_what_sck_opa_config_prints_and_opa_can_use_it()
         token.starts_with("sck_"),
         "a real sidecar credential: {token}"
     );
-    let printed = sck(&[
-        "opa-config",
-        "--org",
-        "default",
-        "--bundle",
-        "gateway",
-        "--server",
-        &running[0].url,
-        "--service-url",
-        &running[1].url,
-        "--status",
-        "--decision-logs",
-        "--sidecar-token",
-        &token,
-    ]);
-    assert_eq!(config_text, String::from_utf8(printed.stdout).unwrap());
+    assert_eq!(
+        config_text,
+        opa_config(&running[0].url, &running[1].url, Some(&token))
+    );
 
     // What OPA does with it: the second replica serves the bundle the first one signed, to the
     // credential the job created, and the pinned key verifies it.
@@ -860,20 +869,10 @@ fn kubernetes_pod_writes_the_sidecar_config_and_serves_on_its_probes() {
     );
 
     // The init container wrote what `sck opa-config` prints when it asks the running server.
-    let printed = sck(&[
-        "opa-config",
-        "--org",
-        "default",
-        "--bundle",
-        "gateway",
-        "--server",
-        &base,
-        "--service-url",
-        &format!("http://127.0.0.1:{port}"),
-        "--status",
-        "--decision-logs",
-    ]);
-    assert_eq!(config_text, String::from_utf8(printed.stdout).unwrap());
+    assert_eq!(
+        config_text,
+        opa_config(&base, &format!("http://127.0.0.1:{port}"), None)
+    );
 
     // OPA, with SCK_SIDECAR_TOKEN from the sck-sidecar Secret, polls its own pod's sck.
     let opa = named(&pod["containers"], "opa");
