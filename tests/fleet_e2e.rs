@@ -678,11 +678,20 @@ fn configured_orgs_keep_masked_inputs() {
     assert!(server.stop().success());
     let entries = export(&data_dir, "default");
     let entry = sidecar_entries(&entries)[0];
+    // Kept beside the entry (prunable, see retention_e2e.rs), never in it.
+    assert!(entry["body"].get("input").is_none(), "{entry}");
+    let kept = std::process::Command::new(env!("CARGO_BIN_EXE_sck"))
+        .args(["ledger", "inputs", "--org", "default", "--database-url"])
+        .arg(data_dir.join("sck.db"))
+        .output()
+        .unwrap();
+    let kept: Value = serde_json::from_slice(&kept.stdout).unwrap();
     assert_eq!(
-        entry["body"]["input"],
+        kept["input"],
         json!({"action": "tools.invoke", "user": "bob"})
     );
-    assert_eq!(entry["body"]["input_masked"], json!(["/input/password"]));
+    assert_eq!(kept["masked"], json!(["/input/password"]));
+    assert_eq!(kept["seq"], entry["seq"]);
     assert_eq!(
         entry["body"]["input_sha256"],
         sha256_jcs(&decision("masked-1", "opa-a")["input"])

@@ -135,7 +135,12 @@ pub struct FleetConfig {
     pub store_input: bool,
     /// Default for every org: JSON pointers (`/input/...`) removed before an input is kept.
     pub mask: Vec<String>,
-    /// Per-org overrides of `store_input` and `mask`.
+    /// Default for every org: stored inputs older than this many days are pruned (none: kept
+    /// forever). Ledger entries are never deleted; they hold only the input's hash.
+    pub input_retention_days: Option<u64>,
+    /// How often expired stored inputs are pruned, in seconds.
+    pub input_prune_interval_secs: u64,
+    /// Per-org overrides of `store_input`, `mask` and `input_retention_days`.
     pub orgs: std::collections::BTreeMap<String, crate::fleet::InputPolicy>,
 }
 
@@ -148,6 +153,8 @@ impl Default for FleetConfig {
             stale_after_secs: 3600,
             store_input: false,
             mask: Vec::new(),
+            input_retention_days: None,
+            input_prune_interval_secs: 3600,
             orgs: Default::default(),
         }
     }
@@ -270,13 +277,21 @@ claim_lease_secs = 120
 # Sidecars silent this long are listed as stale and left out of the drift gauges.
 stale_after_secs = 3600
 # Every sidecar decision records the SHA-256 of its input. Keep the input itself too (after
-# removing the mask pointers, OPA-style /input/... paths)?
+# removing the mask pointers, OPA-style /input/... paths), beside the ledger entry?
+# (`sck ledger inputs` shows kept inputs.)
 store_input = false
 mask = []
-# Per-org overrides replace both settings for that org:
+# Stored inputs older than this many days are deleted (default: unset, kept forever). Ledger
+# entries are never deleted and still verify: they hold only the input's SHA-256. Each pruning
+# run is itself recorded in the org's ledger (retention.inputs_pruned).
+# input_retention_days = 90
+# How often (seconds) expired inputs are pruned, when any org has a retention period.
+input_prune_interval_secs = 3600
+# Per-org overrides replace all three settings for that org:
 # [fleet.orgs.acme]
 # store_input = true
 # mask = ["/input/password", "/input/token/raw"]
+# input_retention_days = 30
 
 [xsck]
 # X-SCK signed upstream calls (POST /api/v1/enforcement/verify and routes behind the X-SCK layer).

@@ -42,11 +42,12 @@ pub enum EventType {
     UpstreamRejected,
     CredentialCreated,
     CredentialRevoked,
+    RetentionInputsPruned,
 }
 
 impl EventType {
     /// Every event type, in specification order.
-    pub const ALL: [EventType; 20] = [
+    pub const ALL: [EventType; 21] = [
         EventType::DecisionAllowed,
         EventType::DecisionDenied,
         EventType::DecisionSidecar,
@@ -67,6 +68,7 @@ impl EventType {
         EventType::UpstreamRejected,
         EventType::CredentialCreated,
         EventType::CredentialRevoked,
+        EventType::RetentionInputsPruned,
     ];
 
     /// The wire name, e.g. `decision.allowed`.
@@ -92,6 +94,7 @@ impl EventType {
             EventType::UpstreamRejected => "upstream.rejected",
             EventType::CredentialCreated => "credential.created",
             EventType::CredentialRevoked => "credential.revoked",
+            EventType::RetentionInputsPruned => "retention.inputs_pruned",
         }
     }
 }

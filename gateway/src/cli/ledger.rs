@@ -1,8 +1,9 @@
 //! `sck ledger ...`: export a log, verify an export offline or a database in place, print
-//! proofs, and generate checkpoint keys.
+//! proofs, generate checkpoint keys, and show or prune the decision inputs kept beside a log.
 //!
-//! Thin wrappers over `sck-ledger`: parse flags, open the store, call the library, print.
-//! `verify` exits 0 when everything checks out and 2 on the first bad entry (named by seq).
+//! Thin wrappers over `sck-ledger` and the fleet's retention: parse flags, open the store, call
+//! the library, print. `verify` exits 0 when everything checks out and 2 on the first bad
+//! entry (named by seq).
 
 use std::io::Write;
 use std::path::PathBuf;
@@ -33,6 +34,13 @@ pub enum LedgerCommand {
     /// Manage checkpoint signing keys.
     #[command(subcommand)]
     Key(KeyCommand),
+    /// Print the decision inputs kept beside an org's log (`[fleet] store_input`), one JSON
+    /// object per line: decision id, entry seq, when stored, the masked input.
+    Inputs(InputsArgs),
+    /// Delete an org's kept decision inputs stored before a cutoff (what the server does by
+    /// itself with `[fleet] input_retention_days`); ledger entries stay and still verify. Prints
+    /// how many were deleted; a run that deleted any appends `retention.inputs_pruned`.
+    PruneInputs(PruneArgs),
 }
 
 #[derive(Debug, Args)]
@@ -86,6 +94,36 @@ pub struct VerifyArgs {
     /// Never draw a progress bar.
     #[arg(long)]
     quiet: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct InputsArgs {
+    #[command(flatten)]
+    db: DbArgs,
+    #[arg(long)]
+    org: String,
+    /// Only this decision.
+    #[arg(long)]
+    decision_id: Option<String>,
+}
+
+#[derive(Debug, Args)]
+#[command(group(clap::ArgGroup::new("cutoff").required(true).args(["older_than", "before"])))]
+pub struct PruneArgs {
+    #[arg(long)]
+    org: String,
+    /// Delete inputs stored more than this many days ago.
+    #[arg(long, value_name = "DAYS")]
+    older_than: Option<u64>,
+    /// Delete inputs stored before this instant (RFC 3339, e.g. 2026-01-01T00:00:00Z).
+    #[arg(long, value_name = "RFC3339")]
+    before: Option<String>,
+    /// TOML configuration file of the server (database, data directory, deployment).
+    #[arg(long, env = "SCK_CONFIG")]
+    config: Option<PathBuf>,
+    /// SQLite file or postgres:// URL (overrides the configuration).
+    #[arg(long)]
+    database_url: Option<String>,
 }
 
 #[derive(Debug, Subcommand)]
@@ -158,7 +196,55 @@ pub fn run(command: LedgerCommand) -> Result<ExitCode, CliError> {
         LedgerCommand::Verify(a) => verify(a),
         LedgerCommand::Proof(p) => runtime()?.block_on(proof(p)),
         LedgerCommand::Key(KeyCommand::Generate { name, output }) => keygen(&name, &output),
+        LedgerCommand::Inputs(a) => runtime()?.block_on(inputs(a)),
+        LedgerCommand::PruneInputs(a) => prune_inputs(a),
     }
+}
+
+async fn inputs(a: InputsArgs) -> Result<ExitCode, CliError> {
+    let store = Store::open(
+        &a.db.database_url,
+        &[MIGRATIONS, crate::fleet::schema::MIGRATIONS],
+    )
+    .await?;
+    let rows = crate::fleet::retention::stored_inputs(&store, &a.org, a.decision_id.as_deref())
+        .await
+        .map_err(|e| CliError::new(format!("database: {e}")))?;
+    for row in rows {
+        println!("{row}");
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+fn prune_inputs(a: PruneArgs) -> Result<ExitCode, CliError> {
+    let cutoff = match (&a.before, a.older_than) {
+        (Some(before), _) => {
+            time::OffsetDateTime::parse(before, &time::format_description::well_known::Rfc3339)
+                .map_err(|e| CliError::new(format!("--before {before:?}: not RFC 3339 ({e})")))?
+        }
+        (None, Some(days)) => {
+            crate::fleet::retention::cutoff(time::OffsetDateTime::now_utc(), days)
+                .ok_or_else(|| CliError::new(format!("--older-than {days}: too many days")))?
+        }
+        (None, None) => return Err(CliError::new("give --older-than DAYS or --before RFC3339")),
+    };
+    let mut config = crate::config::Config::load(a.config.as_deref()).map_err(CliError::new)?;
+    if let Some(url) = a.database_url {
+        config.database_url = url;
+    }
+    runtime()?.block_on(async move {
+        let state = crate::server::open(config).await.map_err(CliError::new)?;
+        let pruned = state.fleet.prune_inputs(&a.org, cutoff, "cli").await;
+        let shutdown = state.lifecycle.ledger.shutdown().await;
+        let pruned = pruned.map_err(|e| CliError::new(e.detail))?;
+        shutdown?;
+        println!(
+            "pruned {pruned} stored input(s) of {} stored before {}",
+            a.org,
+            sck_ledger::entry::format_timestamp(cutoff)
+        );
+        Ok(ExitCode::SUCCESS)
+    })
 }
 
 async fn export(a: ExportArgs) -> Result<ExitCode, CliError> {

@@ -12,7 +12,9 @@
 //! form of the input *as uploaded*), `result_sha256` plus the `allow`/`reasons` read from the
 //! result when it has that shape (or the result itself when it is a boolean), OPA's own
 //! `erased`/`masked` lists, `requested_by`, `timestamp` and numeric `metrics`. The input itself
-//! is kept only when the org's [`InputPolicy`] says so, after removing its mask paths.
+//! is kept only when the org's [`InputPolicy`] says so, after removing its mask paths, and
+//! never in the entry: it travels as [`StoredInput`] to a side table (`fleet_inputs`) so that
+//! retention can delete it later without touching the log (the leaf keeps only the hash).
 
 use std::collections::{BTreeMap, HashSet};
 use std::io::Read;
@@ -29,16 +31,20 @@ const MAX_ID_BYTES: usize = 256;
 /// How many individual problems a refusal lists.
 const MAX_DIAGNOSTICS: usize = 20;
 
-/// What of a sidecar decision's input an org keeps in its ledger.
+/// What of a sidecar decision's input an org keeps, and for how long.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct InputPolicy {
-    /// Store the (masked) input in the entry. Off: only its SHA-256 is recorded.
+    /// Store the (masked) input beside the entry. Off: only its SHA-256 is recorded.
     #[serde(default)]
     pub store_input: bool,
     /// JSON pointers, OPA-style (`/input/password`), removed before the input is stored.
     #[serde(default)]
     pub mask: Vec<String>,
+    /// Stored inputs older than this many days are pruned (none: kept forever). The ledger
+    /// entries stay; only the side-table copy of the input goes.
+    #[serde(default)]
+    pub input_retention_days: Option<u64>,
 }
 
 impl InputPolicy {
@@ -61,6 +67,16 @@ pub struct SidecarDecision {
     pub decision_id: String,
     /// The `decision.sidecar` ledger body.
     pub body: Value,
+    /// The masked input to keep beside the entry, when the org's policy stores inputs.
+    pub input: Option<StoredInput>,
+}
+
+/// A decision input as kept in `fleet_inputs` (after masking).
+#[derive(Debug, Clone, PartialEq)]
+pub struct StoredInput {
+    pub input: Value,
+    /// The mask pointers that were present and removed.
+    pub masked: Vec<String>,
 }
 
 /// Who uploaded a batch: the credential (never its secret) and the path partition.
@@ -315,7 +331,6 @@ fn ledger_body(
     map: &Map<String, Value>,
     decision_id: &str,
     uploader: &Uploader<'_>,
-    policy: &InputPolicy,
 ) -> Result<Value, String> {
     let labels = map.get("labels").cloned().unwrap_or(Value::Null);
     let instance_id = labels.get("id").cloned().unwrap_or(Value::Null);
@@ -357,7 +372,7 @@ fn ledger_body(
         Some(q) => Value::String(hex::encode(Sha256::digest(q.as_bytes()))),
         None => Value::Null,
     };
-    let mut body = json!({
+    Ok(json!({
         "decision_id": decision_id,
         "source": "opa",
         "sidecar": {
@@ -380,16 +395,18 @@ fn ledger_body(
         "req_id": map.get("req_id").cloned().unwrap_or(Value::Null),
         "timestamp": map.get("timestamp").cloned().unwrap_or(Value::Null),
         "metrics": metrics,
-    });
-    if policy.store_input {
-        if let (Some(input), Value::Object(out)) = (input, &mut body) {
-            let mut stored = input.clone();
-            let removed = mask_input(&mut stored, &policy.mask);
-            out.insert("input".into(), stored);
-            out.insert("input_masked".into(), json!(removed));
-        }
-    }
-    Ok(body)
+    }))
+}
+
+/// The masked copy of an event's input the org's policy keeps, if any.
+fn stored_input(map: &Map<String, Value>, policy: &InputPolicy) -> Option<StoredInput> {
+    let input = map.get("input").filter(|_| policy.store_input)?;
+    let mut stored = input.clone();
+    let masked = mask_input(&mut stored, &policy.mask);
+    Some(StoredInput {
+        input: stored,
+        masked,
+    })
 }
 
 /// Parses and validates a whole (decompressed) upload; every event must pass before any is
@@ -435,11 +452,12 @@ pub fn parse_batch(
         if !seen.insert(id.as_str()) {
             continue;
         }
-        let body = ledger_body(map, id, uploader, policy)
+        let body = ledger_body(map, id, uploader)
             .map_err(|e| ApiError::bad_request("invalid_decision_log", e))?;
         out.push(SidecarDecision {
             decision_id: id.clone(),
             body,
+            input: stored_input(map, policy),
         });
     }
     Ok(out)
@@ -505,6 +523,7 @@ mod tests {
         assert_eq!(body["sidecar"]["instance_id"], "opa-1");
         assert_eq!(body["bundles"]["gateway"]["revision"], "1.0.0");
         assert!(body.get("input").is_none());
+        assert_eq!(out[0].input, None);
         assert!(!body.to_string().contains("hunter2"));
         let expected = canonical_sha256(&event("d1")["input"]).unwrap();
         assert_eq!(body["input_sha256"], expected);
@@ -520,16 +539,17 @@ mod tests {
                 "/input/nested/a~1b".into(),
                 "/input/absent".into(),
             ],
+            input_retention_days: None,
         };
         policy.validate().unwrap();
         let batch = serde_json::to_vec(&json!([event("d1")])).unwrap();
         let out = parse_batch(&batch, &uploader(), &policy, 10).unwrap();
         let body = &out[0].body;
-        assert_eq!(body["input"], json!({"user": "bob", "nested": {}}));
-        assert_eq!(
-            body["input_masked"],
-            json!(["/input/password", "/input/nested/a~1b"])
-        );
+        let stored = out[0].input.as_ref().unwrap();
+        assert_eq!(stored.input, json!({"user": "bob", "nested": {}}));
+        assert_eq!(stored.masked, ["/input/password", "/input/nested/a~1b"]);
+        // The entry itself never holds the input: only its hash, so it can be pruned later.
+        assert!(body.get("input").is_none() && body.get("input_masked").is_none());
         // The hash is of the input as uploaded, so a holder of the original can match it.
         assert_eq!(
             body["input_sha256"],
@@ -537,7 +557,8 @@ mod tests {
         );
         assert!(InputPolicy {
             store_input: true,
-            mask: vec!["/password".into()]
+            mask: vec!["/password".into()],
+            input_retention_days: None,
         }
         .validate()
         .is_err());

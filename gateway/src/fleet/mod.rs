@@ -22,6 +22,7 @@
 //! When this request's own append fails, its claims are made immediately recoverable.
 
 pub mod events;
+pub mod retention;
 pub mod schema;
 pub mod status;
 
@@ -40,7 +41,7 @@ use crate::api_error::{ApiError, ApiResult};
 use crate::config::FleetConfig;
 use crate::db::{new_id, now, with_pool};
 
-pub use events::{InputPolicy, SidecarDecision, Uploader};
+pub use events::{InputPolicy, SidecarDecision, StoredInput, Uploader};
 pub use status::{ActiveRevision, StatusReport};
 
 /// Rows per multi-row claim statement.
@@ -80,6 +81,7 @@ impl FleetService {
         let default_policy = InputPolicy {
             store_input: config.store_input,
             mask: config.mask.clone(),
+            input_retention_days: config.input_retention_days,
         };
         default_policy.validate()?;
         for (org, policy) in &config.orgs {
@@ -262,8 +264,10 @@ impl FleetService {
     }
 
     /// Keeps the drift gauges current: on every activation announcement (the active revision
-    /// changed) and every 30 s (sidecars turn stale without reporting).
+    /// changed) and every 30 s (sidecars turn stale without reporting). Also starts input
+    /// retention ([`retention`]) when some org has a retention period.
     pub fn spawn_background(&self, hub: crate::activations::ActivationHub) {
+        self.spawn_retention();
         let service = self.clone();
         let mut changes = hub.subscribe();
         tokio::spawn(async move {
@@ -290,11 +294,11 @@ impl FleetService {
             return Ok(outcome);
         }
         // Validate every ledger event before claiming anything.
-        let mut prepared = Vec::with_capacity(batch.len());
+        let mut prepared: Vec<Prepared> = Vec::with_capacity(batch.len());
         for d in batch {
             let event = Event::new(EventType::DecisionSidecar, d.body)
                 .map_err(|e| ApiError::bad_request("invalid_decision_log", e.to_string()))?;
-            prepared.push((d.decision_id, event));
+            prepared.push((d.decision_id, event, d.input));
         }
         let size_at_claim = self.ledger.reader().size(org).await?;
         let claim = new_id("clm");
@@ -302,7 +306,7 @@ impl FleetService {
 
         let mut to_append: Vec<usize> = Vec::new();
         let mut others: Vec<usize> = Vec::new();
-        for (i, (id, _)) in prepared.iter().enumerate() {
+        for (i, (id, _, _)) in prepared.iter().enumerate() {
             if claimed.contains(id.as_str()) {
                 to_append.push(i);
             } else {
@@ -319,11 +323,14 @@ impl FleetService {
                 Existing::Recovered { scan_from } => recovered.push((i, scan_from)),
             }
         }
+        // Entries found by a recovery scan: their inputs are stored with the commit.
+        let mut durable: Vec<(usize, u64)> = Vec::new();
         if let Some(from) = recovered.iter().map(|(_, f)| *f).min() {
             let found = self.scan_for(org, from.max(0) as u64).await?;
             for (i, _) in recovered {
-                if found.contains(&prepared[i].0) {
+                if let Some(&seq) = found.get(&prepared[i].0) {
                     outcome.duplicates += 1;
+                    durable.push((i, seq));
                 } else {
                     to_append.push(i);
                 }
@@ -333,7 +340,7 @@ impl FleetService {
 
         // All appends are queued together so the writer commits them in one group.
         let appends = to_append.iter().map(|&i| {
-            let (_, event) = &prepared[i];
+            let (_, event, _) = &prepared[i];
             self.ledger.append(org, event.clone())
         });
         let results = futures_util::future::join_all(appends).await;
@@ -343,8 +350,21 @@ impl FleetService {
             .filter(|(_, r)| r.is_err())
             .map(|(&i, _)| i)
             .collect();
+        durable.extend(
+            to_append
+                .iter()
+                .zip(&results)
+                .filter_map(|(&i, r)| r.as_ref().ok().map(|receipt| (i, receipt.seq))),
+        );
+        let inputs: Vec<InputRow<'_>> = durable
+            .iter()
+            .filter_map(|&(i, seq)| {
+                let (id, _, input) = &prepared[i];
+                input.as_ref().map(|input| (id.as_str(), seq, input))
+            })
+            .collect();
         if failed.is_empty() {
-            self.commit_claim(org, &claim).await?;
+            self.commit_claim(org, &claim, &inputs).await?;
         } else {
             let done: Vec<&str> = to_append
                 .iter()
@@ -354,7 +374,10 @@ impl FleetService {
                 .collect();
             let failed_ids: Vec<&str> = failed.iter().map(|&i| prepared[i].0.as_str()).collect();
             // Best effort: if this fails too, the lease makes the claims recoverable later.
-            if let Err(e) = self.settle_partial(org, &claim, &done, &failed_ids).await {
+            if let Err(e) = self
+                .settle_partial(org, &claim, &done, &failed_ids, &inputs)
+                .await
+            {
                 tracing::warn!(error = %e, "fleet claims left for lease recovery");
             }
             let error = results
@@ -388,7 +411,7 @@ impl FleetService {
         org: &str,
         claim: &str,
         size_at_claim: u64,
-        prepared: &[(String, Event)],
+        prepared: &[Prepared],
     ) -> ApiResult<HashSet<String>> {
         let mut claimed = HashSet::new();
         let at = unix_now();
@@ -402,8 +425,8 @@ impl FleetService {
             for chunk in prepared.chunks(CLAIM_CHUNK) {
                 let sql = claim_sql(chunk.len());
                 let mut query = sqlx::query(sqlx::AssertSqlSafe(sql));
-                for (id, _) in chunk {
-                    query = query.bind(org).bind(id).bind(claim).bind(size).bind(at);
+                for (id, _, _) in chunk {
+                    query = query.bind(org).bind(id).bind(claim).bind(size).bind(at).bind("claimed");
                 }
                 for row in query.fetch_all(&mut *tx).await? {
                     claimed.insert(row.try_get::<String, _>("decision_id")?);
@@ -463,10 +486,10 @@ impl FleetService {
         Ok(existing)
     }
 
-    /// Decision ids of the `decision.sidecar` entries of `org` from `from` to the end.
-    async fn scan_for(&self, org: &str, from: u64) -> ApiResult<HashSet<String>> {
+    /// Decision ids (and seqs) of the `decision.sidecar` entries of `org` from `from` on.
+    async fn scan_for(&self, org: &str, from: u64) -> ApiResult<HashMap<String, u64>> {
         let reader = self.ledger.reader();
-        let mut found = HashSet::new();
+        let mut found = HashMap::new();
         let mut next = from;
         let end = reader.size(org).await?;
         while next < end {
@@ -481,7 +504,7 @@ impl FleetService {
                 };
                 if entry["type"] == "decision.sidecar" {
                     if let Some(id) = entry["body"]["decision_id"].as_str() {
-                        found.insert(id.to_owned());
+                        found.insert(id.to_owned(), *seq);
                     }
                 }
             }
@@ -489,16 +512,24 @@ impl FleetService {
         Ok(found)
     }
 
-    /// Marks every claim of this request committed (its entries are durable).
-    async fn commit_claim(&self, org: &str, claim: &str) -> ApiResult<()> {
+    /// Marks every claim of this request committed (its entries are durable), storing the
+    /// kept inputs of those entries in the same transaction.
+    async fn commit_claim(&self, org: &str, claim: &str, inputs: &[InputRow<'_>]) -> ApiResult<()> {
+        let backend = self.store.backend();
         with_pool!(&self.store, pool => {
+            let mut tx = match backend {
+                Backend::Sqlite => pool.begin_with("BEGIN IMMEDIATE").await?,
+                Backend::Postgres => pool.begin().await?,
+            };
+            retention::insert_inputs(&mut tx, org, inputs).await?;
             sqlx::query(
                 "UPDATE fleet_decisions SET state = 'committed' WHERE org_id = $1 AND claim_id = $2 AND state = 'claimed'",
             )
             .bind(org)
             .bind(claim)
-            .execute(pool)
+            .execute(&mut *tx)
             .await?;
+            tx.commit().await?;
         });
         Ok(())
     }
@@ -511,6 +542,7 @@ impl FleetService {
         claim: &str,
         done: &[&str],
         failed: &[&str],
+        inputs: &[InputRow<'_>],
     ) -> ApiResult<()> {
         let backend = self.store.backend();
         with_pool!(&self.store, pool => {
@@ -518,6 +550,7 @@ impl FleetService {
                 Backend::Sqlite => pool.begin_with("BEGIN IMMEDIATE").await?,
                 Backend::Postgres => pool.begin().await?,
             };
+            retention::insert_inputs(&mut tx, org, inputs).await?;
             for id in done {
                 sqlx::query("UPDATE fleet_decisions SET state = 'committed' WHERE org_id = $1 AND decision_id = $2 AND claim_id = $3")
                     .bind(org).bind(*id).bind(claim).execute(&mut *tx).await?;
@@ -532,6 +565,12 @@ impl FleetService {
     }
 }
 
+/// A validated event of an upload: decision id, ledger event, input to keep.
+type Prepared = (String, Event, Option<StoredInput>);
+
+/// A kept input ready for `fleet_inputs`: decision id, entry seq, the input.
+type InputRow<'a> = (&'a str, u64, &'a StoredInput);
+
 /// What a decision id claimed before this request is.
 enum Existing {
     Committed,
@@ -541,25 +580,12 @@ enum Existing {
 
 /// `INSERT ... VALUES (...), ... ON CONFLICT DO NOTHING RETURNING decision_id` for `rows` rows.
 fn claim_sql(rows: usize) -> String {
-    let mut sql = String::from(
+    retention::values_sql(
         "INSERT INTO fleet_decisions (org_id, decision_id, claim_id, log_size_at_claim, claimed_at_unix, state) VALUES ",
-    );
-    for r in 0..rows {
-        let b = r * 5;
-        if r > 0 {
-            sql.push_str(", ");
-        }
-        sql.push_str(&format!(
-            "(${}, ${}, ${}, ${}, ${}, 'claimed')",
-            b + 1,
-            b + 2,
-            b + 3,
-            b + 4,
-            b + 5
-        ));
-    }
-    sql.push_str(" ON CONFLICT (org_id, decision_id) DO NOTHING RETURNING decision_id");
-    sql
+        rows,
+        6,
+        " ON CONFLICT (org_id, decision_id) DO NOTHING RETURNING decision_id",
+    )
 }
 
 fn set_gauges(org: &str, live: u64, drifted: u64, stale: u64) {

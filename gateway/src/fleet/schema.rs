@@ -6,6 +6,13 @@
 //! append it (with the org's log size at claim time, where a recovery scan starts), then
 //! `committed` once its ledger entry is durable. Its primary key is what makes a retried
 //! upload never append an entry twice.
+//!
+//! Version 2: `fleet_inputs` keeps the masked input of a sidecar decision (orgs with
+//! `store_input`) beside the log, keyed by org and decision id with the entry's `seq`: the
+//! leaf holds only the input's hash, so retention can delete these rows and every entry still
+//! verifies. `fleet_input_prunes` records each pruning run (how many rows, the cutoff) until
+//! its `retention.inputs_pruned` entry is durable: written in the same transaction as the
+//! deletes, it is how a crash between deleting and ledgering is caught up later.
 
 use sck_ledger::store::Migration;
 
@@ -36,10 +43,43 @@ CREATE TABLE fleet_decisions (
 CREATE INDEX fleet_decisions_claim ON fleet_decisions(org_id, claim_id);
 "#;
 
-pub const MIGRATIONS: &[Migration] = &[Migration {
-    component: "fleet",
-    version: 1,
-    name: "sidecar status reports, decision-log idempotency",
-    sqlite: TABLES,
-    postgres: TABLES,
-}];
+const INPUTS: &str = r#"
+CREATE TABLE fleet_inputs (
+    org_id TEXT NOT NULL,
+    decision_id TEXT NOT NULL,
+    seq BIGINT NOT NULL,
+    input TEXT NOT NULL,
+    masked TEXT NOT NULL,
+    stored_at TEXT NOT NULL,
+    stored_at_us BIGINT NOT NULL,
+    PRIMARY KEY (org_id, decision_id)
+);
+CREATE INDEX fleet_inputs_age ON fleet_inputs(org_id, stored_at_us);
+CREATE TABLE fleet_input_prunes (
+    run_id TEXT PRIMARY KEY,
+    org_id TEXT NOT NULL,
+    cutoff_us BIGINT NOT NULL,
+    pruned BIGINT NOT NULL,
+    actor TEXT NOT NULL,
+    lease_until_unix BIGINT NOT NULL,
+    state TEXT NOT NULL CHECK (state IN ('pending', 'logged'))
+);
+CREATE INDEX fleet_input_prunes_pending ON fleet_input_prunes(state, lease_until_unix);
+"#;
+
+pub const MIGRATIONS: &[Migration] = &[
+    Migration {
+        component: "fleet",
+        version: 1,
+        name: "sidecar status reports, decision-log idempotency",
+        sqlite: TABLES,
+        postgres: TABLES,
+    },
+    Migration {
+        component: "fleet",
+        version: 2,
+        name: "stored decision inputs beside the log, pruning runs",
+        sqlite: INPUTS,
+        postgres: INPUTS,
+    },
+];
