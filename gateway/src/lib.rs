@@ -16,6 +16,7 @@ pub mod files;
 pub mod fleet;
 pub mod identities;
 pub mod lifecycle;
+pub mod openapi;
 pub mod registry;
 pub mod routes;
 pub mod server;

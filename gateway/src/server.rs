@@ -100,6 +100,7 @@ pub fn app(state: AppState) -> Router {
         .merge(routes::identities::router())
         .merge(routes::verify::router(&state))
         .merge(routes::ledger::router())
+        .merge(crate::openapi::router())
         .layer(TimeoutLayer::with_status_code(
             StatusCode::SERVICE_UNAVAILABLE,
             timeout,

@@ -22,7 +22,7 @@ pub struct Signer {
 }
 
 /// What clients may know about a signer.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct SignerInfo {
     pub id: String,
     pub algorithm: String,

@@ -7,6 +7,7 @@
 //! timeout or no active bundle all deny, with the reason in the response and the ledger.
 
 pub mod rate_limit;
+pub mod respond;
 pub mod snapshots;
 
 use std::sync::Arc;
@@ -30,7 +31,7 @@ pub struct RequestFacts {
 }
 
 /// An upstream caller whose X-SCK signature was verified against its pinned ANS identity.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 pub struct VerifiedCaller {
     pub ans_id: String,
     pub org: String,
@@ -65,24 +66,26 @@ impl Principal<'_> {
 }
 
 /// What a decision response carries.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct DecisionRecord {
     pub decision_id: String,
     pub allow: bool,
     pub reasons: Vec<String>,
+    /// `evaluated`, `undefined`, `error`, `timeout` or `invalid`.
+    #[schema(value_type = String)]
     pub outcome: sck_bundler::decision::Outcome,
     pub bundle: Option<BundleRef>,
     pub receipt: ReceiptRef,
 }
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct BundleRef {
     pub name: String,
     pub version: String,
     pub sha256: String,
 }
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct ReceiptRef {
     pub seq: u64,
     pub leaf_hash: String,

@@ -168,7 +168,7 @@ pub fn parse_status(value: &Value) -> Result<StatusReport, ApiError> {
 }
 
 /// The org's active version of one bundle name, as drift compares it.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct ActiveRevision {
     pub name: String,

@@ -41,7 +41,7 @@ pub struct Pin {
 }
 
 /// A pin as the API lists it (no secrets).
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct PinView {
     pub ans_id: String,
@@ -52,7 +52,7 @@ pub struct PinView {
 }
 
 /// One key of a pin as the API lists it.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct KeyView {
     pub key_id: String,
@@ -65,7 +65,7 @@ pub struct KeyView {
 }
 
 /// A key just added to a pin. `secret` (HMAC only) is shown this once.
-#[derive(Clone, Serialize)]
+#[derive(Clone, Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct NewKeyView {
     pub key_id: String,

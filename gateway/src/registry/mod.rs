@@ -20,7 +20,7 @@ use crate::api_error::{ApiError, ApiResult};
 use crate::db::{new_id, now, with_pool};
 
 /// Lifecycle states of a bundle version.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "SCREAMING_SNAKE_CASE")]
 pub enum Status {
     Draft,
@@ -55,7 +55,7 @@ impl Status {
 }
 
 /// One bundle version, without its tarball.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct BundleRecord {
     pub id: String,

@@ -11,8 +11,7 @@ use std::time::Duration;
 use axum::extract::{Path, State};
 use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
-use axum::routing::get;
-use axum::Router;
+use utoipa_axum::{router::OpenApiRouter, routes};
 
 use crate::api_error::{ApiError, ApiResult};
 use crate::auth::SidecarCredential;
@@ -21,10 +20,24 @@ use crate::state::AppState;
 /// How often a waiting long poll re-reads the active version even without a notification.
 const RECHECK: Duration = Duration::from_secs(5);
 
-pub fn router() -> Router<AppState> {
-    Router::new()
-        .route("/bundles/{org}/{file}", get(active_bundle))
-        .route("/bundles/{org}/sha256/{file}", get(bundle_by_digest))
+pub fn router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(active_bundle))
+        .routes(routes!(bundle_by_digest))
+}
+
+/// What both bundle resources answer instead of a bundle.
+#[derive(utoipa::IntoResponses)]
+pub enum FetchRefusals {
+    /// The sidecar has this version (its `If-None-Match` names the ETag).
+    #[response(status = 304)]
+    NotModified,
+    /// No valid sidecar credential.
+    #[response(status = 401)]
+    Unauthenticated,
+    /// The credential belongs to another organization.
+    #[response(status = 403)]
+    OtherOrganization,
 }
 
 fn strip_tarball_suffix(file: &str) -> ApiResult<&str> {
@@ -85,6 +98,24 @@ fn bundle_response(tarball: Vec<u8>, sha256: &str, long_poll: bool, immutable: b
         .into_response()
 }
 
+#[utoipa::path(get, path = "/bundles/{org}/{file}", tag = "bundle service",
+    params(
+        ("org" = String, Path, description = "Organization"),
+        ("file" = String, Path, description = "`<bundle name>.tar.gz`"),
+        ("If-None-Match" = Option<String>, Header, description = "The ETag of the bundle the sidecar has"),
+        ("Prefer" = Option<String>, Header, description = "`wait=N`: hold the request until the active version changes or N seconds pass (OPA long polling)"),
+    ),
+    security(("sidecar_credential" = [])),
+    responses(
+        (status = 200, description = "The active version's signed bundle (`application/vnd.openpolicyagent.bundles` for long polls)",
+            content(
+                (Vec<u8> = "application/gzip"),
+                (Vec<u8> = "application/vnd.openpolicyagent.bundles"),
+            ),
+            headers(("ETag" = String, description = "The quoted SHA-256 of the tarball"))),
+        (status = 404, description = "No active bundle of this name (`no_active_bundle`), or not a `.tar.gz` resource"),
+        FetchRefusals,
+    ))]
 async fn active_bundle(
     State(state): State<AppState>,
     sidecar: SidecarCredential,
@@ -136,6 +167,20 @@ async fn active_bundle(
     }
 }
 
+#[utoipa::path(get, path = "/bundles/{org}/sha256/{file}", tag = "bundle service",
+    params(
+        ("org" = String, Path, description = "Organization"),
+        ("file" = String, Path, description = "`<hex SHA-256 of the tarball>.tar.gz`"),
+        ("If-None-Match" = Option<String>, Header, description = "The ETag of the bundle the sidecar has"),
+    ),
+    security(("sidecar_credential" = [])),
+    responses(
+        (status = 200, description = "A published version's signed bundle (immutable)",
+            body = Vec<u8>, content_type = "application/gzip",
+            headers(("ETag" = String, description = "The quoted SHA-256 of the tarball"))),
+        (status = 404, description = "No published bundle with this digest in the organization"),
+        FetchRefusals,
+    ))]
 async fn bundle_by_digest(
     State(state): State<AppState>,
     sidecar: SidecarCredential,

@@ -4,45 +4,70 @@ use std::collections::BTreeMap;
 
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
-use axum::routing::{get, post};
-use axum::{Json, Router};
+use axum::Json;
 use base64::Engine as _;
-use serde::Deserialize;
-use serde_json::{json, Value};
+use serde::{Deserialize, Serialize};
+use utoipa::{IntoParams, ToSchema};
+use utoipa_axum::{router::OpenApiRouter, routes};
 
 use crate::api_error::{ApiError, ApiResult};
 use crate::auth::AdminKey;
 use crate::extract::{JsonBody, QueryParams};
 use crate::lifecycle::{CompileRequest, Source};
-use crate::registry::Status;
+use crate::registry::{BundleRecord, Status};
 use crate::state::AppState;
 
-pub fn router() -> Router<AppState> {
-    Router::new()
-        .route("/api/v1/enforcement/bundles", get(list))
-        .route("/api/v1/enforcement/bundles/compile", post(compile))
-        .route("/api/v1/enforcement/bundles/publish", post(publish))
-        .route("/api/v1/enforcement/bundles/activate", post(activate))
-        .route("/api/v1/enforcement/bundles/revoke", post(revoke))
-        .route("/api/v1/enforcement/bundles/{id}", get(get_one))
+pub fn router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(list_bundles))
+        .routes(routes!(compile_bundle))
+        .routes(routes!(publish_bundle))
+        .routes(routes!(activate_bundle))
+        .routes(routes!(revoke_bundle))
+        .routes(routes!(get_bundle))
 }
 
-#[derive(Debug, Deserialize)]
+/// The bundle `id` if `admin` may see its org (404 otherwise, as for an unknown id).
+async fn visible_bundle(state: &AppState, admin: &AdminKey, id: &str) -> ApiResult<BundleRecord> {
+    let record = state.lifecycle.get(id).await?;
+    admin.authorize_read(&record.organization_id, &format!("bundle {id}"))?;
+    Ok(record)
+}
+
+/// A policy source to compile into a draft: exactly one of `files` or `tarball`.
+#[derive(Debug, Deserialize, ToSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 struct CompileBody {
     organization_id: String,
     name: String,
+    /// Semantic version, unique per org and name.
     version: String,
+    /// The manifest `revision` (defaults to the version).
     revision: Option<String>,
+    /// Source tree: path → file content.
     files: Option<BTreeMap<String, String>>,
+    /// A source or bundle `.tar.gz`, base64.
     tarball: Option<String>,
 }
 
-async fn compile(
+#[utoipa::path(post, path = "/api/v1/enforcement/bundles/compile", tag = "bundles",
+    request_body = CompileBody,
+    security(("admin_key" = [])),
+    responses(
+        (status = 201, description = "The draft bundle", body = BundleRecord),
+        (status = 400, description = "Malformed request (`invalid_json`, `invalid_request`)"),
+        (status = 401, description = "No valid admin key"),
+        (status = 403, description = "The key may not act on this organization"),
+        (status = 404, description = "No such organization"),
+        (status = 409, description = "This version exists already"),
+        (status = 413, description = "The source or bundle is too large"),
+        (status = 422, description = "The policy or bundle is invalid (`bundle_invalid`, with `diagnostics`)"),
+    ))]
+async fn compile_bundle(
     State(state): State<AppState>,
     admin: AdminKey,
     JsonBody(body): JsonBody<CompileBody>,
-) -> ApiResult<(StatusCode, Json<Value>)> {
+) -> ApiResult<(StatusCode, Json<BundleRecord>)> {
     admin.authorize_org(&body.organization_id)?;
     let source = match (body.files, body.tarball) {
         (Some(files), None) => Source::Files(files),
@@ -73,84 +98,130 @@ async fn compile(
             },
         )
         .await?;
-    Ok((StatusCode::CREATED, Json(json!(record))))
+    Ok((StatusCode::CREATED, Json(record)))
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, ToSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 struct PublishBody {
     bundle_id: String,
+    /// The signer to sign with (the deployment's default signer when absent).
     signer_id: Option<String>,
 }
 
-async fn publish(
+#[utoipa::path(post, path = "/api/v1/enforcement/bundles/publish", tag = "bundles",
+    request_body = PublishBody,
+    security(("admin_key" = [])),
+    responses(
+        (status = 200, description = "The signed, published bundle", body = BundleRecord),
+        (status = 400, description = "Malformed request or unknown signer"),
+        (status = 401, description = "No valid admin key"),
+        (status = 404, description = "No such bundle (or not visible to this key)"),
+        (status = 409, description = "The bundle is not a draft"),
+    ))]
+async fn publish_bundle(
     State(state): State<AppState>,
     admin: AdminKey,
     JsonBody(body): JsonBody<PublishBody>,
-) -> ApiResult<Json<Value>> {
-    let record = state.lifecycle.get(&body.bundle_id).await?;
-    admin.authorize_read(
-        &record.organization_id,
-        &format!("bundle {}", body.bundle_id),
-    )?;
+) -> ApiResult<Json<BundleRecord>> {
+    visible_bundle(&state, &admin, &body.bundle_id).await?;
     let published = state
         .lifecycle
         .publish(admin.actor(), &body.bundle_id, body.signer_id.as_deref())
         .await?;
-    Ok(Json(json!(published)))
+    Ok(Json(published))
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, ToSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 struct ActivateBody {
     bundle_id: String,
+    /// Allow activating a lower version than the active one.
     #[serde(default)]
     rollback: bool,
 }
 
-async fn activate(
+/// What an activation changed.
+#[derive(Debug, Serialize, ToSchema)]
+struct ActivationAnswer {
+    /// The now active version.
+    bundle: BundleRecord,
+    /// The version it replaced, if any.
+    superseded: Option<BundleRecord>,
+    /// False when the bundle was active already.
+    changed: bool,
+}
+
+#[utoipa::path(post, path = "/api/v1/enforcement/bundles/activate", tag = "bundles",
+    request_body = ActivateBody,
+    security(("admin_key" = [])),
+    responses(
+        (status = 200, description = "Activated; this replica enforces it before answering", body = ActivationAnswer),
+        (status = 400, description = "Malformed request"),
+        (status = 401, description = "No valid admin key"),
+        (status = 404, description = "No such bundle (or not visible to this key)"),
+        (status = 409, description = "Not activatable: a draft, revoked, or a downgrade without `rollback`"),
+        (status = 422, description = "The stored bundle failed re-verification"),
+    ))]
+async fn activate_bundle(
     State(state): State<AppState>,
     admin: AdminKey,
     JsonBody(body): JsonBody<ActivateBody>,
-) -> ApiResult<Json<Value>> {
-    let record = state.lifecycle.get(&body.bundle_id).await?;
-    admin.authorize_read(
-        &record.organization_id,
-        &format!("bundle {}", body.bundle_id),
-    )?;
+) -> ApiResult<Json<ActivationAnswer>> {
+    visible_bundle(&state, &admin, &body.bundle_id).await?;
     let activation = state
         .lifecycle
         .activate(admin.actor(), &body.bundle_id, body.rollback)
         .await?;
     // This replica enforces the new version before the activation is acknowledged.
     state.decisions.snapshots.refresh().await?;
-    Ok(Json(json!({
-        "bundle": activation.activated,
-        "superseded": activation.superseded,
-        "changed": activation.changed,
-    })))
+    Ok(Json(ActivationAnswer {
+        bundle: activation.activated,
+        superseded: activation.superseded,
+        changed: activation.changed,
+    }))
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, ToSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 struct RevokeBody {
     bundle_id: String,
     reason: String,
+    /// The published version to activate instead, when revoking the active one.
     rollback_to: Option<String>,
+    /// Allow leaving no active version.
     #[serde(default)]
     allow_no_active: bool,
 }
 
-async fn revoke(
+/// What a revocation changed.
+#[derive(Debug, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+struct RevocationAnswer {
+    /// The revoked version.
+    bundle: BundleRecord,
+    /// The version activated in its place, if any.
+    rolled_back_to: Option<BundleRecord>,
+    /// Whether the revoked version was the active one.
+    was_active: bool,
+}
+
+#[utoipa::path(post, path = "/api/v1/enforcement/bundles/revoke", tag = "bundles",
+    request_body = RevokeBody,
+    security(("admin_key" = [])),
+    responses(
+        (status = 200, description = "Revoked", body = RevocationAnswer),
+        (status = 400, description = "Malformed request or unusable rollback target"),
+        (status = 401, description = "No valid admin key"),
+        (status = 404, description = "No such bundle (or not visible to this key)"),
+        (status = 409, description = "Not revocable as asked (e.g. the active version without a rollback target)"),
+    ))]
+async fn revoke_bundle(
     State(state): State<AppState>,
     admin: AdminKey,
     JsonBody(body): JsonBody<RevokeBody>,
-) -> ApiResult<Json<Value>> {
-    let record = state.lifecycle.get(&body.bundle_id).await?;
-    admin.authorize_read(
-        &record.organization_id,
-        &format!("bundle {}", body.bundle_id),
-    )?;
+) -> ApiResult<Json<RevocationAnswer>> {
+    visible_bundle(&state, &admin, &body.bundle_id).await?;
     let revocation = state
         .lifecycle
         .revoke(
@@ -162,30 +233,46 @@ async fn revoke(
         )
         .await?;
     state.decisions.snapshots.refresh().await?;
-    Ok(Json(json!({
-        "bundle": revocation.revoked,
-        "rolledBackTo": revocation.rolled_back_to,
-        "wasActive": revocation.was_active,
-    })))
+    Ok(Json(RevocationAnswer {
+        bundle: revocation.revoked,
+        rolled_back_to: revocation.rolled_back_to,
+        was_active: revocation.was_active,
+    }))
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, IntoParams)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
 struct ListQuery {
+    /// The organization (the key's own by default; the root key lists every org).
     organization_id: Option<String>,
     name: Option<String>,
+    /// DRAFT, PUBLISHED, ACTIVE, SUPERSEDED or REVOKED.
     status: Option<String>,
 }
 
-async fn list(
+#[derive(Debug, Serialize, ToSchema)]
+struct BundleList {
+    bundles: Vec<BundleRecord>,
+}
+
+#[utoipa::path(get, path = "/api/v1/enforcement/bundles", tag = "bundles",
+    params(ListQuery),
+    security(("admin_key" = [])),
+    responses(
+        (status = 200, description = "Matching bundle versions", body = BundleList),
+        (status = 400, description = "Unknown query parameter or status"),
+        (status = 401, description = "No valid admin key"),
+        (status = 403, description = "The key may not act on this organization"),
+    ))]
+async fn list_bundles(
     State(state): State<AppState>,
     admin: AdminKey,
     QueryParams(query): QueryParams<ListQuery>,
-) -> ApiResult<Json<Value>> {
-    let org = query.organization_id.or_else(|| admin.0.org.clone());
-    if let Some(org) = &org {
-        admin.authorize_org(org)?;
-    }
+) -> ApiResult<Json<BundleList>> {
+    let org = super::org_scope(&admin, query.organization_id, |org| {
+        admin.authorize_org(org)
+    })?;
     let status = match query.status.as_deref() {
         Some(s) => Some(Status::parse(s).ok_or_else(|| {
             ApiError::bad_request(
@@ -200,15 +287,21 @@ async fn list(
         .registry
         .list(org.as_deref(), query.name.as_deref(), status)
         .await?;
-    Ok(Json(json!({ "bundles": bundles })))
+    Ok(Json(BundleList { bundles }))
 }
 
-async fn get_one(
+#[utoipa::path(get, path = "/api/v1/enforcement/bundles/{id}", tag = "bundles",
+    params(("id" = String, Path, description = "Bundle id")),
+    security(("admin_key" = [])),
+    responses(
+        (status = 200, description = "The bundle version", body = BundleRecord),
+        (status = 401, description = "No valid admin key"),
+        (status = 404, description = "No such bundle (or not visible to this key)"),
+    ))]
+async fn get_bundle(
     State(state): State<AppState>,
     admin: AdminKey,
     Path(id): Path<String>,
-) -> ApiResult<Json<Value>> {
-    let record = state.lifecycle.get(&id).await?;
-    admin.authorize_read(&record.organization_id, &format!("bundle {id}"))?;
-    Ok(Json(json!(record)))
+) -> ApiResult<Json<BundleRecord>> {
+    Ok(Json(visible_bundle(&state, &admin, &id).await?))
 }

@@ -4,11 +4,12 @@
 
 use axum::extract::State;
 use axum::http::StatusCode;
-use axum::routing::post;
-use axum::{Json, Router};
+use axum::Json;
 use sck_ledger::entry::{Event, EventType};
-use serde::Deserialize;
-use serde_json::{json, Value};
+use serde::{Deserialize, Serialize};
+use serde_json::json;
+use utoipa::ToSchema;
+use utoipa_axum::{router::OpenApiRouter, routes};
 
 use crate::api_error::{ApiError, ApiResult};
 use crate::auth::AdminKey;
@@ -16,23 +17,32 @@ use crate::extract::JsonBody;
 use crate::registry::CredentialKind;
 use crate::state::AppState;
 
-pub fn router() -> Router<AppState> {
-    Router::new()
-        .route("/api/v1/enforcement/orgs", post(create_org))
-        .route("/api/v1/enforcement/credentials", post(create_credential))
+pub fn router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(create_org))
+        .routes(routes!(create_credential))
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, Serialize, ToSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
-struct OrgBody {
+struct Organization {
     organization_id: String,
 }
 
+#[utoipa::path(post, path = "/api/v1/enforcement/orgs", tag = "credentials",
+    request_body = Organization,
+    security(("admin_key" = [])),
+    responses(
+        (status = 201, description = "The organization exists (created if it did not)", body = Organization),
+        (status = 400, description = "Malformed request or invalid organization id"),
+        (status = 401, description = "No valid admin key"),
+        (status = 403, description = "Only the root key creates organizations"),
+    ))]
 async fn create_org(
     State(state): State<AppState>,
     admin: AdminKey,
-    JsonBody(body): JsonBody<OrgBody>,
-) -> ApiResult<(StatusCode, Json<Value>)> {
+    JsonBody(body): JsonBody<Organization>,
+) -> ApiResult<(StatusCode, Json<Organization>)> {
     if admin.0.org.is_some() {
         return Err(ApiError::forbidden(
             "only the root key creates organizations",
@@ -44,24 +54,42 @@ async fn create_org(
         .registry
         .ensure_org(&body.organization_id)
         .await?;
-    Ok((
-        StatusCode::CREATED,
-        Json(json!({"organizationId": body.organization_id})),
-    ))
+    Ok((StatusCode::CREATED, Json(body)))
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, ToSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 struct CredentialBody {
     organization_id: String,
+    /// `admin` or `sidecar`.
     kind: String,
 }
 
+/// A new credential. The secret is shown this once.
+#[derive(Debug, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+struct NewCredential {
+    id: String,
+    kind: String,
+    organization_id: String,
+    secret: String,
+}
+
+#[utoipa::path(post, path = "/api/v1/enforcement/credentials", tag = "credentials",
+    request_body = CredentialBody,
+    security(("admin_key" = [])),
+    responses(
+        (status = 201, description = "The credential with its secret (shown once)", body = NewCredential),
+        (status = 400, description = "Malformed request or unknown kind"),
+        (status = 401, description = "No valid admin key"),
+        (status = 403, description = "The key may not act on this organization"),
+        (status = 404, description = "No such organization"),
+    ))]
 async fn create_credential(
     State(state): State<AppState>,
     admin: AdminKey,
     JsonBody(body): JsonBody<CredentialBody>,
-) -> ApiResult<(StatusCode, Json<Value>)> {
+) -> ApiResult<(StatusCode, Json<NewCredential>)> {
     admin.authorize_org(&body.organization_id)?;
     let kind = match body.kind.as_str() {
         "admin" => CredentialKind::Admin,
@@ -73,19 +101,16 @@ async fn create_credential(
             ))
         }
     };
-    let registry = &state.lifecycle.registry;
-    if !registry.org_exists(&body.organization_id).await? {
-        return Err(ApiError::not_found(format!(
-            "organization {} not found",
-            body.organization_id
-        )));
-    }
+    super::require_org(&state, &body.organization_id).await?;
     let (id, secret) = issue_credential(&state, kind, &body.organization_id, admin.actor()).await?;
     Ok((
         StatusCode::CREATED,
-        Json(
-            json!({"id": id, "kind": body.kind, "organizationId": body.organization_id, "secret": secret}),
-        ),
+        Json(NewCredential {
+            id,
+            kind: body.kind,
+            organization_id: body.organization_id,
+            secret,
+        }),
     ))
 }
 

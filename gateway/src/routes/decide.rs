@@ -4,60 +4,37 @@
 
 use axum::body::Bytes;
 use axum::extract::{Path, State};
-use axum::http::{header, HeaderValue, Method, StatusCode, Uri};
+use axum::http::{Method, Uri};
 use axum::response::{IntoResponse, Response};
-use axum::routing::post;
-use axum::{Json, Router};
+use axum::Json;
+use serde::Serialize;
 use serde_json::{json, Value};
-use sha2::Digest;
+use utoipa::ToSchema;
+use utoipa_axum::{router::OpenApiRouter, routes};
 
 use crate::api_error::ApiError;
-use crate::decisions::{DecisionService, Principal, RequestFacts};
+use crate::decisions::respond::{
+    self, facts, parse_body, rate_limited, unix_now, DecisionAnswer, DecisionRequest,
+};
+use crate::decisions::{DecisionRecord, Principal};
 use crate::state::AppState;
 use crate::tokens::GatewayToken;
 
-pub fn router() -> Router<AppState> {
-    Router::new()
-        .route("/api/v1/enforcement/decide", post(decide))
-        .route("/v1/data/{*path}", post(data_api))
+pub fn router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(decide))
+        .routes(routes!(data_api))
 }
 
-pub fn facts(method: &Method, uri: &Uri, body: &[u8]) -> RequestFacts {
-    RequestFacts {
-        method: method.to_string(),
-        path: uri.path().to_owned(),
-        body_sha256: hex::encode(sha2::Sha256::digest(body)),
-    }
-}
-
-pub fn parse_body(body: &[u8]) -> Result<Value, ApiError> {
-    serde_json::from_slice(body)
-        .map_err(|e| ApiError::bad_request("invalid_json", format!("request body: {e}")))
-}
-
-/// 429 with `Retry-After`, as problem+json.
-pub fn rate_limited(limited: crate::decisions::rate_limit::Limited) -> Response {
-    let seconds = limited.retry_after.as_secs_f64().ceil().max(1.0) as u64;
-    let mut response = ApiError::new(
-        StatusCode::TOO_MANY_REQUESTS,
-        "rate_limited",
-        format!(
-            "{} rate limit exceeded; retry after {seconds} s",
-            limited.scope
-        ),
-    )
-    .into_response();
-    response.headers_mut().insert(
-        header::RETRY_AFTER,
-        HeaderValue::from_str(&seconds.to_string()).expect("digits"),
-    );
-    response
-}
-
-pub fn unix_now() -> i64 {
-    time::OffsetDateTime::now_utc().unix_timestamp()
-}
-
+#[utoipa::path(post, path = "/api/v1/enforcement/decide", tag = "decisions",
+    request_body = DecisionRequest,
+    security(("gateway_token" = [])),
+    responses(
+        (status = 200, description = "The decision (a deny carries its reasons), durable in the ledger", body = DecisionAnswer),
+        (status = 400, description = "Not a decision request (`invalid_json`, `invalid_request`)"),
+        (status = 401, description = "No valid gateway token; the `code` names the refusal"),
+        (status = 429, description = "Rate limited; `Retry-After` says when to retry"),
+    ))]
 async fn decide(
     State(state): State<AppState>,
     GatewayToken(token): GatewayToken,
@@ -65,37 +42,8 @@ async fn decide(
     uri: Uri,
     body: Bytes,
 ) -> Result<Response, ApiError> {
-    let decisions = &state.decisions;
-    if let Err(limited) = decisions.limits.check(&token.org, &token.sub) {
-        return Ok(rate_limited(limited));
-    }
-    let request = parse_body(&body)?;
-    let Some(fields) = request.as_object() else {
-        return Err(ApiError::bad_request(
-            "invalid_request",
-            "body must be a JSON object {action, resource, context}",
-        ));
-    };
-    if !fields.get("action").is_some_and(Value::is_string) {
-        return Err(ApiError::bad_request(
-            "invalid_request",
-            "action must be a string",
-        ));
-    }
-    if let Some(unknown) = fields
-        .keys()
-        .find(|k| !matches!(k.as_str(), "action" | "resource" | "context"))
-    {
-        return Err(ApiError::bad_request(
-            "invalid_request",
-            format!("unknown field {unknown:?}: policies see only action, resource, context and verified facts"),
-        ));
-    }
-    let facts = facts(&method, &uri, &body);
     let principal = Principal::Token(&token);
-    let input = DecisionService::input(&request, principal, &facts, unix_now());
-    let (record, _) = decisions.decide(input, principal, &facts, None).await?;
-    Ok(Json(record).into_response())
+    respond::decide_and_answer(&state.decisions, principal, &method, &uri, &body).await
 }
 
 /// `data.` + the URL path, each segment a Rego identifier.
@@ -115,6 +63,34 @@ fn rule_path(path: &str) -> Result<String, ApiError> {
     Ok(format!("data.{}", segments.join(".")))
 }
 
+/// An OPA Data API request: `{"input": {...}}` (an empty body means no input).
+#[derive(ToSchema)]
+pub struct DataRequest {
+    /// The input document; the gateway replaces `token`, `request` and `now` with verified
+    /// facts and drops `caller`.
+    pub input: Option<std::collections::BTreeMap<String, Value>>,
+}
+
+/// An OPA Data API answer: the rule's `result` (absent when undefined) and sck's decision.
+#[derive(Debug, Serialize, ToSchema)]
+struct DataAnswer {
+    decision_id: String,
+    /// The ledgered decision with its receipt.
+    sck: DecisionRecord,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    result: Option<Value>,
+}
+
+#[utoipa::path(post, path = "/v1/data/{*path}", tag = "decisions",
+    params(("path" = String, Path, description = "The rule, as slash-separated Rego identifiers (`sck/gateway/decision`)")),
+    request_body(content = DataRequest, description = "Optional"),
+    security(("gateway_token" = [])),
+    responses(
+        (status = 200, description = "The rule's result with the ledgered decision", body = DataAnswer),
+        (status = 400, description = "A path that is not Rego identifiers, or a malformed body"),
+        (status = 401, description = "No valid gateway token; the `code` names the refusal"),
+        (status = 429, description = "Rate limited; `Retry-After` says when to retry"),
+    ))]
 async fn data_api(
     State(state): State<AppState>,
     GatewayToken(token): GatewayToken,
@@ -154,11 +130,12 @@ async fn data_api(
     let (record, result) = decisions
         .decide(input, Principal::Token(&token), &facts, Some(&rule))
         .await?;
-    let mut answer = json!({"decision_id": record.decision_id, "sck": record});
-    if let Some(result) = result {
-        answer["result"] = result;
-    }
-    Ok(Json(answer).into_response())
+    Ok(Json(DataAnswer {
+        decision_id: record.decision_id.clone(),
+        sck: record,
+        result,
+    })
+    .into_response())
 }
 
 #[cfg(test)]

@@ -8,50 +8,96 @@
 //! validated whole before anything is written; the answer (200) comes after every entry is
 //! durable. Status reports may be plain or gzip JSON.
 
+use std::collections::BTreeMap;
+
 use axum::body::Bytes;
-use axum::extract::rejection::BytesRejection;
-use axum::extract::{Path, State};
+use axum::extract::{FromRequest, FromRequestParts, Path, Request, State};
 use axum::http::{header, HeaderMap, StatusCode};
-use axum::routing::{get, post};
-use axum::{Json, Router};
-use serde::Deserialize;
-use serde_json::{json, Value};
+use axum::Json;
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+use utoipa::{IntoParams, ToSchema};
+use utoipa_axum::{router::OpenApiRouter, routes};
 
 use crate::api_error::{ApiError, ApiResult};
 use crate::auth::{AdminKey, SidecarCredential};
 use crate::extract::QueryParams;
 use crate::fleet::events::{gunzip_bounded, parse_batch};
 use crate::fleet::status::parse_status;
-use crate::fleet::Uploader;
+use crate::fleet::{ActiveRevision, Uploader};
 use crate::state::AppState;
 
-pub fn router() -> Router<AppState> {
-    Router::new()
-        .route("/status", post(status_report))
-        .route("/status/{*partition}", post(status_report_partition))
-        .route("/logs", post(decision_logs))
-        .route("/logs/{*partition}", post(decision_logs_partition))
-        .route("/api/v1/enforcement/fleet", get(fleet_view))
+pub fn router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(status_report))
+        .routes(routes!(status_report_partition))
+        .routes(routes!(decision_logs))
+        .routes(routes!(decision_logs_partition))
+        .routes(routes!(fleet_view))
 }
 
-/// The org of a sidecar credential (sidecar credentials always belong to one org).
-fn sidecar_org(sidecar: &SidecarCredential) -> ApiResult<&str> {
-    sidecar
-        .0
-        .org
-        .as_deref()
-        .ok_or_else(|| ApiError::forbidden("this credential belongs to no organization"))
+/// An upload of an authenticated sidecar: its org (sidecar credentials always belong to one),
+/// its credential id, and the body as sent.
+struct Upload {
+    org: String,
+    credential_id: String,
+    gzip: bool,
+    body: Bytes,
 }
 
-fn body_bytes(body: Result<Bytes, BytesRejection>) -> ApiResult<Bytes> {
-    body.map_err(|rejection| {
-        let detail = rejection.body_text();
-        if detail.to_lowercase().contains("length limit") {
-            ApiError::new(StatusCode::PAYLOAD_TOO_LARGE, "payload_too_large", detail)
+impl FromRequest<AppState> for Upload {
+    type Rejection = ApiError;
+
+    async fn from_request(request: Request, state: &AppState) -> ApiResult<Self> {
+        let (mut parts, body) = request.into_parts();
+        let sidecar = SidecarCredential::from_request_parts(&mut parts, state).await?;
+        let org = sidecar
+            .0
+            .org
+            .ok_or_else(|| ApiError::forbidden("this credential belongs to no organization"))?;
+        let gzip = is_gzip(&parts.headers);
+        let body = Bytes::from_request(Request::from_parts(parts, body), state)
+            .await
+            .map_err(|rejection| {
+                let detail = rejection.body_text();
+                if detail.to_lowercase().contains("length limit") {
+                    ApiError::new(StatusCode::PAYLOAD_TOO_LARGE, "payload_too_large", detail)
+                } else {
+                    ApiError::bad_request("invalid_request", detail)
+                }
+            })?;
+        Ok(Upload {
+            org,
+            credential_id: sidecar.0.id,
+            gzip,
+            body,
+        })
+    }
+}
+
+impl Upload {
+    /// The JSON document: gunzipped (within `max_bytes`) when sent with `Content-Encoding:
+    /// gzip`; without it, the body as sent, or `415 gzip_required` if gzip is required.
+    fn json(&self, max_bytes: u64, gzip_required: bool) -> ApiResult<Vec<u8>> {
+        if self.gzip {
+            gunzip_bounded(&self.body, max_bytes)
+        } else if gzip_required {
+            Err(ApiError::new(
+                StatusCode::UNSUPPORTED_MEDIA_TYPE,
+                "gzip_required",
+                "decision-log uploads must be gzip JSON arrays sent with Content-Encoding: gzip",
+            ))
         } else {
-            ApiError::bad_request("invalid_request", detail)
+            Ok(self.body.to_vec())
         }
-    })
+    }
+
+    fn uploader<'a>(&'a self, partition: Option<&'a str>) -> Uploader<'a> {
+        Uploader {
+            credential_id: &self.credential_id,
+            partition,
+        }
+    }
 }
 
 fn is_gzip(headers: &HeaderMap) -> bool {
@@ -63,40 +109,64 @@ fn is_gzip(headers: &HeaderMap) -> bool {
         .any(|v| v.trim().eq_ignore_ascii_case("gzip"))
 }
 
-async fn status_report(
-    State(state): State<AppState>,
-    sidecar: SidecarCredential,
-    headers: HeaderMap,
-    body: Result<Bytes, BytesRejection>,
-) -> ApiResult<Json<Value>> {
-    record_status(&state, &sidecar, None, &headers, body).await
+#[derive(Debug, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct StatusAck {
+    /// The reporting OPA's instance id (`labels.id`).
+    instance_id: String,
 }
 
+/// The answers to a status report.
+#[derive(utoipa::IntoResponses)]
+pub enum StatusReportAnswers {
+    /// Recorded as the instance's latest report.
+    #[response(status = 200)]
+    Recorded(#[to_schema] StatusAck),
+    /// Not a status report (`invalid_json`, `invalid_gzip`, `invalid_request`).
+    #[response(status = 400)]
+    Invalid,
+    /// No valid sidecar credential.
+    #[response(status = 401)]
+    Unauthenticated,
+    /// The credential belongs to no organization.
+    #[response(status = 403)]
+    NoOrganization,
+    /// Too large, before or after decompression.
+    #[response(status = 413)]
+    TooLarge,
+}
+
+#[utoipa::path(post, path = "/status", tag = "fleet",
+    request_body(content = Object, description = "OPA's status report (plain or `Content-Encoding: gzip` JSON)"),
+    security(("sidecar_credential" = [])),
+    responses(StatusReportAnswers))]
+async fn status_report(
+    State(state): State<AppState>,
+    upload: Upload,
+) -> ApiResult<Json<StatusAck>> {
+    record_status(&state, &upload, None).await
+}
+
+#[utoipa::path(post, path = "/status/{*partition}", tag = "fleet",
+    params(("partition" = String, Path, description = "OPA's `partition_name`")),
+    request_body(content = Object, description = "OPA's status report (plain or `Content-Encoding: gzip` JSON)"),
+    security(("sidecar_credential" = [])),
+    responses(StatusReportAnswers))]
 async fn status_report_partition(
     State(state): State<AppState>,
-    sidecar: SidecarCredential,
     Path(partition): Path<String>,
-    headers: HeaderMap,
-    body: Result<Bytes, BytesRejection>,
-) -> ApiResult<Json<Value>> {
-    record_status(&state, &sidecar, Some(&partition), &headers, body).await
+    upload: Upload,
+) -> ApiResult<Json<StatusAck>> {
+    record_status(&state, &upload, Some(&partition)).await
 }
 
 async fn record_status(
     state: &AppState,
-    sidecar: &SidecarCredential,
+    upload: &Upload,
     partition: Option<&str>,
-    headers: &HeaderMap,
-    body: Result<Bytes, BytesRejection>,
-) -> ApiResult<Json<Value>> {
-    let org = sidecar_org(sidecar)?;
-    let body = body_bytes(body)?;
+) -> ApiResult<Json<StatusAck>> {
     let fleet = &state.fleet;
-    let json = if is_gzip(headers) {
-        gunzip_bounded(&body, fleet.config().max_decompressed_bytes)?
-    } else {
-        body.to_vec()
-    };
+    let json = upload.json(fleet.config().max_decompressed_bytes, false)?;
     let value: Value = serde_json::from_slice(&json).map_err(|e| {
         ApiError::bad_request(
             "invalid_json",
@@ -104,92 +174,164 @@ async fn record_status(
         )
     })?;
     let report = parse_status(&value)?;
-    let uploader = Uploader {
-        credential_id: &sidecar.0.id,
-        partition,
-    };
-    fleet.record_status(org, &uploader, &report).await?;
+    let org = &upload.org;
+    fleet
+        .record_status(org, &upload.uploader(partition), &report)
+        .await?;
     fleet.refresh_gauges_soon(org).await?;
-    Ok(Json(json!({"instanceId": report.instance_id})))
+    Ok(Json(StatusAck {
+        instance_id: report.instance_id,
+    }))
 }
 
-async fn decision_logs(
-    State(state): State<AppState>,
-    sidecar: SidecarCredential,
-    headers: HeaderMap,
-    body: Result<Bytes, BytesRejection>,
-) -> ApiResult<Json<Value>> {
-    ingest_logs(&state, &sidecar, None, &headers, body).await
+/// What a decision-log upload did: every event was received; new decision ids were appended
+/// to the org's ledger, ids seen before were not.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct LogsAck {
+    received: usize,
+    appended: usize,
+    duplicates: usize,
 }
 
+/// The answers to a decision-log upload.
+#[derive(utoipa::IntoResponses)]
+pub enum LogUploadAnswers {
+    /// Every new decision is durable in the org's ledger.
+    #[response(status = 200)]
+    Ingested(#[to_schema] LogsAck),
+    /// Not a valid batch (`invalid_gzip`, `invalid_json`, `invalid_request`); nothing was
+    /// written.
+    #[response(status = 400)]
+    Invalid,
+    /// No valid sidecar credential.
+    #[response(status = 401)]
+    Unauthenticated,
+    /// The credential belongs to no organization.
+    #[response(status = 403)]
+    NoOrganization,
+    /// Too large, before or after decompression, or too many events.
+    #[response(status = 413)]
+    TooLarge,
+    /// Not sent with `Content-Encoding: gzip` (`gzip_required`).
+    #[response(status = 415)]
+    GzipRequired,
+}
+
+#[utoipa::path(post, path = "/logs", tag = "fleet",
+    params(("Content-Encoding" = String, Header, description = "Must be `gzip`")),
+    request_body(content = Vec<Object>, description = "A gzip JSON array of OPA decision-log events"),
+    security(("sidecar_credential" = [])),
+    responses(LogUploadAnswers))]
+async fn decision_logs(State(state): State<AppState>, upload: Upload) -> ApiResult<Json<LogsAck>> {
+    ingest_logs(&state, &upload, None).await
+}
+
+#[utoipa::path(post, path = "/logs/{*partition}", tag = "fleet",
+    params(
+        ("partition" = String, Path, description = "OPA's `partition_name`"),
+        ("Content-Encoding" = String, Header, description = "Must be `gzip`"),
+    ),
+    request_body(content = Vec<Object>, description = "A gzip JSON array of OPA decision-log events"),
+    security(("sidecar_credential" = [])),
+    responses(LogUploadAnswers))]
 async fn decision_logs_partition(
     State(state): State<AppState>,
-    sidecar: SidecarCredential,
     Path(partition): Path<String>,
-    headers: HeaderMap,
-    body: Result<Bytes, BytesRejection>,
-) -> ApiResult<Json<Value>> {
-    ingest_logs(&state, &sidecar, Some(&partition), &headers, body).await
+    upload: Upload,
+) -> ApiResult<Json<LogsAck>> {
+    ingest_logs(&state, &upload, Some(&partition)).await
 }
 
 async fn ingest_logs(
     state: &AppState,
-    sidecar: &SidecarCredential,
+    upload: &Upload,
     partition: Option<&str>,
-    headers: &HeaderMap,
-    body: Result<Bytes, BytesRejection>,
-) -> ApiResult<Json<Value>> {
-    let org = sidecar_org(sidecar)?;
-    let body = body_bytes(body)?;
-    if !is_gzip(headers) {
-        return Err(ApiError::new(
-            StatusCode::UNSUPPORTED_MEDIA_TYPE,
-            "gzip_required",
-            "decision-log uploads must be gzip JSON arrays sent with Content-Encoding: gzip",
-        ));
-    }
+) -> ApiResult<Json<LogsAck>> {
     let fleet = &state.fleet;
     let config = fleet.config();
-    let json = gunzip_bounded(&body, config.max_decompressed_bytes)?;
-    let uploader = Uploader {
-        credential_id: &sidecar.0.id,
-        partition,
-    };
+    let json = upload.json(config.max_decompressed_bytes, true)?;
+    let org = &upload.org;
     let batch = parse_batch(
         &json,
-        &uploader,
+        &upload.uploader(partition),
         fleet.input_policy(org),
         config.max_events_per_batch,
     )?;
     let outcome = fleet.ingest(org, batch).await?;
-    Ok(Json(json!({
-        "received": outcome.received,
-        "appended": outcome.appended,
-        "duplicates": outcome.duplicates,
-    })))
+    Ok(Json(LogsAck {
+        received: outcome.received,
+        appended: outcome.appended,
+        duplicates: outcome.duplicates,
+    }))
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, IntoParams)]
 #[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
 struct FleetQuery {
+    /// The organization (the key's own by default; required for the root key).
     org: Option<String>,
 }
 
+/// The fleet of one org: its active bundle versions and every sidecar's latest report.
+#[derive(ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct FleetView {
+    pub organization_id: String,
+    pub active_bundles: Vec<ActiveRevision>,
+    pub summary: FleetSummary,
+    pub sidecars: Vec<SidecarView>,
+}
+
+/// Sidecar counts (drifted counts live sidecars only).
+#[derive(ToSchema)]
+pub struct FleetSummary {
+    pub sidecars: u64,
+    pub live: u64,
+    pub drifted: u64,
+    pub stale: u64,
+}
+
+/// One sidecar's latest status report and its drift.
+#[derive(ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct SidecarView {
+    pub instance_id: String,
+    pub opa_version: Option<String>,
+    pub labels: BTreeMap<String, Value>,
+    pub partition: Option<String>,
+    pub credential_id: String,
+    pub first_seen: String,
+    pub last_contact: String,
+    /// No report within `[fleet] stale_after_secs`.
+    pub stale: bool,
+    /// Bundle name → the `active_revision` it reported.
+    pub active_revisions: BTreeMap<String, Value>,
+    pub drift: bool,
+    pub drift_reasons: Vec<String>,
+    /// Per reported bundle: its summary plus `expected_revision`, `expected_version`, `in_sync`.
+    pub bundles: Vec<BTreeMap<String, Value>>,
+    /// Plugin name → state.
+    pub plugins: BTreeMap<String, Value>,
+}
+
+#[utoipa::path(get, path = "/api/v1/enforcement/fleet", tag = "fleet",
+    params(FleetQuery),
+    security(("admin_key" = [])),
+    responses(
+        (status = 200, description = "The org's sidecars, their drift and staleness", body = FleetView),
+        (status = 400, description = "No organization given to the root key, or an unknown query parameter"),
+        (status = 401, description = "No valid admin key"),
+        (status = 404, description = "The organization is not visible to this key"),
+    ))]
 async fn fleet_view(
     State(state): State<AppState>,
     admin: AdminKey,
     QueryParams(query): QueryParams<FleetQuery>,
 ) -> ApiResult<Json<Value>> {
-    let org = match (query.org, &admin.0.org) {
-        (Some(org), _) => org,
-        (None, Some(own)) => own.clone(),
-        (None, None) => {
-            return Err(ApiError::bad_request(
-                "invalid_request",
-                "give ?org=<organization>",
-            ))
-        }
-    };
-    admin.authorize_read(&org, "organization")?;
+    let org = super::org_scope(&admin, query.org, |org| {
+        admin.authorize_read(org, "organization")
+    })?
+    .ok_or_else(|| ApiError::bad_request("invalid_request", "give ?org=<organization>"))?;
     Ok(Json(state.fleet.view(&org).await?))
 }

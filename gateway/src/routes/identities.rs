@@ -11,108 +11,146 @@
 
 use axum::extract::State;
 use axum::http::StatusCode;
-use axum::routing::{get, post};
-use axum::{Json, Router};
-use serde::Deserialize;
-use serde_json::{json, Value};
+use axum::Json;
+use serde::{Deserialize, Serialize};
+use utoipa::{IntoParams, ToSchema};
+use utoipa_axum::{router::OpenApiRouter, routes};
 
 use crate::api_error::{ApiError, ApiResult};
 use crate::auth::AdminKey;
 use crate::extract::{JsonBody, QueryParams};
-use crate::identities::KeyRequest;
+use crate::identities::{KeyRequest, NewKeyView, PinView};
 use crate::state::AppState;
 
-pub fn router() -> Router<AppState> {
-    Router::new()
-        .route("/api/v1/enforcement/identities", get(list).post(create))
-        .route("/api/v1/enforcement/identities/rotate", post(rotate))
-        .route("/api/v1/enforcement/identities/revoke", post(revoke))
+pub fn router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(list_identities, create_identity))
+        .routes(routes!(rotate_identity))
+        .routes(routes!(revoke_identity))
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, ToSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
-struct CreateBody {
+struct PinCreate {
     organization_id: String,
     ans_id: String,
+    /// `hmac-sha256` (default: sck generates the secret) or `ed25519` (with `publicKey`).
     #[serde(default)]
     scheme: Option<String>,
+    /// Base64 Ed25519 public key.
     #[serde(default)]
     public_key: Option<String>,
 }
 
-async fn create(
+/// A pin with the key just added to it (an HMAC `secret` is shown this once).
+#[derive(Serialize, ToSchema)]
+struct PinWithNewKey {
+    identity: PinView,
+    key: NewKeyView,
+}
+
+#[utoipa::path(post, path = "/api/v1/enforcement/identities", tag = "identities",
+    request_body = PinCreate,
+    security(("admin_key" = [])),
+    responses(
+        (status = 201, description = "The pin and its first key", body = PinWithNewKey),
+        (status = 400, description = "Malformed request, ANS ID, scheme or public key"),
+        (status = 401, description = "No valid admin key"),
+        (status = 403, description = "The key may not act on this organization"),
+        (status = 404, description = "No such organization"),
+        (status = 409, description = "The ANS ID is pinned already"),
+    ))]
+async fn create_identity(
     State(state): State<AppState>,
     admin: AdminKey,
-    JsonBody(body): JsonBody<CreateBody>,
-) -> ApiResult<(StatusCode, Json<Value>)> {
+    JsonBody(body): JsonBody<PinCreate>,
+) -> ApiResult<(StatusCode, Json<PinWithNewKey>)> {
     admin.authorize_org(&body.organization_id)?;
-    if !state
-        .lifecycle
-        .registry
-        .org_exists(&body.organization_id)
-        .await?
-    {
-        return Err(ApiError::not_found(format!(
-            "organization {} not found",
-            body.organization_id
-        )));
-    }
+    super::require_org(&state, &body.organization_id).await?;
     let key = KeyRequest::parse(body.scheme.as_deref(), body.public_key.as_deref())?;
-    let (pin, key) = state
+    let (identity, key) = state
         .xsck
         .identities
         .create(&body.organization_id, &body.ans_id, &key, admin.actor())
         .await?;
-    Ok((
-        StatusCode::CREATED,
-        Json(json!({"identity": pin, "key": key})),
-    ))
+    Ok((StatusCode::CREATED, Json(PinWithNewKey { identity, key })))
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, IntoParams)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
 struct ListQuery {
+    /// The organization (the key's own by default; every org for the root key).
     #[serde(default)]
     organization_id: Option<String>,
 }
 
-async fn list(
+#[derive(Serialize, ToSchema)]
+struct PinList {
+    identities: Vec<PinView>,
+}
+
+#[utoipa::path(get, path = "/api/v1/enforcement/identities", tag = "identities",
+    params(ListQuery),
+    security(("admin_key" = [])),
+    responses(
+        (status = 200, description = "The pins (no secrets)", body = PinList),
+        (status = 400, description = "Unknown query parameter"),
+        (status = 401, description = "No valid admin key"),
+        (status = 404, description = "The organization is not visible to this key"),
+    ))]
+async fn list_identities(
     State(state): State<AppState>,
     admin: AdminKey,
     QueryParams(query): QueryParams<ListQuery>,
-) -> ApiResult<Json<Value>> {
-    let org = match (&query.organization_id, &admin.0.org) {
-        (Some(org), _) => {
-            admin.authorize_read(org, "organization")?;
-            Some(org.as_str())
-        }
-        (None, own) => own.as_deref(),
-    };
-    let pins = state.xsck.identities.list(org).await?;
-    Ok(Json(json!({"identities": pins})))
+) -> ApiResult<Json<PinList>> {
+    let org = super::org_scope(&admin, query.organization_id, |org| {
+        admin.authorize_read(org, "organization")
+    })?;
+    let identities = state.xsck.identities.list(org.as_deref()).await?;
+    Ok(Json(PinList { identities }))
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, ToSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
-struct RotateBody {
+struct PinRotate {
     organization_id: String,
     ans_id: String,
     #[serde(default)]
     scheme: Option<String>,
     #[serde(default)]
     public_key: Option<String>,
+    /// The live key to retire (the oldest when two are live and none is named).
     #[serde(default)]
     retire_key_id: Option<String>,
 }
 
-async fn rotate(
+/// A pin after a rotation: the key just added and the key ids retired.
+#[derive(Serialize, ToSchema)]
+struct Rotated {
+    identity: PinView,
+    key: NewKeyView,
+    retired: Vec<String>,
+}
+
+#[utoipa::path(post, path = "/api/v1/enforcement/identities/rotate", tag = "identities",
+    request_body = PinRotate,
+    security(("admin_key" = [])),
+    responses(
+        (status = 200, description = "The new key (an HMAC secret shown this once)", body = Rotated),
+        (status = 400, description = "Malformed request, scheme or public key"),
+        (status = 401, description = "No valid admin key"),
+        (status = 403, description = "The key may not act on this organization"),
+        (status = 404, description = "No live pin with this ANS ID, or `retireKeyId` is not one of its live keys"),
+    ))]
+async fn rotate_identity(
     State(state): State<AppState>,
     admin: AdminKey,
-    JsonBody(body): JsonBody<RotateBody>,
-) -> ApiResult<Json<Value>> {
+    JsonBody(body): JsonBody<PinRotate>,
+) -> ApiResult<Json<Rotated>> {
     admin.authorize_org(&body.organization_id)?;
     let key = KeyRequest::parse(body.scheme.as_deref(), body.public_key.as_deref())?;
-    let (pin, key, retired) = state
+    let (identity, key, retired) = state
         .xsck
         .identities
         .rotate(
@@ -123,25 +161,43 @@ async fn rotate(
             admin.actor(),
         )
         .await?;
-    Ok(Json(
-        json!({"identity": pin, "key": key, "retired": retired}),
-    ))
+    Ok(Json(Rotated {
+        identity,
+        key,
+        retired,
+    }))
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, ToSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
-struct RevokeBody {
+struct PinRevoke {
     organization_id: String,
     ans_id: String,
+    /// Up to 512 bytes (`unspecified` when absent).
     #[serde(default)]
     reason: Option<String>,
 }
 
-async fn revoke(
+#[derive(Serialize, ToSchema)]
+struct RevokedPin {
+    identity: PinView,
+}
+
+#[utoipa::path(post, path = "/api/v1/enforcement/identities/revoke", tag = "identities",
+    request_body = PinRevoke,
+    security(("admin_key" = [])),
+    responses(
+        (status = 200, description = "The revoked pin (its calls are refused from now on)", body = RevokedPin),
+        (status = 400, description = "Malformed request or a reason over 512 bytes"),
+        (status = 401, description = "No valid admin key"),
+        (status = 403, description = "The key may not act on this organization"),
+        (status = 404, description = "No live pin with this ANS ID"),
+    ))]
+async fn revoke_identity(
     State(state): State<AppState>,
     admin: AdminKey,
-    JsonBody(body): JsonBody<RevokeBody>,
-) -> ApiResult<Json<Value>> {
+    JsonBody(body): JsonBody<PinRevoke>,
+) -> ApiResult<Json<RevokedPin>> {
     admin.authorize_org(&body.organization_id)?;
     let reason = body.reason.as_deref().unwrap_or("unspecified");
     if reason.len() > 512 {
@@ -150,10 +206,10 @@ async fn revoke(
             "reason is limited to 512 bytes",
         ));
     }
-    let pin = state
+    let identity = state
         .xsck
         .identities
         .revoke(&body.organization_id, &body.ans_id, reason, admin.actor())
         .await?;
-    Ok(Json(json!({"identity": pin})))
+    Ok(Json(RevokedPin { identity }))
 }

@@ -1,4 +1,8 @@
 //! HTTP routes, one module per area. Handlers stay small: extract, call a service, answer.
+//!
+//! Every route is registered through `utoipa_axum::routes!` from a handler annotated with
+//! `#[utoipa::path]`, so each module's router carries the OpenAPI operations of exactly the
+//! routes it serves; [`documented`] gathers them for `/openapi.json` (`crate::openapi`).
 
 pub mod bundle_service;
 pub mod bundles;
@@ -10,3 +14,47 @@ pub mod ledger;
 pub mod ops;
 pub mod tokens;
 pub mod verify;
+
+use utoipa_axum::router::OpenApiRouter;
+
+use crate::api_error::{ApiError, ApiResult};
+use crate::auth::AdminKey;
+use crate::state::AppState;
+
+/// The routes of every module `server::app` merges, with their OpenAPI operations (the
+/// OpenAPI contract test checks that both name the same modules).
+pub fn documented() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .merge(bundles::router())
+        .merge(credentials::router())
+        .merge(ops::router())
+        .merge(tokens::router())
+        .merge(decide::router())
+        .merge(fleet::router())
+        .merge(identities::router())
+        .merge(verify::routes())
+        .merge(ledger::router())
+        .merge(bundle_service::router())
+}
+
+/// `404` unless organization `org` exists (after the caller's key was authorized for it).
+async fn require_org(state: &AppState, org: &str) -> ApiResult<()> {
+    if state.lifecycle.registry.org_exists(org).await? {
+        Ok(())
+    } else {
+        Err(ApiError::not_found(format!("organization {org} not found")))
+    }
+}
+
+/// The org a listing or view covers: the requested one if `authorize` allows it, else the
+/// key's own org (`None` for the root key without a request: every org).
+fn org_scope(
+    admin: &AdminKey,
+    requested: Option<String>,
+    authorize: impl FnOnce(&str) -> ApiResult<()>,
+) -> ApiResult<Option<String>> {
+    match requested {
+        Some(org) => authorize(&org).map(|()| Some(org)),
+        None => Ok(admin.0.org.clone()),
+    }
+}

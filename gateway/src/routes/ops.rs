@@ -5,25 +5,53 @@
 use axum::extract::State;
 use axum::http::{header, StatusCode};
 use axum::response::IntoResponse;
-use axum::routing::get;
-use axum::{Json, Router};
-use serde_json::json;
+use axum::Json;
+use serde::Serialize;
+use utoipa::ToSchema;
+use utoipa_axum::{router::OpenApiRouter, routes};
 
+use crate::signers::SignerInfo;
 use crate::state::AppState;
 
-pub fn router() -> Router<AppState> {
-    Router::new()
-        .route("/health", get(health))
-        .route("/ready", get(ready))
-        .route("/metrics", get(metrics_text))
-        .route("/api/v1/enforcement/signers", get(signers))
+pub fn router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(health))
+        .routes(routes!(ready))
+        .routes(routes!(metrics))
+        .routes(routes!(list_signers))
 }
 
-async fn health() -> impl IntoResponse {
-    Json(json!({"status": "ok"}))
+#[derive(Debug, Serialize, ToSchema)]
+struct Health {
+    /// Always `ok`.
+    status: &'static str,
 }
 
-async fn ready(State(state): State<AppState>) -> impl IntoResponse {
+#[utoipa::path(get, path = "/health", tag = "ops",
+    responses((status = 200, description = "The process is up", body = Health)))]
+async fn health() -> Json<Health> {
+    Json(Health { status: "ok" })
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+struct Readiness {
+    /// `ready` or `not_ready`.
+    status: &'static str,
+    checks: ReadinessChecks,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+struct ReadinessChecks {
+    database: bool,
+    default_bundle_active: bool,
+}
+
+#[utoipa::path(get, path = "/ready", tag = "ops",
+    responses(
+        (status = 200, description = "Ready to serve decisions", body = Readiness),
+        (status = 503, description = "Not ready; `checks` says why", body = Readiness),
+    ))]
+async fn ready(State(state): State<AppState>) -> (StatusCode, Json<Readiness>) {
     let registry = &state.lifecycle.registry;
     let database = registry.is_empty().await.is_ok();
     let bundles = &state.config.bundles;
@@ -42,20 +70,35 @@ async fn ready(State(state): State<AppState>) -> impl IntoResponse {
     };
     (
         status,
-        Json(json!({
-            "status": if ready { "ready" } else { "not_ready" },
-            "checks": {"database": database, "default_bundle_active": bundle},
-        })),
+        Json(Readiness {
+            status: if ready { "ready" } else { "not_ready" },
+            checks: ReadinessChecks {
+                database,
+                default_bundle_active: bundle,
+            },
+        }),
     )
 }
 
-async fn metrics_text(State(state): State<AppState>) -> impl IntoResponse {
+#[utoipa::path(get, path = "/metrics", tag = "ops",
+    responses((status = 200, description = "Prometheus text exposition format",
+        body = String, content_type = "text/plain")))]
+async fn metrics(State(state): State<AppState>) -> impl IntoResponse {
     (
         [(header::CONTENT_TYPE, "text/plain; version=0.0.4")],
         state.metrics.render(),
     )
 }
 
-async fn signers(State(state): State<AppState>) -> impl IntoResponse {
-    Json(json!({"signers": state.lifecycle.signers.infos()}))
+#[derive(Debug, Serialize, ToSchema)]
+struct SignerList {
+    signers: Vec<SignerInfo>,
+}
+
+#[utoipa::path(get, path = "/api/v1/enforcement/signers", tag = "ops",
+    responses((status = 200, description = "The bundle signers and their public keys", body = SignerList)))]
+async fn list_signers(State(state): State<AppState>) -> Json<SignerList> {
+    Json(SignerList {
+        signers: state.lifecycle.signers.infos(),
+    })
 }

@@ -7,23 +7,42 @@
 use axum::body::Bytes;
 use axum::extract::State;
 use axum::http::{Method, Uri};
-use axum::response::{IntoResponse, Response};
-use axum::routing::post;
-use axum::{Json, Router};
-use serde_json::{json, Value};
+use axum::response::Response;
+use axum::Router;
+use utoipa_axum::{router::OpenApiRouter, routes};
 
 use crate::api_error::ApiError;
-use crate::decisions::{DecisionService, Principal};
-use crate::routes::decide::{facts, parse_body, rate_limited, unix_now};
+use crate::decisions::respond::{self, DecisionAnswer, DecisionRequest};
+use crate::decisions::Principal;
 use crate::state::AppState;
 use crate::xsck::layer::{require_signed_caller, SignedCaller};
 
-/// The verify route, behind the X-SCK layer of `state`.
-pub fn router(state: &AppState) -> Router<AppState> {
-    let routes = Router::new().route("/api/v1/enforcement/verify", post(verify));
-    require_signed_caller(routes, state.xsck.clone())
+/// The verify route with its OpenAPI operation (without the X-SCK layer).
+pub fn routes() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new().routes(routes!(verify))
 }
 
+/// The verify route, behind the X-SCK layer of `state`.
+pub fn router(state: &AppState) -> Router<AppState> {
+    require_signed_caller(routes().into(), state.xsck.clone())
+}
+
+#[utoipa::path(post, path = "/api/v1/enforcement/verify", tag = "decisions",
+    request_body = DecisionRequest,
+    params(
+        ("X-SCK-Timestamp" = String, Header, description = "Unix seconds or RFC 3339"),
+        ("X-SCK-ANS-ID" = String, Header, description = "The caller's pinned ANS ID"),
+        ("X-SCK-Organization" = String, Header, description = "The caller's organization"),
+        ("X-SCK-Nonce" = Option<String>, Header, description = "Single-use nonce"),
+    ),
+    security(("xsck_signature" = [])),
+    responses(
+        (status = 200, description = "The decision with the verified `caller`, durable in the ledger", body = DecisionAnswer),
+        (status = 400, description = "Missing, duplicate or malformed X-SCK headers, or not a decision request"),
+        (status = 401, description = "Refused signature: skew, unknown or revoked identity, org mismatch, bad signature, replayed nonce (the `code` says which)"),
+        (status = 413, description = "The signed body is over the X-SCK limit"),
+        (status = 429, description = "Rate limited; `Retry-After` says when to retry"),
+    ))]
 async fn verify(
     State(state): State<AppState>,
     SignedCaller(caller): SignedCaller,
@@ -31,37 +50,6 @@ async fn verify(
     uri: Uri,
     body: Bytes,
 ) -> Result<Response, ApiError> {
-    let decisions = &state.decisions;
-    if let Err(limited) = decisions.limits.check(&caller.org, &caller.ans_id) {
-        return Ok(rate_limited(limited));
-    }
-    let request = parse_body(&body)?;
-    let Some(fields) = request.as_object() else {
-        return Err(ApiError::bad_request(
-            "invalid_request",
-            "body must be a JSON object {action, resource, context}",
-        ));
-    };
-    if !fields.get("action").is_some_and(Value::is_string) {
-        return Err(ApiError::bad_request(
-            "invalid_request",
-            "action must be a string",
-        ));
-    }
-    if let Some(unknown) = fields
-        .keys()
-        .find(|k| !matches!(k.as_str(), "action" | "resource" | "context"))
-    {
-        return Err(ApiError::bad_request(
-            "invalid_request",
-            format!("unknown field {unknown:?}: policies see only action, resource, context and verified facts"),
-        ));
-    }
-    let facts = facts(&method, &uri, &body);
     let principal = Principal::Caller(&caller);
-    let input = DecisionService::input(&request, principal, &facts, unix_now());
-    let (record, _) = decisions.decide(input, principal, &facts, None).await?;
-    let mut answer = json!(record);
-    answer["caller"] = json!(caller);
-    Ok(Json(answer).into_response())
+    respond::decide_and_answer(&state.decisions, principal, &method, &uri, &body).await
 }

@@ -13,7 +13,7 @@ use crate::api_error::{ApiError, ApiResult};
 use crate::db::{new_id, with_pool};
 
 /// A token issuer of one org.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct Issuer {
     pub id: String,
@@ -26,7 +26,7 @@ pub struct Issuer {
 }
 
 /// TTL settings of one org.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct OrgTokenSettings {
     pub default_ttl_seconds: i64,

@@ -32,7 +32,7 @@ use sqlx::Row;
 use crate::db::with_pool;
 
 /// Lifecycle state of a signing key.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum KeyState {
     /// Published, not yet signing.
@@ -68,7 +68,7 @@ impl KeyState {
 }
 
 /// What an admin may see about a key (no key material beyond the public `x`).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct KeyRecord {
     pub kid: String,
@@ -106,7 +106,7 @@ pub(crate) struct Ring {
 }
 
 /// What a rotation changed (key ids only).
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct Rotation {
     pub activated: String,

@@ -130,7 +130,7 @@ impl TokenSettings {
 }
 
 /// A request to issue a token (field names as in `gateway.md`).
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct IssueRequest {
     pub organization_id: String,
@@ -146,7 +146,7 @@ pub struct IssueRequest {
 }
 
 /// An issued token and what it grants.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct IssuedToken {
     pub token: String,

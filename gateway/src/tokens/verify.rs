@@ -57,7 +57,7 @@ pub fn acr_for(loa: u8) -> String {
 }
 
 /// A token that passed [`Verifier::verify`]: the facts a policy may rely on (`input.token`).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 pub struct VerifiedToken {
     pub jti: String,
     pub sub: String,
