@@ -107,3 +107,65 @@ impl FromRequestParts<AppState> for SidecarCredential {
             .map(SidecarCredential)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use axum::http::{header::AUTHORIZATION, HeaderValue, Request};
+    use proptest::prelude::*;
+
+    use super::*;
+
+    fn parts(value: &[u8]) -> Option<Parts> {
+        let value = HeaderValue::from_bytes(value).ok()?;
+        let (mut parts, ()) = Request::new(()).into_parts();
+        parts.headers.insert(AUTHORIZATION, value);
+        Some(parts)
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig { cases: 1000, ..ProptestConfig::default() })]
+
+        /// Any header value: a trimmed, non-empty credential after a case-insensitive
+        /// `Bearer `, or a 401 `unauthorized` — never a panic.
+        #[test]
+        fn any_authorization_header_is_a_credential_or_a_401(
+            value in prop_oneof![
+                proptest::collection::vec(any::<u8>(), 0..200),
+                "(?i)(bearer|basic|bearerx)?[ \t]{0,3}[!-~ ]{0,40}".prop_map(String::into_bytes),
+            ],
+        ) {
+            let Some(parts) = parts(&value) else {
+                return Ok(()); // not a header value http accepts: never reaches sck
+            };
+            match bearer(&parts) {
+                Ok(token) => {
+                    let text = std::str::from_utf8(&value).unwrap();
+                    let (scheme, rest) = text.split_once(' ').unwrap();
+                    prop_assert!(scheme.eq_ignore_ascii_case("bearer"));
+                    prop_assert_eq!(token, rest.trim());
+                    prop_assert!(!token.is_empty());
+                }
+                Err(e) => {
+                    prop_assert_eq!(e.status, axum::http::StatusCode::UNAUTHORIZED);
+                    prop_assert_eq!(e.code, "unauthorized");
+                }
+            }
+        }
+
+        #[test]
+        fn a_bearer_credential_is_read_back(
+            scheme in "(?i)bearer",
+            spaces in " {1,3}",
+            secret in "[!-~]{1,100}",
+        ) {
+            let parts = parts(format!("{scheme}{spaces}{secret}").as_bytes()).unwrap();
+            prop_assert_eq!(bearer(&parts).unwrap(), secret.as_str());
+        }
+    }
+
+    #[test]
+    fn a_missing_header_is_a_401() {
+        let (parts, ()) = Request::new(()).into_parts();
+        assert_eq!(bearer(&parts).unwrap_err().code, "unauthorized");
+    }
+}

@@ -566,4 +566,151 @@ mod tests {
             prop_assert!(verify(f, &Verifier::default(), &mutated).is_err());
         }
     }
+
+    /// A refusal of caller input is a 401 with a code, never a server error.
+    fn refused(result: Result<VerifiedToken, ApiError>) -> Result<(), TestCaseError> {
+        match result {
+            Ok(v) => Err(TestCaseError::fail(format!("verified: {v:?}"))),
+            Err(e) => {
+                prop_assert_eq!(e.status, StatusCode::UNAUTHORIZED, "{}", e);
+                prop_assert!(!e.code.is_empty());
+                Ok(())
+            }
+        }
+    }
+
+    fn claim_value() -> impl Strategy<Value = serde_json::Value> {
+        prop_oneof![
+            any::<i64>().prop_map(serde_json::Value::from),
+            Just(serde_json::json!(i64::MAX)),
+            Just(serde_json::json!(1e300)),
+            Just(serde_json::json!(4)),
+            Just(serde_json::json!("urn:sck:loa:4")),
+            Just(serde_json::json!("https://sck.test")),
+            Just(serde_json::json!("mcp:invoke admin:*")),
+            "\\PC{0,20}".prop_map(serde_json::Value::from),
+            Just(serde_json::Value::Null),
+            Just(serde_json::json!([])),
+            Just(serde_json::json!({"nested": true})),
+        ]
+    }
+
+    /// How a real token's text is taken apart and put together again.
+    #[derive(Debug, Clone)]
+    enum Structure {
+        DropSegment(prop::sample::Index),
+        DuplicateSegment(prop::sample::Index),
+        SwapSegments,
+        /// The signature of the same claims signed with the other algorithm's key.
+        TransplantSignature,
+        /// The header of the other algorithm's token (alg/kid swap) with this signature.
+        TransplantHeader,
+        Padding(prop::sample::Index),
+        StandardAlphabet,
+        Repeat,
+        Surround(&'static str),
+    }
+
+    fn structure() -> impl Strategy<Value = Structure> {
+        prop_oneof![
+            any::<prop::sample::Index>().prop_map(Structure::DropSegment),
+            any::<prop::sample::Index>().prop_map(Structure::DuplicateSegment),
+            Just(Structure::SwapSegments),
+            Just(Structure::TransplantSignature),
+            Just(Structure::TransplantHeader),
+            any::<prop::sample::Index>().prop_map(Structure::Padding),
+            Just(Structure::StandardAlphabet),
+            Just(Structure::Repeat),
+            prop::sample::select(vec![" ", "\t", "\n", "Bearer ", ".", "\0"])
+                .prop_map(Structure::Surround),
+        ]
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig { cases: 256, ..ProptestConfig::default() })]
+
+        /// Any claim changed, added or removed (re-encoded, original signature): refused
+        /// with a 401, whichever algorithm signed it.
+        #[test]
+        fn re_encoded_claims_never_verify_under_the_original_signature(
+            field in prop::sample::select(vec![
+                "iss", "sub", "aud", "jti", "iat", "nbf", "exp", "client_id", "org", "loa",
+                "acr", "scope", "artifact_id", "artifact_type", "extra",
+            ]),
+            value in claim_value(),
+            remove in any::<bool>(),
+            hs256 in any::<bool>(),
+        ) {
+            let f = fixture();
+            let token = sign(f, hs256, &claims("payload", 600));
+            let parts: Vec<&str> = token.split('.').collect();
+            let original: serde_json::Value =
+                serde_json::from_slice(&URL_SAFE_NO_PAD.decode(parts[1]).unwrap()).unwrap();
+            let mut payload = original.clone();
+            if remove {
+                payload.as_object_mut().unwrap().remove(field);
+            } else {
+                payload[field] = value;
+            }
+            prop_assume!(payload != original);
+            let forged = format!(
+                "{}.{}.{}",
+                parts[0],
+                URL_SAFE_NO_PAD.encode(payload.to_string()),
+                parts[2]
+            );
+            refused(verify(f, &Verifier::default(), &forged))?;
+        }
+
+        /// Segments dropped, duplicated, swapped, moved between an EdDSA and an HS256 token of
+        /// the same claims, padded, re-encoded, repeated or surrounded: never verifies, 401.
+        #[test]
+        fn structural_mutations_of_real_tokens_never_verify(
+            op in structure(),
+            hs256 in any::<bool>(),
+        ) {
+            let f = fixture();
+            let claims = claims("structure", 600);
+            let token = sign(f, hs256, &claims);
+            let other = sign(f, !hs256, &claims);
+            let mut parts: Vec<String> = token.split('.').map(str::to_owned).collect();
+            let theirs: Vec<&str> = other.split('.').collect();
+            let mutated = match op {
+                Structure::DropSegment(i) => {
+                    parts.remove(i.index(3));
+                    parts.join(".")
+                }
+                Structure::DuplicateSegment(i) => {
+                    let at = i.index(3);
+                    parts.insert(at, parts[at].clone());
+                    parts.join(".")
+                }
+                Structure::SwapSegments => format!("{}.{}.{}", parts[1], parts[0], parts[2]),
+                Structure::TransplantSignature => format!("{}.{}.{}", parts[0], parts[1], theirs[2]),
+                Structure::TransplantHeader => format!("{}.{}.{}", theirs[0], parts[1], parts[2]),
+                Structure::Padding(i) => {
+                    parts[i.index(3)].push('=');
+                    parts.join(".")
+                }
+                Structure::StandardAlphabet => token.replace('-', "+").replace('_', "/"),
+                Structure::Repeat => format!("{token}{token}"),
+                Structure::Surround(s) => format!("{s}{token}{s}"),
+            };
+            prop_assume!(mutated != token);
+            refused(verify(f, &Verifier::default(), &mutated))?;
+        }
+
+        /// Arbitrary bytes (as text), including oversized ones: a 401, never anything else.
+        #[test]
+        fn arbitrary_text_is_refused_with_401(
+            text in prop_oneof![
+                "\\PC{0,300}",
+                "[A-Za-z0-9_.=-]{0,400}",
+                Just("a".repeat(MAX_TOKEN_BYTES + 1)),
+                Just(format!("{}.{}.{}", "e".repeat(3000), "e".repeat(3000), "e".repeat(3000))),
+            ],
+        ) {
+            refused(verify(fixture(), &Verifier::default(), &text))?;
+        }
+    }
 }

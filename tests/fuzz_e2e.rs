@@ -1,0 +1,1044 @@
+//! Fuzz-style properties of the whole HTTP surface, against one real `sck serve` (SQLite).
+//!
+//! proptest generates requests for every route (and for paths no route has): hostile path
+//! segments (percent-encoded garbage, `..`, huge numbers, 4 KB names), random query strings
+//! (repeated keys, broken percent-encoding), random `Authorization` headers (none, the right
+//! credential, real credentials of the wrong kind, mutated ones, other schemes, raw bytes,
+//! oversized tokens), content types and encodings, X-SCK headers, `Prefer`/`If-None-Match`,
+//! and bodies aimed at each route's request type: hostile or plausible field values, foreign
+//! fields, truncation and byte damage, deep nesting, huge numbers, invalid UTF-8, SQL-looking
+//! strings, random bytes. For every request:
+//!
+//! - the status is never 5xx (the database is up, so not even 503);
+//! - every 4xx is an `application/problem+json` body whose `status` is the HTTP status and
+//!   whose `code` is a non-empty string;
+//! - a refused request changed nothing: the bundle list, identities, issuers and the sizes of
+//!   the `default` and `system` ledgers are as before (the only entries that may appear are
+//!   the `upstream.rejected` records the X-SCK pipeline keeps of every refused signed call, and
+//!   the server's own maintenance, `actor: system`);
+//!
+//! and afterwards the server is healthy, ready and deciding. Failures print the minimal
+//! request as sent. `PROPTEST_CASES` overrides the case count; `PROPTEST_RNG_SEED` replays a
+//! run. Only requests that are valid HTTP are generated (hyper refuses the rest before sck
+//! sees them). Methods a path does not allow and path parameters that are not UTF-8 or not
+//! numbers are in the second, ignored test: see its comment.
+//!
+//! Library-level properties of the same parsers live next to them: bundle reader and
+//! canonical JSON (`bundler/tests/fuzz.rs`, `bundler/tests/properties.rs`), export reader
+//! (`ledger/tests/fuzz_export.rs`, `ledger/tests/export_verify.rs`), gateway tokens
+//! (`gateway/src/tokens/verify.rs`), X-SCK headers (`gateway/src/xsck/canonical.rs`), bearer
+//! credentials (`gateway/src/auth.rs`), decision-log and status bodies (`gateway/src/fleet/`)
+//! and configuration (`gateway/src/config.rs`).
+
+mod support;
+
+use std::io::{Read, Write};
+use std::time::Duration;
+
+use proptest::prelude::*;
+use proptest::test_runner::{Config, TestCaseError, TestRunner};
+use serde_json::{json, Value};
+use support::{get, post_json, Server};
+
+const API: &str = "/api/v1/enforcement";
+
+/// Every route the server serves, as (method, path template).
+const ROUTES: &[(&str, &str)] = &[
+    ("GET", "/health"),
+    ("GET", "/ready"),
+    ("GET", "/metrics"),
+    ("GET", "/openapi.json"),
+    ("GET", "/.well-known/jwks.json"),
+    ("GET", "/api/v1/enforcement/signers"),
+    ("GET", "/api/v1/enforcement/bundles"),
+    ("GET", "/api/v1/enforcement/bundles/{id}"),
+    ("POST", "/api/v1/enforcement/bundles/compile"),
+    ("POST", "/api/v1/enforcement/bundles/publish"),
+    ("POST", "/api/v1/enforcement/bundles/activate"),
+    ("POST", "/api/v1/enforcement/bundles/revoke"),
+    ("POST", "/api/v1/enforcement/orgs"),
+    ("POST", "/api/v1/enforcement/credentials"),
+    ("POST", "/api/v1/enforcement/decide"),
+    ("POST", "/v1/data/{*path}"),
+    ("POST", "/status"),
+    ("POST", "/status/{*path}"),
+    ("POST", "/logs"),
+    ("POST", "/logs/{*path}"),
+    ("GET", "/api/v1/enforcement/fleet"),
+    ("GET", "/api/v1/enforcement/identities"),
+    ("POST", "/api/v1/enforcement/identities"),
+    ("POST", "/api/v1/enforcement/identities/rotate"),
+    ("POST", "/api/v1/enforcement/identities/revoke"),
+    ("POST", "/api/v1/enforcement/verify"),
+    ("POST", "/api/v1/enforcement/tokens/issue"),
+    ("POST", "/api/v1/enforcement/tokens/introspect"),
+    ("POST", "/api/v1/enforcement/tokens/revoke"),
+    ("GET", "/api/v1/enforcement/tokens/issuers"),
+    ("POST", "/api/v1/enforcement/tokens/issuers"),
+    ("GET", "/api/v1/enforcement/tokens/settings"),
+    ("POST", "/api/v1/enforcement/tokens/settings"),
+    ("GET", "/api/v1/enforcement/tokens/keys"),
+    ("POST", "/api/v1/enforcement/tokens/keys/rotate"),
+    ("GET", "/api/v1/enforcement/tokens/current"),
+    ("GET", "/api/v1/ledger/{org}/entries"),
+    ("GET", "/api/v1/ledger/{org}/entries/{seq}"),
+    ("GET", "/api/v1/ledger/{org}/checkpoint"),
+    ("GET", "/api/v1/ledger/{org}/checkpoints"),
+    ("GET", "/api/v1/ledger/{org}/proof/inclusion"),
+    ("GET", "/api/v1/ledger/{org}/proof/consistency"),
+    ("GET", "/api/v1/ledger/{org}/export"),
+    ("GET", "/api/v1/ledger/{org}/keys"),
+    ("GET", "/bundles/{org}/{file}"),
+    ("GET", "/bundles/{org}/sha256/{file}"),
+];
+
+/// The fields of each route's request body (by path prefix, most specific first): generated
+/// bodies mostly use them, so that requests get past "unknown field" into the handlers.
+const BODY_FIELDS: &[(&str, &[&str])] = &[
+    (
+        "/api/v1/enforcement/bundles/compile",
+        &[
+            "organizationId",
+            "name",
+            "version",
+            "revision",
+            "files",
+            "tarball",
+        ],
+    ),
+    (
+        "/api/v1/enforcement/bundles/publish",
+        &["bundleId", "signerId"],
+    ),
+    (
+        "/api/v1/enforcement/bundles/activate",
+        &["bundleId", "rollback"],
+    ),
+    (
+        "/api/v1/enforcement/bundles/revoke",
+        &["bundleId", "reason", "rollbackTo", "allowNoActive"],
+    ),
+    ("/api/v1/enforcement/orgs", &["organizationId"]),
+    (
+        "/api/v1/enforcement/credentials",
+        &["organizationId", "kind"],
+    ),
+    (
+        "/api/v1/enforcement/decide",
+        &["action", "resource", "context"],
+    ),
+    (
+        "/api/v1/enforcement/verify",
+        &["action", "resource", "context"],
+    ),
+    ("/v1/data", &["input"]),
+    (
+        "/api/v1/enforcement/identities/rotate",
+        &[
+            "organizationId",
+            "ansId",
+            "scheme",
+            "publicKey",
+            "retireKeyId",
+        ],
+    ),
+    (
+        "/api/v1/enforcement/identities/revoke",
+        &["organizationId", "ansId", "reason"],
+    ),
+    (
+        "/api/v1/enforcement/identities",
+        &["organizationId", "ansId", "scheme", "publicKey"],
+    ),
+    (
+        "/api/v1/enforcement/tokens/issue",
+        &[
+            "organizationId",
+            "artifactId",
+            "artifactType",
+            "loaLevel",
+            "scope",
+            "issuerId",
+            "subject",
+            "ttlSeconds",
+        ],
+    ),
+    ("/api/v1/enforcement/tokens/introspect", &["token"]),
+    (
+        "/api/v1/enforcement/tokens/revoke",
+        &["token", "jti", "reason"],
+    ),
+    (
+        "/api/v1/enforcement/tokens/issuers",
+        &[
+            "organizationId",
+            "name",
+            "loaCeiling",
+            "scopes",
+            "algorithm",
+        ],
+    ),
+    (
+        "/api/v1/enforcement/tokens/settings",
+        &["organizationId", "maxTtlSeconds", "defaultTtlSeconds"],
+    ),
+    (
+        "/status",
+        &["labels", "bundles", "plugins", "decision_logs", "metrics"],
+    ),
+    (
+        "/logs",
+        &[
+            "decision_id",
+            "labels",
+            "timestamp",
+            "input",
+            "result",
+            "path",
+            "bundles",
+            "metrics",
+            "erased",
+            "req_id",
+        ],
+    ),
+];
+
+/// Field names of no route.
+const FOREIGN_FIELDS: &[&str] = &["id", "org", "__proto__", "organization_id", ""];
+
+fn body_fields(path: &str) -> &'static [&'static str] {
+    BODY_FIELDS
+        .iter()
+        .find(|(prefix, _)| path.starts_with(prefix))
+        .map_or(FOREIGN_FIELDS, |(_, fields)| fields)
+}
+
+/// Credentials of the running server, and a real bundle id and ETag to aim at.
+#[derive(Debug, Clone)]
+struct Known {
+    admin: String,
+    sidecar: String,
+    gateway_token: String,
+    bundle_id: String,
+    etag: String,
+}
+
+/// One generated request (shown as the bytes sent, so a failure prints the request).
+#[derive(Clone)]
+struct Fuzz {
+    method: String,
+    target: String,
+    headers: Vec<(String, Vec<u8>)>,
+    body: Vec<u8>,
+}
+
+impl std::fmt::Debug for Fuzz {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        writeln!(f, "{} {}", self.method, self.target)?;
+        for (name, value) in &self.headers {
+            writeln!(f, "{name}: {}", value.escape_ascii())?;
+        }
+        let shown = &self.body[..self.body.len().min(2000)];
+        write!(f, "\n{}", shown.escape_ascii())?;
+        if shown.len() < self.body.len() {
+            write!(f, "... ({} bytes)", self.body.len())?;
+        }
+        Ok(())
+    }
+}
+
+/// An HTTP answer.
+#[derive(Debug)]
+struct Answer {
+    status: u16,
+    content_type: String,
+    body: Vec<u8>,
+}
+
+fn percent_encode(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("%{b:02X}")).collect()
+}
+
+fn hostile_string() -> impl Strategy<Value = String> {
+    prop_oneof![
+        Just("default".to_owned()),
+        Just("gateway".to_owned()),
+        Just("'; DROP TABLE bundles; --".to_owned()),
+        Just("\" OR 1=1 --".to_owned()),
+        Just("../../etc/passwd".to_owned()),
+        Just("ans://".to_owned()),
+        Just("1.0.0".to_owned()),
+        Just("x".repeat(3000)),
+        Just("\u{0}\u{1f}\u{2028}\u{fffd}".to_owned()),
+        "[a-z0-9._-]{0,16}",
+        "\\PC{0,24}",
+    ]
+}
+
+fn hostile_value() -> impl Strategy<Value = Value> {
+    let leaf = prop_oneof![
+        Just(Value::Null),
+        any::<bool>().prop_map(Value::from),
+        any::<i64>().prop_map(Value::from),
+        any::<u64>().prop_map(Value::from),
+        any::<f64>()
+            .prop_filter("finite", |f| f.is_finite())
+            .prop_map(Value::from),
+        hostile_string().prop_map(Value::from),
+    ];
+    leaf.prop_recursive(3, 16, 4, |inner| {
+        prop_oneof![
+            proptest::collection::vec(inner.clone(), 0..4).prop_map(Value::from),
+            proptest::collection::btree_map(hostile_string(), inner, 0..4)
+                .prop_map(|m| Value::Object(m.into_iter().collect())),
+        ]
+    })
+}
+
+/// A request body, before the route is known.
+#[derive(Debug, Clone)]
+enum Body {
+    /// An object of the route's fields (picked by index; sometimes a foreign one), hostile
+    /// values, optionally cut or with one byte replaced.
+    Fields {
+        fields: Vec<(proptest::sample::Index, bool, Value)>,
+        damage: Option<(proptest::sample::Index, u8)>,
+    },
+    Raw(Vec<u8>),
+}
+
+impl Body {
+    fn bytes(self, path: &str) -> Vec<u8> {
+        let Body::Fields { fields, damage } = self else {
+            let Body::Raw(bytes) = self else {
+                unreachable!()
+            };
+            return bytes;
+        };
+        let names = body_fields(path);
+        let object: serde_json::Map<String, Value> = fields
+            .into_iter()
+            .map(|(i, foreign, value)| {
+                let name = if foreign {
+                    FOREIGN_FIELDS[i.index(FOREIGN_FIELDS.len())]
+                } else {
+                    names[i.index(names.len())]
+                };
+                (name.to_owned(), value)
+            })
+            .collect();
+        // Decision logs are arrays of events.
+        let document = if path.starts_with("/logs") {
+            json!([object])
+        } else {
+            Value::Object(object)
+        };
+        let mut bytes = serde_json::to_vec(&document).unwrap();
+        if let Some((at, b)) = damage {
+            let i = at.index(bytes.len());
+            if b % 2 == 0 {
+                bytes.truncate(i);
+            } else {
+                bytes[i] = b;
+            }
+        }
+        bytes
+    }
+}
+
+fn body(known: Known) -> impl Strategy<Value = Body> {
+    // Plausible values (right type, often wrong content) get requests into the handlers.
+    let plausible = proptest::sample::select(vec![
+        Value::from(known.bundle_id.clone()),
+        Value::from(known.gateway_token.clone()),
+        json!("default"),
+        json!("gateway"),
+        json!("1.0.0"),
+        json!("hmac-sha256"),
+        json!("ans://agent.example"),
+        json!(3),
+        json!(0),
+        json!(-1),
+        json!(true),
+        json!(["mcp:invoke"]),
+        json!({"tool": "search"}),
+        json!({"app/p.rego": "package app\n\nallow := true\n"}),
+        json!({".manifest": "{\"roots\": [\"\"]}", "x.rego": "package x\nallow if { input.a[_] }"}),
+        json!({"id": "opa-1"}),
+        json!("2026-01-01T00:00:00Z"),
+    ]);
+    let value = prop_oneof![
+        3 => hostile_value(),
+        3 => plausible,
+    ];
+    let fields = (
+        proptest::collection::vec(
+            (
+                any::<proptest::sample::Index>(),
+                prop_oneof![9 => Just(false), 1 => Just(true)],
+                value,
+            ),
+            0..7,
+        ),
+        prop_oneof![
+            3 => Just(None),
+            1 => (any::<proptest::sample::Index>(), any::<u8>()).prop_map(Some),
+        ],
+    )
+        .prop_map(|(fields, damage)| Body::Fields { fields, damage });
+    let raw = prop_oneof![
+        Just(Vec::new()),
+        Just(b"null".to_vec()),
+        Just(b"[]".to_vec()),
+        Just(b"{".to_vec()),
+        Just(b"{\"organizationId\": \"default\",".to_vec()),
+        Just(b"{\"a\": 1e999999, \"b\": -1e999999}".to_vec()),
+        Just(b"{\"loaLevel\": 123456789012345678901234567890}".to_vec()),
+        Just(b"{\"organizationId\": \"\xff\xfe\"}".to_vec()),
+        Just(b"\xef\xbb\xbf{}".to_vec()),
+        Just(format!("{}{}", "[".repeat(20_000), "]".repeat(20_000)).into_bytes()),
+        Just(format!("{}1{}", "{\"a\":".repeat(3000), "}".repeat(3000)).into_bytes()),
+        proptest::collection::vec(any::<u8>(), 0..256),
+    ]
+    .prop_map(Body::Raw);
+    prop_oneof![3 => fields, 1 => raw]
+}
+
+/// How much of the request space a run covers.
+#[derive(Debug, Clone, Copy)]
+struct Surface {
+    /// Any method on any path (otherwise the route's own method).
+    any_method: bool,
+    /// Path parameters that are not valid UTF-8, and numeric ones that are not numbers.
+    malformed_parameters: bool,
+}
+
+fn segment(known: Known, surface: Surface) -> BoxedStrategy<String> {
+    let common = prop_oneof![
+        3 => prop_oneof![
+            Just("default".to_owned()),
+            Just("system".to_owned()),
+            Just("gateway.tar.gz".to_owned()),
+            Just(format!("{}.tar.gz", known.etag.trim_matches('"'))),
+            Just(known.bundle_id.clone()),
+            Just("sck/gateway/decision".to_owned()),
+            Just("0".to_owned()),
+            Just("18446744073709551615".to_owned()),
+            Just("-1".to_owned()),
+            Just("1e3".to_owned()),
+        ],
+        2 => prop_oneof![
+            Just("%00".to_owned()),
+            Just("%2e%2e".to_owned()),
+            Just("..".to_owned()),
+            Just("%2F".to_owned()),
+            Just("%".to_owned()),
+            Just("%zz".to_owned()),
+            Just("a%20b".to_owned()),
+            Just("x".repeat(4000)),
+        ],
+        2 => "[a-zA-Z0-9._~-]{0,24}",
+        1 => "\\PC{0,8}".prop_map(|s| percent_encode(s.as_bytes())),
+    ];
+    if surface.malformed_parameters {
+        prop_oneof![
+            8 => common,
+            1 => Just("%ff".to_owned()),
+            1 => proptest::collection::vec(any::<u8>(), 0..24).prop_map(|b| percent_encode(&b)),
+        ]
+        .boxed()
+    } else {
+        common.boxed()
+    }
+}
+
+/// A numeric path parameter (`{seq}`).
+fn number(surface: Surface) -> BoxedStrategy<String> {
+    let numbers = prop_oneof![
+        Just("0".to_owned()),
+        Just("3".to_owned()),
+        Just("18446744073709551615".to_owned()),
+        any::<u64>().prop_map(|n| n.to_string()),
+    ];
+    if surface.malformed_parameters {
+        prop_oneof![
+            numbers,
+            Just("18446744073709551616".to_owned()),
+            Just("-1".to_owned()),
+            Just("1e3".to_owned()),
+            Just("%ff".to_owned()),
+            "[a-z%]{0,5}",
+        ]
+        .boxed()
+    } else {
+        numbers.boxed()
+    }
+}
+
+/// A route's path with its parameters filled in.
+fn path(known: Known, surface: Surface) -> impl Strategy<Value = (String, String)> {
+    let templated = (
+        proptest::sample::select(ROUTES),
+        proptest::collection::vec(segment(known.clone(), surface), 3),
+        number(surface),
+    )
+        .prop_map(|((method, template), segments, number)| {
+            let mut segments = segments.into_iter();
+            let path = template
+                .split('/')
+                .map(|part| match part {
+                    "{seq}" => number.clone(),
+                    _ if part.starts_with('{') => segments.next().unwrap_or_default(),
+                    _ => part.to_owned(),
+                })
+                .collect::<Vec<_>>()
+                .join("/");
+            (method.to_owned(), path)
+        });
+    let random = proptest::collection::vec(segment(known, surface), 0..5)
+        .prop_map(|segments| ("GET".to_owned(), format!("/{}", segments.join("/"))));
+    prop_oneof![6 => templated, 1 => random]
+}
+
+fn query() -> impl Strategy<Value = String> {
+    let key = prop_oneof![
+        proptest::sample::select(
+            &[
+                "org",
+                "organizationId",
+                "from",
+                "to",
+                "limit",
+                "seq",
+                "size",
+                "name",
+                "version",
+                "wait",
+                "x"
+            ][..]
+        )
+        .prop_map(str::to_owned),
+        "[a-z%=&+]{0,6}",
+    ];
+    let value = prop_oneof![
+        Just("default".to_owned()),
+        Just("0".to_owned()),
+        Just("5".to_owned()),
+        Just("-1".to_owned()),
+        Just("18446744073709551616".to_owned()),
+        Just("%ff%fe".to_owned()),
+        Just("%".to_owned()),
+        Just("%%".to_owned()),
+        Just("%2".to_owned()),
+        Just("a+b%20c".to_owned()),
+        Just(String::new()),
+        // Characters a URI query may hold (RFC 3986); anything else never reaches sck.
+        "[A-Za-z0-9._~!$&'()*+,;=:@/?%-]{0,12}",
+    ];
+    proptest::collection::vec((key, value, any::<bool>()), 0..5).prop_map(|pairs| {
+        let parts: Vec<String> = pairs
+            .into_iter()
+            .map(|(k, v, eq)| if eq { format!("{k}={v}") } else { k })
+            .collect();
+        parts.join("&")
+    })
+}
+
+/// Header values hyper accepts on the wire: visible ASCII, spaces, tabs and obs-text.
+fn header_bytes() -> impl Strategy<Value = Vec<u8>> {
+    proptest::collection::vec(
+        prop_oneof![0x20u8..=0x7e, Just(b'\t'), 0x80u8..=0xff],
+        0..64,
+    )
+}
+
+/// The `Authorization` header of a request to `path`.
+#[derive(Debug, Clone)]
+enum Auth {
+    None,
+    /// The credential the route wants: gateway token, sidecar credential or admin key.
+    Right,
+    /// One of the three real credentials, whichever the route wants or not.
+    Real(Vec<u8>),
+    /// Anything else: mutated credentials, other schemes, raw bytes, oversized tokens.
+    Raw(Vec<u8>),
+}
+
+impl Auth {
+    fn header(self, known: &Known, path: &str) -> Option<Vec<u8>> {
+        match self {
+            Auth::None => None,
+            Auth::Right => {
+                let secret = if path.starts_with("/api/v1/enforcement/decide")
+                    || path.starts_with("/v1/data")
+                {
+                    &known.gateway_token
+                } else if ["/bundles/", "/status", "/logs"]
+                    .iter()
+                    .any(|p| path.starts_with(p))
+                {
+                    &known.sidecar
+                } else {
+                    &known.admin
+                };
+                Some(format!("Bearer {secret}").into_bytes())
+            }
+            Auth::Real(bytes) | Auth::Raw(bytes) => Some(bytes),
+        }
+    }
+}
+
+fn authorization(known: Known) -> impl Strategy<Value = Auth> {
+    let secrets = vec![
+        known.admin.clone(),
+        known.sidecar.clone(),
+        known.gateway_token.clone(),
+    ];
+    let real = proptest::sample::select(secrets.clone())
+        .prop_map(|s| Auth::Real(format!("Bearer {s}").into_bytes()));
+    let mutated = (
+        proptest::sample::select(secrets),
+        any::<proptest::sample::Index>(),
+        0x21u8..=0x7e,
+        prop_oneof![
+            Just("Bearer "),
+            Just("bearer  "),
+            Just("BEARER\t"),
+            Just("Basic "),
+            Just("Bearer"),
+            Just(""),
+        ],
+    )
+        .prop_map(|(secret, at, b, scheme)| {
+            let mut bytes = secret.into_bytes();
+            let i = at.index(bytes.len());
+            bytes[i] = b;
+            let mut out = scheme.as_bytes().to_vec();
+            out.extend_from_slice(&bytes);
+            Auth::Raw(out)
+        });
+    prop_oneof![
+        1 => Just(Auth::None),
+        12 => Just(Auth::Right),
+        1 => real,
+        2 => mutated,
+        1 => header_bytes().prop_map(Auth::Raw),
+        1 => Just(Auth::Raw(format!("Bearer {}", "a".repeat(9000)).into_bytes())),
+    ]
+}
+
+fn content_type() -> impl Strategy<Value = Option<&'static str>> {
+    prop_oneof![
+        4 => Just(Some("application/json")),
+        1 => Just(None),
+        1 => proptest::sample::select(&[
+            "text/plain",
+            "application/problem+json",
+            "application/json; charset=latin1",
+            "application/x-www-form-urlencoded",
+            "multipart/form-data; boundary=x",
+            "application/gzip",
+            "*/*",
+            "application/json, text/plain",
+        ][..])
+        .prop_map(Some),
+    ]
+}
+
+fn xsck_headers() -> impl Strategy<Value = Vec<(String, Vec<u8>)>> {
+    let name = proptest::sample::select(
+        &[
+            "X-SCK-Signature",
+            "X-SCK-Timestamp",
+            "X-SCK-ANS-ID",
+            "X-SCK-Organization",
+            "X-SCK-Nonce",
+            "X-SCK-Key-ID",
+        ][..],
+    );
+    let value = prop_oneof![
+        Just(b"hmac-sha256=".to_vec()),
+        Just(format!("hmac-sha256={}", "ab".repeat(32)).into_bytes()),
+        Just(format!("ed25519={}", "A".repeat(88)).into_bytes()),
+        Just(b"2026-01-01T00:00:00Z".to_vec()),
+        Just(b"9999999999999".to_vec()),
+        Just(b"ans://agent.example".to_vec()),
+        Just(b"default".to_vec()),
+        Just(b"nonce-0123456789".to_vec()),
+        header_bytes(),
+    ];
+    proptest::collection::vec((name, value).prop_map(|(n, v)| (n.to_owned(), v)), 0..7)
+}
+
+fn request(known: Known, surface: Surface) -> impl Strategy<Value = Fuzz> {
+    let other = if surface.any_method { 1 } else { 0 };
+    let method = prop_oneof![
+        6 => Just(None),
+        other => proptest::sample::select(&["GET", "POST", "PUT", "DELETE", "PATCH", "OPTIONS"][..])
+            .prop_map(Some),
+    ];
+    (
+        (method, path(known.clone(), surface), query()),
+        authorization(known.clone()),
+        content_type(),
+        // Gzip where the route wants it (decision logs), or explicitly on or off.
+        prop_oneof![3 => Just(None), 1 => any::<bool>().prop_map(Some)],
+        body(known.clone()),
+        xsck_headers(),
+        prop_oneof![
+            3 => Just(None),
+            1 => Just(Some(b"wait=1".to_vec())),
+            1 => header_bytes().prop_map(Some),
+        ],
+        prop_oneof![
+            3 => Just(None),
+            1 => Just(Some(known.etag.clone().into_bytes())),
+            1 => header_bytes().prop_map(Some),
+        ],
+    )
+        .prop_map(
+            move |(
+                (method, (route_method, path), query),
+                auth,
+                ctype,
+                gzip,
+                body,
+                xsck,
+                prefer,
+                etag,
+            )| {
+                let mut headers = Vec::new();
+                if let Some(auth) = auth.header(&known, &path) {
+                    headers.push(("Authorization".to_owned(), auth));
+                }
+                if let Some(ctype) = ctype {
+                    headers.push(("Content-Type".to_owned(), ctype.as_bytes().to_vec()));
+                }
+                let body = body.bytes(&path);
+                let body = if gzip.unwrap_or(path.starts_with("/logs")) {
+                    headers.push(("Content-Encoding".to_owned(), b"gzip".to_vec()));
+                    let mut encoder =
+                        flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+                    encoder.write_all(&body).unwrap();
+                    encoder.finish().unwrap()
+                } else {
+                    body
+                };
+                headers.extend(xsck);
+                if let Some(prefer) = prefer {
+                    headers.push(("Prefer".to_owned(), prefer));
+                }
+                if let Some(etag) = etag {
+                    headers.push(("If-None-Match".to_owned(), etag));
+                }
+                let target = if query.is_empty() {
+                    path
+                } else {
+                    format!("{path}?{query}")
+                };
+                Fuzz {
+                    method: method.map(str::to_owned).unwrap_or(route_method),
+                    target,
+                    headers,
+                    body,
+                }
+            },
+        )
+}
+
+/// Sends `request` over a fresh connection, byte for byte (HTTP clients refuse some of it).
+fn send(addr: &str, request: &Fuzz) -> Answer {
+    let mut raw = format!(
+        "{} {} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\nContent-Length: {}\r\n",
+        request.method,
+        request.target,
+        request.body.len()
+    )
+    .into_bytes();
+    for (name, value) in &request.headers {
+        raw.extend_from_slice(name.as_bytes());
+        raw.extend_from_slice(b": ");
+        raw.extend_from_slice(value);
+        raw.extend_from_slice(b"\r\n");
+    }
+    raw.extend_from_slice(b"\r\n");
+    raw.extend_from_slice(&request.body);
+    let mut stream = std::net::TcpStream::connect(addr).expect("connect");
+    stream
+        .set_read_timeout(Some(Duration::from_secs(60)))
+        .unwrap();
+    // A server may answer (e.g. 413) and close before reading everything: keep the answer.
+    let _ = stream.write_all(&raw);
+    let mut answer = Vec::new();
+    let _ = stream.read_to_end(&mut answer);
+    parse_answer(&answer)
+}
+
+fn parse_answer(raw: &[u8]) -> Answer {
+    let mut headers = [httparse::EMPTY_HEADER; 64];
+    let mut response = httparse::Response::new(&mut headers);
+    let head = match response.parse(raw) {
+        Ok(httparse::Status::Complete(n)) => n,
+        other => panic!(
+            "no complete HTTP answer ({other:?}): {:?}",
+            String::from_utf8_lossy(raw)
+        ),
+    };
+    let header = |name: &str| {
+        response
+            .headers
+            .iter()
+            .find(|h| h.name.eq_ignore_ascii_case(name))
+            .map(|h| String::from_utf8_lossy(h.value).into_owned())
+    };
+    let mut body = raw[head..].to_vec();
+    if header("transfer-encoding").is_some_and(|v| v.eq_ignore_ascii_case("chunked")) {
+        body = dechunk(&body);
+    } else if let Some(length) = header("content-length") {
+        body.truncate(length.parse().unwrap());
+    }
+    Answer {
+        status: response.code.unwrap(),
+        content_type: header("content-type").unwrap_or_default(),
+        body,
+    }
+}
+
+fn dechunk(mut raw: &[u8]) -> Vec<u8> {
+    let mut out = Vec::new();
+    while let Some(end) = raw.windows(2).position(|w| w == b"\r\n") {
+        let size_text = String::from_utf8_lossy(&raw[..end]);
+        let size = usize::from_str_radix(size_text.split(';').next().unwrap().trim(), 16).unwrap();
+        if size == 0 {
+            break;
+        }
+        out.extend_from_slice(&raw[end + 2..end + 2 + size]);
+        raw = &raw[end + 2 + size + 2..];
+    }
+    out
+}
+
+/// What a refused request must not change.
+#[derive(Debug, PartialEq)]
+struct State {
+    bundles: Value,
+    identities: Value,
+    issuers: Value,
+    default_log: u64,
+    system_log: u64,
+}
+
+fn state(server: &Server, admin: &str) -> State {
+    let auth = format!("Bearer {admin}");
+    let read = |path: &str| {
+        let reply = get(
+            &format!("{}{path}", server.url),
+            &[("Authorization", &auth)],
+        );
+        assert_eq!(
+            reply.status,
+            200,
+            "{path}: {}",
+            String::from_utf8_lossy(&reply.body)
+        );
+        reply.json()
+    };
+    let size = |org: &str| {
+        let reply = get(
+            &format!("{}/api/v1/ledger/{org}/entries?limit=0", server.url),
+            &[("Authorization", &auth)],
+        );
+        match reply.status {
+            404 => 0,
+            _ => reply.json()["size"].as_u64().unwrap(),
+        }
+    };
+    State {
+        bundles: read(&format!("{API}/bundles?organizationId=default")),
+        identities: read(&format!("{API}/identities?organizationId=default")),
+        issuers: read(&format!("{API}/tokens/issuers?organizationId=default")),
+        default_log: size("default"),
+        system_log: size("system"),
+    }
+}
+
+/// The `default` log's entries from `from` on that no refused request may cause: all but the
+/// `upstream.rejected` records of refused X-SCK calls and the server's own maintenance
+/// (`actor: system`, e.g. retiring token keys whose tokens have all expired).
+fn unexpected_entries(server: &Server, admin: &str, from: u64) -> Vec<Value> {
+    let reply = get(
+        &format!(
+            "{}/api/v1/ledger/default/entries?from={from}&limit=1000",
+            server.url
+        ),
+        &[("Authorization", &format!("Bearer {admin}"))],
+    );
+    reply.json()["entries"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["entry"].clone())
+        .filter(|e| e["type"] != "upstream.rejected" && e["body"]["actor"] != "system")
+        .collect()
+}
+
+fn check(server: &Server, known: &Known, request: &Fuzz) -> Result<(), TestCaseError> {
+    let addr = server.url.trim_start_matches("http://").to_owned();
+    let before = state(server, &known.admin);
+    let answer = send(&addr, request);
+    let text = || String::from_utf8_lossy(&answer.body).into_owned();
+    prop_assert!(answer.status < 500, "{} {}", answer.status, text());
+    if !(400..500).contains(&answer.status) {
+        return Ok(());
+    }
+    prop_assert!(
+        answer.content_type.starts_with("application/problem+json"),
+        "{} with Content-Type {:?}: {}",
+        answer.status,
+        answer.content_type,
+        text()
+    );
+    let problem: Value = serde_json::from_slice(&answer.body).map_err(|e| {
+        TestCaseError::fail(format!("{}: not JSON ({e}): {}", answer.status, text()))
+    })?;
+    prop_assert_eq!(problem["status"].as_u64(), Some(u64::from(answer.status)));
+    prop_assert!(
+        problem["code"].as_str().is_some_and(|c| !c.is_empty()),
+        "no code: {}",
+        text()
+    );
+    let after = state(server, &known.admin);
+    if after.default_log > before.default_log {
+        let added = unexpected_entries(server, &known.admin, before.default_log);
+        prop_assert!(added.is_empty(), "a refused request added {:?}", added);
+    }
+    prop_assert_eq!(
+        State {
+            default_log: before.default_log,
+            ..after
+        },
+        before,
+        "a refused request changed state"
+    );
+    Ok(())
+}
+
+/// Creates an issuer and a gateway token in the default org; finds the bootstrap bundle.
+fn setup(server: &Server) -> Known {
+    let admin = server.root_key.clone().unwrap();
+    let api = |p: &str| format!("{}{API}{p}", server.url);
+    let issuer = post_json(
+        &api("/tokens/issuers"),
+        Some(&admin),
+        &json!({"organizationId": "default", "name": "fuzz", "loaCeiling": 4, "scopes": ["mcp:invoke"]}),
+    );
+    assert_eq!(
+        issuer.status,
+        201,
+        "{}",
+        String::from_utf8_lossy(&issuer.body)
+    );
+    let issued = post_json(
+        &api("/tokens/issue"),
+        Some(&admin),
+        &json!({"organizationId": "default", "artifactId": "a", "artifactType": "agent", "loaLevel": 3,
+                "scope": ["mcp:invoke"], "issuerId": issuer.json()["id"], "subject": "fuzz"}),
+    );
+    assert_eq!(
+        issued.status,
+        201,
+        "{}",
+        String::from_utf8_lossy(&issued.body)
+    );
+    let bundles = get(
+        &api("/bundles?organizationId=default"),
+        &[("Authorization", &format!("Bearer {admin}"))],
+    );
+    let bundle_id = bundles.json()["bundles"][0]["id"]
+        .as_str()
+        .expect("the bootstrap bundle")
+        .to_owned();
+    let sidecar = server.sidecar_token.clone().unwrap();
+    let poll = get(
+        &format!("{}/bundles/default/gateway.tar.gz", server.url),
+        &[("Authorization", &format!("Bearer {sidecar}"))],
+    );
+    Known {
+        admin,
+        sidecar,
+        gateway_token: issued.json()["token"].as_str().unwrap().to_owned(),
+        bundle_id,
+        etag: poll.header("etag").expect("an ETag"),
+    }
+}
+
+/// Runs `cases` generated requests over `surface` against a fresh server, then checks it is
+/// still healthy and serving.
+fn fuzz(surface: Surface, cases: u32) {
+    // Long polls are capped at 1 s so a generated `Prefer: wait=N` cannot stall the suite.
+    let server = Server::start_with_env(&[("SCK_HTTP__LONG_POLL_MAX_SECS", "1")]);
+    let known = setup(&server);
+    let mut runner = TestRunner::new(Config {
+        cases: std::env::var("PROPTEST_CASES")
+            .ok()
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(cases),
+        failure_persistence: None,
+        max_shrink_iters: 300,
+        ..Config::default()
+    });
+    let result = runner.run(&request(known.clone(), surface), |request| {
+        check(&server, &known, &request)
+    });
+    if let Err(e) = result {
+        panic!("{e}");
+    }
+
+    for path in ["/health", "/ready"] {
+        assert_eq!(
+            get(&format!("{}{path}", server.url), &[]).status,
+            200,
+            "{path}"
+        );
+    }
+    let decided = support::post_raw(
+        &format!("{}{API}/decide", server.url),
+        Some(&known.gateway_token),
+        "application/json",
+        br#"{"action": "tools.invoke", "resource": {"tool": "search"}}"#,
+    );
+    assert_eq!(
+        decided.status,
+        200,
+        "{}",
+        String::from_utf8_lossy(&decided.body)
+    );
+}
+
+#[test]
+fn no_request_gets_a_5xx_a_non_problem_error_or_changes_state_when_refused() {
+    fuzz(
+        Surface {
+            any_method: false,
+            malformed_parameters: false,
+        },
+        600,
+    );
+}
+
+/// The same over the whole surface. Found by this suite, not fixable in its files: a method a
+/// path does not allow gets an empty `405` (the router's default, `server.rs`), and a path
+/// parameter that is not UTF-8 or not a number (`/status/%80`,
+/// `/api/v1/ledger/default/entries/abc`) gets axum's plain-text `400 Invalid URL` (the `Path`
+/// extractor of the handlers in `routes/`).
+#[test]
+#[ignore = "405s and Path rejections are not problem+json yet (server.rs, routes/); reported"]
+fn wrong_methods_and_malformed_path_parameters_get_problem_bodies() {
+    fuzz(
+        Surface {
+            any_method: true,
+            malformed_parameters: true,
+        },
+        400,
+    );
+}
