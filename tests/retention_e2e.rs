@@ -2,8 +2,9 @@
 //! the org keeps (`[fleet] store_input`) are stored beside the log, never in the entry; pruning
 //! — `sck ledger prune-inputs` once, or the server's background task with
 //! `[fleet] input_retention_days` — deletes exactly the inputs stored before the cutoff,
-//! records one `retention.inputs_pruned` entry per run that deleted any, and leaves a log that
-//! still exports and verifies. On SQLite and on PostgreSQL with concurrent pruning runs.
+//! records one `retention.inputs_pruned` entry per run that deleted any (a run that crashed
+//! before its entry gets it from the next run), and leaves a log that still exports and
+//! verifies. On SQLite and on PostgreSQL with concurrent pruning runs.
 //!
 //! "Older" is made testable without sleeping: a cutoff taken between two uploads
 //! (`--before`), or rows aged in the database for the background task.
@@ -237,6 +238,21 @@ fn pruning_deletes_only_older_inputs_and_the_log_still_verifies() {
     // Pruned while the server runs: the old inputs go, the new ones stay.
     assert_eq!(prune(&data_dir, &db, &["--before", &cutoff]), 3);
     assert_eq!(decision_ids(&inputs(&data_dir, &db)), ["new-0", "new-1"]);
+    let one = ok(sck(
+        &data_dir,
+        &[
+            "ledger",
+            "inputs",
+            "--org",
+            "default",
+            "--database-url",
+            &db,
+            "--decision-id",
+            "new-1",
+        ],
+    ));
+    assert_eq!(one.lines().count(), 1, "{one}");
+    assert!(one.contains("\"decision_id\":\"new-1\""), "{one}");
     // Nothing left to prune: no second entry.
     assert_eq!(prune(&data_dir, &db, &["--before", &cutoff]), 0);
     // A relative cutoff (a day ago) prunes nothing that was stored just now.
@@ -273,24 +289,9 @@ fn the_server_prunes_expired_inputs_by_itself() {
     upload(&server.url, &token, &ids("aged", 2));
     upload(&server.url, &token, &ids("fresh", 1));
     // Age two inputs past the one-day retention in the database itself.
-    let runtime = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .unwrap();
-    runtime.block_on(async {
-        use sqlx::Connection;
-        let mut conn = sqlx::SqliteConnection::connect(&format!("sqlite://{db}"))
-            .await
-            .unwrap();
-        let aged = sqlx::query(
-            "UPDATE fleet_inputs SET stored_at_us = stored_at_us - 2 * 86400000000 \
-             WHERE decision_id LIKE 'aged-%'",
-        )
-        .execute(&mut conn)
-        .await
-        .unwrap();
-        assert_eq!(aged.rows_affected(), 2);
-    });
+    let aged = "UPDATE fleet_inputs SET stored_at_us = stored_at_us - 2 * 86400000000 \
+                WHERE decision_id LIKE 'aged-%'";
+    assert_eq!(sqlite(&db, aged), 2);
 
     let deadline = Instant::now() + Duration::from_secs(60);
     while decision_ids(&inputs(&data_dir, &db)) != ["fresh-0"] {
@@ -308,6 +309,50 @@ fn the_server_prunes_expired_inputs_by_itself() {
     assert_eq!(runs[0]["body"]["count"], 2);
     assert_eq!(runs[0]["body"]["actor"], "system");
     assert_eq!(of_type(&entries, "decision.sidecar").len(), 3);
+}
+
+/// Runs `sql` on the SQLite database `db`.
+fn sqlite(db: &str, sql: &'static str) -> u64 {
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    runtime.block_on(async {
+        use sqlx::Connection;
+        let mut conn = sqlx::SqliteConnection::connect(&format!("sqlite://{db}"))
+            .await
+            .unwrap();
+        sqlx::query(sql)
+            .execute(&mut conn)
+            .await
+            .unwrap()
+            .rows_affected()
+    })
+}
+
+#[test]
+fn a_run_that_crashed_before_its_entry_is_logged_by_the_next_run() {
+    keep_inputs();
+    let server = Server::start();
+    let data_dir = server.data_dir.clone();
+    let db = data_dir.join("sck.db").display().to_string();
+    // What a run leaves when it dies after deleting 7 inputs, before its ledger entry: a
+    // pending record whose lease has run out.
+    let crashed = "INSERT INTO fleet_input_prunes (run_id, org_id, cutoff_us, pruned, actor, \
+                   lease_until_unix, state) VALUES ('prn_crashed', 'default', 1767225600000000, 7, \
+                   'system', 0, 'pending')";
+    assert_eq!(sqlite(&db, crashed), 1);
+    // The next run (on any replica, here the CLI) records it, once.
+    assert_eq!(prune(&data_dir, &db, &["--older-than", "30"]), 0);
+    assert_eq!(prune(&data_dir, &db, &["--older-than", "30"]), 0);
+    assert!(server.stop().success());
+    let entries = exported_and_verified(&data_dir, &db);
+    let runs = of_type(&entries, "retention.inputs_pruned");
+    assert_eq!(runs.len(), 1, "{runs:?}");
+    assert_eq!(runs[0]["body"]["run_id"], "prn_crashed");
+    assert_eq!(runs[0]["body"]["count"], 7);
+    assert_eq!(runs[0]["body"]["cutoff"], "2026-01-01T00:00:00.000000Z");
+    assert_eq!(runs[0]["body"]["actor"], "system");
 }
 
 #[test]
@@ -360,6 +405,20 @@ fn postgres_replicas_prune_concurrently_without_double_counting() {
         decision_ids(&inputs(&data_dir, &db)),
         ["new-0", "new-1", "new-2"]
     );
+    let one = ok(sck(
+        &data_dir,
+        &[
+            "ledger",
+            "inputs",
+            "--org",
+            "default",
+            "--database-url",
+            &db,
+            "--decision-id",
+            "new-2",
+        ],
+    ));
+    assert_eq!(one.lines().count(), 1, "{one}");
 
     assert!(first.stop().success());
     assert!(second.stop().success());
