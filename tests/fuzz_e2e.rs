@@ -365,6 +365,9 @@ fn body(known: Known) -> impl Strategy<Value = Body> {
         json!({"app/p.rego": "package app\n\nallow := true\n"}),
         json!({".manifest": "{\"roots\": [\"\"]}", "x.rego": "package x\nallow if { input.a[_] }"}),
         json!({"id": "opa-1"}),
+        json!({".manifest": "{\"roots\": [\"app\"]}", "app/data.json": "{\"a\": 1e400}"}),
+        json!({"app/data.json": format!("{{\"a\": {}{}}}", "[".repeat(300), "]".repeat(300))}),
+        json!({"app/data.yaml": "a: &x [*x]\nb: !!binary AAAA"}),
         json!("2026-01-01T00:00:00Z"),
     ]);
     let value = prop_oneof![
