@@ -268,9 +268,22 @@ fn shutdown_signal() -> Result<impl std::future::Future<Output = ()>, String> {
     })
 }
 
+/// Under a file-size limit (`RLIMIT_FSIZE`, e.g. systemd's `LimitFSIZE=`) a write past the limit
+/// raises SIGXFSZ, whose default action kills the process. With the signal caught, such a write
+/// just fails (`EFBIG`) and the database reports it like a full disk: writes fail closed with
+/// 503 and reads go on (PostgreSQL ignores SIGXFSZ for the same reason).
+fn survive_file_size_limit() -> Result<(), String> {
+    use tokio::signal::unix::{signal, SignalKind};
+    // The handler stays installed for the life of the process after the stream is dropped.
+    signal(SignalKind::from_raw(libc::SIGXFSZ))
+        .map(drop)
+        .map_err(|e| format!("SIGXFSZ handler: {e}"))
+}
+
 /// Runs the server until SIGINT/SIGTERM, then drains and signs final checkpoints. With
 /// `examples`, prints a copy-paste example for every endpoint once listening.
 pub async fn serve(config: Config, examples: bool) -> Result<(), String> {
+    survive_file_size_limit()?;
     let state = open(config).await?;
     bootstrap::run(&state)
         .await

@@ -22,8 +22,10 @@ use std::time::Duration;
 
 use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions};
 use sqlx::sqlite::{
-    SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous,
+    SqliteConnectOptions, SqliteConnection, SqliteJournalMode, SqlitePool, SqlitePoolOptions,
+    SqliteSynchronous,
 };
+use sqlx::Connection;
 
 pub use migrate::Migration;
 
@@ -60,6 +62,10 @@ pub struct StoreOptions {
     pub max_connections: u32,
     /// How long a SQLite writer waits for another process's write lock.
     pub busy_timeout: Duration,
+    /// How long a PostgreSQL query waits for a connection (including reconnecting to a server
+    /// that went away) before failing. Well below the HTTP request timeout, so an unreachable
+    /// database becomes a prompt `503 unavailable` rather than a hung request.
+    pub pg_acquire_timeout: Duration,
 }
 
 impl Default for StoreOptions {
@@ -67,8 +73,24 @@ impl Default for StoreOptions {
         StoreOptions {
             max_connections: 8,
             busy_timeout: Duration::from_secs(30),
+            pg_acquire_timeout: Duration::from_secs(5),
         }
     }
+}
+
+/// Holds one more connection to the SQLite file open until `pool` is closed or dropped.
+///
+/// A connection that opens the file after every other one closed rebuilds the WAL index
+/// (`-shm`), which needs disk space: on a full disk, reads would stop as soon as the pool had
+/// recycled its connections (it closes those a failed write left unusable).
+async fn keep_wal_index_open(pool: &SqlitePool, opts: &SqliteConnectOptions) -> Result<()> {
+    let keeper = SqliteConnection::connect_with(opts).await?;
+    let closed = pool.close_event();
+    tokio::spawn(async move {
+        closed.await;
+        let _ = keeper.close().await;
+    });
+    Ok(())
 }
 
 impl Store {
@@ -87,7 +109,7 @@ impl Store {
             let opts = PgConnectOptions::from_str(url)?;
             let pool = PgPoolOptions::new()
                 .max_connections(options.max_connections)
-                .acquire_timeout(Duration::from_secs(30))
+                .acquire_timeout(options.pg_acquire_timeout)
                 .connect_with(opts)
                 .await?;
             return Ok(Store::Postgres(pool));
@@ -120,8 +142,19 @@ impl Store {
         let pool = SqlitePoolOptions::new()
             .max_connections(options.max_connections)
             .acquire_timeout(Duration::from_secs(60))
-            .connect_with(opts)
+            .after_release(|conn, _| {
+                Box::pin(async move {
+                    // After an I/O error (a full disk) SQLite may roll a transaction back by
+                    // itself; sqlx's own ROLLBACK then fails and the connection keeps counting
+                    // itself inside a transaction, refusing every later BEGIN. The ping runs
+                    // after any queued rollback; a connection still "in a transaction" is closed.
+                    conn.ping().await?;
+                    Ok(!conn.is_in_transaction())
+                })
+            })
+            .connect_with(opts.clone())
             .await?;
+        keep_wal_index_open(&pool, &opts).await?;
         Ok(Store::Sqlite(pool))
     }
 
