@@ -24,7 +24,7 @@ use crate::config::Config;
 use crate::lifecycle::Lifecycle;
 use crate::registry::Registry;
 use crate::signers::Signers;
-use crate::state::AppState;
+use crate::state::{AppState, Services};
 use crate::{bootstrap, routes};
 
 const REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
@@ -245,7 +245,7 @@ pub async fn open(config: Config) -> Result<AppState, String> {
         hub,
         limits,
     };
-    Ok(AppState {
+    Ok(AppState::new(Services {
         config: Arc::new(config),
         lifecycle,
         metrics: metrics_handle()?,
@@ -253,7 +253,7 @@ pub async fn open(config: Config) -> Result<AppState, String> {
         decisions,
         fleet,
         xsck,
-    })
+    }))
 }
 
 /// Resolves on SIGINT or SIGTERM. The handlers are installed when this is called (before the

@@ -7,9 +7,27 @@ use crate::decisions::DecisionService;
 use crate::lifecycle::Lifecycle;
 use crate::tokens::TokenService;
 
-/// Shared, cheaply cloned server state.
+/// Shared server state: one pointer, so the per-request clone axum makes is a reference count.
 #[derive(Debug, Clone)]
-pub struct AppState {
+pub struct AppState(Arc<Services>);
+
+impl AppState {
+    pub fn new(services: Services) -> AppState {
+        AppState(Arc::new(services))
+    }
+}
+
+impl std::ops::Deref for AppState {
+    type Target = Services;
+
+    fn deref(&self) -> &Services {
+        &self.0
+    }
+}
+
+/// The services behind [`AppState`].
+#[derive(Debug)]
+pub struct Services {
     pub config: Arc<Config>,
     pub lifecycle: Lifecycle,
     pub metrics: metrics_exporter_prometheus::PrometheusHandle,
