@@ -135,7 +135,7 @@ impl Event {
                 "event body must be a JSON object".into(),
             ));
         }
-        let canonical_body = serde_json_canonicalizer::to_vec(&body)
+        let canonical_body = crate::canonical::to_vec(&body)
             .map_err(|e| LedgerError::InvalidEvent(format!("cannot canonicalize: {e}")))?;
         Ok(Event {
             kind,

@@ -20,6 +20,7 @@
 //! - [`reader`]: entries, checkpoints, keys and proofs from the store.
 //! - [`error`]: the crate's error enum.
 
+pub mod canonical;
 pub mod checkpoint;
 pub mod entry;
 pub mod error;

@@ -16,7 +16,6 @@ use sck_ledger::entry::{Event, EventType};
 use sck_ledger::{Ledger, Receipt};
 use serde::Serialize;
 use serde_json::{json, Value};
-use sha2::Digest;
 
 use crate::api_error::{ApiError, ApiResult};
 use crate::tokens::VerifiedToken;
@@ -112,8 +111,7 @@ impl From<&Snapshot> for BundleRef {
 
 /// SHA-256 of a JSON document's RFC 8785 canonical form.
 fn document_sha256(value: &Value) -> String {
-    let bytes = serde_json_canonicalizer::to_vec(value).unwrap_or_default();
-    hex::encode(sha2::Sha256::digest(bytes))
+    sck_ledger::canonical::sha256_hex(value).unwrap_or_default()
 }
 
 /// Evaluates decisions and ledgers them.
