@@ -88,3 +88,7 @@ run "decide, 1,000-entry policy" "$T_BIG" decide_big.lua /api/v1/enforcement/dec
 run "OPA Data API, default policy" "$T_DEFAULT" data_default.lua /v1/data/sck/gateway/decision
 run "OPA Data API, 1,000-entry policy" "$T_BIG" data_big.lua /v1/data/sck/authz/decision
 echo "ledger entries written (org default): $(curl -s "$URL/metrics" | awk '/^sck_decisions_total\{org="default"/ {s+=$2} END {print s}')"
+curl -s "$URL/metrics" | awk '
+  /^sck_ledger_batch_entries_sum/ {s=$2} /^sck_ledger_batch_entries_count/ {c=$2}
+  /^sck_ledger_commit_seconds_sum/ {cs=$2} /^sck_ledger_commit_seconds_count/ {cc=$2}
+  END {if (c) printf "ledger: %d commits, %.1f entries per commit, %.2f ms per commit (means)\n", c, s/c, 1000*cs/cc}'

@@ -40,6 +40,11 @@ fn metrics_handle() -> Result<PrometheusHandle, String> {
             0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0,
         ])
         .map_err(|e| e.to_string())?
+        .set_buckets_for_metric(
+            metrics_exporter_prometheus::Matcher::Full("sck_ledger_batch_entries".into()),
+            &[1.0, 2.0, 4.0, 8.0, 16.0, 32.0, 64.0, 128.0, 256.0, 1024.0, 4096.0],
+        )
+        .map_err(|e| e.to_string())?
         .build_recorder();
     let handle = recorder.handle();
     metrics::set_global_recorder(recorder).map_err(|e| format!("metrics recorder: {e}"))?;

@@ -82,6 +82,7 @@ impl Ledger {
 
     /// Appends `event` to `org`'s log; returns once it is durably committed.
     pub async fn append(&self, org: &str, event: Event) -> Result<Receipt> {
+        let started = std::time::Instant::now();
         let (reply, rx) = oneshot::channel();
         self.inner
             .tx
@@ -92,7 +93,9 @@ impl Ledger {
             })
             .await
             .map_err(|_| LedgerError::Closed)?;
-        rx.await.map_err(|_| LedgerError::Closed)?
+        let receipt = rx.await.map_err(|_| LedgerError::Closed)?;
+        metrics::histogram!("sck_ledger_append_seconds").record(started.elapsed().as_secs_f64());
+        receipt
     }
 
     /// Signs a checkpoint of `org` now (if it has unsigned entries).

@@ -280,17 +280,31 @@ impl Conn<'_> {
     }
 
     /// Moves the head of a log.
-    pub async fn update_head(&mut self, log_id: i64, size: u64, head_hash: &Hash) -> Result<()> {
-        let size = to_i64(size)?;
-        on_conn!(self, c => {
-            sqlx::query("UPDATE ledger_logs SET size = $1, head_hash = $2 WHERE log_id = $3")
-                .bind(size)
-                .bind(head_hash.as_slice())
-                .bind(log_id)
-                .execute(&mut *c)
-                .await?;
+    /// Moves the head from `from` to `to` if it is still at `from` (compare-and-set): `false`
+    /// when another writer moved it. Takes the head row's lock like [`Conn::lock_head`], so
+    /// a writer whose cached head is current needs no separate read.
+    pub async fn advance_head(
+        &mut self,
+        log_id: i64,
+        from: (u64, &Hash),
+        to: (u64, &Hash),
+    ) -> Result<bool> {
+        let (from_size, to_size) = (to_i64(from.0)?, to_i64(to.0)?);
+        let moved = on_conn!(self, c => {
+            sqlx::query(
+                "UPDATE ledger_logs SET size = $1, head_hash = $2 \
+                 WHERE log_id = $3 AND size = $4 AND head_hash = $5",
+            )
+            .bind(to_size)
+            .bind(to.1.as_slice())
+            .bind(log_id)
+            .bind(from_size)
+            .bind(from.1.as_slice())
+            .execute(&mut *c)
+            .await?
+            .rows_affected()
         });
-        Ok(())
+        Ok(moved == 1)
     }
 
     /// Fetches stored subtree hashes; missing ids are absent from the map.

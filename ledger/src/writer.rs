@@ -7,6 +7,10 @@
 //! moved the head, appends entries and the new complete-subtree hashes, moves the head, and —
 //! when K entries have accumulated — signs a checkpoint after checking it is consistent with
 //! the previous one. Timed (T seconds) and shutdown checkpoints use the same path.
+//!
+//! Metrics: `sck_ledger_batch_entries` and `sck_ledger_commit_seconds` per committed batch,
+//! `sck_ledger_checkpoint_timestamp_seconds{org}` when a checkpoint is signed (its age is
+//! `time() - ` that gauge).
 
 use std::collections::{BTreeMap, HashMap};
 use std::time::Duration;
@@ -222,10 +226,14 @@ impl Writer {
             return;
         }
         let store = self.store.clone();
+        let started = Instant::now();
         let result: Result<Vec<Vec<Result<Receipt>>>> = async {
             Ok(in_transaction!(&store, conn => self.write_groups(&mut conn, &groups).await?))
         }
         .await;
+        metrics::histogram!("sck_ledger_commit_seconds").record(started.elapsed().as_secs_f64());
+        metrics::histogram!("sck_ledger_batch_entries")
+            .record(groups.values().map(Vec::len).sum::<usize>() as f64);
         match result {
             Ok(all) => {
                 for (receipts, waiters) in all.into_iter().zip(groups.into_values()) {
@@ -291,52 +299,62 @@ impl Writer {
         groups: &BTreeMap<String, Vec<Waiter>>,
     ) -> Result<Vec<Vec<Result<Receipt>>>> {
         let now = OffsetDateTime::now_utc();
-        let every = self.config.checkpoint_every.max(1);
         let mut out = Vec::with_capacity(groups.len());
         for (org, waiters) in groups {
-            let state = self.lock_log(conn, org).await?;
-            let first_seq = state.head.size;
-            let mut prev = state.head.head_hash;
-            let mut rows = Vec::with_capacity(waiters.len());
-            let mut nodes = Vec::with_capacity(waiters.len() * 2);
-            let mut receipts = Vec::with_capacity(waiters.len());
-            for (event, _) in waiters {
-                let seq = first_seq + rows.len() as u64;
-                match seal(org, seq, now, &prev, event) {
-                    Ok((bytes, hash)) => {
-                        nodes.extend(state.frontier.push(hash));
-                        rows.push((bytes, hash));
-                        prev = hash;
-                        receipts.push(Ok(Receipt {
-                            org: org.clone(),
-                            seq,
-                            leaf_hash: hash,
-                        }));
-                    }
-                    Err(e) => receipts.push(Err(e)),
-                }
-            }
-            if !rows.is_empty() {
-                let log_id = state.head.log_id;
-                conn.insert_entries(log_id, first_seq, &rows).await?;
-                conn.insert_nodes(log_id, &nodes).await?;
-                let size = first_seq + rows.len() as u64;
-                conn.update_head(log_id, size, &prev).await?;
-                state.head.size = size;
-                state.head.head_hash = prev;
-                let signed = state.last_checkpoint.map_or(0, |c| c.0);
-                if size - signed >= every {
-                    let key = self.key.clone();
-                    let state = self
-                        .logs
-                        .get_mut(org)
-                        .ok_or_else(|| LedgerError::Inconsistent("log state vanished".into()))?;
-                    sign_checkpoint(conn, state, &key, now).await?;
-                }
-            }
-            out.push(receipts);
+            out.push(self.write_group(conn, org, waiters, now).await?);
         }
         Ok(out)
+    }
+
+    /// Appends one org's entries. The head is advanced by compare-and-set from the cached
+    /// state, so the common case reads nothing; if another process moved the head, the state
+    /// is reloaded under the head lock and the entries are sealed again.
+    async fn write_group(
+        &mut self,
+        conn: &mut Conn<'_>,
+        org: &str,
+        waiters: &[Waiter],
+        now: OffsetDateTime,
+    ) -> Result<Vec<Result<Receipt>>> {
+        let every = self.config.checkpoint_every.max(1);
+        let cached = self.logs.contains_key(org);
+        if !cached {
+            self.lock_log(conn, org).await?;
+        }
+        let state = self
+            .logs
+            .get_mut(org)
+            .ok_or_else(|| LedgerError::Inconsistent("log state vanished".into()))?;
+        let sealed = Sealed::new(org, state, waiters, now);
+        if sealed.rows.is_empty() {
+            return Ok(sealed.receipts);
+        }
+        let log_id = state.head.log_id;
+        let from = (state.head.size, &state.head.head_hash);
+        if !conn
+            .advance_head(log_id, from, (sealed.size, &sealed.head))
+            .await?
+        {
+            if !cached {
+                return Err(LedgerError::Inconsistent(format!(
+                    "head of `{org}` moved while locked"
+                )));
+            }
+            self.logs.remove(org);
+            return Box::pin(self.write_group(conn, org, waiters, now)).await;
+        }
+        conn.insert_entries(log_id, state.head.size, &sealed.rows)
+            .await?;
+        conn.insert_nodes(log_id, &sealed.nodes).await?;
+        state.head.size = sealed.size;
+        state.head.head_hash = sealed.head;
+        state.frontier = sealed.frontier;
+        let signed = state.last_checkpoint.map_or(0, |c| c.0);
+        if sealed.size - signed >= every {
+            let key = self.key.clone();
+            sign_checkpoint(conn, org, state, &key, now).await?;
+        }
+        Ok(sealed.receipts)
     }
 
     /// Checkpoints every log with unsigned entries whose interval elapsed (or all, if `all`).
@@ -363,8 +381,55 @@ impl Writer {
         let now = OffsetDateTime::now_utc();
         Ok(in_transaction!(&store, conn => {
             let state = self.lock_log(&mut conn, org).await?;
-            sign_checkpoint(&mut conn, state, &key, now).await?
+            sign_checkpoint(&mut conn, org, state, &key, now).await?
         }))
+    }
+}
+
+/// A batch of one org's entries sealed onto a log state, not yet written.
+struct Sealed {
+    rows: Vec<(Vec<u8>, Hash)>,
+    nodes: Vec<(crate::merkle::NodeId, Hash)>,
+    receipts: Vec<Result<Receipt>>,
+    frontier: Frontier,
+    size: u64,
+    head: Hash,
+}
+
+impl Sealed {
+    /// Seals each waiter's event at the next position after `state` (entries that cannot be
+    /// sealed get their error and take no position).
+    fn new(org: &str, state: &LogState, waiters: &[Waiter], now: OffsetDateTime) -> Sealed {
+        let mut frontier = state.frontier.clone();
+        let mut head = state.head.head_hash;
+        let mut size = state.head.size;
+        let mut rows = Vec::with_capacity(waiters.len());
+        let mut nodes = Vec::with_capacity(waiters.len() * 2);
+        let mut receipts = Vec::with_capacity(waiters.len());
+        for (event, _) in waiters {
+            match seal(org, size, now, &head, event) {
+                Ok((bytes, hash)) => {
+                    nodes.extend(frontier.push(hash));
+                    rows.push((bytes, hash));
+                    receipts.push(Ok(Receipt {
+                        org: org.to_owned(),
+                        seq: size,
+                        leaf_hash: hash,
+                    }));
+                    head = hash;
+                    size += 1;
+                }
+                Err(e) => receipts.push(Err(e)),
+            }
+        }
+        Sealed {
+            rows,
+            nodes,
+            receipts,
+            frontier,
+            size,
+            head,
+        }
     }
 }
 
@@ -372,6 +437,7 @@ impl Writer {
 /// the previous checkpoint. Returns `None` when the last checkpoint already covers the log.
 async fn sign_checkpoint(
     conn: &mut Conn<'_>,
+    org: &str,
     state: &mut LogState,
     key: &LedgerKey,
     now: OffsetDateTime,
@@ -413,6 +479,8 @@ async fn sign_checkpoint(
     conn.insert_checkpoint(state.head.log_id, &stored).await?;
     state.last_checkpoint = Some((size, root));
     state.last_checkpoint_at = Instant::now();
+    metrics::gauge!("sck_ledger_checkpoint_timestamp_seconds", "org" => org.to_owned())
+        .set(now.unix_timestamp() as f64);
     Ok(Some(stored))
 }
 
