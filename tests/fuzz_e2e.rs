@@ -1035,7 +1035,6 @@ fn no_request_gets_a_5xx_a_non_problem_error_or_changes_state_when_refused() {
 /// `/api/v1/ledger/default/entries/abc`) gets axum's plain-text `400 Invalid URL` (the `Path`
 /// extractor of the handlers in `routes/`).
 #[test]
-#[ignore = "405s and Path rejections are not problem+json yet (server.rs, routes/); reported"]
 fn wrong_methods_and_malformed_path_parameters_get_problem_bodies() {
     fuzz(
         Surface {

@@ -541,13 +541,10 @@ fn malformed_input_is_refused_with_status_and_code() {
     let many: Vec<_> = (0..30)
         .map(|i| regular(&format!("x/m{i}.rego"), &module))
         .collect();
-    let archive_cases: Vec<(
-        &str,
-        Vec<(tar::EntryType, String, Option<&str>, Vec<u8>)>,
-        u16,
-        &str,
-        &str,
-    )> = vec![
+    /// (case, archive members, status, code, words the detail must contain)
+    type Member<'a> = (tar::EntryType, String, Option<&'a str>, Vec<u8>);
+    type ArchiveCase<'a> = (&'a str, Vec<Member<'a>>, u16, &'a str, &'a str);
+    let archive_cases: Vec<ArchiveCase> = vec![
         (
             "symlink",
             vec![(

@@ -42,7 +42,9 @@ fn metrics_handle() -> Result<PrometheusHandle, String> {
         .map_err(|e| e.to_string())?
         .set_buckets_for_metric(
             metrics_exporter_prometheus::Matcher::Full("sck_ledger_batch_entries".into()),
-            &[1.0, 2.0, 4.0, 8.0, 16.0, 32.0, 64.0, 128.0, 256.0, 1024.0, 4096.0],
+            &[
+                1.0, 2.0, 4.0, 8.0, 16.0, 32.0, 64.0, 128.0, 256.0, 1024.0, 4096.0,
+            ],
         )
         .map_err(|e| e.to_string())?
         .build_recorder();
@@ -115,6 +117,9 @@ pub fn app(state: AppState) -> Router {
         .merge(routes::bundle_service::router())
         .fallback(not_found)
         .layer(axum::middleware::from_fn(track))
+        .layer(axum::middleware::from_fn(
+            crate::api_error::problem_for_bare_errors,
+        ))
         .layer(RequestBodyLimitLayer::new(config.http.max_body_bytes))
         .layer(axum::extract::DefaultBodyLimit::max(config.http.max_body_bytes))
         .layer(axum::middleware::from_fn({

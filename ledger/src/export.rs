@@ -352,6 +352,15 @@ fn prepare(
         prev: decode_hash(&m.start_prev)?,
         frontier: Frontier::from_nodes(m.from, frontier_hashes)?,
     };
+    if m.to < m.from {
+        return Ok(Err(Failure {
+            seq: None,
+            reason: format!(
+                "manifest range ends ({}) before it starts ({})",
+                m.to, m.from
+            ),
+        }));
+    }
     if m.from == 0 && start.prev != crate::entry::genesis_prev(&m.origin) {
         return Ok(Err(Failure {
             seq: Some(0),
