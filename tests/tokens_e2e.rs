@@ -910,3 +910,59 @@ fn pyjwt_verifies_issued_tokens_before_and_after_rotation() {
     let out = pyjwt_verify(&server, &bad, &iss);
     assert!(!out.status.success());
 }
+
+/// The metrics an operator needs are exported once the events behind them happened: token issue
+/// and revoke counts, decisions by org and result, the active revision per org, ledger batch
+/// size and latency, the time of the last checkpoint, sidecar fetches and per-route latency.
+#[test]
+fn operator_metrics_are_exported() {
+    let server = Server::start_with_env(&[("SCK_LEDGER__CHECKPOINT_EVERY", "1")]);
+    let key = root(&server);
+    let issuer = create_issuer(&server, key, "default", "portal", 3);
+    let issued = issue(&server, key, &issuer, 3);
+    let token = issued["token"].as_str().unwrap();
+    let decided = post_json(
+        &format!("{}{API}/decide", server.url),
+        Some(token),
+        &json!({"action": "tools.invoke", "resource": {"org": "default", "tool": "search.web"}}),
+    );
+    assert_eq!(decided.status, 200, "{}", body(&decided));
+    assert_eq!(revoke(&server, key, &json!({"token": token})).status, 200);
+    let sidecar = server.sidecar_token.clone().unwrap();
+    let fetched = get(
+        &format!("{}/bundles/default/gateway.tar.gz", server.url),
+        &[("Authorization", &format!("Bearer {sidecar}"))],
+    );
+    assert_eq!(fetched.status, 200);
+
+    let text = String::from_utf8(get(&format!("{}/metrics", server.url), &[]).body).unwrap();
+    let value = |prefix: &str| -> f64 {
+        text.lines()
+            .find(|l| l.starts_with(prefix))
+            .and_then(|l| l.rsplit(' ').next())
+            .and_then(|v| v.parse().ok())
+            .unwrap_or_else(|| panic!("no `{prefix}` in /metrics:\n{text}"))
+    };
+    assert_eq!(value("sck_tokens_issued_total{org=\"default\"}"), 1.0);
+    assert_eq!(value("sck_tokens_revoked_total{org=\"default\"}"), 1.0);
+    let decisions = text
+        .lines()
+        .find(|l| l.starts_with("sck_decisions_total{") && l.contains("org=\"default\""))
+        .expect("decisions by org and result");
+    assert!(decisions.contains("result=\""), "{decisions}");
+    let active = text
+        .lines()
+        .find(|l| l.starts_with("sck_bundle_active{") && l.ends_with(" 1"))
+        .expect("the active revision of the default org");
+    assert!(
+        active.contains("org=\"default\"") && active.contains("version=\""),
+        "{active}"
+    );
+    assert!(value("sck_ledger_batch_entries_count") >= 3.0);
+    assert!(value("sck_ledger_append_seconds_count") >= 3.0);
+    assert!(value("sck_ledger_commit_seconds_count") >= 1.0);
+    assert!(value("sck_ledger_checkpoint_timestamp_seconds{org=\"default\"}") > 1.7e9);
+    assert_eq!(value("sck_bundle_fetches_total{result=\"200\"}"), 1.0);
+    assert!(text
+        .contains("sck_http_request_duration_seconds_bucket{route=\"/api/v1/enforcement/decide\""));
+}

@@ -91,6 +91,7 @@ impl Snapshots {
                 },
             }
         }
+        publish_active_gauges(&current, &next);
         self.map.store(Arc::new(next));
         Ok(())
     }
@@ -136,5 +137,25 @@ impl Snapshots {
                 }
             }
         });
+    }
+}
+
+/// `sck_bundle_active{org, name, version, sha256}`: 1 for the snapshot each org enforces, 0 for
+/// the one it replaced (or lost, when nothing is active any more).
+fn publish_active_gauges(
+    current: &HashMap<String, Arc<Snapshot>>,
+    next: &HashMap<String, Arc<Snapshot>>,
+) {
+    let gauge = |org: &str, s: &Snapshot| {
+        metrics::gauge!("sck_bundle_active", "org" => org.to_owned(), "name" => s.name.clone(),
+            "version" => s.version.clone(), "sha256" => s.sha256.clone())
+    };
+    for (org, old) in current {
+        if next.get(org).is_none_or(|new| new.sha256 != old.sha256) {
+            gauge(org, old).set(0.0);
+        }
+    }
+    for (org, new) in next {
+        gauge(org, new).set(1.0);
     }
 }

@@ -577,6 +577,7 @@ impl TokenService {
                 )?,
             )
             .await?;
+        metrics::counter!("sck_tokens_issued_total", "org" => org.to_owned()).increment(1);
         Ok(IssuedToken {
             token,
             token_id: claims.jti,
@@ -692,6 +693,7 @@ impl TokenService {
                 )?,
             )
             .await?;
+        metrics::counter!("sck_tokens_revoked_total", "org" => org).increment(1);
         Ok(true)
     }
 
