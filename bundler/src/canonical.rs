@@ -175,9 +175,11 @@ impl Json {
         }
     }
 
-    /// Converts to a `serde_json` value (numbers are re-parsed from their literal text).
-    pub fn to_serde(&self) -> serde_json::Value {
-        serde_json::from_slice(&self.to_canonical_bytes()).expect("canonical JSON always re-parses")
+    /// Converts to a `serde_json` value (numbers are re-parsed from their literal text). Fails
+    /// where serde_json's limits are narrower than ours: numbers beyond f64 (`1e400`) and
+    /// nesting deeper than 128 levels.
+    pub fn to_serde(&self) -> Result<serde_json::Value, String> {
+        serde_json::from_slice(&self.to_canonical_bytes()).map_err(|e| e.to_string())
     }
 }
 
@@ -280,6 +282,20 @@ mod tests {
 
     fn canonical(text: &str) -> String {
         String::from_utf8(Json::parse(text.as_bytes()).unwrap().to_canonical_bytes()).unwrap()
+    }
+
+    #[test]
+    fn to_serde_refuses_what_serde_json_cannot_hold() {
+        assert!(Json::parse(b"[1e400]").unwrap().to_serde().is_err());
+        let deep = format!("{}{}", "[".repeat(200), "]".repeat(200));
+        assert!(Json::parse(deep.as_bytes()).unwrap().to_serde().is_err());
+        assert_eq!(
+            Json::parse(br#"{"a":[1,2.5]}"#)
+                .unwrap()
+                .to_serde()
+                .unwrap(),
+            serde_json::json!({"a": [1, 2.5]})
+        );
     }
 
     #[test]

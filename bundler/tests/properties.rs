@@ -126,7 +126,7 @@ proptest! {
                 .unwrap();
             prop_assert_eq!(got, Some(serde_json::json!(value)));
         }
-        let data = read.data.to_serde();
+        let data = read.data.to_serde().unwrap();
         for (j, doc) in tree.data.iter().enumerate() {
             prop_assert_eq!(&data["app"][format!("d{j}")], &serde_json::to_value(doc).unwrap());
         }

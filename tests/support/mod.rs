@@ -28,6 +28,11 @@ pub struct Server {
 }
 
 impl Server {
+    /// The server's process id (to signal it or put resource limits on it).
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
     /// Starts a server on SQLite in a fresh directory.
     pub fn start() -> Server {
         let dir = tempfile::tempdir().unwrap();

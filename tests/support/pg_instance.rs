@@ -189,11 +189,3 @@ fn run(command: &mut Command) {
         String::from_utf8_lossy(&out.stderr)
     );
 }
-
-impl super::Server {
-    /// The server's process id (to put resource limits on it). Lives here, in a child module
-    /// of `support`, because only `support` and its children see the private `child` field.
-    pub fn pid(&self) -> u32 {
-        self.child.id()
-    }
-}
