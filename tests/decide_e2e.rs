@@ -5,7 +5,6 @@
 mod support;
 
 use std::collections::BTreeMap;
-use std::path::Path;
 use std::time::Instant;
 
 use serde_json::{json, Value};
@@ -459,21 +458,9 @@ fn each_decision_is_in_the_ledger_bound_to_bundle_token_and_input() {
     let decision_id = answer["decision_id"].as_str().unwrap().to_owned();
     let data_dir = server.data_dir.clone();
     assert!(server.stop().success());
-    let export = data_dir.join("export.tar.gz");
-    let db = data_dir.join("sck.db");
-    let out = std::process::Command::new(env!("CARGO_BIN_EXE_sck"))
-        .args(["ledger", "export", "--org", "default", "--database-url"])
-        .arg(&db)
-        .arg("-o")
-        .arg(&export)
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let entry = ledger_entries(&export)
+    let db = data_dir.join("sck.db").display().to_string();
+    let export = support::export_ledger(&db, "default", &data_dir);
+    let entry = support::export_entries(&export)
         .into_iter()
         .find(|e| e.to_string().contains(&decision_id))
         .expect("decision entry in the ledger");
@@ -493,21 +480,4 @@ fn each_decision_is_in_the_ledger_bound_to_bundle_token_and_input() {
         "the raw token must never be in the ledger"
     );
     assert_eq!(entry["seq"].as_u64(), answer["receipt"]["seq"].as_u64());
-}
-
-fn ledger_entries(export: &Path) -> Vec<Value> {
-    let file = std::fs::File::open(export).unwrap();
-    let mut archive = tar::Archive::new(flate2::read::GzDecoder::new(file));
-    for entry in archive.entries().unwrap() {
-        let mut entry = entry.unwrap();
-        if entry.path().unwrap().ends_with("entries.jsonl") {
-            let mut text = String::new();
-            std::io::Read::read_to_string(&mut entry, &mut text).unwrap();
-            return text
-                .lines()
-                .map(|l| serde_json::from_str(l).unwrap())
-                .collect();
-        }
-    }
-    panic!("no entries.jsonl")
 }

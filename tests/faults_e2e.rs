@@ -250,25 +250,7 @@ fn assert_fails_closed(call: &Call) {
 /// Exports the default org's log from `database_url`, verifies the export with `verifiers`
 /// (`sck ledger verify`), and returns the leaf hash of every entry by seq.
 fn verified_leaf_hashes(database_url: &str, verifiers: &[String], dir: &Path) -> Vec<String> {
-    let export = dir.join(format!("export-{}.tar.gz", uuid::Uuid::new_v4().simple()));
-    let exported = std::process::Command::new(env!("CARGO_BIN_EXE_sck"))
-        .args([
-            "ledger",
-            "export",
-            "--org",
-            "default",
-            "--database-url",
-            database_url,
-            "-o",
-        ])
-        .arg(&export)
-        .output()
-        .unwrap();
-    assert!(
-        exported.status.success(),
-        "{}",
-        String::from_utf8_lossy(&exported.stderr)
-    );
+    let export = support::export_ledger(database_url, "default", dir);
     let mut verify = std::process::Command::new(env!("CARGO_BIN_EXE_sck"));
     verify.args(["ledger", "verify", "--quiet"]);
     for key in verifiers {
@@ -281,21 +263,10 @@ fn verified_leaf_hashes(database_url: &str, verifiers: &[String], dir: &Path) ->
         String::from_utf8_lossy(&verified.stdout),
         String::from_utf8_lossy(&verified.stderr)
     );
-    let file = std::fs::File::open(&export).unwrap();
-    let mut archive = tar::Archive::new(flate2::read::GzDecoder::new(file));
-    for entry in archive.entries().unwrap() {
-        let mut entry = entry.unwrap();
-        if entry.path().unwrap().ends_with("entries.jsonl") {
-            let mut leaves = Vec::new();
-            std::io::Read::read_to_end(&mut entry, &mut leaves).unwrap();
-            return leaves
-                .split(|&b| b == b'\n')
-                .filter(|line| !line.is_empty())
-                .map(|line| hex::encode(sck_ledger::merkle::leaf_hash(line)))
-                .collect();
-        }
-    }
-    panic!("no entries.jsonl in the export")
+    support::export_leaves(&export)
+        .iter()
+        .map(|leaf| hex::encode(sck_ledger::merkle::leaf_hash(leaf)))
+        .collect()
 }
 
 /// Every acknowledged receipt is in the verified log at its seq with its leaf hash, and no two

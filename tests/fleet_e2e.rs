@@ -193,33 +193,8 @@ fn create(url: &str, root: &str, org: &str, kind: &str) -> String {
 }
 
 fn export(data_dir: &Path, org: &str) -> Vec<Value> {
-    let out_file = data_dir.join(format!("export-{org}.tar.gz"));
-    let out = std::process::Command::new(env!("CARGO_BIN_EXE_sck"))
-        .args(["ledger", "export", "--org", org, "--database-url"])
-        .arg(data_dir.join("sck.db"))
-        .arg("-o")
-        .arg(&out_file)
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let file = std::fs::File::open(&out_file).unwrap();
-    let mut archive = tar::Archive::new(flate2::read::GzDecoder::new(file));
-    for entry in archive.entries().unwrap() {
-        let mut entry = entry.unwrap();
-        if entry.path().unwrap().ends_with("entries.jsonl") {
-            let mut text = String::new();
-            std::io::Read::read_to_string(&mut entry, &mut text).unwrap();
-            return text
-                .lines()
-                .map(|l| serde_json::from_str(l).unwrap())
-                .collect();
-        }
-    }
-    panic!("no entries.jsonl")
+    let db = data_dir.join("sck.db").display().to_string();
+    support::export_entries(&support::export_ledger(&db, org, data_dir))
 }
 
 fn sidecar_entries(entries: &[Value]) -> Vec<&Value> {

@@ -134,21 +134,8 @@ fn prune(data_dir: &Path, db: &str, cutoff: &[&str]) -> u64 {
 /// The default org's entries, from an export that `sck ledger verify` accepts offline with the
 /// deployment's key; the database verifies in place too.
 fn exported_and_verified(data_dir: &Path, db: &str) -> Vec<Value> {
-    let file = data_dir.join(format!("export-{}.tar.gz", uuid::Uuid::new_v4().simple()));
+    let file = support::export_ledger(db, "default", data_dir);
     let file_arg = file.display().to_string();
-    ok(sck(
-        data_dir,
-        &[
-            "ledger",
-            "export",
-            "--org",
-            "default",
-            "--database-url",
-            db,
-            "-o",
-            &file_arg,
-        ],
-    ));
     let key = sck_ledger::LedgerKey::load_file(&data_dir.join("ledger.key"))
         .unwrap()
         .verifier()
@@ -171,21 +158,7 @@ fn exported_and_verified(data_dir: &Path, db: &str) -> Vec<Value> {
             "--quiet",
         ],
     ));
-    let mut archive = tar::Archive::new(flate2::read::GzDecoder::new(
-        std::fs::File::open(&file).unwrap(),
-    ));
-    for member in archive.entries().unwrap() {
-        let mut member = member.unwrap();
-        if member.path().unwrap().ends_with("entries.jsonl") {
-            let mut text = String::new();
-            std::io::Read::read_to_string(&mut member, &mut text).unwrap();
-            return text
-                .lines()
-                .map(|l| serde_json::from_str(l).unwrap())
-                .collect();
-        }
-    }
-    panic!("no entries.jsonl in the export")
+    support::export_entries(&file)
 }
 
 fn of_type<'a>(entries: &'a [Value], kind: &str) -> Vec<&'a Value> {

@@ -247,26 +247,11 @@ fn lifecycle_and_sidecar_fetches_end_to_end() {
         "{}",
         String::from_utf8_lossy(&verify.stderr)
     );
-    let export = data_dir.join("export.tar.gz");
-    let out = std::process::Command::new(env!("CARGO_BIN_EXE_sck"))
-        .args([
-            "ledger",
-            "export",
-            "--org",
-            "default",
-            "--database-url",
-            &db,
-            "-o",
-        ])
-        .arg(&export)
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let entries = ledger_entry_types(&export);
+    let export = support::export_ledger(&db, "default", &data_dir);
+    let entries: Vec<String> = support::export_entries(&export)
+        .iter()
+        .map(|e| e["type"].as_str().unwrap().to_owned())
+        .collect();
     for expected in [
         "credential.created",
         "bundle.compiled",
@@ -280,29 +265,6 @@ fn lifecycle_and_sidecar_fetches_end_to_end() {
             "no {expected} in {entries:?}"
         );
     }
-}
-
-/// The `type` of every entry in a ledger export.
-fn ledger_entry_types(export: &std::path::Path) -> Vec<String> {
-    let file = std::fs::File::open(export).unwrap();
-    let mut archive = tar::Archive::new(flate2::read::GzDecoder::new(file));
-    for entry in archive.entries().unwrap() {
-        let mut entry = entry.unwrap();
-        if entry.path().unwrap().ends_with("entries.jsonl") {
-            let mut text = String::new();
-            std::io::Read::read_to_string(&mut entry, &mut text).unwrap();
-            return text
-                .lines()
-                .map(|l| {
-                    serde_json::from_str::<Value>(l).unwrap()["type"]
-                        .as_str()
-                        .unwrap()
-                        .to_owned()
-                })
-                .collect();
-        }
-    }
-    panic!("export has no entries.jsonl")
 }
 
 #[test]

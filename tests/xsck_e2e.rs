@@ -444,20 +444,9 @@ fn signed_calls_verify_decide_and_every_must_fail_case_has_its_code() {
     let mut kinds = std::collections::BTreeMap::<String, usize>::new();
     let mut reasons = std::collections::BTreeSet::<String>::new();
     for org in [ORG, "default"] {
-        let export = data_dir.join(format!("{org}.tar.gz"));
-        let out = Command::new(env!("CARGO_BIN_EXE_sck"))
-            .args(["ledger", "export", "--org", org, "--database-url"])
-            .arg(data_dir.join("sck.db"))
-            .arg("-o")
-            .arg(&export)
-            .output()
-            .unwrap();
-        assert!(
-            out.status.success(),
-            "{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        for entry in ledger_entries(&export) {
+        let db = data_dir.join("sck.db").display().to_string();
+        let export = support::export_ledger(&db, org, &data_dir);
+        for entry in support::export_entries(&export) {
             let text = entry.to_string();
             assert!(!text.contains(&secret) && !text.contains("sckx_"), "{text}");
             let Some(kind) = entry["type"].as_str().or(entry["kind"].as_str()) else {
@@ -802,21 +791,4 @@ fn the_layer_protects_any_route() {
         "signature_mismatch"
     );
     drop(runtime);
-}
-
-fn ledger_entries(export: &std::path::Path) -> Vec<Value> {
-    let file = std::fs::File::open(export).unwrap();
-    let mut archive = tar::Archive::new(flate2::read::GzDecoder::new(file));
-    for entry in archive.entries().unwrap() {
-        let mut entry = entry.unwrap();
-        if entry.path().unwrap().ends_with("entries.jsonl") {
-            let mut text = String::new();
-            entry.read_to_string(&mut text).unwrap();
-            return text
-                .lines()
-                .map(|l| serde_json::from_str(l).unwrap())
-                .collect();
-        }
-    }
-    panic!("no entries.jsonl")
 }

@@ -314,6 +314,67 @@ fn parse_response(raw: &[u8]) -> Reply {
     }
 }
 
+/// Exports `org`'s ledger from `database_url` with `sck ledger export` to a new file in `dir`.
+pub fn export_ledger(database_url: &str, org: &str, dir: &Path) -> PathBuf {
+    let export = dir.join(format!("export-{org}-{}.tar.gz", unique_suffix()));
+    let out = Command::new(env!("CARGO_BIN_EXE_sck"))
+        .args([
+            "ledger",
+            "export",
+            "--org",
+            org,
+            "--database-url",
+            database_url,
+            "-o",
+        ])
+        .arg(&export)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "sck ledger export: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    export
+}
+
+/// The leaf bytes of every entry of a ledger export, by seq (its `entries.jsonl`).
+pub fn export_leaves(export: &Path) -> Vec<Vec<u8>> {
+    let file = std::fs::File::open(export).unwrap();
+    let mut archive = tar::Archive::new(flate2::read::GzDecoder::new(file));
+    for entry in archive.entries().unwrap() {
+        let mut entry = entry.unwrap();
+        if entry.path().unwrap().ends_with("entries.jsonl") {
+            let mut leaves = Vec::new();
+            std::io::Read::read_to_end(&mut entry, &mut leaves).unwrap();
+            return leaves
+                .split(|&b| b == b'\n')
+                .filter(|line| !line.is_empty())
+                .map(<[u8]>::to_vec)
+                .collect();
+        }
+    }
+    panic!("no entries.jsonl in {}", export.display())
+}
+
+/// Every entry of a ledger export, parsed.
+pub fn export_entries(export: &Path) -> Vec<Value> {
+    export_leaves(export)
+        .iter()
+        .map(|leaf| serde_json::from_slice(leaf).unwrap())
+        .collect()
+}
+
+fn unique_suffix() -> String {
+    use std::sync::atomic::{AtomicU64, Ordering};
+    static NEXT: AtomicU64 = AtomicU64::new(0);
+    format!(
+        "{}-{}",
+        std::process::id(),
+        NEXT.fetch_add(1, Ordering::Relaxed)
+    )
+}
+
 /// The default policy tree as a compile request's file map.
 pub fn policy_files() -> serde_json::Map<String, Value> {
     let tree = sck_bundler::SourceTree::from_dir(&repo().join("policies")).unwrap();
