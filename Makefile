@@ -52,6 +52,11 @@ bench:
 	scripts/bench-fleet.sh
 	scripts/bench-xsck.sh
 
+## soak: 10 minutes of mixed steady load (SOAK_SECONDS, SOAK_RATE); zero errors, flat memory,
+## and a ledger export that verifies. Not part of `test`.
+soak:
+	scripts/soak.sh
+
 lint:
 	$(CARGO) fmt --all -- --check
 	$(CARGO) clippy --workspace --all-targets --locked -- -D warnings

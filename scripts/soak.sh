@@ -1,0 +1,35 @@
+#!/usr/bin/env bash
+# The 10-minute mixed soak (outside `make test`): `sck serve` on SQLite (release build, loopback)
+# under a steady SOAK_RATE requests/s (default 200) for SOAK_SECONDS (default 600) of decisions,
+# X-SCK verifications, token issue/introspect, sidecar polls and an activation every 30 s
+# (scripts/soak.py). Fails on any error, on RSS growth over 20% between the early and the last
+# window, or if the exported ledger does not pass `sck ledger verify` after a graceful stop.
+set -euo pipefail
+ROOT=$(cd "$(dirname "$0")/.." && pwd)
+SCK="$ROOT/target/release/sck"
+[ -x "$SCK" ] || cargo build --release --bin sck
+WORK=$(mktemp -d)
+PORT=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
+URL="http://127.0.0.1:$PORT"
+cleanup() { kill "$SERVER" 2>/dev/null || true; wait "$SERVER" 2>/dev/null || true; rm -rf "$WORK"; }
+trap cleanup EXIT
+SCK_DATA_DIR="$WORK" SCK_LOG=warn SCK_BUNDLES__BOOTSTRAP_POLICIES="$ROOT/policies" SCK_PUBLIC_URL="$URL" \
+SCK_DECISIONS__SUBJECT_RATE__PER_SECOND=1000000 SCK_DECISIONS__SUBJECT_RATE__BURST=1000000 \
+SCK_DECISIONS__ORG_RATE__PER_SECOND=1000000 SCK_DECISIONS__ORG_RATE__BURST=1000000 \
+  "$SCK" serve --listen "127.0.0.1:$PORT" --database-url "$WORK/sck.db" > "$WORK/serve.out" 2> "$WORK/serve.err" &
+SERVER=$!
+for _ in $(seq 100); do grep -q "sck listening" "$WORK/serve.out" 2>/dev/null && break; sleep 0.2; done
+ADMIN=$(awk '/root admin key/ {print $4}' "$WORK/serve.out")
+SIDECAR=$(awk '/sidecar token/ {print $NF}' "$WORK/serve.out")
+status=0
+python3 "$ROOT/scripts/soak.py" "$URL" "$ADMIN" "$SIDECAR" "$SERVER" "$ROOT/policies" "$WORK/keys.txt" || status=$?
+kill -TERM "$SERVER"; wait "$SERVER" || true
+"$SCK" ledger export --org default --database-url "$WORK/sck.db" -o "$WORK/export.tar.gz"
+keys=(); while read -r k; do [ -n "$k" ] && keys+=(--key "$k"); done < "$WORK/keys.txt"
+if "$SCK" ledger verify "$WORK/export.tar.gz" "${keys[@]}" --quiet; then
+  echo "ledger: export verifies"
+else
+  echo "ledger: export does NOT verify"; status=1
+fi
+grep -c " ERROR " "$WORK/serve.err" | xargs -I{} echo "server log: {} ERROR lines"
+exit "$status"
