@@ -7,12 +7,13 @@ DATA  ?= sck-data
 SCK_RELEASE := target/release/sck
 SCK_DEBUG   := target/debug/sck
 
-.PHONY: help run test test-rust test-policies test-deploy bench lint fmt
+.PHONY: help run test test-rust test-policies test-deploy bench soak lint fmt
 
 help:
 	@echo "make run    build sck and start the gateway on SQLite with policies/ compiled, signed and active"
 	@echo "make test   the whole test suite, on SQLite and on a throw-away PostgreSQL"
 	@echo "make bench  benchmarks (release build); numbers go to stdout and target/criterion"
+	@echo "make soak   10 minutes of mixed steady load; zero errors, flat memory, ledger verifies"
 	@echo "make lint   cargo fmt --check and cargo clippy -D warnings"
 
 ## run: build the release binary, check and test policies/, then start the gateway on SQLite
