@@ -130,9 +130,13 @@ fn runtime() -> Result<tokio::runtime::Runtime, CliError> {
 fn init_logging(format: LogFormat) {
     let filter = tracing_subscriber::EnvFilter::try_from_env("SCK_LOG")
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info,sqlx=warn"));
+    // A log line that cannot be written (stderr on a full disk) is dropped: by default the
+    // subscriber reports that with `eprintln!`, which panics when stderr itself fails and would
+    // take the request down with it.
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
-        .with_writer(std::io::stderr);
+        .with_writer(std::io::stderr)
+        .log_internal_errors(false);
     match format {
         LogFormat::Text => builder.init(),
         LogFormat::Json => builder.json().init(),
