@@ -189,14 +189,17 @@ def sample_rss(deadline):
         time.sleep(10)
 
 
-# Shares of the total rate; each share is split over two threads so a slow answer never stalls a kind.
-shares = {decide: 0.40, verify: 0.20, token: 0.10, poll: 0.30}
+# Shares of the total request rate; each share is split over two threads so a slow answer never
+# stalls a kind. A token round is two requests (issue + introspect).
+shares = {decide: 0.40, verify: 0.20, token: 0.20, poll: 0.20}
+requests_per_call = {token: 2}
 started = time.monotonic()
 deadline = started + SECONDS
 threads = [threading.Thread(target=sample_rss, args=(deadline,))]
 for action, share in shares.items():
     for _ in range(2):
-        threads.append(threading.Thread(target=paced, args=(action, RATE * share / 2, deadline)))
+        rate = RATE * share / requests_per_call.get(action, 1) / 2
+        threads.append(threading.Thread(target=paced, args=(action, rate, deadline)))
 threads.append(threading.Thread(target=paced, args=(activate, 1.0 / ACTIVATE_EVERY, deadline)))
 for t in threads:
     t.start()
