@@ -173,7 +173,7 @@ def paced(action, rate, deadline):
         next_at += interval
         delay = next_at - time.monotonic()
         if delay > 0:
-            time.sleep(delay)
+            time.sleep(min(delay, max(0.0, deadline - time.monotonic())))
         elif delay < -interval:
             next_at = time.monotonic()
 
