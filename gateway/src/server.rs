@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 use axum::extract::{MatchedPath, Request};
 use axum::http::{HeaderName, StatusCode};
 use axum::middleware::Next;
-use axum::response::{IntoResponse, Response};
+use axum::response::Response;
 use axum::Router;
 use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusHandle};
 use sck_bundler::Limits;
@@ -69,25 +69,6 @@ async fn track(matched: Option<MatchedPath>, request: Request, next: Next) -> Re
     response
 }
 
-/// Refuses a request whose declared `Content-Length` exceeds the body limit with a problem body
-/// before anything is read (the limit layer behind it still caps bodies of unknown length).
-async fn refuse_declared_oversize(limit: usize, request: Request, next: Next) -> Response {
-    let declared = request
-        .headers()
-        .get(axum::http::header::CONTENT_LENGTH)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.parse::<u64>().ok());
-    match declared {
-        Some(length) if length > limit as u64 => ApiError::new(
-            StatusCode::PAYLOAD_TOO_LARGE,
-            "payload_too_large",
-            format!("request body of {length} bytes exceeds the limit of {limit} bytes"),
-        )
-        .into_response(),
-        _ => next.run(request).await,
-    }
-}
-
 async fn not_found() -> ApiError {
     ApiError::not_found("no such route")
 }
@@ -117,15 +98,12 @@ pub fn app(state: AppState) -> Router {
         .merge(routes::bundle_service::router())
         .fallback(not_found)
         .layer(axum::middleware::from_fn(track))
+        .layer(RequestBodyLimitLayer::new(config.http.max_body_bytes))
+        .layer(axum::extract::DefaultBodyLimit::max(config.http.max_body_bytes))
+        // Outside the body limit, so its 413 (sent before the body is read) gets a problem body.
         .layer(axum::middleware::from_fn(
             crate::api_error::problem_for_bare_errors,
         ))
-        .layer(RequestBodyLimitLayer::new(config.http.max_body_bytes))
-        .layer(axum::extract::DefaultBodyLimit::max(config.http.max_body_bytes))
-        .layer(axum::middleware::from_fn({
-            let limit = config.http.max_body_bytes;
-            move |request: Request, next: Next| refuse_declared_oversize(limit, request, next)
-        }))
         .layer(PropagateRequestIdLayer::new(REQUEST_ID))
         .layer(TraceLayer::new_for_http().make_span_with(|request: &Request| {
             let id = request
