@@ -9,10 +9,11 @@ use std::io::Write;
 
 use proptest::prelude::*;
 use sck_gateway::config::Config;
-use sck_gateway::fleet::events::{canonical_sha256, gunzip_bounded, parse_batch};
+use sck_gateway::fleet::events::{gunzip_bounded, parse_batch};
 use sck_gateway::fleet::status::parse_status;
 use sck_gateway::fleet::{InputPolicy, Uploader};
 use sck_gateway::xsck::canonical::{self, Signature};
+use sck_ledger::canonical::sha256_hex as canonical_sha256;
 use serde_json::{json, Value};
 
 fn gzip(bytes: &[u8]) -> Vec<u8> {

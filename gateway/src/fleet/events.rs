@@ -112,12 +112,6 @@ pub fn gunzip_bounded(body: &[u8], max_bytes: u64) -> Result<Vec<u8>, ApiError> 
     Ok(out)
 }
 
-/// SHA-256 (lowercase hex) of the RFC 8785 canonical form of `value`.
-pub fn canonical_sha256(value: &Value) -> Result<String, String> {
-    let bytes = serde_json_canonicalizer::to_vec(value).map_err(|e| e.to_string())?;
-    Ok(hex::encode(Sha256::digest(&bytes)))
-}
-
 /// Unescapes one JSON-pointer reference token (RFC 6901: `~1` is `/`, `~0` is `~`).
 fn unescape_token(token: &str) -> String {
     token.replace("~1", "/").replace("~0", "~")
@@ -337,12 +331,12 @@ fn ledger_body(
     let opa_version = labels.get("version").cloned().unwrap_or(Value::Null);
     let input = map.get("input");
     let input_sha256 = match input {
-        Some(input) => Value::String(canonical_sha256(input)?),
+        Some(input) => Value::String(sck_ledger::canonical::sha256_hex(input)?),
         None => Value::Null,
     };
     let result = map.get("result");
     let result_sha256 = match result {
-        Some(result) => Value::String(canonical_sha256(result)?),
+        Some(result) => Value::String(sck_ledger::canonical::sha256_hex(result)?),
         None => Value::Null,
     };
     let (allow, reasons) = verdict(result);
@@ -525,7 +519,7 @@ mod tests {
         assert!(body.get("input").is_none());
         assert_eq!(out[0].input, None);
         assert!(!body.to_string().contains("hunter2"));
-        let expected = canonical_sha256(&event("d1")["input"]).unwrap();
+        let expected = sck_ledger::canonical::sha256_hex(&event("d1")["input"]).unwrap();
         assert_eq!(body["input_sha256"], expected);
         assert!(body["metrics"].get("bad").is_none());
     }
@@ -553,7 +547,7 @@ mod tests {
         // The hash is of the input as uploaded, so a holder of the original can match it.
         assert_eq!(
             body["input_sha256"],
-            canonical_sha256(&event("d1")["input"]).unwrap()
+            sck_ledger::canonical::sha256_hex(&event("d1")["input"]).unwrap()
         );
         assert!(InputPolicy {
             store_input: true,
