@@ -9,20 +9,8 @@ SCK="$ROOT/target/release/sck"
 [ -x "$SCK" ] || cargo build --release --bin sck
 command -v wrk >/dev/null || { apt-get update -qq >/dev/null; apt-get install -y -qq wrk >/dev/null; }
 DURATION=${BENCH_SECONDS:-10}
-WORK=$(mktemp -d)
-PORT=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
-URL="http://127.0.0.1:$PORT"
-cleanup() { kill "$SERVER" 2>/dev/null || true; wait "$SERVER" 2>/dev/null || true; rm -rf "$WORK"; }
-trap cleanup EXIT
-cd "$WORK"
-# Generous rate limits: this measures throughput, not the limiter.
-SCK_DATA_DIR="$WORK" SCK_LOG=warn SCK_BUNDLES__BOOTSTRAP_POLICIES="$ROOT/policies" \
-SCK_DECISIONS__SUBJECT_RATE__PER_SECOND=1000000 SCK_DECISIONS__SUBJECT_RATE__BURST=1000000 \
-SCK_DECISIONS__ORG_RATE__PER_SECOND=1000000 SCK_DECISIONS__ORG_RATE__BURST=1000000 \
-  "$SCK" serve --listen "127.0.0.1:$PORT" --database-url "$WORK/sck.db" > serve.out &
-SERVER=$!
-for _ in $(seq 100); do grep -q "sck listening" serve.out 2>/dev/null && break; sleep 0.2; done
-ADMIN=$(awk '/root admin key/ {print $4}' serve.out)
+. "$ROOT/scripts/lib/sck-server.sh"
+start_sck
 
 api() { curl -sf -H "Authorization: Bearer $ADMIN" -H 'Content-Type: application/json' "$URL/api/v1/enforcement/$1" -d "$2"; }
 field() { python3 -c "import json,sys; print(json.load(sys.stdin)['$1'])"; }

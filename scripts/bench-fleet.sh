@@ -8,17 +8,9 @@ ROOT=$(cd "$(dirname "$0")/.." && pwd)
 SCK=$(realpath -m "${SCK_BIN:-$ROOT/target/release/sck}")
 [ -n "${SCK_BIN:-}" ] || (cd "$ROOT" && cargo build --release --bin sck)
 EVENTS=${BENCH_EVENTS:-20000}
-WORK=$(mktemp -d)
-PORT=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
-cleanup() { kill "$SERVER" 2>/dev/null || true; wait "$SERVER" 2>/dev/null || true; rm -rf "$WORK"; }
-trap cleanup EXIT
-cd "$WORK"
-SCK_DATA_DIR="$WORK" SCK_LOG=warn SCK_BUNDLES__BOOTSTRAP_POLICIES="$ROOT/policies" \
-  "$SCK" serve --listen "127.0.0.1:$PORT" --database-url "$WORK/sck.db" > serve.out &
-SERVER=$!
-for _ in $(seq 150); do grep -q "sck listening" serve.out 2>/dev/null && break; sleep 0.2; done
-TOKEN=$(awk '/sidecar token/ {print $NF}' serve.out)
-python3 - "http://127.0.0.1:$PORT" "$TOKEN" "$EVENTS" <<'PY'
+. "$ROOT/scripts/lib/sck-server.sh"
+start_sck
+python3 - "$URL" "$SIDECAR" "$EVENTS" <<'PY'
 import gzip, json, sys, time, urllib.request
 url, token, total = sys.argv[1], sys.argv[2], int(sys.argv[3])
 def event(i, tag):

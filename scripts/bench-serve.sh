@@ -9,19 +9,8 @@ ROOT=$(cd "$(dirname "$0")/.." && pwd)
 SCK="$ROOT/target/release/sck"
 [ -x "$SCK" ] || cargo build --release --bin sck
 command -v wrk >/dev/null || { apt-get update -qq >/dev/null; apt-get install -y -qq wrk >/dev/null; }
-WORK=$(mktemp -d)
-PORT=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
-URL="http://127.0.0.1:$PORT"
-cleanup() { kill "$SERVER" 2>/dev/null || true; wait "$SERVER" 2>/dev/null || true; rm -rf "$WORK"; }
-trap cleanup EXIT
-
-cd "$WORK"
-SCK_DATA_DIR="$WORK" SCK_LOG=warn SCK_BUNDLES__BOOTSTRAP_POLICIES="$ROOT/policies" \
-  "$SCK" serve --listen "127.0.0.1:$PORT" --database-url "$WORK/sck.db" > serve.out &
-SERVER=$!
-for _ in $(seq 100); do grep -q "sck listening" serve.out 2>/dev/null && break; sleep 0.2; done
-ADMIN=$(awk '/root admin key/ {print $4}' serve.out)
-SIDECAR=$(awk '/sidecar token/ {print $NF}' serve.out)
+. "$ROOT/scripts/lib/sck-server.sh"
+start_sck
 
 # A ~1 MiB bundle: the default policies plus incompressible data.
 cp -r "$ROOT/policies" src

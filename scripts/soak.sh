@@ -8,21 +8,9 @@ set -euo pipefail
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
 SCK="$ROOT/target/release/sck"
 [ -x "$SCK" ] || cargo build --release --bin sck
-WORK=$(mktemp -d)
-PORT=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
-URL="http://127.0.0.1:$PORT"
-cleanup() { kill "$SERVER" 2>/dev/null || true; wait "$SERVER" 2>/dev/null || true; rm -rf "$WORK"; }
-trap cleanup EXIT
+. "$ROOT/scripts/lib/sck-server.sh"
 # X-SCK skew 60 s (nonces kept 120 s) so the replay store reaches its steady size within the run.
-SCK_DATA_DIR="$WORK" SCK_LOG=warn SCK_BUNDLES__BOOTSTRAP_POLICIES="$ROOT/policies" SCK_PUBLIC_URL="$URL" \
-SCK_XSCK__MAX_SKEW_SECS=${SOAK_SKEW_SECS:-60} \
-SCK_DECISIONS__SUBJECT_RATE__PER_SECOND=1000000 SCK_DECISIONS__SUBJECT_RATE__BURST=1000000 \
-SCK_DECISIONS__ORG_RATE__PER_SECOND=1000000 SCK_DECISIONS__ORG_RATE__BURST=1000000 \
-  "$SCK" serve --listen "127.0.0.1:$PORT" --database-url "$WORK/sck.db" > "$WORK/serve.out" 2> "$WORK/serve.err" &
-SERVER=$!
-for _ in $(seq 100); do grep -q "sck listening" "$WORK/serve.out" 2>/dev/null && break; sleep 0.2; done
-ADMIN=$(awk '/root admin key/ {print $4}' "$WORK/serve.out")
-SIDECAR=$(awk '/sidecar token/ {print $NF}' "$WORK/serve.out")
+start_sck SCK_XSCK__MAX_SKEW_SECS="${SOAK_SKEW_SECS:-60}"
 status=0
 python3 "$ROOT/scripts/soak.py" "$URL" "$ADMIN" "$SIDECAR" "$SERVER" "$ROOT/policies" "$WORK/keys.txt" || status=$?
 kill -TERM "$SERVER"; wait "$SERVER" || true

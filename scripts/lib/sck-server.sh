@@ -1,0 +1,34 @@
+# Sourced by the benchmark and soak scripts (which set ROOT and SCK first): a throw-away
+# `sck serve` on SQLite in a temporary directory on a free loopback port, stopped on exit.
+#
+#   start_sck [NAME=VALUE ...]   extra environment for the server
+#
+# Sets WORK (also the new working directory; the server's output is in serve.out and
+# serve.err there), URL, SERVER (its pid), ADMIN (the root admin key) and SIDECAR (the default
+# org's sidecar token). Rate limits are lifted: the scripts measure throughput, not the limiter.
+
+start_sck() {
+  WORK=$(mktemp -d)
+  local port
+  port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
+  URL="http://127.0.0.1:$port"
+  trap stop_sck EXIT
+  cd "$WORK"
+  env SCK_DATA_DIR="$WORK" SCK_LOG=warn SCK_BUNDLES__BOOTSTRAP_POLICIES="$ROOT/policies" \
+    SCK_PUBLIC_URL="$URL" \
+    SCK_DECISIONS__SUBJECT_RATE__PER_SECOND=1000000 SCK_DECISIONS__SUBJECT_RATE__BURST=1000000 \
+    SCK_DECISIONS__ORG_RATE__PER_SECOND=1000000 SCK_DECISIONS__ORG_RATE__BURST=1000000 \
+    "$@" "$SCK" serve --listen "127.0.0.1:$port" --database-url "$WORK/sck.db" \
+    > serve.out 2> serve.err &
+  SERVER=$!
+  for _ in $(seq 150); do grep -q "sck listening" serve.out 2>/dev/null && break; sleep 0.2; done
+  grep -q "sck listening" serve.out || { cat serve.err >&2; echo "sck serve did not start" >&2; exit 1; }
+  ADMIN=$(awk '/root admin key/ {print $4}' serve.out)
+  SIDECAR=$(awk '/sidecar token/ {print $NF}' serve.out)
+}
+
+stop_sck() {
+  kill "$SERVER" 2>/dev/null || true
+  wait "$SERVER" 2>/dev/null || true
+  rm -rf "$WORK"
+}
