@@ -11,6 +11,8 @@
 //!   and the canonical form is a fixed point (parse → canonical → parse → canonical);
 //! - `.manifest` and `data.json`/`data.yaml` parsing on arbitrary bytes: never a panic.
 
+mod common;
+
 use std::collections::BTreeMap;
 use std::io::{Read, Write};
 use std::sync::OnceLock;
@@ -19,23 +21,12 @@ use proptest::prelude::*;
 use sck_bundler::canonical::Json;
 use sck_bundler::data::parse_data_file;
 use sck_bundler::manifest::Manifest;
-use sck_bundler::{
-    build, BuildOptions, Built, Bundle, Limits, SigningConfig, SigningKey, SourceTree,
-    VerificationConfig, VerificationKey,
-};
+use sck_bundler::{build, BuildOptions, Built, Bundle, Limits, SourceTree, VerificationConfig};
 
 const SECRET: &[u8] = b"fuzz-test-secret";
 
 fn verification() -> VerificationConfig {
-    VerificationConfig {
-        keys: [(
-            "k1".to_string(),
-            VerificationKey::from_material(SECRET, None).unwrap(),
-        )]
-        .into_iter()
-        .collect(),
-        ..Default::default()
-    }
+    common::hmac_verification(SECRET)
 }
 
 /// One signed bundle with a module, a data document and a manifest.
@@ -54,11 +45,7 @@ fn reference() -> &'static Built {
             &SourceTree::from_files(files).unwrap(),
             &BuildOptions {
                 revision: Some("fuzz".into()),
-                signing: Some(SigningConfig {
-                    key: SigningKey::from_material(SECRET, None).unwrap(),
-                    key_id: Some("k1".into()),
-                    claims: Default::default(),
-                }),
+                signing: Some(common::hmac_signing(SECRET)),
                 ..Default::default()
             },
         )

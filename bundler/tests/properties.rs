@@ -1,35 +1,25 @@
 //! Property tests: arbitrary small trees round-trip build → read → verify, and no corruption of
 //! a signed bundle ever verifies as something other than what was signed, or panics.
 
+mod common;
+
 use std::collections::BTreeMap;
 use std::sync::OnceLock;
 
 use proptest::prelude::*;
 use sck_bundler::{
-    build, policy, BuildOptions, Built, Bundle, BundleFile, Limits, SigningConfig, SigningKey,
-    SourceTree, VerificationConfig, VerificationKey,
+    build, policy, BuildOptions, Built, Bundle, BundleFile, Limits, SigningConfig, SourceTree,
+    VerificationConfig,
 };
 
 const SECRET: &[u8] = b"property-test-secret";
 
 fn signing() -> SigningConfig {
-    SigningConfig {
-        key: SigningKey::from_material(SECRET, None).unwrap(),
-        key_id: Some("k1".into()),
-        claims: Default::default(),
-    }
+    common::hmac_signing(SECRET)
 }
 
 fn verification() -> VerificationConfig {
-    VerificationConfig {
-        keys: [(
-            "k1".to_string(),
-            VerificationKey::from_material(SECRET, None).unwrap(),
-        )]
-        .into_iter()
-        .collect(),
-        ..Default::default()
-    }
+    common::hmac_verification(SECRET)
 }
 
 /// A small policy tree: modules `app.m<i>` each defining `value`, and data documents under
