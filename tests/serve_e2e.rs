@@ -366,6 +366,20 @@ fn orgs_are_isolated() {
     );
 }
 
+/// Asserts a refusal's status and code, and that its detail mentions `needle`.
+fn assert_problem(reply: &support::Reply, name: &str, status: u16, code: &str, needle: &str) {
+    let body = reply.json();
+    assert_eq!(
+        (reply.status, reply.code()),
+        (status, code.to_owned()),
+        "{name}: {body}"
+    );
+    assert!(
+        body["detail"].as_str().unwrap().contains(needle),
+        "{name}: {body}"
+    );
+}
+
 #[test]
 fn malformed_input_is_refused_with_status_and_code() {
     let server = Server::start_with_env(&[
@@ -456,16 +470,7 @@ fn malformed_input_is_refused_with_status_and_code() {
     ];
     for (name, files, status, code, needle) in cases {
         let reply = send(files);
-        let body = reply.json();
-        assert_eq!(
-            (reply.status, reply.code()),
-            (status, code.to_owned()),
-            "{name}: {body}"
-        );
-        assert!(
-            body["detail"].as_str().unwrap().contains(needle),
-            "{name}: {body}"
-        );
+        assert_problem(&reply, name, status, code, needle);
         assert_eq!(
             reply.header("content-type").as_deref(),
             Some("application/problem+json")
@@ -614,16 +619,7 @@ fn malformed_input_is_refused_with_status_and_code() {
             Some(&root),
             &json!({"organizationId": "default", "name": "bad", "version": "1", "tarball": tarball}),
         );
-        let body = reply.json();
-        assert_eq!(
-            (reply.status, reply.code()),
-            (status, code.to_owned()),
-            "{name}: {body}"
-        );
-        assert!(
-            body["detail"].as_str().unwrap().contains(needle),
-            "{name}: {body}"
-        );
+        assert_problem(&reply, name, status, code, needle);
     }
     let not_base64 = post_json(
         &compile_url,
