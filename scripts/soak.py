@@ -179,13 +179,17 @@ def paced(action, rate, deadline):
 
 
 rss = []
+split = []
 
 
 def sample_rss(deadline):
+    """RSS every 10 s, with its split: anonymous (heap), file-backed and shared (SQLite's WAL index)."""
     while time.monotonic() < deadline:
         with open(f"/proc/{PID}/status") as f:
-            kb = next(int(line.split()[1]) for line in f if line.startswith("VmRSS:"))
-        rss.append((time.monotonic() - started, kb))
+            fields = dict(line.split(":", 1) for line in f)
+        kb = {k: int(fields[k].split()[0]) for k in ("VmRSS", "RssAnon", "RssFile", "RssShmem")}
+        rss.append((time.monotonic() - started, kb["VmRSS"]))
+        split.append(kb)
         time.sleep(10)
 
 
@@ -227,7 +231,10 @@ summary = {
     "first_errors": errors[:10],
     "rss_mib": {"compared_window_max": round(max(early) / 1024, 1), "last_window_max": round(max(late) / 1024, 1),
                 "max": round(max(kb for _, kb in rss) / 1024, 1), "samples": len(rss),
-                "per_minute": [round(kb / 1024, 1) for t, kb in rss if int(t) % 60 < 10]},
+                "per_minute": [round(kb / 1024, 1) for t, kb in rss if int(t) % 60 < 10],
+                "anon_file_shmem_per_minute": [
+                    [round(s[k] / 1024, 1) for k in ("RssAnon", "RssFile", "RssShmem")]
+                    for (t, _), s in zip(rss, split) if int(t) % 60 < 10]},
 }
 growth = max(late) / max(early) - 1
 summary["rss_growth"] = f"{growth:+.1%}"

@@ -9,7 +9,10 @@ use std::time::{Duration, Instant};
 use base64::Engine as _;
 use sck_bundler::{Bundle, Limits, VerificationConfig, VerificationKey};
 use serde_json::{json, Value};
-use support::{fresh_postgres_database, get, policy_files, post_json, post_raw, Server};
+use support::{
+    fresh_postgres_database, get, metric_value, metrics_text, policy_files, post_json, post_raw,
+    Server,
+};
 
 const API: &str = "/api/v1/enforcement";
 
@@ -1250,6 +1253,14 @@ fn a_corrupted_bundle_row_is_refused_at_activation() {
         .as_str()
         .unwrap()
         .contains("integrity check"));
+    // ...and reported to operators.
+    assert_eq!(
+        metric_value(
+            &metrics_text(&server.url),
+            "sck_bundle_integrity_failures_total{org=\"default\"}"
+        ),
+        Some(1.0)
+    );
     // The previous version is still the one served.
     assert_eq!(
         sha256(&fetch(&server.url, "default", &token, None, None).body),

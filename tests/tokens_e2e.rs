@@ -14,7 +14,9 @@ use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine as _;
 use jsonwebtoken::{Algorithm, EncodingKey, Header};
 use serde_json::{json, Value};
-use support::{fresh_postgres_database, get, post_json, post_raw, Reply, Server};
+use support::{
+    fresh_postgres_database, get, metric_value, metrics_text, post_json, post_raw, Reply, Server,
+};
 
 const API: &str = "/api/v1/enforcement";
 const AUDIENCE: &str = "urn:sck:enforcement";
@@ -936,13 +938,9 @@ fn operator_metrics_are_exported() {
     );
     assert_eq!(fetched.status, 200);
 
-    let text = String::from_utf8(get(&format!("{}/metrics", server.url), &[]).body).unwrap();
-    let value = |prefix: &str| -> f64 {
-        text.lines()
-            .find(|l| l.starts_with(prefix))
-            .and_then(|l| l.rsplit(' ').next())
-            .and_then(|v| v.parse().ok())
-            .unwrap_or_else(|| panic!("no `{prefix}` in /metrics:\n{text}"))
+    let text = metrics_text(&server.url);
+    let value = |series: &str| -> f64 {
+        metric_value(&text, series).unwrap_or_else(|| panic!("no `{series}` in /metrics:\n{text}"))
     };
     assert_eq!(value("sck_tokens_issued_total{org=\"default\"}"), 1.0);
     assert_eq!(value("sck_tokens_revoked_total{org=\"default\"}"), 1.0);

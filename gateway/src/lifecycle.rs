@@ -224,7 +224,9 @@ impl Lifecycle {
             .await?
             .ok_or_else(|| ApiError::not_found(format!("bundle {} not found", record.id)))?;
         let corrupt = |why: String| {
-            tracing::error!(bundle = %record.id, reason = %why, "stored bundle failed its integrity check");
+            tracing::error!(org = %record.organization_id, bundle = %record.id, reason = %why, "stored bundle failed its integrity check");
+            metrics::counter!("sck_bundle_integrity_failures_total", "org" => record.organization_id.clone())
+                .increment(1);
             ApiError::conflict(
                 "bundle_corrupt",
                 format!(

@@ -29,8 +29,15 @@ use crate::{bootstrap, routes};
 
 const REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
 
+/// How often histogram samples are folded into their buckets (see [`metrics_handle`]).
+pub const METRICS_UPKEEP_INTERVAL: Duration = Duration::from_secs(5);
+
 /// The process-wide Prometheus recorder (installed once, shared by every server in a process).
-fn metrics_handle() -> Result<PrometheusHandle, String> {
+///
+/// The recorder buffers every histogram sample until its upkeep folds them into the fixed
+/// buckets; `build_recorder` does not schedule that, so without the upkeep thread started here
+/// memory grows with every request until someone scrapes `/metrics`.
+pub fn metrics_handle() -> Result<PrometheusHandle, String> {
     static HANDLE: OnceLock<PrometheusHandle> = OnceLock::new();
     if let Some(handle) = HANDLE.get() {
         return Ok(handle.clone());
@@ -50,6 +57,14 @@ fn metrics_handle() -> Result<PrometheusHandle, String> {
         .build_recorder();
     let handle = recorder.handle();
     metrics::set_global_recorder(recorder).map_err(|e| format!("metrics recorder: {e}"))?;
+    let upkeep = handle.clone();
+    std::thread::Builder::new()
+        .name("metrics-upkeep".into())
+        .spawn(move || loop {
+            std::thread::sleep(METRICS_UPKEEP_INTERVAL);
+            upkeep.run_upkeep();
+        })
+        .map_err(|e| format!("metrics upkeep thread: {e}"))?;
     Ok(HANDLE.get_or_init(|| handle).clone())
 }
 

@@ -229,6 +229,20 @@ pub fn get(url: &str, headers: &[(&str, &str)]) -> Reply {
     read(request.call())
 }
 
+/// The server's `/metrics` page.
+pub fn metrics_text(url: &str) -> String {
+    String::from_utf8(get(&format!("{url}/metrics"), &[]).body).unwrap()
+}
+
+/// The value of the first sample in `text` whose line starts with `series` (the name, and the
+/// label set exactly as the exporter prints it), if any.
+pub fn metric_value(text: &str, series: &str) -> Option<f64> {
+    text.lines()
+        .find(|l| l.starts_with(series))
+        .and_then(|l| l.rsplit(' ').next())
+        .and_then(|v| v.parse().ok())
+}
+
 pub fn post_json(url: &str, key: Option<&str>, body: &Value) -> Reply {
     post_raw(
         url,
