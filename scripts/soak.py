@@ -86,15 +86,24 @@ issuer = admin(setup, "/tokens/issuers", {"organizationId": "default", "name": "
                                           "loaCeiling": 4, "scopes": ["mcp:invoke"]})["id"]
 ISSUE = {"organizationId": "default", "artifactId": "soak", "artifactType": "agent", "loaLevel": 3,
          "scope": ["mcp:invoke"], "issuerId": issuer, "subject": "agent:soak", "ttlSeconds": 900}
-TOKEN = admin(setup, "/tokens/issue", ISSUE)["token"]
+# The decision token is renewed at half its lifetime, so runs longer than its TTL keep deciding.
+decide_token = {"token": admin(setup, "/tokens/issue", ISSUE)["token"], "at": time.monotonic()}
 SECRET = admin(setup, "/identities", {"organizationId": "default",
                                       "ansId": "ans://soak.example.com"})["key"]["secret"]
 FILES = policy_files()
 DECIDE = {"action": "tools.invoke", "resource": {"org": "default", "tool": "search.web"}}
 
 
+def current_token():
+    with lock:
+        if time.monotonic() - decide_token["at"] >= ISSUE["ttlSeconds"] / 2:
+            decide_token.update(token=admin(setup, "/tokens/issue", ISSUE)["token"], at=time.monotonic())
+        return decide_token["token"]
+
+
 def decide(c):
-    status, body, _ = c.call("POST", API + "/decide", DECIDE, {"Authorization": f"Bearer {TOKEN}"})
+    status, body, _ = c.call("POST", API + "/decide", DECIDE,
+                             {"Authorization": f"Bearer {current_token()}"})
     record("decide", status, status == 200, body.decode(errors="replace"))
 
 
@@ -168,7 +177,7 @@ def paced(action, rate, deadline):
     while next_at < deadline:
         try:
             action(client)
-        except Exception as e:  # a bug in the driver is an error of the run, never a silent stop
+        except (Exception, SystemExit) as e:  # a bug in the driver is an error of the run, never a silent stop
             record(action.__name__, "exception", False, repr(e))
         next_at += interval
         delay = next_at - time.monotonic()
