@@ -435,6 +435,18 @@ fn hot_swap_under_load_never_fails_and_serves_active_versions() {
         }
     }
     assert!(total > 20, "only {total} requests ran");
+    // The operator metric names the revision now enforced, and only that one.
+    let text = support::metrics_text(&server.url);
+    let active: Vec<_> = text
+        .lines()
+        .filter(|l| l.starts_with("sck_bundle_active{org=\"default\""))
+        .collect();
+    assert_eq!(active.len(), 1, "{text}");
+    assert!(
+        active[0].contains("version=\"6.0.0\"") && active[0].ends_with(" 1"),
+        "{}",
+        active[0]
+    );
 }
 
 #[test]

@@ -65,6 +65,29 @@ impl Snapshots {
         self.map.load().get(org).cloned()
     }
 
+    /// `sck_bundle_active{org, name, version, sha256} 1` for the revision each org enforces now,
+    /// in the Prometheus text format. Rendered from the live map at scrape time, so a replaced
+    /// revision's series disappears instead of lingering (the metrics facade cannot drop one).
+    pub fn active_metric(&self) -> String {
+        let map = self.map.load();
+        let mut orgs: Vec<_> = map.iter().collect();
+        orgs.sort_unstable_by(|a, b| a.0.cmp(b.0));
+        let mut out = String::from(
+            "# HELP sck_bundle_active The bundle revision each org enforces.\n\
+             # TYPE sck_bundle_active gauge\n",
+        );
+        for (org, s) in orgs {
+            out.push_str(&format!(
+                "sck_bundle_active{{org=\"{}\",name=\"{}\",version=\"{}\",sha256=\"{}\"}} 1\n",
+                label_value(org),
+                label_value(&s.name),
+                label_value(&s.version),
+                label_value(&s.sha256)
+            ));
+        }
+        out
+    }
+
     /// Brings every org's snapshot in line with the registry: compiles what changed, drops
     /// what is no longer active, and swaps the whole map at once.
     pub async fn refresh(&self) -> ApiResult<()> {
@@ -91,7 +114,6 @@ impl Snapshots {
                 },
             }
         }
-        publish_active_gauges(&current, &next);
         self.map.store(Arc::new(next));
         Ok(())
     }
@@ -140,22 +162,21 @@ impl Snapshots {
     }
 }
 
-/// `sck_bundle_active{org, name, version, sha256}`: 1 for the snapshot each org enforces, 0 for
-/// the one it replaced (or lost, when nothing is active any more).
-fn publish_active_gauges(
-    current: &HashMap<String, Arc<Snapshot>>,
-    next: &HashMap<String, Arc<Snapshot>>,
-) {
-    let gauge = |org: &str, s: &Snapshot| {
-        metrics::gauge!("sck_bundle_active", "org" => org.to_owned(), "name" => s.name.clone(),
-            "version" => s.version.clone(), "sha256" => s.sha256.clone())
-    };
-    for (org, old) in current {
-        if next.get(org).is_none_or(|new| new.sha256 != old.sha256) {
-            gauge(org, old).set(0.0);
-        }
-    }
-    for (org, new) in next {
-        gauge(org, new).set(1.0);
+/// A label value escaped as the exposition format requires (backslash, double quote, newline).
+fn label_value(value: &str) -> String {
+    value
+        .replace('\\', "\\\\")
+        .replace('"', "\\\"")
+        .replace('\n', "\\n")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::label_value;
+
+    #[test]
+    fn label_values_are_escaped_for_the_exposition_format() {
+        assert_eq!(label_value("1.0.0"), "1.0.0");
+        assert_eq!(label_value("a\"b\\c\nd"), "a\\\"b\\\\c\\nd");
     }
 }
