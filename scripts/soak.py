@@ -24,7 +24,7 @@ URL, ADMIN, SIDECAR, PID, POLICIES, KEYS_OUT = sys.argv[1:7]
 SECONDS = float(os.environ.get("SOAK_SECONDS", "600"))
 RATE = float(os.environ.get("SOAK_RATE", "200"))
 ACTIVATE_EVERY = float(os.environ.get("SOAK_ACTIVATE_EVERY", "30"))
-WARMUP = float(os.environ.get("SOAK_WARMUP", "180"))
+MAX_GROWTH = float(os.environ.get("SOAK_MAX_RSS_GROWTH", "0.05"))
 API = "/api/v1/enforcement"
 HOST = urllib.parse.urlsplit(URL).netloc
 
@@ -116,7 +116,7 @@ def verify(c):
 
 
 # Tokens issued under load live 2 minutes, so the verification cache reaches its steady state
-# within the run (see WARMUP).
+# early in the run.
 SHORT_LIVED = dict(ISSUE, ttlSeconds=120)
 
 
@@ -224,12 +224,17 @@ keys = json.loads(setup.call("GET", "/api/v1/ledger/default/keys", None,
                              {"Authorization": f"Bearer {ADMIN}"})[1])
 pathlib.Path(KEYS_OUT).write_text("\n".join(k["verifier"] for k in keys["keys"]) + "\n")
 
-# Memory is compared after WARMUP, once every time-bounded store has filled: X-SCK nonces are
-# kept 2 x max_skew (soak.sh sets 60 s), issued tokens live 120 s. Short runs compare thirds.
-window = min(60.0, elapsed / 3)
-start = WARMUP if elapsed >= WARMUP + 2 * window else window
-early = [kb for t, kb in rss if start <= t < start + window] or [rss[0][1]]
-late = [kb for t, kb in rss if t >= elapsed - window] or [rss[-1][1]]
+# Flat memory: the median RSS of the last third of the run against the median of the middle
+# third (the first third is warm-up: X-SCK nonces are kept 120 s, load tokens live 120 s). The
+# medians ride over the allocator's sawtooth. On the 10-minute runs in docs/benchmarks.md the
+# metrics recorder without its upkeep (2 MiB a minute) scores about +14%, the fixed server +1%.
+def median(values):
+    ordered = sorted(values)
+    return ordered[len(ordered) // 2]
+
+
+middle = [kb for t, kb in rss if elapsed / 3 <= t < 2 * elapsed / 3] or [rss[0][1]]
+late = [kb for t, kb in rss if t >= 2 * elapsed / 3] or [rss[-1][1]]
 total = sum(sum(v.values()) for v in counts.values())
 summary = {
     "seconds": round(elapsed, 1),
@@ -238,14 +243,15 @@ summary = {
     "by_kind": counts,
     "errors": len(errors),
     "first_errors": errors[:10],
-    "rss_mib": {"compared_window_max": round(max(early) / 1024, 1), "last_window_max": round(max(late) / 1024, 1),
+    "rss_mib": {"middle_third_median": round(median(middle) / 1024, 1),
+                "last_third_median": round(median(late) / 1024, 1),
                 "max": round(max(kb for _, kb in rss) / 1024, 1), "samples": len(rss),
                 "per_minute": [round(kb / 1024, 1) for t, kb in rss if int(t) % 60 < 10],
                 "anon_file_shmem_per_minute": [
                     [round(s[k] / 1024, 1) for k in ("RssAnon", "RssFile", "RssShmem")]
                     for (t, _), s in zip(rss, split) if int(t) % 60 < 10]},
 }
-growth = max(late) / max(early) - 1
-summary["rss_growth"] = f"{growth:+.1%}"
+growth = median(late) / median(middle) - 1
+summary["rss_growth"] = f"{growth:+.1%} (limit {MAX_GROWTH:+.0%})"
 print(json.dumps(summary, indent=2))
-sys.exit(1 if errors or growth > 0.20 else 0)
+sys.exit(1 if errors or growth > MAX_GROWTH else 0)

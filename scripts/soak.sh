@@ -2,8 +2,9 @@
 # The 10-minute mixed soak (outside `make test`): `sck serve` on SQLite (release build, loopback)
 # under a steady SOAK_RATE requests/s (default 200) for SOAK_SECONDS (default 600) of decisions,
 # X-SCK verifications, token issue/introspect, sidecar polls and an activation every 30 s
-# (scripts/soak.py). Fails on any error, on RSS growth over 20% between a window after warm-up
-# (3 min) and the last minute, or if the exported ledger does not pass `sck ledger verify` after a graceful stop.
+# (scripts/soak.py). Fails on any error, on RSS growth over SOAK_MAX_RSS_GROWTH (default 5%)
+# between the medians of the run's middle and last thirds, or if the exported ledger does not
+# pass `sck ledger verify` after a graceful stop.
 set -euo pipefail
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
 SCK="$ROOT/target/release/sck"
