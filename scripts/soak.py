@@ -227,7 +227,8 @@ pathlib.Path(KEYS_OUT).write_text("\n".join(k["verifier"] for k in keys["keys"])
 # Flat memory: the median RSS of the last third of the run against the median of the middle
 # third (the first third is warm-up: X-SCK nonces are kept 120 s, load tokens live 120 s). The
 # medians ride over the allocator's sawtooth. On the 10-minute runs in docs/benchmarks.md the
-# metrics recorder without its upkeep (2 MiB a minute) scores about +14%, the fixed server -0.1% to +1.3%.
+# metrics recorder without its upkeep (2 MiB a minute) scores about +14%, the fixed server
+# -0.1% to +1.3%.
 def median(values):
     ordered = sorted(values)
     return ordered[len(ordered) // 2]
