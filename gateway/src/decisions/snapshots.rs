@@ -11,6 +11,9 @@ use std::collections::HashMap;
 use std::sync::Arc;
 
 use arc_swap::ArcSwap;
+use metrics_exporter_prometheus::formatting::{
+    sanitize_label_value, write_help_line, write_type_line,
+};
 use sck_bundler::decision::{EvalLimits, Evaluator, Mode};
 use sck_bundler::{Bundle, Limits};
 use tokio::sync::Mutex;
@@ -69,20 +72,26 @@ impl Snapshots {
     /// in the Prometheus text format. Rendered from the live map at scrape time, so a replaced
     /// revision's series disappears instead of lingering (the metrics facade cannot drop one).
     pub fn active_metric(&self) -> String {
+        const NAME: &str = "sck_bundle_active";
         let map = self.map.load();
-        let mut orgs: Vec<_> = map.iter().collect();
-        orgs.sort_unstable_by(|a, b| a.0.cmp(b.0));
-        let mut out = String::from(
-            "# HELP sck_bundle_active The bundle revision each org enforces.\n\
-             # TYPE sck_bundle_active gauge\n",
+        let mut active: Vec<_> = map.values().collect();
+        active.sort_unstable_by(|a, b| a.org.cmp(&b.org));
+        let mut out = String::new();
+        write_help_line(
+            &mut out,
+            NAME,
+            None,
+            None,
+            "The bundle revision each org enforces.",
         );
-        for (org, s) in orgs {
+        write_type_line(&mut out, NAME, None, None, "gauge");
+        for s in active {
             out.push_str(&format!(
-                "sck_bundle_active{{org=\"{}\",name=\"{}\",version=\"{}\",sha256=\"{}\"}} 1\n",
-                label_value(org),
-                label_value(&s.name),
-                label_value(&s.version),
-                label_value(&s.sha256)
+                "{NAME}{{org=\"{}\",name=\"{}\",version=\"{}\",sha256=\"{}\"}} 1\n",
+                sanitize_label_value(&s.org),
+                sanitize_label_value(&s.name),
+                sanitize_label_value(&s.version),
+                sanitize_label_value(&s.sha256)
             ));
         }
         out
@@ -162,21 +171,14 @@ impl Snapshots {
     }
 }
 
-/// A label value escaped as the exposition format requires (backslash, double quote, newline).
-fn label_value(value: &str) -> String {
-    value
-        .replace('\\', "\\\\")
-        .replace('"', "\\\"")
-        .replace('\n', "\\n")
-}
-
 #[cfg(test)]
 mod tests {
-    use super::label_value;
+    use super::sanitize_label_value;
 
+    /// `active_metric` relies on the exporter's escaping being the exposition format's.
     #[test]
     fn label_values_are_escaped_for_the_exposition_format() {
-        assert_eq!(label_value("1.0.0"), "1.0.0");
-        assert_eq!(label_value("a\"b\\c\nd"), "a\\\"b\\\\c\\nd");
+        assert_eq!(sanitize_label_value("1.0.0"), "1.0.0");
+        assert_eq!(sanitize_label_value("a\"b\\c\nd"), "a\\\"b\\\\c\\nd");
     }
 }
