@@ -88,6 +88,7 @@ ISSUE = {"organizationId": "default", "artifactId": "soak", "artifactType": "age
          "scope": ["mcp:invoke"], "issuerId": issuer, "subject": "agent:soak", "ttlSeconds": 900}
 # The decision token is renewed at half its lifetime, so runs longer than its TTL keep deciding.
 decide_token = {"token": admin(setup, "/tokens/issue", ISSUE)["token"], "at": time.monotonic()}
+decide_token_lock = threading.Lock()
 SECRET = admin(setup, "/identities", {"organizationId": "default",
                                       "ansId": "ans://soak.example.com"})["key"]["secret"]
 FILES = policy_files()
@@ -95,7 +96,7 @@ DECIDE = {"action": "tools.invoke", "resource": {"org": "default", "tool": "sear
 
 
 def current_token():
-    with lock:
+    with decide_token_lock:
         if time.monotonic() - decide_token["at"] >= ISSUE["ttlSeconds"] / 2:
             decide_token.update(token=admin(setup, "/tokens/issue", ISSUE)["token"], at=time.monotonic())
         return decide_token["token"]
