@@ -7,11 +7,12 @@ DATA  ?= sck-data
 SCK_RELEASE := target/release/sck
 SCK_DEBUG   := target/debug/sck
 
-.PHONY: help run test test-rust test-policies test-deploy bench soak lint fmt
+.PHONY: help run test test-rust test-policies test-deploy test-interop bench soak lint fmt
 
 help:
 	@echo "make run    build sck and start the gateway on SQLite with policies/ compiled, signed and active"
 	@echo "make test   the whole test suite, on SQLite and on a throw-away PostgreSQL"
+	@echo "make test-interop  the interop suite against a real OPA (SCK_OPA=/path/to/opa, or opa on PATH)"
 	@echo "make bench  benchmarks (release build); numbers go to stdout and target/criterion"
 	@echo "make soak   10 minutes of mixed steady load; zero errors, flat memory, ledger verifies"
 	@echo "make lint   cargo fmt --check and cargo clippy -D warnings"
@@ -42,6 +43,18 @@ test-policies:
 ## (installed pinned under target/deploy-tools/), then broken copies that must be refused.
 test-deploy:
 	scripts/validate-deploy.sh --self-test
+
+## test-interop: the interop suite against a real OPA: SCK_OPA (a path to the binary) or `opa` on
+## PATH. Without one it stops at once with exit status 2. Not part of `test`: a user's machine has
+## no OPA; CI runs it once per binary in ../shared/bin/ (see .ci/run).
+OPA_BIN := $(if $(SCK_OPA),$(abspath $(SCK_OPA)),$(shell command -v opa 2>/dev/null))
+test-interop:
+	@if [ -z "$(OPA_BIN)" ] || [ ! -x "$(OPA_BIN)" ]; then \
+	  echo "make test-interop needs a real OPA: set SCK_OPA=/path/to/opa (for example ../shared/bin/opa-0.60) or put opa on PATH" >&2; \
+	  exit 2; \
+	fi
+	@echo "test-interop: $$("$(OPA_BIN)" version | head -n 1) ($(OPA_BIN))"
+	SCK_OPA="$(OPA_BIN)" scripts/with-postgres.sh $(CARGO) test -p sck-gateway --locked --features interop --test 'interop_*'
 
 bench:
 	$(CARGO) bench -p sck-bundler --bench bundle

@@ -11,6 +11,7 @@ use std::time::{Duration, Instant};
 
 use serde_json::Value;
 
+pub mod opa;
 pub mod pg_instance;
 
 pub fn repo() -> PathBuf {

@@ -1,0 +1,160 @@
+//! Real OPA for the interop suite (`make test-interop`): finds the binary, runs its CLI, and
+//! runs `opa run --server` on a free loopback port until dropped.
+//!
+//! The binary comes from `SCK_OPA` (a path) or `opa` on `PATH`. The interop targets need the
+//! `interop` feature, which `make test-interop` enables only after it has found an OPA, so
+//! `make test` never needs one; a missing binary here is a hard failure, never a skip.
+
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+/// The OPA binary under test.
+pub fn binary() -> PathBuf {
+    if let Some(path) = std::env::var_os("SCK_OPA").filter(|p| !p.is_empty()) {
+        let path = PathBuf::from(path);
+        assert!(
+            path.is_file(),
+            "SCK_OPA={} is not a file: point it at an OPA binary",
+            path.display()
+        );
+        return std::fs::canonicalize(path).unwrap();
+    }
+    std::env::var_os("PATH")
+        .and_then(|paths| {
+            std::env::split_paths(&paths)
+                .map(|dir| dir.join("opa"))
+                .find(|candidate| candidate.is_file())
+        })
+        .expect("the interop suite needs a real OPA: set SCK_OPA=/path/to/opa or put opa on PATH")
+}
+
+/// Runs `opa <args>` in `dir` and returns its output.
+pub fn cli_in(dir: &Path, args: &[&str]) -> Output {
+    Command::new(binary())
+        .args(args)
+        .current_dir(dir)
+        .output()
+        .expect("opa runs")
+}
+
+/// Runs `opa <args>` and returns its output.
+pub fn cli(args: &[&str]) -> Output {
+    cli_in(&std::env::temp_dir(), args)
+}
+
+/// OPA's version, such as `0.60.0`.
+pub fn version() -> String {
+    let out = cli(&["version"]);
+    String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .find_map(|l| l.strip_prefix("Version: "))
+        .expect("opa version prints `Version: x.y.z`")
+        .trim()
+        .to_owned()
+}
+
+/// OPA's major version (0 or 1): Rego v0 is the default before 1.0, Rego v1 from 1.0 on.
+pub fn major() -> u32 {
+    version()
+        .split('.')
+        .next()
+        .and_then(|m| m.parse().ok())
+        .expect("numeric major version")
+}
+
+/// A loopback port that was free a moment ago (OPA does not report the port it bound for `:0`).
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// A running `opa run --server`; killed when dropped.
+pub struct OpaServer {
+    child: Child,
+    /// `http://127.0.0.1:PORT`
+    pub url: String,
+    log: Arc<Mutex<Vec<String>>>,
+}
+
+impl OpaServer {
+    /// Starts `opa run --server --addr 127.0.0.1:PORT --log-format json <args>` in `dir` and
+    /// waits until `GET /health` answers 200 (with `health_query`, e.g. `?bundles`, appended).
+    pub fn start_in(dir: &Path, args: &[&str], health_query: &str) -> OpaServer {
+        let port = free_port();
+        let addr = format!("127.0.0.1:{port}");
+        let mut child = Command::new(binary())
+            .args(["run", "--server", "--addr", &addr, "--log-format", "json"])
+            .args(args)
+            .current_dir(dir)
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("opa run starts");
+        let log = Arc::new(Mutex::new(Vec::new()));
+        let stderr = child.stderr.take().unwrap();
+        let sink = Arc::clone(&log);
+        std::thread::spawn(move || {
+            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+                sink.lock().unwrap().push(line);
+            }
+        });
+        let server = OpaServer {
+            child,
+            url: format!("http://{addr}"),
+            log,
+        };
+        server.wait_healthy(health_query, Duration::from_secs(60));
+        server
+    }
+
+    /// Like [`OpaServer::start_in`] in a temporary directory's parent (for `--bundle FILE` runs).
+    pub fn start(args: &[&str]) -> OpaServer {
+        OpaServer::start_in(&std::env::temp_dir(), args, "")
+    }
+
+    /// Waits until `GET /health{query}` answers 200, or panics with OPA's log.
+    pub fn wait_healthy(&self, query: &str, within: Duration) {
+        let deadline = Instant::now() + within;
+        loop {
+            let answer = super::agent()
+                .get(&format!("{}/health{query}", self.url))
+                .call();
+            if matches!(&answer, Ok(r) if r.status() == 200) {
+                return;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "OPA not healthy ({query}) within {within:?}; log:\n{}",
+                self.log().join("\n")
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    /// Everything OPA has written to stderr so far (JSON log lines).
+    pub fn log(&self) -> Vec<String> {
+        self.log.lock().unwrap().clone()
+    }
+
+    /// `POST /v1/data/{path}` with `{"input": input}`; the whole answer.
+    pub fn data(&self, path: &str, input: &serde_json::Value) -> super::Reply {
+        super::post_json(
+            &format!("{}/v1/data/{path}", self.url),
+            None,
+            &serde_json::json!({ "input": input }),
+        )
+    }
+}
+
+impl Drop for OpaServer {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
