@@ -13,10 +13,12 @@
 mod support;
 
 use std::path::Path;
-use std::process::{Command, Output};
+use std::process::Command;
 
 use serde_json::{json, Value};
-use support::{fresh_postgres_database, get, policy_files, post_json, Reply, Server};
+use support::{
+    fresh_postgres_database, get, policy_files, post_json, sck, succeeded, Reply, Server,
+};
 
 use sck_gateway::xsck::canonical::{self, Scheme, SignedRequest};
 
@@ -92,28 +94,6 @@ fn ok(reply: Reply, status: u16) -> Value {
 /// `(status, code)` of an answer.
 fn answer(reply: &Reply) -> (u16, String) {
     (reply.status, reply.code())
-}
-
-fn sck(w: &World, args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_sck"))
-        .args(args)
-        .env("SCK_DATA_DIR", &w.server.data_dir)
-        .current_dir(&w.server.data_dir)
-        .env("SCK_LOG", "warn")
-        .env_remove("SCK_CONFIG")
-        .env_remove("SCK_DATABASE_URL")
-        .output()
-        .unwrap()
-}
-
-fn succeeded(out: Output) -> String {
-    assert!(
-        out.status.success(),
-        "{}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8(out.stdout).unwrap()
 }
 
 /// Compiles and publishes `version` of `org`'s bundle `gateway`; activates it if asked.
@@ -341,7 +321,7 @@ fn snapshot(w: &World) -> Value {
     );
     assert_eq!(served.status, 200);
     let inputs = succeeded(sck(
-        w,
+        &w.server.data_dir,
         &[
             "ledger",
             "inputs",
@@ -590,7 +570,7 @@ fn fleet(w: &World) {
 fn retention(w: &World) {
     let now = sck_ledger::entry::format_timestamp(time::OffsetDateTime::now_utc());
     let pruned = succeeded(sck(
-        w,
+        &w.server.data_dir,
         &[
             "ledger",
             "prune-inputs",
