@@ -7,7 +7,7 @@
 //!
 //! Where a refusal could tell A whether something exists in another org, A gets the answer an
 //! unknown id gets (the one accepted exception, creating a pin for an ANS ID another org holds,
-//! is explained in the README's "Choices worth knowing"). Names the ledger and the routes use
+//! is explained in the README's "Signed upstream calls"). Names the ledger and the routes use
 //! for themselves (`system`, `sha256`) cannot become orgs.
 
 mod support;
@@ -42,11 +42,17 @@ struct Tenant {
     sidecar: String,
 }
 
-/// A running deployment with orgs A and B, and what B has in it.
-struct World {
+/// A running `sck serve` with its database and root key.
+struct Deployment {
     server: Server,
     database_url: String,
     root: String,
+    _dir: Option<tempfile::TempDir>,
+}
+
+/// A deployment with orgs A and B, and what B has in it.
+struct World {
+    d: Deployment,
     a: Tenant,
     b: Tenant,
     /// A's active bundle.
@@ -59,26 +65,27 @@ struct World {
     b_secret: String,
     b_key_id: String,
     b_issuer: String,
-    b_issuer_name: String,
     b_token: String,
     b_jti: String,
-    b_decision: String,
-    _dir: Option<tempfile::TempDir>,
 }
 
-fn url(w: &World, path: &str) -> String {
-    format!("{}{path}", w.server.url)
+/// B's issuer's name, and the decision id B's sidecar uploaded.
+const B_ISSUER_NAME: &str = "agents";
+const B_DECISION: &str = "dec-b-1";
+
+fn url(d: &Deployment, path: &str) -> String {
+    format!("{}{path}", d.server.url)
 }
 
-fn read(w: &World, key: &str, path: &str) -> Reply {
+fn read(d: &Deployment, key: &str, path: &str) -> Reply {
     get(
-        &url(w, path),
+        &url(d, path),
         &[("Authorization", &format!("Bearer {key}"))],
     )
 }
 
-fn post(w: &World, key: &str, path: &str, body: Value) -> Reply {
-    post_json(&url(w, &format!("{API}{path}")), Some(key), &body)
+fn post(d: &Deployment, key: &str, path: &str, body: Value) -> Reply {
+    post_json(&url(d, &format!("{API}{path}")), Some(key), &body)
 }
 
 fn ok(reply: Reply, status: u16) -> Value {
@@ -97,11 +104,11 @@ fn answer(reply: &Reply) -> (u16, String) {
 }
 
 /// Compiles and publishes `version` of `org`'s bundle `gateway`; activates it if asked.
-fn release(w: &World, org: &str, version: &str, activate: bool) -> String {
+fn release(d: &Deployment, org: &str, version: &str, activate: bool) -> String {
     let compiled = ok(
         post(
-            w,
-            &w.root,
+            d,
+            &d.root,
             "/bundles/compile",
             json!({"organizationId": org, "name": "gateway", "version": version, "files": policy_files()}),
         ),
@@ -109,24 +116,24 @@ fn release(w: &World, org: &str, version: &str, activate: bool) -> String {
     );
     let id = compiled["id"].as_str().unwrap().to_owned();
     ok(
-        post(w, &w.root, "/bundles/publish", json!({"bundleId": id})),
+        post(d, &d.root, "/bundles/publish", json!({"bundleId": id})),
         200,
     );
     if activate {
         ok(
-            post(w, &w.root, "/bundles/activate", json!({"bundleId": id})),
+            post(d, &d.root, "/bundles/activate", json!({"bundleId": id})),
             200,
         );
     }
     id
 }
 
-fn tenant(w: &World, org: &str) -> Tenant {
+fn tenant(d: &Deployment, org: &str) -> Tenant {
     let credential = |kind: &str| {
         ok(
             post(
-                w,
-                &w.root,
+                d,
+                &d.root,
                 "/credentials",
                 json!({"organizationId": org, "kind": kind}),
             ),
@@ -150,9 +157,9 @@ fn gzip(bytes: &[u8]) -> Vec<u8> {
 }
 
 /// POSTs an OPA upload (`/status` or `/logs`) with a sidecar credential.
-fn upload(w: &World, sidecar: &str, path: &str, document: &Value) -> Reply {
+fn upload(d: &Deployment, sidecar: &str, path: &str, document: &Value) -> Reply {
     let mut response = support::agent()
-        .post(url(w, path))
+        .post(url(d, path))
         .header("Authorization", format!("Bearer {sidecar}"))
         .header("Content-Type", "application/json")
         .header("Content-Encoding", "gzip")
@@ -184,121 +191,84 @@ fn decision_log(id: &str) -> Value {
     }])
 }
 
-/// Sets up orgs A and B (B with two bundle versions and a draft, a pin, an issuer, a token, a
-/// sidecar report and a kept decision input; A with an active bundle) on `server`.
-fn world(server: Server, database_url: String, dir: Option<tempfile::TempDir>) -> World {
-    let root = server.root_key.clone().expect("a bootstrapped server");
-    let mut w = World {
+fn deployment(server: Server, database_url: String, dir: Option<tempfile::TempDir>) -> Deployment {
+    Deployment {
+        root: server.root_key.clone().expect("a bootstrapped server"),
         server,
         database_url,
-        root,
-        a: Tenant {
-            key: String::new(),
-            sidecar: String::new(),
-        },
-        b: Tenant {
-            key: String::new(),
-            sidecar: String::new(),
-        },
-        a_bundle: String::new(),
-        b_old: String::new(),
-        b_active: String::new(),
-        b_draft: String::new(),
-        b_digest: String::new(),
-        b_secret: String::new(),
-        b_key_id: String::new(),
-        b_issuer: String::new(),
-        b_issuer_name: "agents".into(),
-        b_token: String::new(),
-        b_jti: String::new(),
-        b_decision: "dec-b-1".into(),
         _dir: dir,
-    };
+    }
+}
+
+/// Sets up orgs A and B (B with two bundle versions and a draft, a pin, an issuer, a token, a
+/// sidecar report and a kept decision input; A with an active bundle) on `d`.
+fn world(d: Deployment) -> World {
     for org in [A, B] {
         ok(
-            post(&w, &w.root, "/orgs", json!({"organizationId": org})),
+            post(&d, &d.root, "/orgs", json!({"organizationId": org})),
             201,
         );
     }
-    w.a = tenant(&w, A);
-    w.b = tenant(&w, B);
-    w.a_bundle = release(&w, A, "1.0.0", true);
-    w.b_old = release(&w, B, "1.0.0", true);
-    w.b_active = release(&w, B, "2.0.0", true);
-    w.b_draft = ok(
-        post(
-            &w,
-            &w.b.key,
-            "/bundles/compile",
-            json!({"organizationId": B, "name": "gateway", "version": "3.0.0", "files": policy_files()}),
-        ),
-        201,
-    )["id"]
+    let (a, b) = (tenant(&d, A), tenant(&d, B));
+    let a_bundle = release(&d, A, "1.0.0", true);
+    let b_old = release(&d, B, "1.0.0", true);
+    let b_active = release(&d, B, "2.0.0", true);
+    let draft = json!({"organizationId": B, "name": "gateway", "version": "3.0.0", "files": policy_files()});
+    let b_draft = ok(post(&d, &b.key, "/bundles/compile", draft), 201)["id"]
         .as_str()
         .unwrap()
         .to_owned();
-    w.b_digest = read(&w, &w.b.key, &format!("{API}/bundles/{}", w.b_active)).json()["sha256"]
+    let b_digest = ok(read(&d, &b.key, &format!("{API}/bundles/{b_active}")), 200)["sha256"]
         .as_str()
         .unwrap()
         .to_owned();
-    let pin = ok(
-        post(
-            &w,
-            &w.b.key,
-            "/identities",
-            json!({"organizationId": B, "ansId": B_ANS}),
-        ),
-        201,
-    );
-    w.b_secret = pin["key"]["secret"].as_str().unwrap().to_owned();
-    w.b_key_id = pin["key"]["keyId"].as_str().unwrap().to_owned();
-    w.b_issuer = ok(
-        post(
-            &w,
-            &w.b.key,
-            "/tokens/issuers",
-            json!({"organizationId": B, "name": w.b_issuer_name, "loaCeiling": 3, "scopes": ["mcp:invoke"]}),
-        ),
-        201,
-    )["id"]
+    let pin = json!({"organizationId": B, "ansId": B_ANS});
+    let pin = ok(post(&d, &b.key, "/identities", pin), 201);
+    let issuer = json!({"organizationId": B, "name": B_ISSUER_NAME, "loaCeiling": 3, "scopes": ["mcp:invoke"]});
+    let b_issuer = ok(post(&d, &b.key, "/tokens/issuers", issuer), 201)["id"]
         .as_str()
         .unwrap()
         .to_owned();
-    let issued = ok(
-        post(
-            &w,
-            &w.b.key,
-            "/tokens/issue",
-            json!({"organizationId": B, "artifactId": "agent-b", "artifactType": "agent", "loaLevel": 2,
-                   "scope": ["mcp:invoke"], "issuerId": w.b_issuer}),
-        ),
-        201,
-    );
-    w.b_token = issued["token"].as_str().unwrap().to_owned();
-    w.b_jti = issued["tokenId"].as_str().unwrap().to_owned();
+    let issue = json!({"organizationId": B, "artifactId": "agent-b", "artifactType": "agent",
+                       "loaLevel": 2, "scope": ["mcp:invoke"], "issuerId": b_issuer});
+    let issued = ok(post(&d, &b.key, "/tokens/issue", issue), 201);
     ok(
-        upload(&w, &w.b.sidecar, "/status", &status_report("opa-shared")),
+        upload(&d, &b.sidecar, "/status", &status_report("opa-shared")),
         200,
     );
     let logged = ok(
-        upload(&w, &w.b.sidecar, "/logs", &decision_log(&w.b_decision)),
+        upload(&d, &b.sidecar, "/logs", &decision_log(B_DECISION)),
         200,
     );
     assert_eq!(logged["appended"], 1);
-    w
+    World {
+        a,
+        b,
+        a_bundle,
+        b_old,
+        b_active,
+        b_draft,
+        b_digest,
+        b_secret: pin["key"]["secret"].as_str().unwrap().to_owned(),
+        b_key_id: pin["key"]["keyId"].as_str().unwrap().to_owned(),
+        b_issuer,
+        b_token: issued["token"].as_str().unwrap().to_owned(),
+        b_jti: issued["tokenId"].as_str().unwrap().to_owned(),
+        d,
+    }
 }
 
 /// B's log: its size and the leaf hash of its last entry.
 fn ledger_head(w: &World, key: &str) -> Value {
     let size = ok(
-        read(w, key, &format!("/api/v1/ledger/{B}/entries?limit=0")),
+        read(&w.d, key, &format!("/api/v1/ledger/{B}/entries?limit=0")),
         200,
     )["size"]
         .as_u64()
         .unwrap();
     let last = ok(
         read(
-            w,
+            &w.d,
             key,
             &format!("/api/v1/ledger/{B}/entries?from={}&limit=1", size - 1),
         ),
@@ -310,25 +280,25 @@ fn ledger_head(w: &World, key: &str) -> Value {
 /// Everything of B an attack must not change, as B (and the root key) read it back.
 fn snapshot(w: &World) -> Value {
     let b = &w.b.key;
-    let listed = |path: &str| ok(read(w, b, &format!("{API}{path}")), 200);
+    let listed = |path: &str| ok(read(&w.d, b, &format!("{API}{path}")), 200);
     let introspected = ok(
-        post(w, b, "/tokens/introspect", json!({"token": w.b_token})),
+        post(&w.d, b, "/tokens/introspect", json!({"token": w.b_token})),
         200,
     );
     let served = get(
-        &url(w, &format!("/bundles/{B}/gateway.tar.gz")),
+        &url(&w.d, &format!("/bundles/{B}/gateway.tar.gz")),
         &[("Authorization", &format!("Bearer {}", w.b.sidecar))],
     );
     assert_eq!(served.status, 200);
     let inputs = succeeded(sck(
-        &w.server.data_dir,
+        &w.d.server.data_dir,
         &[
             "ledger",
             "inputs",
             "--org",
             B,
             "--database-url",
-            &w.database_url,
+            &w.d.database_url,
         ],
     ));
     json!({
@@ -342,7 +312,7 @@ fn snapshot(w: &World) -> Value {
         "served": served.header("etag"),
         "inputs": inputs,
         "ledger": ledger_head(w, b),
-        "ledger_as_root": ledger_head(w, &w.root),
+        "ledger_as_root": ledger_head(w, &w.d.root),
     })
 }
 
@@ -364,7 +334,7 @@ fn identities(w: &World) {
     // The ANS ID is B's forever: A cannot pin it (the accepted oracle: the same refusal as for
     // an ANS ID A pinned itself, naming no org).
     let taken = post(
-        w,
+        &w.d,
         a,
         "/identities",
         json!({"organizationId": A, "ansId": B_ANS}),
@@ -381,7 +351,7 @@ fn identities(w: &World) {
             let mut body = extra.clone();
             body["organizationId"] = json!(org);
             body["ansId"] = json!(ans);
-            post(w, a, path, body)
+            post(&w.d, a, path, body)
         };
         let unknown = with("ans://nobody.example.com", A);
         assert_eq!(answer(&unknown), (404, "not_found".into()), "{path}");
@@ -391,13 +361,13 @@ fn identities(w: &World) {
         assert_eq!(with(B_ANS, B).status, 403, "{path}");
     }
     let create = post(
-        w,
+        &w.d,
         a,
         "/identities",
         json!({"organizationId": B, "ansId": "ans://new.example.com"}),
     );
     assert_eq!(create.status, 403);
-    let listed = read(w, a, &format!("{API}/identities?organizationId={B}"));
+    let listed = read(&w.d, a, &format!("{API}/identities?organizationId={B}"));
     assert_eq!(listed.status, 404);
 }
 
@@ -405,7 +375,7 @@ fn credentials(w: &World) {
     let a = &w.a.key;
     for kind in ["admin", "sidecar"] {
         let reply = post(
-            w,
+            &w.d,
             a,
             "/credentials",
             json!({"organizationId": B, "kind": kind}),
@@ -413,31 +383,30 @@ fn credentials(w: &World) {
         assert_eq!(answer(&reply), (403, "forbidden".into()), "{kind}");
     }
     for org in [B, "org-c"] {
-        let reply = post(w, a, "/orgs", json!({"organizationId": org}));
+        let reply = post(&w.d, a, "/orgs", json!({"organizationId": org}));
         assert_eq!(answer(&reply), (403, "forbidden".into()), "{org}");
     }
 }
 
 fn issuers_and_settings(w: &World) {
     let a = &w.a.key;
-    let issuer =
-        json!({"name": w.b_issuer_name, "loaCeiling": 4, "scopes": ["mcp:invoke", "admin"]});
+    let issuer = json!({"name": B_ISSUER_NAME, "loaCeiling": 4, "scopes": ["mcp:invoke", "admin"]});
     let mut into_b = issuer.clone();
     into_b["organizationId"] = json!(B);
-    assert_eq!(post(w, a, "/tokens/issuers", into_b).status, 403);
+    assert_eq!(post(&w.d, a, "/tokens/issuers", into_b).status, 403);
     // The same name in A's own namespace is A's business.
     let mut own = issuer;
     own["organizationId"] = json!(A);
-    assert_eq!(post(w, a, "/tokens/issuers", own).status, 201);
+    assert_eq!(post(&w.d, a, "/tokens/issuers", own).status, 201);
     let settings = post(
-        w,
+        &w.d,
         a,
         "/tokens/settings",
         json!({"organizationId": B, "maxTtlSeconds": 60}),
     );
     assert_eq!(settings.status, 403);
     for path in ["/tokens/issuers", "/tokens/settings"] {
-        let reply = read(w, a, &format!("{API}{path}?organizationId={B}"));
+        let reply = read(&w.d, a, &format!("{API}{path}?organizationId={B}"));
         assert_eq!(reply.status, 403, "{path}");
     }
 }
@@ -446,7 +415,7 @@ fn tokens(w: &World) {
     let a = &w.a.key;
     let issue = |org: &str, issuer: &str| {
         post(
-            w,
+            &w.d,
             a,
             "/tokens/issue",
             json!({"organizationId": org, "artifactId": "x", "artifactType": "agent", "loaLevel": 1,
@@ -459,16 +428,16 @@ fn tokens(w: &World) {
     assert_eq!(answer(&unknown), (404, "issuer_not_found".into()));
     assert_eq!(answer(&issue(A, &w.b_issuer)), answer(&unknown));
     let seen = ok(
-        post(w, a, "/tokens/introspect", json!({"token": w.b_token})),
+        post(&w.d, a, "/tokens/introspect", json!({"token": w.b_token})),
         200,
     );
     assert_eq!(seen, json!({"active": false}));
     // RFC 7009: 200 whatever the token, and B's token stays active (checked by the snapshot).
     for body in [json!({"token": w.b_token}), json!({"tokenId": w.b_jti})] {
-        ok(post(w, a, "/tokens/revoke", body), 200);
+        ok(post(&w.d, a, "/tokens/revoke", body), 200);
     }
     let named = post(
-        w,
+        &w.d,
         a,
         "/tokens/revoke",
         json!({"tokenId": w.b_jti, "organizationId": B}),
@@ -478,7 +447,7 @@ fn tokens(w: &World) {
 
 fn token_keys(w: &World) {
     let rotated = post_json(
-        &url(w, &format!("{API}/tokens/keys/rotate")),
+        &url(&w.d, &format!("{API}/tokens/keys/rotate")),
         Some(&w.a.key),
         &json!({}),
     );
@@ -488,7 +457,7 @@ fn token_keys(w: &World) {
 fn bundles(w: &World) {
     let a = &w.a.key;
     let compile = post(
-        w,
+        &w.d,
         a,
         "/bundles/compile",
         json!({"organizationId": B, "name": "gateway", "version": "9.0.0", "files": policy_files()}),
@@ -514,16 +483,16 @@ fn bundles(w: &World) {
             json!({"bundleId": w.b_old, "reason": "x"}),
         ),
     ] {
-        assert_eq!(answer(&post(w, a, path, body)), not_found, "{path}");
+        assert_eq!(answer(&post(&w.d, a, path, body)), not_found, "{path}");
     }
     assert_eq!(
-        read(w, a, &format!("{API}/bundles/{}", w.b_active)).status,
+        read(&w.d, a, &format!("{API}/bundles/{}", w.b_active)).status,
         404
     );
     // rollbackTo B's version is answered as a rollbackTo nobody has, and changes nothing of A.
     let revoke = |target: &str| {
         post(
-            w,
+            &w.d,
             a,
             "/bundles/revoke",
             json!({"bundleId": w.a_bundle, "reason": "x", "rollbackTo": target}),
@@ -532,12 +501,12 @@ fn bundles(w: &World) {
     let unknown = revoke("bnd_doesnotexist");
     assert_eq!(answer(&unknown), not_found);
     assert_eq!(answer(&revoke(&w.b_old)), not_found);
-    let own = ok(read(w, a, &format!("{API}/bundles/{}", w.a_bundle)), 200);
+    let own = ok(read(&w.d, a, &format!("{API}/bundles/{}", w.a_bundle)), 200);
     assert_eq!(own["status"], "ACTIVE");
     // A's sidecar gets nothing of B's, by name or by digest.
     let fetch = |path: String| {
         get(
-            &url(w, &path),
+            &url(&w.d, &path),
             &[("Authorization", &format!("Bearer {}", w.a.sidecar))],
         )
         .status
@@ -550,18 +519,18 @@ fn bundles(w: &World) {
 }
 
 fn fleet(w: &World) {
-    let view = read(w, &w.a.key, &format!("{API}/fleet?org={B}"));
+    let view = read(&w.d, &w.a.key, &format!("{API}/fleet?org={B}"));
     assert_eq!(answer(&view), (404, "not_found".into()));
     // The root key's view of an org nobody created is a 404 too, not an empty fleet.
-    let nowhere = read(w, &w.root, &format!("{API}/fleet?org=no-such-org"));
+    let nowhere = read(&w.d, &w.d.root, &format!("{API}/fleet?org=no-such-org"));
     assert_eq!(answer(&nowhere), (404, "not_found".into()));
     // A's sidecar reporting under B's instance id, and uploading B's decision id, writes A's.
     ok(
-        upload(w, &w.a.sidecar, "/status", &status_report("opa-shared")),
+        upload(&w.d, &w.a.sidecar, "/status", &status_report("opa-shared")),
         200,
     );
     let logged = ok(
-        upload(w, &w.a.sidecar, "/logs", &decision_log(&w.b_decision)),
+        upload(&w.d, &w.a.sidecar, "/logs", &decision_log(B_DECISION)),
         200,
     );
     assert_eq!(logged["appended"], 1, "decision ids are per org");
@@ -570,7 +539,7 @@ fn fleet(w: &World) {
 fn retention(w: &World) {
     let now = sck_ledger::entry::format_timestamp(time::OffsetDateTime::now_utc());
     let pruned = succeeded(sck(
-        &w.server.data_dir,
+        &w.d.server.data_dir,
         &[
             "ledger",
             "prune-inputs",
@@ -579,7 +548,7 @@ fn retention(w: &World) {
             "--before",
             &now,
             "--database-url",
-            &w.database_url,
+            &w.d.database_url,
         ],
     ));
     assert!(pruned.starts_with("pruned 1 "), "{pruned}");
@@ -595,7 +564,7 @@ fn ledger(w: &World) {
         "proof/consistency?from=1&to=2",
         "export",
     ] {
-        let reply = read(w, &w.a.key, &format!("/api/v1/ledger/{B}/{path}"));
+        let reply = read(&w.d, &w.a.key, &format!("/api/v1/ledger/{B}/{path}"));
         assert_eq!(answer(&reply), (404, "not_found".into()), "{path}");
     }
 }
@@ -624,7 +593,7 @@ fn signed_call(w: &World) -> Reply {
     );
     let signature = canonical::sign_hmac(w.b_secret.as_bytes(), &message).header_value();
     let mut response = support::agent()
-        .post(url(w, &path))
+        .post(url(&w.d, &path))
         .header("Content-Type", "application/json")
         .header("X-SCK-Signature", signature)
         .header("X-SCK-Timestamp", timestamp)
@@ -642,11 +611,11 @@ fn signed_call(w: &World) -> Reply {
 
 /// B's log, exported with B's key, passes `sck ledger verify` with the published keys.
 fn ledger_verifies(w: &World, dir: &Path) {
-    let export = read(w, &w.b.key, &format!("/api/v1/ledger/{B}/export"));
+    let export = read(&w.d, &w.b.key, &format!("/api/v1/ledger/{B}/export"));
     assert_eq!(export.status, 200);
     let file = dir.join("ledger-org-b.tar.gz");
     std::fs::write(&file, &export.body).unwrap();
-    let keys = get(&url(w, &format!("/api/v1/ledger/{B}/keys")), &[]).json();
+    let keys = get(&url(&w.d, &format!("/api/v1/ledger/{B}/keys")), &[]).json();
     let mut command = Command::new(env!("CARGO_BIN_EXE_sck"));
     command.args(["ledger", "verify", "--quiet"]).arg(&file);
     for key in keys["keys"].as_array().unwrap() {
@@ -683,8 +652,8 @@ fn org_a_changes_nothing_of_org_b(w: World) {
 fn on_sqlite_org_a_changes_nothing_of_org_b_whatever_it_answers() {
     keep_inputs();
     let server = Server::start();
-    let database = server.data_dir.join("sck.db").display().to_string();
-    org_a_changes_nothing_of_org_b(world(server, database, None));
+    let database_url = server.data_dir.join("sck.db").display().to_string();
+    org_a_changes_nothing_of_org_b(world(deployment(server, database_url, None)));
 }
 
 #[test]
@@ -695,7 +664,7 @@ fn on_postgres_org_a_changes_nothing_of_org_b_whatever_it_answers() {
     };
     let dir = tempfile::tempdir().unwrap();
     let server = Server::start_on(dir.path(), &database);
-    org_a_changes_nothing_of_org_b(world(server, database, Some(dir)));
+    org_a_changes_nothing_of_org_b(world(deployment(server, database, Some(dir))));
 }
 
 #[test]
