@@ -17,7 +17,10 @@
 //!   the `upstream.rejected` records the X-SCK pipeline keeps of every refused signed call, and
 //!   the server's own maintenance, `actor: system`);
 //!
-//! and afterwards the server is healthy, ready and deciding. Failures print the minimal
+//! and afterwards the server is healthy, ready and deciding. A third run aims another org's
+//! admin key at every route that changes something, with bodies made of the `default` org's
+//! real ids: whatever it is answered, nothing of `default` changes (`tests/isolation_e2e.rs`
+//! probes each resource on both backends). Failures print the minimal
 //! request as sent. `PROPTEST_CASES` overrides the case count; `PROPTEST_RNG_SEED` replays a
 //! run. Only requests that are valid HTTP are generated (hyper refuses the rest before sck
 //! sees them). Methods a path does not allow and path parameters that are not UTF-8 or not
@@ -166,7 +169,7 @@ const BODY_FIELDS: &[(&str, &[&str])] = &[
     ("/api/v1/enforcement/tokens/introspect", &["token"]),
     (
         "/api/v1/enforcement/tokens/revoke",
-        &["token", "jti", "reason"],
+        &["token", "tokenId", "organizationId"],
     ),
     (
         "/api/v1/enforcement/tokens/issuers",
@@ -213,7 +216,8 @@ fn body_fields(path: &str) -> &'static [&'static str] {
         .map_or(FOREIGN_FIELDS, |(_, fields)| fields)
 }
 
-/// Credentials of the running server, and a real bundle id and ETag to aim at.
+/// Credentials of the running server, real ids of the default org to aim at (bundle and ETag,
+/// pinned ANS ID and its key, issuer, token id), and the admin key of another org, `tenant`.
 #[derive(Debug, Clone)]
 struct Known {
     admin: String,
@@ -221,6 +225,11 @@ struct Known {
     gateway_token: String,
     bundle_id: String,
     etag: String,
+    ans_id: String,
+    key_id: String,
+    issuer_id: String,
+    token_id: String,
+    tenant_admin: String,
 }
 
 /// One generated request (shown as the bytes sent, so a failure prints the request).
@@ -561,7 +570,7 @@ enum Auth {
     None,
     /// The credential the route wants: gateway token, sidecar credential or admin key.
     Right,
-    /// One of the three real credentials, whichever the route wants or not.
+    /// One of the real credentials (another org's admin key too), whichever the route wants.
     Real(Vec<u8>),
     /// Anything else: mutated credentials, other schemes, raw bytes, oversized tokens.
     Raw(Vec<u8>),
@@ -596,6 +605,7 @@ fn authorization(known: Known) -> impl Strategy<Value = Auth> {
         known.admin.clone(),
         known.sidecar.clone(),
         known.gateway_token.clone(),
+        known.tenant_admin.clone(),
     ];
     let real = proptest::sample::select(secrets.clone())
         .prop_map(|s| Auth::Real(format!("Bearer {s}").into_bytes()));
@@ -910,10 +920,20 @@ fn check(server: &Server, known: &Known, request: &Fuzz) -> Result<(), TestCaseE
         "no code: {}",
         text()
     );
+    unchanged(server, known, before, "a refused request")
+}
+
+/// The default org's state is `before` (entries the server adds by itself aside).
+fn unchanged(
+    server: &Server,
+    known: &Known,
+    before: State,
+    what: &str,
+) -> Result<(), TestCaseError> {
     let after = state(server, &known.admin);
     if after.default_log > before.default_log {
         let added = unexpected_entries(server, &known.admin, before.default_log);
-        prop_assert!(added.is_empty(), "a refused request added {:?}", added);
+        prop_assert!(added.is_empty(), "{} added {:?}", what, added);
     }
     prop_assert_eq!(
         State {
@@ -921,9 +941,87 @@ fn check(server: &Server, known: &Known, request: &Fuzz) -> Result<(), TestCaseE
             ..after
         },
         before,
-        "a refused request changed state"
+        "{} changed state",
+        what
     );
     Ok(())
+}
+
+/// Routes that change something, for [`cross_org_request`].
+const WRITE_ROUTES: &[&str] = &[
+    "/api/v1/enforcement/identities",
+    "/api/v1/enforcement/identities/rotate",
+    "/api/v1/enforcement/identities/revoke",
+    "/api/v1/enforcement/orgs",
+    "/api/v1/enforcement/credentials",
+    "/api/v1/enforcement/tokens/issue",
+    "/api/v1/enforcement/tokens/revoke",
+    "/api/v1/enforcement/tokens/introspect",
+    "/api/v1/enforcement/tokens/issuers",
+    "/api/v1/enforcement/tokens/settings",
+    "/api/v1/enforcement/tokens/keys/rotate",
+    "/api/v1/enforcement/bundles/compile",
+    "/api/v1/enforcement/bundles/publish",
+    "/api/v1/enforcement/bundles/activate",
+    "/api/v1/enforcement/bundles/revoke",
+];
+
+/// A POST to a write route with `tenant`'s admin key: each of the route's fields is present or
+/// not, with a value of the default org's (or `tenant`'s own org name, or a plain value).
+fn cross_org_request(known: Known) -> impl Strategy<Value = Fuzz> {
+    let picks = proptest::collection::vec((any::<bool>(), any::<proptest::sample::Index>()), 8);
+    (proptest::sample::select(WRITE_ROUTES), picks).prop_map(move |(path, picks)| {
+        let choices = |field: &str| match field {
+            "organizationId" => vec![json!("tenant"), json!("default")],
+            "ansId" => vec![json!(known.ans_id)],
+            "retireKeyId" => vec![json!(known.key_id)],
+            "bundleId" | "rollbackTo" => vec![json!(known.bundle_id)],
+            "issuerId" => vec![json!(known.issuer_id)],
+            "token" => vec![json!(known.gateway_token)],
+            "tokenId" => vec![json!(known.token_id)],
+            "rollback" | "allowNoActive" => vec![json!(true)],
+            "kind" => vec![json!("admin"), json!("sidecar")],
+            "scope" | "scopes" => vec![json!(["mcp:invoke"])],
+            "loaLevel" | "loaCeiling" => vec![json!(1)],
+            "maxTtlSeconds" | "defaultTtlSeconds" => vec![json!(60)],
+            "files" => vec![json!({"app/p.rego": "package app\n\nallow := true\n"})],
+            _ => vec![json!("x"), json!("9.0.0")],
+        };
+        let body: serde_json::Map<String, Value> = body_fields(path)
+            .iter()
+            .zip(picks)
+            .filter(|(_, (present, _))| *present)
+            .map(|(field, (_, at))| {
+                let values = choices(field);
+                ((*field).to_owned(), values[at.index(values.len())].clone())
+            })
+            .collect();
+        Fuzz {
+            method: "POST".into(),
+            target: path.into(),
+            headers: vec![
+                (
+                    "Authorization".into(),
+                    format!("Bearer {}", known.tenant_admin).into_bytes(),
+                ),
+                ("Content-Type".into(), b"application/json".to_vec()),
+            ],
+            body: serde_json::to_vec(&body).unwrap(),
+        }
+    })
+}
+
+/// Whatever `tenant`'s request is answered (never a 5xx), the default org is unchanged.
+fn check_cross_org(server: &Server, known: &Known, request: &Fuzz) -> Result<(), TestCaseError> {
+    let before = state(server, &known.admin);
+    let answer = send(server.url.trim_start_matches("http://"), request);
+    prop_assert!(
+        answer.status < 500,
+        "{} {}",
+        answer.status,
+        String::from_utf8_lossy(&answer.body)
+    );
+    unchanged(server, known, before, "another org's request")
 }
 
 /// Creates an issuer and a gateway token in the default org; finds the bootstrap bundle.
@@ -961,6 +1059,26 @@ fn setup(server: &Server) -> Known {
         .as_str()
         .expect("the bootstrap bundle")
         .to_owned();
+    let pin = post_json(
+        &api("/identities"),
+        Some(&admin),
+        &json!({"organizationId": "default", "ansId": "ans://agent.example"}),
+    );
+    assert_eq!(pin.status, 201, "{}", String::from_utf8_lossy(&pin.body));
+    assert_eq!(
+        post_json(
+            &api("/orgs"),
+            Some(&admin),
+            &json!({"organizationId": "tenant"})
+        )
+        .status,
+        201
+    );
+    let tenant = post_json(
+        &api("/credentials"),
+        Some(&admin),
+        &json!({"organizationId": "tenant", "kind": "admin"}),
+    );
     let sidecar = server.sidecar_token.clone().unwrap();
     let poll = get(
         &format!("{}/bundles/default/gateway.tar.gz", server.url),
@@ -972,12 +1090,21 @@ fn setup(server: &Server) -> Known {
         gateway_token: issued.json()["token"].as_str().unwrap().to_owned(),
         bundle_id,
         etag: poll.header("etag").expect("an ETag"),
+        ans_id: "ans://agent.example".into(),
+        key_id: pin.json()["key"]["keyId"].as_str().unwrap().to_owned(),
+        issuer_id: issuer.json()["id"].as_str().unwrap().to_owned(),
+        token_id: issued.json()["tokenId"].as_str().unwrap().to_owned(),
+        tenant_admin: tenant.json()["secret"].as_str().unwrap().to_owned(),
     }
 }
 
-/// Runs `cases` generated requests over `surface` against a fresh server, then checks it is
-/// still healthy and serving.
-fn fuzz(surface: Surface, cases: u32) {
+/// Runs `cases` requests from `requests` through `check` against a fresh server, then checks
+/// it is still healthy and serving.
+fn fuzz<S: Strategy<Value = Fuzz>>(
+    cases: u32,
+    requests: impl FnOnce(Known) -> S,
+    check: fn(&Server, &Known, &Fuzz) -> Result<(), TestCaseError>,
+) {
     // Long polls are capped at 1 s so a generated `Prefer: wait=N` cannot stall the suite.
     let server = Server::start_with_env(&[("SCK_HTTP__LONG_POLL_MAX_SECS", "1")]);
     let known = setup(&server);
@@ -990,7 +1117,7 @@ fn fuzz(surface: Surface, cases: u32) {
         max_shrink_iters: 300,
         ..Config::default()
     });
-    let result = runner.run(&request(known.clone(), surface), |request| {
+    let result = runner.run(&requests(known.clone()), |request| {
         check(&server, &known, &request)
     });
     if let Err(e) = result {
@@ -1020,13 +1147,11 @@ fn fuzz(surface: Surface, cases: u32) {
 
 #[test]
 fn no_request_gets_a_5xx_a_non_problem_error_or_changes_state_when_refused() {
-    fuzz(
-        Surface {
-            any_method: false,
-            malformed_parameters: false,
-        },
-        600,
-    );
+    let surface = Surface {
+        any_method: false,
+        malformed_parameters: false,
+    };
+    fuzz(600, |known| request(known, surface), check);
 }
 
 /// The same over the whole surface. Found by this suite, not fixable in its files: a method a
@@ -1036,11 +1161,16 @@ fn no_request_gets_a_5xx_a_non_problem_error_or_changes_state_when_refused() {
 /// extractor of the handlers in `routes/`).
 #[test]
 fn wrong_methods_and_malformed_path_parameters_get_problem_bodies() {
-    fuzz(
-        Surface {
-            any_method: true,
-            malformed_parameters: true,
-        },
-        400,
-    );
+    let surface = Surface {
+        any_method: true,
+        malformed_parameters: true,
+    };
+    fuzz(400, |known| request(known, surface), check);
+}
+
+/// Another org's admin key on every write route, aimed at the default org's ids: the final
+/// decision of [`fuzz`] also shows the default org's token was not revoked.
+#[test]
+fn another_orgs_admin_key_changes_nothing_of_the_default_org() {
+    fuzz(300, cross_org_request, check_cross_org);
 }

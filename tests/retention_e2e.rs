@@ -13,11 +13,11 @@ mod support;
 
 use std::io::Write;
 use std::path::Path;
-use std::process::{Command, Output};
+use std::process::Command;
 use std::time::{Duration, Instant};
 
 use serde_json::{json, Value};
-use support::{fresh_postgres_database, get, Reply, Server};
+use support::{fresh_postgres_database, get, sck, succeeded, Reply, Server};
 
 /// Every server in this file keeps inputs, masking the password. `Server::start_on` takes no
 /// environment, so this is set once for the whole process (every test here wants it).
@@ -72,30 +72,9 @@ fn ids(prefix: &str, n: usize) -> Vec<String> {
     (0..n).map(|i| format!("{prefix}-{i}")).collect()
 }
 
-fn sck(data_dir: &Path, args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_sck"))
-        .args(args)
-        .env("SCK_DATA_DIR", data_dir)
-        .env("SCK_LOG", "warn")
-        .env_remove("SCK_CONFIG")
-        .env_remove("SCK_DATABASE_URL")
-        .output()
-        .unwrap()
-}
-
-fn ok(out: Output) -> String {
-    assert!(
-        out.status.success(),
-        "{}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8(out.stdout).unwrap()
-}
-
 /// The kept inputs of the default org, as `sck ledger inputs` prints them.
 fn inputs(data_dir: &Path, db: &str) -> Vec<Value> {
-    ok(sck(
+    succeeded(sck(
         data_dir,
         &["ledger", "inputs", "--org", "default", "--database-url", db],
     ))
@@ -124,7 +103,7 @@ fn prune(data_dir: &Path, db: &str, cutoff: &[&str]) -> u64 {
         db,
     ];
     args.extend_from_slice(cutoff);
-    let text = ok(sck(data_dir, &args));
+    let text = succeeded(sck(data_dir, &args));
     text.strip_prefix("pruned ")
         .and_then(|rest| rest.split(' ').next())
         .and_then(|n| n.parse().ok())
@@ -140,12 +119,12 @@ fn exported_and_verified(data_dir: &Path, db: &str) -> Vec<Value> {
         .unwrap()
         .verifier()
         .to_string();
-    let verified = ok(sck(
+    let verified = succeeded(sck(
         data_dir,
         &["ledger", "verify", &file_arg, "--key", &key, "--quiet"],
     ));
     assert!(verified.starts_with("OK:"), "{verified}");
-    ok(sck(
+    succeeded(sck(
         data_dir,
         &[
             "ledger",
@@ -211,7 +190,7 @@ fn pruning_deletes_only_older_inputs_and_the_log_still_verifies() {
     // Pruned while the server runs: the old inputs go, the new ones stay.
     assert_eq!(prune(&data_dir, &db, &["--before", &cutoff]), 3);
     assert_eq!(decision_ids(&inputs(&data_dir, &db)), ["new-0", "new-1"]);
-    let one = ok(sck(
+    let one = succeeded(sck(
         &data_dir,
         &[
             "ledger",
@@ -369,7 +348,7 @@ fn postgres_replicas_prune_concurrently_without_double_counting() {
     let reported: u64 = runs
         .into_iter()
         .map(|child| {
-            let text = ok(child.wait_with_output().unwrap());
+            let text = succeeded(child.wait_with_output().unwrap());
             text.split(' ').nth(1).unwrap().parse::<u64>().unwrap()
         })
         .sum();
@@ -378,7 +357,7 @@ fn postgres_replicas_prune_concurrently_without_double_counting() {
         decision_ids(&inputs(&data_dir, &db)),
         ["new-0", "new-1", "new-2"]
     );
-    let one = ok(sck(
+    let one = succeeded(sck(
         &data_dir,
         &[
             "ledger",

@@ -369,7 +369,10 @@ fn issue_refusals_have_codes() {
     let reply = issue_request(&server, &acme_key, &base);
     assert_eq!((reply.status, reply.code().as_str()), (403, "forbidden"));
     let reply = issue_request(&server, &acme_key, &with(json!({"organizationId": "acme"})));
-    assert_eq!((reply.status, reply.code().as_str()), (403, "org_mismatch"));
+    assert_eq!(
+        (reply.status, reply.code().as_str()),
+        (404, "issuer_not_found")
+    );
     let reply = issue_request(&server, "sck_admin_wrong", &base);
     assert_eq!((reply.status, reply.code().as_str()), (401, "unauthorized"));
 

@@ -23,6 +23,7 @@ pub async fn run(state: &AppState) -> ApiResult<()> {
     }
     let config = &state.config;
     let org = &config.bundles.default_org;
+    crate::org_names::check_new_org(org)?;
     lifecycle.registry.ensure_org(org).await?;
     let (root_id, root_secret) = lifecycle
         .registry

@@ -17,6 +17,7 @@ pub mod fleet;
 pub mod identities;
 pub mod lifecycle;
 pub mod openapi;
+pub mod org_names;
 pub mod registry;
 pub mod routes;
 pub mod server;

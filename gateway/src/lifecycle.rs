@@ -334,7 +334,8 @@ impl Lifecycle {
             ));
         }
         if let Some(target) = rollback_to {
-            let record = self.get(target).await?;
+            let revoked = self.get(id).await?;
+            let record = self.get_in(&revoked.organization_id, target).await?;
             self.check_servable(&record).await?;
         }
         let revocation = self
@@ -373,5 +374,14 @@ impl Lifecycle {
             .get(id)
             .await?
             .ok_or_else(|| ApiError::not_found(format!("bundle {id} not found")))
+    }
+
+    /// A version of `org` by id, or the same 404 as for an unknown id (another org's version
+    /// is not revealed).
+    async fn get_in(&self, org: &str, id: &str) -> ApiResult<BundleRecord> {
+        match self.get(id).await? {
+            record if record.organization_id == org => Ok(record),
+            _ => Err(ApiError::not_found(format!("bundle {id} not found"))),
+        }
     }
 }

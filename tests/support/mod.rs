@@ -329,6 +329,30 @@ fn parse_response(raw: &[u8]) -> Reply {
     }
 }
 
+/// Runs the `sck` CLI with `data_dir` as its data and working directory.
+pub fn sck(data_dir: &Path, args: &[&str]) -> std::process::Output {
+    Command::new(env!("CARGO_BIN_EXE_sck"))
+        .args(args)
+        .env("SCK_DATA_DIR", data_dir)
+        .env("SCK_LOG", "warn")
+        .env_remove("SCK_CONFIG")
+        .env_remove("SCK_DATABASE_URL")
+        .current_dir(data_dir)
+        .output()
+        .unwrap()
+}
+
+/// The standard output of a command that succeeded (else a panic showing both outputs).
+pub fn succeeded(out: std::process::Output) -> String {
+    assert!(
+        out.status.success(),
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout).unwrap()
+}
+
 /// Exports `org`'s ledger from `database_url` with `sck ledger export` to a new file in `dir`.
 pub fn export_ledger(database_url: &str, org: &str, dir: &Path) -> PathBuf {
     let export = dir.join(format!("export-{org}-{}.tar.gz", unique_suffix()));

@@ -195,7 +195,7 @@ pub fn admin(command: AdminCommand) -> Result<ExitCode, CliError> {
         let fail = |e: crate::api_error::ApiError| CliError::new(e.detail);
         let result = match (&command, org) {
             (AdminCommand::CreateOrg(_), Some(org)) => {
-                crate::lifecycle::check_name("organization", &org).map_err(fail)?;
+                crate::org_names::check_new_org(&org).map_err(fail)?;
                 registry.ensure_org(&org).await.map_err(fail)?;
                 println!("organization {org} exists");
                 Ok(())

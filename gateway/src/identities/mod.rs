@@ -8,6 +8,10 @@
 //!   only sealed under the master key ([`sealing`]); Ed25519 keys are public keys.
 //! - Every pin change (create, rotate, revoke) is appended to the org's ledger
 //!   (`identity.pinned|rotated|revoked`) with key ids and schemes — never secrets.
+//! - Org-scoped: every statement of a change names the acting org (`identity_keys` rows
+//!   through their pin's `org_id`), and a change whose pin row is not the org's commits
+//!   nothing. Only [`Identities::lookup`] reads a pin by ANS ID alone: the verifier learns the
+//!   org from the pin and compares it with the one the caller states.
 
 pub mod schema;
 pub mod sealing;
@@ -272,9 +276,11 @@ impl Identities {
             }
         });
         if !inserted {
+            // The same answer whichever org holds the pin, and whether it is live or revoked:
+            // it tells no more than that the ANS ID is taken (README, "Signed upstream calls").
             return Err(ApiError::conflict(
                 "identity_exists",
-                "this ANS ID is already pinned (pins are never re-assigned; rotate its keys instead)",
+                "this ANS ID is or was pinned: an ANS ID belongs to one organization forever and is never re-assigned (its organization rotates its keys)",
             ));
         }
         self.record(
@@ -284,7 +290,7 @@ impl Identities {
         )
         .await?;
         let view = self
-            .get(ans_id)
+            .get(org, ans_id)
             .await?
             .ok_or_else(|| ApiError::internal("identity", "pin vanished after insert"))?;
         Ok((view, prepared.view))
@@ -318,9 +324,11 @@ impl Identities {
                 Err(ApiError::not_found("no live identity pin with this ANS ID in this organization"))
             } else {
                 let live: Vec<String> = sqlx::query(
-                    "SELECT key_id FROM identity_keys WHERE ans_id = $1 AND retired_at IS NULL ORDER BY created_us, key_id",
+                    "SELECT key_id FROM identity_keys WHERE ans_id = $1 AND retired_at IS NULL \
+                     AND ans_id IN (SELECT ans_id FROM identity_pins WHERE org_id = $2) ORDER BY created_us, key_id",
                 )
                 .bind(ans_id)
+                .bind(org)
                 .fetch_all(&mut *tx)
                 .await?
                 .iter()
@@ -337,11 +345,16 @@ impl Identities {
                         retired.push(live[0].clone());
                     }
                     for key_id in &retired {
-                        sqlx::query("UPDATE identity_keys SET retired_at = $1 WHERE key_id = $2")
-                            .bind(now)
-                            .bind(key_id)
-                            .execute(&mut *tx)
-                            .await?;
+                        sqlx::query(
+                            "UPDATE identity_keys SET retired_at = $1 WHERE key_id = $2 AND ans_id = $3 \
+                             AND ans_id IN (SELECT ans_id FROM identity_pins WHERE org_id = $4)",
+                        )
+                        .bind(now)
+                        .bind(key_id)
+                        .bind(ans_id)
+                        .bind(org)
+                        .execute(&mut *tx)
+                        .await?;
                     }
                     sqlx::query(
                         "INSERT INTO identity_keys (key_id, ans_id, scheme, material, created_at, created_us) VALUES ($1, $2, $3, $4, $5, $6)",
@@ -367,7 +380,7 @@ impl Identities {
         )
         .await?;
         let view = self
-            .get(ans_id)
+            .get(org, ans_id)
             .await?
             .ok_or_else(|| ApiError::internal("identity", "pin vanished after rotation"))?;
         Ok((view, prepared.view, retired))
@@ -393,13 +406,21 @@ impl Identities {
             .bind(org)
             .execute(&mut *tx)
             .await?;
-            sqlx::query("UPDATE identity_keys SET retired_at = $1 WHERE ans_id = $2 AND retired_at IS NULL")
+            // Not a live pin of this org: dropping the transaction rolls it back.
+            let revoked = done.rows_affected() == 1;
+            if revoked {
+                sqlx::query(
+                    "UPDATE identity_keys SET retired_at = $1 WHERE ans_id = $2 AND retired_at IS NULL \
+                     AND ans_id IN (SELECT ans_id FROM identity_pins WHERE org_id = $3)",
+                )
                 .bind(now)
                 .bind(ans_id)
+                .bind(org)
                 .execute(&mut *tx)
                 .await?;
-            tx.commit().await?;
-            done.rows_affected() == 1
+                tx.commit().await?;
+            }
+            revoked
         });
         if !revoked {
             return Err(ApiError::not_found(
@@ -412,14 +433,18 @@ impl Identities {
             json!({"ans_id": ans_id, "reason": reason, "actor": actor}),
         )
         .await?;
-        self.get(ans_id)
+        self.get(org, ans_id)
             .await?
             .ok_or_else(|| ApiError::internal("identity", "pin vanished after revocation"))
     }
 
-    /// One pin with all its keys (live and retired), or `None`.
-    pub async fn get(&self, ans_id: &str) -> ApiResult<Option<PinView>> {
-        Ok(self.views(None, Some(ans_id)).await?.into_iter().next())
+    /// `org`'s pin of `ans_id` with all its keys (live and retired), or `None`.
+    pub async fn get(&self, org: &str, ans_id: &str) -> ApiResult<Option<PinView>> {
+        Ok(self
+            .views(Some(org), Some(ans_id))
+            .await?
+            .into_iter()
+            .next())
     }
 
     /// Pins of `org` (every org when `None`).

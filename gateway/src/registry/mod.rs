@@ -6,6 +6,12 @@
 //! locks its `bundle_heads` row (`FOR UPDATE` on PostgreSQL, `BEGIN IMMEDIATE` on SQLite), so
 //! concurrent calls serialise and exactly one version is ACTIVE; a revoked digest is never
 //! activated again. Secrets are stored as SHA-256 digests only.
+//!
+//! Org scoping: statements by bundle id serve callers that checked the id's org first (the
+//! lifecycle routes, `rollbackTo` here), and a version's org never changes (trigger). Statements
+//! by digest (`revoked_hashes`) cannot reach another org's versions: every stored tarball's
+//! manifest names its org (`metadata.sck`, stamped at compile, re-checked at activation), so a
+//! digest belongs to one org.
 
 pub mod schema;
 
@@ -577,21 +583,22 @@ impl Registry {
             .ok_or_else(|| ApiError::not_found(format!("bundle {id} not found")))?;
         let rollback = match rollback_to {
             Some(rid) => {
+                // Another org's version is answered as an unknown id: its existence is not
+                // revealed.
                 let r = self
                     .get(rid)
                     .await?
-                    .filter(|r| {
-                        r.organization_id == target.organization_id && r.name == target.name
-                    })
-                    .ok_or_else(|| {
-                        ApiError::bad_request(
-                            "invalid_rollback",
-                            format!(
-                                "rollbackTo {rid} is not a version of {}/{}",
-                                target.organization_id, target.name
-                            ),
-                        )
-                    })?;
+                    .filter(|r| r.organization_id == target.organization_id)
+                    .ok_or_else(|| ApiError::not_found(format!("bundle {rid} not found")))?;
+                if r.name != target.name {
+                    return Err(ApiError::bad_request(
+                        "invalid_rollback",
+                        format!(
+                            "rollbackTo {rid} is not a version of {}/{}",
+                            target.organization_id, target.name
+                        ),
+                    ));
+                }
                 if r.id == target.id {
                     return Err(ApiError::bad_request(
                         "invalid_rollback",

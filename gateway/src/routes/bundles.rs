@@ -213,7 +213,7 @@ struct RevocationAnswer {
         (status = 200, description = "Revoked", body = RevocationAnswer),
         (status = 400, description = "Malformed request or unusable rollback target"),
         (status = 401, description = "No valid admin key"),
-        (status = 404, description = "No such bundle (or not visible to this key)"),
+        (status = 404, description = "No such bundle or `rollbackTo` version (or not visible to this key)"),
         (status = 409, description = "Not revocable as asked (e.g. the active version without a rollback target)"),
     ))]
 async fn revoke_bundle(
@@ -264,15 +264,17 @@ struct BundleList {
         (status = 400, description = "Unknown query parameter or status"),
         (status = 401, description = "No valid admin key"),
         (status = 403, description = "The key may not act on this organization"),
+        (status = 404, description = "No such organization"),
     ))]
 async fn list_bundles(
     State(state): State<AppState>,
     admin: AdminKey,
     QueryParams(query): QueryParams<ListQuery>,
 ) -> ApiResult<Json<BundleList>> {
-    let org = super::org_scope(&admin, query.organization_id, |org| {
+    let org = super::org_scope(&state, &admin, query.organization_id, |org| {
         admin.authorize_org(org)
-    })?;
+    })
+    .await?;
     let status = match query.status.as_deref() {
         Some(s) => Some(Status::parse(s).ok_or_else(|| {
             ApiError::bad_request(

@@ -34,7 +34,7 @@ struct Organization {
     security(("admin_key" = [])),
     responses(
         (status = 201, description = "The organization exists (created if it did not)", body = Organization),
-        (status = 400, description = "Malformed request or invalid organization id"),
+        (status = 400, description = "Malformed request, invalid organization id (`invalid_request`) or a name sck reserves (`reserved_name`)"),
         (status = 401, description = "No valid admin key"),
         (status = 403, description = "Only the root key creates organizations"),
     ))]
@@ -48,7 +48,7 @@ async fn create_org(
             "only the root key creates organizations",
         ));
     }
-    crate::lifecycle::check_name("organizationId", &body.organization_id)?;
+    crate::org_names::check_new_org(&body.organization_id)?;
     state
         .lifecycle
         .registry

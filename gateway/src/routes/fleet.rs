@@ -322,16 +322,17 @@ pub struct SidecarView {
         (status = 200, description = "The org's sidecars, their drift and staleness", body = FleetView),
         (status = 400, description = "No organization given to the root key, or an unknown query parameter"),
         (status = 401, description = "No valid admin key"),
-        (status = 404, description = "The organization is not visible to this key"),
+        (status = 404, description = "No such organization, or not visible to this key"),
     ))]
 async fn fleet_view(
     State(state): State<AppState>,
     admin: AdminKey,
     QueryParams(query): QueryParams<FleetQuery>,
 ) -> ApiResult<Json<Value>> {
-    let org = super::org_scope(&admin, query.org, |org| {
+    let org = super::org_scope(&state, &admin, query.org, |org| {
         admin.authorize_read(org, "organization")
-    })?
+    })
+    .await?
     .ok_or_else(|| ApiError::bad_request("invalid_request", "give ?org=<organization>"))?;
     Ok(Json(state.fleet.view(&org).await?))
 }

@@ -7,7 +7,10 @@
 //!   publicKey?, retireKeyId?}` → adds a key, retiring the named or the oldest when two are live;
 //! - `POST   /api/v1/enforcement/identities/revoke` `{organizationId, ansId, reason?}`.
 //!
-//! A key of another org gets 403 (writes) or 404 (reads); every change is ledgered.
+//! A key naming another org gets 403 (writes) or 404 (reads); an ANS ID pinned in another org
+//! is answered as an unknown one (404) by rotate and revoke, and creating it is the same
+//! `409 identity_exists` as for one the org holds (README, "Signed upstream calls"). Every
+//! change is ledgered.
 
 use axum::extract::State;
 use axum::http::StatusCode;
@@ -58,7 +61,7 @@ struct PinWithNewKey {
         (status = 401, description = "No valid admin key"),
         (status = 403, description = "The key may not act on this organization"),
         (status = 404, description = "No such organization"),
-        (status = 409, description = "The ANS ID is pinned already"),
+        (status = 409, description = "The ANS ID is or was pinned (in any org)"),
     ))]
 async fn create_identity(
     State(state): State<AppState>,
@@ -97,16 +100,17 @@ struct PinList {
         (status = 200, description = "The pins (no secrets)", body = PinList),
         (status = 400, description = "Unknown query parameter"),
         (status = 401, description = "No valid admin key"),
-        (status = 404, description = "The organization is not visible to this key"),
+        (status = 404, description = "No such organization, or not visible to this key"),
     ))]
 async fn list_identities(
     State(state): State<AppState>,
     admin: AdminKey,
     QueryParams(query): QueryParams<ListQuery>,
 ) -> ApiResult<Json<PinList>> {
-    let org = super::org_scope(&admin, query.organization_id, |org| {
+    let org = super::org_scope(&state, &admin, query.organization_id, |org| {
         admin.authorize_read(org, "organization")
-    })?;
+    })
+    .await?;
     let identities = state.xsck.identities.list(org.as_deref()).await?;
     Ok(Json(PinList { identities }))
 }
@@ -191,7 +195,7 @@ struct RevokedPin {
         (status = 400, description = "Malformed request or a reason over 512 bytes"),
         (status = 401, description = "No valid admin key"),
         (status = 403, description = "The key may not act on this organization"),
-        (status = 404, description = "No live pin with this ANS ID"),
+        (status = 404, description = "No live pin with this ANS ID in this organization"),
     ))]
 async fn revoke_identity(
     State(state): State<AppState>,

@@ -46,15 +46,21 @@ async fn require_org(state: &AppState, org: &str) -> ApiResult<()> {
     }
 }
 
-/// The org a listing or view covers: the requested one if `authorize` allows it, else the
-/// key's own org (`None` for the root key without a request: every org).
-fn org_scope(
+/// The org a listing or view covers: the requested one if `authorize` allows it and it exists
+/// (`404` for an org nobody created, to the root key too), else the key's own org (`None` for
+/// the root key without a request: every org).
+async fn org_scope(
+    state: &AppState,
     admin: &AdminKey,
     requested: Option<String>,
     authorize: impl FnOnce(&str) -> ApiResult<()>,
 ) -> ApiResult<Option<String>> {
     match requested {
-        Some(org) => authorize(&org).map(|()| Some(org)),
+        Some(org) => {
+            authorize(&org)?;
+            require_org(state, &org).await?;
+            Ok(Some(org))
+        }
         None => Ok(admin.0.org.clone()),
     }
 }

@@ -305,15 +305,17 @@ struct IssuerList {
         (status = 400, description = "Unknown query parameter"),
         (status = 401, description = "No valid admin key"),
         (status = 403, description = "The key may not act on this organization"),
+        (status = 404, description = "No such organization"),
     ))]
 async fn list_issuers(
     State(state): State<AppState>,
     admin: AdminKey,
     QueryParams(query): QueryParams<OrgQuery>,
 ) -> ApiResult<Json<IssuerList>> {
-    let org = super::org_scope(&admin, query.organization_id, |org| {
+    let org = super::org_scope(&state, &admin, query.organization_id, |org| {
         admin.authorize_org(org)
-    })?;
+    })
+    .await?;
     let issuers = state.tokens.list_issuers(org.as_deref()).await?;
     Ok(Json(IssuerList { issuers }))
 }
@@ -344,6 +346,7 @@ struct OrgSettings {
         (status = 400, description = "Malformed request or TTLs out of range"),
         (status = 401, description = "No valid admin key"),
         (status = 403, description = "The key may not act on this organization"),
+        (status = 404, description = "No such organization"),
     ))]
 async fn set_token_settings(
     State(state): State<AppState>,
@@ -351,6 +354,7 @@ async fn set_token_settings(
     JsonBody(body): JsonBody<SettingsBody>,
 ) -> ApiResult<Json<OrgSettings>> {
     admin.authorize_org(&body.organization_id)?;
+    super::require_org(&state, &body.organization_id).await?;
     let settings = state
         .tokens
         .set_org_settings(
@@ -373,15 +377,17 @@ async fn set_token_settings(
         (status = 400, description = "No organization given to the root key, or an unknown query parameter"),
         (status = 401, description = "No valid admin key"),
         (status = 403, description = "The key may not act on this organization"),
+        (status = 404, description = "No such organization"),
     ))]
 async fn get_token_settings(
     State(state): State<AppState>,
     admin: AdminKey,
     QueryParams(query): QueryParams<OrgQuery>,
 ) -> ApiResult<Json<OrgSettings>> {
-    let org = super::org_scope(&admin, query.organization_id, |org| {
+    let org = super::org_scope(&state, &admin, query.organization_id, |org| {
         admin.authorize_org(org)
-    })?
+    })
+    .await?
     .ok_or_else(|| ApiError::bad_request("invalid_request", "organizationId is required"))?;
     let settings = state.tokens.org_settings(&org).await?;
     Ok(Json(OrgSettings {

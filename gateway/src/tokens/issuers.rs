@@ -132,11 +132,11 @@ pub async fn create(
     })
 }
 
-/// One issuer by id.
-pub async fn get(store: &Store, id: &str) -> ApiResult<Option<Issuer>> {
-    let sql = "SELECT id, org_id, name, loa_ceiling, scopes, algorithm, created_at FROM token_issuers WHERE id = $1";
+/// `org`'s issuer `id` (`None` for an id of another org, as for an unknown one).
+pub async fn get(store: &Store, org: &str, id: &str) -> ApiResult<Option<Issuer>> {
+    let sql = "SELECT id, org_id, name, loa_ceiling, scopes, algorithm, created_at FROM token_issuers WHERE id = $1 AND org_id = $2";
     let found = with_pool!(store, pool => {
-        match sqlx::query(sql).bind(id).fetch_optional(pool).await? {
+        match sqlx::query(sql).bind(id).bind(org).fetch_optional(pool).await? {
             Some(row) => Some(issuer_row!(row)),
             None => None,
         }

@@ -441,25 +441,19 @@ impl TokenService {
         for scope in &request.scope {
             issuers::check_scope(scope)?;
         }
-        let issuer = issuers::get(&self.inner.store, &request.issuer_id)
+        // Another org's issuer is answered as an unknown one: its existence is not revealed.
+        let issuer = issuers::get(&self.inner.store, org, &request.issuer_id)
             .await?
             .ok_or_else(|| {
                 ApiError::new(
                     StatusCode::NOT_FOUND,
                     "issuer_not_found",
-                    format!("issuer {} not found", request.issuer_id),
+                    format!(
+                        "issuer {} not found in organization {org}",
+                        request.issuer_id
+                    ),
                 )
             })?;
-        if issuer.organization_id != org {
-            return Err(ApiError::new(
-                StatusCode::FORBIDDEN,
-                "org_mismatch",
-                format!(
-                    "issuer {} does not issue tokens for organization {org}",
-                    issuer.id
-                ),
-            ));
-        }
         if loa > issuer.loa_ceiling {
             return Err(ApiError::new(
                 StatusCode::FORBIDDEN,
@@ -642,8 +636,12 @@ impl TokenService {
                     None
                 } else {
                     with_pool!(&self.inner.store, pool => {
-                        match sqlx::query("SELECT org_id, expires_at, token_sha256 FROM issued_tokens WHERE jti = $1")
+                        match sqlx::query(
+                            "SELECT org_id, expires_at, token_sha256 FROM issued_tokens WHERE jti = $1 \
+                             AND (CAST($2 AS TEXT) IS NULL OR org_id = $2)",
+                        )
                             .bind(jti)
+                            .bind(org_filter)
                             .fetch_optional(pool)
                             .await?
                         {
