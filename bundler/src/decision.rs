@@ -376,6 +376,78 @@ fn to_json(value: &Value) -> std::result::Result<serde_json::Value, String> {
         .ok_or_else(|| "invalid_decision: result is not JSON".to_owned())
 }
 
+/// An input document sck cannot evaluate as OPA would.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum InputError {
+    #[error("{0}")]
+    Json(String),
+    /// OPA keeps every integer exact; serde_json (and so sck) would round this one to a float.
+    #[error(
+        "the integer {literal} at {pointer} is beyond 64 bits, which sck cannot evaluate exactly"
+    )]
+    IntegerOutOfRange { pointer: String, literal: String },
+}
+
+impl InputError {
+    /// A stable code: `invalid_json` or `number_out_of_range`.
+    pub fn code(&self) -> &'static str {
+        match self {
+            InputError::Json(_) => "invalid_json",
+            InputError::IntegerOutOfRange { .. } => "number_out_of_range",
+        }
+    }
+}
+
+/// Parses an input document (JSON text), refusing integers beyond 64 bits: sck evaluates
+/// numbers as regorus receives them from serde_json, which keeps `i64`/`u64` exact and turns
+/// anything larger into a float, where OPA would compare and print it exactly.
+pub fn parse_input(bytes: &[u8]) -> std::result::Result<serde_json::Value, InputError> {
+    let value: serde_json::Value =
+        serde_json::from_slice(bytes).map_err(|e| InputError::Json(e.to_string()))?;
+    let literals =
+        crate::canonical::Json::parse(bytes).map_err(|e| InputError::Json(e.to_string()))?;
+    fn walk(
+        json: &crate::canonical::Json,
+        pointer: &mut String,
+    ) -> std::result::Result<(), InputError> {
+        use crate::canonical::Json;
+        match json {
+            Json::Number(literal) => {
+                let integer = !literal.contains(['.', 'e', 'E']);
+                if integer && literal.parse::<i64>().is_err() && literal.parse::<u64>().is_err() {
+                    return Err(InputError::IntegerOutOfRange {
+                        pointer: if pointer.is_empty() {
+                            "/".into()
+                        } else {
+                            pointer.clone()
+                        },
+                        literal: literal.clone(),
+                    });
+                }
+                Ok(())
+            }
+            Json::Array(items) => items.iter().enumerate().try_for_each(|(i, item)| {
+                let len = pointer.len();
+                pointer.push_str(&format!("/{i}"));
+                walk(item, pointer)?;
+                pointer.truncate(len);
+                Ok(())
+            }),
+            Json::Object(map) => map.iter().try_for_each(|(k, item)| {
+                let len = pointer.len();
+                pointer.push('/');
+                pointer.push_str(&k.replace('~', "~0").replace('/', "~1"));
+                walk(item, pointer)?;
+                pointer.truncate(len);
+                Ok(())
+            }),
+            _ => Ok(()),
+        }
+    }
+    walk(&literals, &mut String::new())?;
+    Ok(value)
+}
+
 /// Why an evaluation produced no value.
 #[derive(Debug)]
 enum Failure {
@@ -506,6 +578,24 @@ mod tests {
                 }
             }
         }
+    }
+
+    #[test]
+    fn inputs_with_integers_beyond_64_bits_are_refused() {
+        assert_eq!(
+            parse_input(br#"{"a": [1, {"n": 18446744073709551616}]}"#),
+            Err(InputError::IntegerOutOfRange {
+                pointer: "/a/1/n".into(),
+                literal: "18446744073709551616".into()
+            })
+        );
+        for fine in [
+            &br#"{"n": 18446744073709551615, "m": -9223372036854775808, "f": 1e300}"#[..],
+            b"[0.5, 1.0, -0]",
+        ] {
+            assert!(parse_input(fine).is_ok());
+        }
+        assert_eq!(parse_input(b"{").unwrap_err().code(), "invalid_json");
     }
 
     #[test]
