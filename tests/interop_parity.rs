@@ -501,6 +501,9 @@ const OPEN: &[(&str, &str)] = &[
     ("numbers_float", "half"),
     ("numbers_int", "prod"),
     ("regex_builtins", "valid"),
+    // OPA 0.60 leaves `units.parse("1e3")` undefined, OPA 1.9 answers 1000 (as sck does).
+    ("units_parse", "bytes"),
+    ("units_parse", "val"),
     ("json_builtins", "filt"),
     ("sprintf_fmt", "ints"),
     ("strings_unicode", "n"),

@@ -84,7 +84,7 @@ bounded!(array_concat, "array.concat", |args| args
 /// Bytes of replacing every occurrence of `old` in `s` by `new` (an empty `old` matches
 /// between every two characters).
 fn replaced(s: u64, old: u64, new: u64) -> u64 {
-    let matches = if old == 0 { s + 1 } else { s / old + 1 };
+    let matches = s.checked_div(old).unwrap_or(s) + 1;
     s.saturating_add(matches.saturating_mul(new))
 }
 
