@@ -428,3 +428,55 @@ fn eval_returns_opas_decisions_offline() {
     assert_eq!(out["engine"], "rvm");
     assert_eq!(out["entrypoint"], "data.sck.gateway.decision");
 }
+
+#[test]
+fn eval_answers_the_probe_cases_with_a_deny_and_refuses_huge_integers() {
+    let dir = tempfile::tempdir().unwrap();
+    let tree = dir.path().join("tree");
+    write_tree(
+        &tree,
+        &[
+            (
+                ".manifest",
+                r#"{"roots": ["p"], "metadata": {"sck": {"entrypoint": "p/decision"}}}"#,
+            ),
+            (
+                "p/p.rego",
+                "package p\nimport rego.v1\n\
+                 decision := {\"allow\": regex.template_match(\"urn:foo:{.*}\", input.s, \"{\", \"}\")}\n\
+                 huge := {\"allow\": count(numbers.range(1, 50000000)) > 0}\n",
+            ),
+        ],
+    );
+    let input = dir.path().join("input.json");
+    std::fs::write(&input, r#"{"s": "a1b2"}"#).unwrap();
+    for engine in [&[][..], &["--interpreter"][..]] {
+        // regorus 0.14.1 panicked here; sck answers OPA's `false`.
+        let mut args = vec!["bundle", "eval", p(&tree), "--input", p(&input)];
+        args.extend_from_slice(engine);
+        let out: serde_json::Value = serde_json::from_str(&ok(&args)).unwrap();
+        assert_eq!(out["allow"], false, "{out}");
+        assert_eq!(out["outcome"], "evaluated", "{out}");
+        args.extend_from_slice(&["--entrypoint", "data.p.huge"]);
+        let out: serde_json::Value = serde_json::from_str(&ok(&args)).unwrap();
+        assert_eq!(
+            (&out["allow"], &out["outcome"]),
+            (&serde_json::json!(false), &serde_json::json!("limit")),
+            "{out}"
+        );
+        assert!(
+            out["reasons"][0]
+                .as_str()
+                .unwrap()
+                .starts_with("evaluation_limit: numbers.range"),
+            "{out}"
+        );
+    }
+    std::fs::write(&input, r#"{"s": 18446744073709551616}"#).unwrap();
+    let (code, err) = fails(&["bundle", "eval", p(&tree), "--input", p(&input)]);
+    assert_eq!(code, 1);
+    assert!(
+        err.contains("/s is beyond 64 bits") && err.contains("[number_out_of_range]"),
+        "{err}"
+    );
+}

@@ -493,3 +493,108 @@ fn each_decision_is_in_the_ledger_bound_to_bundle_token_and_input() {
     );
     assert_eq!(entry["seq"].as_u64(), answer["receipt"]["seq"].as_u64());
 }
+
+/// The probe's cases through the server: the regorus panic (`regex.template_match`) is OPA's
+/// answer now, unbounded built-ins deny with `evaluation_limit`, and each decision — allowed
+/// or denied — is answered and in the ledger. Integers beyond 64 bits are refused with 400.
+#[test]
+fn probe_cases_are_answered_and_ledgered() {
+    let server = Server::start();
+    let issuer = setup_org(&server, "default");
+    let bearer = token(
+        &server,
+        "default",
+        &issuer,
+        "agent:p",
+        3,
+        &json!(["mcp:invoke"]),
+    );
+    let mut files = serde_json::Map::new();
+    files.insert(
+        ".manifest".into(),
+        json!(r#"{"roots": ["sck"], "metadata": {"sck": {"entrypoint": "sck/gateway/decision"}}}"#),
+    );
+    files.insert(
+        "sck/gateway/p.rego".into(),
+        json!("package sck.gateway\nimport rego.v1\n\
+               decision := {\"allow\": regex.template_match(\"urn:foo:{.*}\", input.resource.s, \"{\", \"}\")} if input.action == \"t\"\n\
+               decision := {\"allow\": count(numbers.range(1, 50000000)) > 0} if input.action == \"r\"\n"),
+    );
+    release(&server, "default", "2.0.0", &files);
+    let mut ids = Vec::new();
+    for (body, allow, reason) in [
+        (
+            json!({"action": "t", "resource": {"s": "a1b2"}}),
+            false,
+            None,
+        ),
+        (
+            json!({"action": "t", "resource": {"s": "urn:foo:x"}}),
+            true,
+            None,
+        ),
+        (
+            json!({"action": "r"}),
+            false,
+            Some("evaluation_limit: numbers.range"),
+        ),
+    ] {
+        let answer = decide(&server, &bearer, &body);
+        assert_eq!(
+            answer.status,
+            200,
+            "{}",
+            String::from_utf8_lossy(&answer.body)
+        );
+        let answer = answer.json();
+        assert_eq!(answer["allow"], allow, "{answer}");
+        if let Some(reason) = reason {
+            assert!(
+                answer["reasons"][0].as_str().unwrap().starts_with(reason),
+                "{answer}"
+            );
+            assert_eq!(answer["outcome"], "limit");
+        }
+        ids.push((answer["decision_id"].as_str().unwrap().to_owned(), allow));
+    }
+    let big = support::post_raw(
+        &format!("{}{API}/decide", server.url),
+        Some(&bearer),
+        "application/json",
+        br#"{"action": "t", "resource": {"s": 18446744073709551616}}"#,
+    );
+    assert_eq!(
+        (big.status, big.code()),
+        (400, "number_out_of_range".to_owned())
+    );
+    let data = support::post_raw(
+        &format!("{}/v1/data/sck/gateway/decision", server.url),
+        Some(&bearer),
+        "application/json",
+        br#"{"input": {"n": -99999999999999999999}}"#,
+    );
+    assert_eq!(
+        (data.status, data.code()),
+        (400, "number_out_of_range".to_owned())
+    );
+    let data_dir = server.data_dir.clone();
+    assert!(server.stop().success());
+    let export = support::export_ledger(
+        &data_dir.join("sck.db").display().to_string(),
+        "default",
+        &data_dir,
+    );
+    let entries = support::export_entries(&export);
+    for (id, allow) in ids {
+        let entry = entries
+            .iter()
+            .find(|e| e.to_string().contains(&id))
+            .unwrap_or_else(|| panic!("decision {id} is not in the ledger"));
+        let kind = if allow {
+            "decision.allowed"
+        } else {
+            "decision.denied"
+        };
+        assert_eq!(entry["type"], kind);
+    }
+}

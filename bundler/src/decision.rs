@@ -2,12 +2,31 @@
 //!
 //! [`Evaluator::new`] compiles the bundle's entrypoint to a regorus RVM program (the fast path,
 //! one VM per concurrent caller from a pool) and falls back to the interpreter when the VM
-//! compiler refuses the policy (it does not support `with`). Every evaluation is bounded by a
-//! wall-clock limit (and, on the VM, an instruction limit); a runaway rule yields a deny with
-//! reason `evaluation_timeout`, never a stalled worker. The rule may return
+//! compiler refuses the policy (it does not support `with`). The rule may return
 //! `{"allow": bool, "reasons": [...]}` or a bare boolean; anything else — undefined, an error,
 //! another shape — is a deny with the reason named. The same code serves `sck bundle eval` and
 //! the gateway.
+//!
+//! **Bounds.** Every evaluation runs inside [`builtins::scope::run`], the one boundary shared
+//! by the server and the CLI:
+//! - time and instructions: regorus' execution timer (wall clock, checked between
+//!   instructions on both engines) and the VM's instruction limit → `evaluation_timeout`;
+//! - memory: regorus checks neither inside a single built-in call, so the built-ins whose
+//!   output can outgrow their input (ranges, `sprintf` widths, `concat`, `replace`, ...; see
+//!   [`builtins`]) estimate their output from their arguments and charge it to a per-evaluation
+//!   budget ([`EvalLimits::memory`]) *before* allocating → `evaluation_limit`. regorus'
+//!   `allocator-memory-limits` feature was not used: it makes regorus' own mimalloc fork the
+//!   process's global allocator (sck has its own), and it is cooperative too (one built-in
+//!   call can overshoot before the next check);
+//! - panics: a panic anywhere in evaluation (regorus has some, e.g. `regex.template_match`)
+//!   is caught → `evaluation_error`, answered and ledgered like any other deny; the VM that
+//!   panicked is dropped, never returned to the pool, and the panic is not printed as a crash.
+//!
+//! **Semantics.** sck's built-ins replace regorus' where they differ from OPA — on the VM by
+//! patching the program's built-in table, on the interpreter as extensions (see
+//! [`builtins`]); a call sck cannot evaluate OPA's way stops the evaluation
+//! (`evaluation_error`) instead of answering differently. A result carrying an integer beyond
+//! 64 bits, which JSON output would round, is an `evaluation_error` too.
 
 use std::num::NonZeroU32;
 use std::sync::{Arc, Mutex};
@@ -20,6 +39,7 @@ use regorus::utils::limits::ExecutionTimerConfig;
 use regorus::{Engine, LimitError, Value};
 use serde::Serialize;
 
+use crate::builtins::{self, scope};
 use crate::bundle::Bundle;
 use crate::error::Result;
 use crate::policy;
@@ -31,6 +51,8 @@ pub struct EvalLimits {
     pub time: Duration,
     /// Instruction limit (VM only).
     pub instructions: usize,
+    /// Bytes the bounded built-ins may produce in one evaluation.
+    pub memory: u64,
 }
 
 impl Default for EvalLimits {
@@ -38,6 +60,7 @@ impl Default for EvalLimits {
         EvalLimits {
             time: Duration::from_millis(100),
             instructions: 5_000_000,
+            memory: 64 << 20,
         }
     }
 }
@@ -54,6 +77,8 @@ pub enum Outcome {
     Error,
     /// Evaluation hit its time or instruction limit.
     Timeout,
+    /// A built-in would have exceeded the evaluation's memory budget.
+    Limit,
     /// The rule produced something other than a boolean or `{allow, reasons}`.
     Invalid,
 }
@@ -178,7 +203,9 @@ impl Evaluator {
             Mode::Fastest => engine
                 .compile_with_entrypoint(&entrypoint.as_str().into())
                 .ok()
-                .and_then(|compiled| Compiler::compile_from_policy(&compiled, &[&entrypoint]).ok()),
+                .and_then(|compiled| Compiler::compile_from_policy(&compiled, &[&entrypoint]).ok())
+                // The VM runs sck's built-ins too; a program that cannot be patched is not used.
+                .and_then(|mut program| builtins::patch_program(&mut program).then_some(program)),
             Mode::Interpreter => None,
         };
         let vm = vm.map(|program| Vm {
@@ -211,98 +238,248 @@ impl Evaluator {
     /// Evaluates the rule on a JSON input; never fails — every failure is a deny.
     pub fn decide(&self, input: &serde_json::Value) -> Decision {
         match self.evaluate(Value::from(input.clone()), None) {
-            Ok(Value::Undefined) => Decision::deny(Outcome::Undefined, "policy_undefined"),
-            Ok(value) => match value.to_json_str().map(|s| serde_json::from_str(&s)) {
-                Ok(Ok(json)) => Decision::from_result(&json),
-                _ => Decision::deny(Outcome::Invalid, "invalid_decision: result is not JSON"),
-            },
-            Err(Failure::Limit) => Decision::deny(Outcome::Timeout, "evaluation_timeout"),
-            Err(Failure::Error(message)) => {
-                Decision::deny(Outcome::Error, format!("evaluation_error: {message}"))
-            }
+            Ok(None) => Decision::deny(Outcome::Undefined, "policy_undefined"),
+            Ok(Some(json)) => Decision::from_result(&json),
+            Err(failure) => failure.into_decision(),
         }
     }
 
     /// Evaluates any rule (a `data.`-rooted path), as OPA's Data API does: the decision rule on
-    /// the VM, others on the interpreter. `Ok(None)` when undefined; limits and errors are
-    /// reported as errors.
+    /// the VM, others on the interpreter. `Ok(None)` when undefined; a failure is the deny it
+    /// stands for (outcome and reason).
     pub fn evaluate_rule(
         &self,
         rule: &str,
         input: &serde_json::Value,
-    ) -> std::result::Result<Option<serde_json::Value>, String> {
-        match self.evaluate(Value::from(input.clone()), Some(rule)) {
-            Ok(Value::Undefined) => Ok(None),
-            Ok(value) => value
-                .to_json_str()
-                .ok()
-                .and_then(|s| serde_json::from_str(&s).ok())
-                .map(Some)
-                .ok_or_else(|| "result is not JSON".to_owned()),
-            Err(Failure::Limit) => Err("evaluation_timeout".into()),
-            Err(Failure::Error(e)) => Err(format!("evaluation_error: {e}")),
-        }
+    ) -> std::result::Result<Option<serde_json::Value>, Decision> {
+        self.evaluate(Value::from(input.clone()), Some(rule))
+            .map_err(Failure::into_decision)
     }
 
-    /// Runs the decision rule (on the VM when compiled), or `rule` on the interpreter.
-    fn evaluate(&self, input: Value, rule: Option<&str>) -> std::result::Result<Value, Failure> {
+    /// Runs the decision rule (on the VM when compiled), or `rule` on the interpreter, inside
+    /// the evaluation boundary; the result as JSON, `None` when undefined.
+    fn evaluate(
+        &self,
+        input: Value,
+        rule: Option<&str>,
+    ) -> std::result::Result<Option<serde_json::Value>, Failure> {
         // The decision rule runs on the VM whether asked for by name or not.
         let rule = rule.filter(|r| *r != self.entrypoint);
-        match (&self.vm, rule) {
-            (
-                Some(Vm {
-                    program,
-                    data,
-                    pool,
-                }),
-                None,
-            ) => {
-                let reused = pool.lock().map(|mut p| p.pop()).unwrap_or(None);
-                let mut vm = match reused {
-                    Some(vm) => vm,
-                    None => {
-                        let mut vm = RegoVM::new();
-                        vm.load_program(program.clone());
-                        vm.set_data(data.clone())
-                            .map_err(|e| Failure::Error(e.to_string()))?;
-                        vm.set_execution_timer_config(Some(timer(&self.limits)));
-                        vm.set_max_instructions(self.limits.instructions);
-                        vm
-                    }
-                };
-                vm.set_input(input);
-                let result = vm.execute().map_err(|e| match e {
-                    VmError::InstructionLimitExceeded { .. }
-                    | VmError::TimeLimitExceeded { .. }
-                    | VmError::MemoryLimitExceeded { .. }
-                    | VmError::MemoryBudgetExceeded { .. } => Failure::Limit,
-                    other => Failure::Error(other.to_string()),
+        let ended = match (&self.vm, rule) {
+            (Some(vm), None) => {
+                let mut machine = vm.checkout(&self.limits)?;
+                let ended = scope::run(self.limits.memory, || {
+                    machine.set_input(input);
+                    machine.execute().map_err(|e| match e {
+                        VmError::InstructionLimitExceeded { .. }
+                        | VmError::TimeLimitExceeded { .. } => Failure::Timeout,
+                        VmError::MemoryLimitExceeded { .. }
+                        | VmError::MemoryBudgetExceeded { .. } => Failure::Limit(e.to_string()),
+                        other => Failure::Error(other.to_string()),
+                    })
                 });
-                if let Ok(mut p) = pool.lock() {
-                    p.push(vm);
+                // A VM that panicked may be in any state: it is dropped, not pooled.
+                if !matches!(ended, scope::Ended::Panicked(_)) {
+                    vm.give_back(machine);
                 }
-                result
+                ended
             }
             _ => {
                 let mut engine = self.interpreter.clone();
-                engine.set_input(input);
                 let rule = rule.unwrap_or(&self.entrypoint).to_owned();
-                engine.eval_rule(rule).map_err(|e| {
-                    if e.chain().any(|c| c.downcast_ref::<LimitError>().is_some()) {
-                        Failure::Limit
-                    } else {
-                        Failure::Error(summary(&e.to_string()))
-                    }
+                scope::run(self.limits.memory, move || {
+                    engine.set_input(input);
+                    engine.eval_rule(rule).map_err(|e| {
+                        match e.chain().find_map(|c| c.downcast_ref::<LimitError>()) {
+                            Some(LimitError::TimeLimitExceeded { .. }) => Failure::Timeout,
+                            Some(limit) => Failure::Limit(limit.to_string()),
+                            None => Failure::Error(summary(&e.to_string())),
+                        }
+                    })
                 })
             }
+        };
+        let value = match ended {
+            scope::Ended::Panicked(message) => return Err(Failure::Panic(message)),
+            scope::Ended::Returned(_, Some(scope::Stop::Limit(why))) => {
+                return Err(Failure::Limit(why))
+            }
+            scope::Ended::Returned(_, Some(scope::Stop::Unsupported(why))) => {
+                return Err(Failure::Error(why))
+            }
+            scope::Ended::Returned(result, None) => result?,
+        };
+        if value == Value::Undefined {
+            return Ok(None);
+        }
+        to_json(&value).map(Some).map_err(Failure::Error)
+    }
+}
+
+impl Vm {
+    /// A VM from the pool, or a new one for this program.
+    fn checkout(&self, limits: &EvalLimits) -> std::result::Result<RegoVM, Failure> {
+        if let Some(vm) = self.pool.lock().ok().and_then(|mut p| p.pop()) {
+            return Ok(vm);
+        }
+        let mut vm = RegoVM::new();
+        vm.load_program(self.program.clone());
+        vm.set_data(self.data.clone())
+            .map_err(|e| Failure::Error(e.to_string()))?;
+        vm.set_execution_timer_config(Some(timer(limits)));
+        vm.set_max_instructions(limits.instructions);
+        Ok(vm)
+    }
+
+    fn give_back(&self, vm: RegoVM) {
+        if let Ok(mut pool) = self.pool.lock() {
+            pool.push(vm);
+        }
+    }
+
+    /// VMs waiting in the pool.
+    #[cfg(test)]
+    fn pooled(&self) -> usize {
+        self.pool.lock().map(|p| p.len()).unwrap_or(0)
+    }
+}
+
+/// A rule result as JSON. JSON output would round an integer beyond 64 bits (regorus keeps
+/// it exact, serde_json does not), so such a result is refused rather than served rounded.
+fn to_json(value: &Value) -> std::result::Result<serde_json::Value, String> {
+    fn check(value: &Value) -> std::result::Result<(), String> {
+        match value {
+            Value::Number(n) => {
+                let integer = !n.format_decimal_with_width(1).contains('.');
+                if integer && n.as_i64().is_none() && n.as_u64().is_none() {
+                    return Err(format!(
+                        "the result holds the integer {}, beyond what sck answers exactly (64 bits)",
+                        n.format_decimal()
+                    ));
+                }
+                Ok(())
+            }
+            Value::Array(items) => items.iter().try_for_each(check),
+            Value::Set(items) => items.iter().try_for_each(check),
+            Value::Object(fields) => fields.iter().try_for_each(|(k, v)| {
+                check(k)?;
+                check(v)
+            }),
+            _ => Ok(()),
+        }
+    }
+    check(value)?;
+    value
+        .to_json_str()
+        .ok()
+        .and_then(|s| serde_json::from_str(&s).ok())
+        .ok_or_else(|| "invalid_decision: result is not JSON".to_owned())
+}
+
+/// An input document sck cannot evaluate as OPA would.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum InputError {
+    #[error("{0}")]
+    Json(String),
+    /// OPA keeps every integer exact; serde_json (and so sck) would round this one to a float.
+    #[error(
+        "the integer {literal} at {pointer} is beyond 64 bits, which sck cannot evaluate exactly"
+    )]
+    IntegerOutOfRange { pointer: String, literal: String },
+}
+
+impl InputError {
+    /// A stable code: `invalid_json` or `number_out_of_range`.
+    pub fn code(&self) -> &'static str {
+        match self {
+            InputError::Json(_) => "invalid_json",
+            InputError::IntegerOutOfRange { .. } => "number_out_of_range",
         }
     }
 }
 
+/// Parses an input document (JSON text), refusing integers beyond 64 bits: sck evaluates
+/// numbers as regorus receives them from serde_json, which keeps `i64`/`u64` exact and turns
+/// anything larger into a float, where OPA would compare and print it exactly.
+pub fn parse_input(bytes: &[u8]) -> std::result::Result<serde_json::Value, InputError> {
+    let value: serde_json::Value =
+        serde_json::from_slice(bytes).map_err(|e| InputError::Json(e.to_string()))?;
+    let literals =
+        crate::canonical::Json::parse(bytes).map_err(|e| InputError::Json(e.to_string()))?;
+    fn walk(
+        json: &crate::canonical::Json,
+        pointer: &mut String,
+    ) -> std::result::Result<(), InputError> {
+        use crate::canonical::Json;
+        match json {
+            Json::Number(literal) => {
+                let integer = !literal.contains(['.', 'e', 'E']);
+                if integer && literal.parse::<i64>().is_err() && literal.parse::<u64>().is_err() {
+                    return Err(InputError::IntegerOutOfRange {
+                        pointer: if pointer.is_empty() {
+                            "/".into()
+                        } else {
+                            pointer.clone()
+                        },
+                        literal: literal.clone(),
+                    });
+                }
+                Ok(())
+            }
+            Json::Array(items) => items.iter().enumerate().try_for_each(|(i, item)| {
+                let len = pointer.len();
+                pointer.push_str(&format!("/{i}"));
+                walk(item, pointer)?;
+                pointer.truncate(len);
+                Ok(())
+            }),
+            Json::Object(map) => map.iter().try_for_each(|(k, item)| {
+                let len = pointer.len();
+                pointer.push('/');
+                pointer.push_str(&k.replace('~', "~0").replace('/', "~1"));
+                walk(item, pointer)?;
+                pointer.truncate(len);
+                Ok(())
+            }),
+            _ => Ok(()),
+        }
+    }
+    walk(&literals, &mut String::new())?;
+    Ok(value)
+}
+
 /// Why an evaluation produced no value.
+#[derive(Debug)]
 enum Failure {
-    Limit,
+    /// The time or instruction limit.
+    Timeout,
+    /// The memory budget of the bounded built-ins.
+    Limit(String),
+    /// An evaluation error (including a call sck cannot evaluate OPA's way).
     Error(String),
+    /// A panic inside the engine, caught at the boundary.
+    Panic(String),
+}
+
+impl Failure {
+    fn into_decision(self) -> Decision {
+        match self {
+            Failure::Timeout => Decision::deny(Outcome::Timeout, "evaluation_timeout"),
+            Failure::Limit(why) => {
+                Decision::deny(Outcome::Limit, format!("evaluation_limit: {why}"))
+            }
+            Failure::Error(message) if message.starts_with("invalid_decision") => {
+                Decision::deny(Outcome::Invalid, message)
+            }
+            Failure::Error(message) => {
+                Decision::deny(Outcome::Error, format!("evaluation_error: {message}"))
+            }
+            Failure::Panic(message) => Decision::deny(
+                Outcome::Error,
+                format!("evaluation_error: the engine failed internally ({message})"),
+            ),
+        }
+    }
 }
 
 /// The `error: ...` line of a regorus error (its message without the source excerpt).
@@ -312,4 +489,132 @@ fn summary(text: &str) -> String {
         .find_map(|l| l.strip_prefix("error:"))
         .map(|l| l.trim().to_owned())
         .unwrap_or_else(|| text.lines().next().unwrap_or("").to_owned())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use regorus::unstable::{Expr, Ref, Span};
+
+    fn bundle(rego: &str) -> Bundle {
+        let files = [("p/p.rego".to_owned(), rego.as_bytes().to_vec())]
+            .into_iter()
+            .collect();
+        crate::build(
+            &crate::SourceTree::from_files(files).unwrap(),
+            &crate::BuildOptions::default(),
+        )
+        .unwrap()
+        .bundle
+    }
+
+    fn boom(_: &Span, _: &[Ref<Expr>], _: &[Value], _: bool) -> anyhow::Result<Value> {
+        panic!("boom")
+    }
+
+    /// A panic inside the VM is a deny with `evaluation_error`, and that VM is not pooled.
+    #[test]
+    fn a_panicking_builtin_denies_and_its_vm_is_dropped() {
+        let b = bundle("package p\nimport rego.v1\nallow if upper(input.s) == \"A\"\n");
+        let mut evaluator = Evaluator::new(
+            &b,
+            Some("data.p.allow"),
+            EvalLimits::default(),
+            Mode::Fastest,
+        )
+        .unwrap();
+        let vm = evaluator.vm.as_mut().expect("compiles to the VM");
+        let program = Arc::get_mut(&mut vm.program).expect("no VM made yet");
+        let index = program
+            .builtin_info_table
+            .iter()
+            .position(|b| b.name == "upper")
+            .unwrap();
+        program.resolved_builtins[index] = (boom, 1);
+        let denied = evaluator.decide(&serde_json::json!({"s": "a"}));
+        assert_eq!((denied.allow, denied.outcome), (false, Outcome::Error));
+        assert!(
+            denied.reasons[0].starts_with("evaluation_error: the engine failed internally (boom"),
+            "{denied:?}"
+        );
+        assert_eq!(evaluator.vm.as_ref().unwrap().pooled(), 0);
+        // Without a panic the VM goes back to the pool.
+        let fine = Evaluator::new(
+            &b,
+            Some("data.p.allow"),
+            EvalLimits::default(),
+            Mode::Fastest,
+        )
+        .unwrap();
+        assert!(fine.decide(&serde_json::json!({"s": "a"})).allow);
+        assert_eq!(fine.vm.as_ref().unwrap().pooled(), 1);
+    }
+
+    /// The reported panic (`regex.template_match` slicing past the end in regorus 0.14.1) and
+    /// the two unbounded built-ins of the probe, on both engines.
+    #[test]
+    fn the_probe_cases_deny_or_answer_on_both_engines() {
+        let b = bundle(
+            "package p\nimport rego.v1\n\
+             tm := regex.template_match(\"urn:foo:{.*}\", input.s, \"{\", \"}\")\n\
+             range_allow if count(numbers.range(1, 50000000)) > 0\n\
+             pad := sprintf(\"%0200000000d\", [1])\n",
+        );
+        for mode in [Mode::Fastest, Mode::Interpreter] {
+            for rule in ["data.p.tm", "data.p.range_allow", "data.p.pad"] {
+                let e = Evaluator::new(&b, Some(rule), EvalLimits::default(), mode).unwrap();
+                let got = e.evaluate_rule(rule, &serde_json::json!({"s": "a1b2"}));
+                match rule {
+                    "data.p.tm" => assert_eq!(got, Ok(Some(serde_json::json!(false))), "{mode:?}"),
+                    _ => {
+                        let denied = got.expect_err(rule);
+                        assert_eq!(
+                            denied.outcome,
+                            Outcome::Limit,
+                            "{rule} {mode:?}: {denied:?}"
+                        );
+                        assert!(denied.reasons[0].starts_with("evaluation_limit: "));
+                    }
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn inputs_with_integers_beyond_64_bits_are_refused() {
+        assert_eq!(
+            parse_input(br#"{"a": [1, {"n": 18446744073709551616}]}"#),
+            Err(InputError::IntegerOutOfRange {
+                pointer: "/a/1/n".into(),
+                literal: "18446744073709551616".into()
+            })
+        );
+        for fine in [
+            &br#"{"n": 18446744073709551615, "m": -9223372036854775808, "f": 1e300}"#[..],
+            b"[0.5, 1.0, -0]",
+        ] {
+            assert!(parse_input(fine).is_ok());
+        }
+        assert_eq!(parse_input(b"{").unwrap_err().code(), "invalid_json");
+    }
+
+    #[test]
+    fn integers_beyond_64_bits_are_not_served_rounded() {
+        let b = bundle("package p\nimport rego.v1\nbig := 18446744073709551615 + 1\nok := 9223372036854775807\n");
+        for mode in [Mode::Fastest, Mode::Interpreter] {
+            let e = Evaluator::new(&b, Some("data.p.big"), EvalLimits::default(), mode).unwrap();
+            let denied = e
+                .evaluate_rule("data.p.big", &serde_json::json!({}))
+                .unwrap_err();
+            assert_eq!(denied.outcome, Outcome::Error);
+            assert!(
+                denied.reasons[0].contains("18446744073709551616"),
+                "{denied:?}"
+            );
+            assert_eq!(
+                e.evaluate_rule("data.p.ok", &serde_json::json!({})),
+                Ok(Some(serde_json::json!(9223372036854775807i64)))
+            );
+        }
+    }
 }

@@ -5,6 +5,7 @@
 //! `sck` CLI wire these to storage and HTTP.
 
 pub mod build;
+pub mod builtins;
 pub mod bundle;
 pub mod canonical;
 pub mod data;

@@ -291,9 +291,11 @@ fn rule_defined(bundle: &Bundle, rule_path: &str) -> bool {
     })
 }
 
-/// An engine with every module and the bundle's data loaded.
+/// An engine with every module and the bundle's data loaded, and sck's built-ins
+/// ([`crate::builtins`]) in place of regorus' where they differ.
 pub fn load(bundle: &Bundle) -> Result<Engine> {
     let mut engine = new_engine(bundle);
+    crate::builtins::register(&mut engine).map_err(|e| policy_error(e.to_string()))?;
     for module in bundle.modules() {
         engine
             .add_policy(module.path.to_owned(), module.source.to_owned())

@@ -169,6 +169,7 @@ fn a_runaway_rule_is_cut_off() {
     let limits = EvalLimits {
         time: Duration::from_millis(50),
         instructions: 1_000_000,
+        ..EvalLimits::default()
     };
     for mode in [Mode::Fastest, Mode::Interpreter] {
         let e = Evaluator::new(&bundle, Some("data.p.allow"), limits, mode).unwrap();

@@ -522,8 +522,8 @@ fn eval(args: EvalArgs) -> Result<ExitCode, CliError> {
         String::from_utf8(read_file(&args.input)?)
             .map_err(|_| CliError::new(format!("{}: not UTF-8", args.input.display())))?
     };
-    let input: serde_json::Value = serde_json::from_str(&text)
-        .map_err(|e| CliError::new(format!("{}: invalid JSON: {e}", args.input.display())))?;
+    let input = sck_bundler::decision::parse_input(text.as_bytes())
+        .map_err(|e| CliError::new(format!("{}: {e} [{}]", args.input.display(), e.code())))?;
     let limits = EvalLimits {
         time: std::time::Duration::from_millis(args.timeout_ms),
         ..EvalLimits::default()

@@ -70,7 +70,7 @@ pub struct DecisionRecord {
     pub decision_id: String,
     pub allow: bool,
     pub reasons: Vec<String>,
-    /// `evaluated`, `undefined`, `error`, `timeout` or `invalid`.
+    /// `evaluated`, `undefined`, `error`, `timeout`, `limit` or `invalid`.
     #[schema(value_type = String)]
     pub outcome: sck_bundler::decision::Outcome,
     pub bundle: Option<BundleRef>,
@@ -134,6 +134,7 @@ impl DecisionService {
         let eval_limits = sck_bundler::decision::EvalLimits {
             time: std::time::Duration::from_millis(config.timeout_ms),
             instructions: config.instruction_limit,
+            ..Default::default()
         };
         let mode = if config.interpreter_only {
             sck_bundler::decision::Mode::Interpreter
@@ -239,14 +240,10 @@ impl DecisionService {
                     None,
                     Some(rule.to_owned()),
                 ),
-                Err(e) => (
+                Err(denied) => (
                     false,
-                    vec![e.clone()],
-                    if e == "evaluation_timeout" {
-                        sck_bundler::decision::Outcome::Timeout
-                    } else {
-                        sck_bundler::decision::Outcome::Error
-                    },
+                    denied.reasons,
+                    denied.outcome,
                     None,
                     Some(rule.to_owned()),
                 ),

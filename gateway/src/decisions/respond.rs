@@ -47,10 +47,11 @@ pub fn facts(method: &Method, uri: &Uri, body: &[u8]) -> RequestFacts {
     }
 }
 
-/// The body as JSON, or `400 invalid_json`.
+/// The body as JSON, or `400 invalid_json`; `400 number_out_of_range` for an integer beyond
+/// 64 bits, which sck could not evaluate exactly as OPA does (see `decision::parse_input`).
 pub fn parse_body(body: &[u8]) -> Result<Value, ApiError> {
-    serde_json::from_slice(body)
-        .map_err(|e| ApiError::bad_request("invalid_json", format!("request body: {e}")))
+    sck_bundler::decision::parse_input(body)
+        .map_err(|e| ApiError::bad_request(e.code(), format!("request body: {e}")))
 }
 
 /// 429 with `Retry-After`, as problem+json.

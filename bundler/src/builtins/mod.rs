@@ -1,0 +1,231 @@
+//! sck's built-ins: where regorus' built-in would answer differently from OPA, panic, or run
+//! without bound, sck puts its own in its place — on the VM by replacing the entry in the
+//! program's resolved built-in table ([`patch_program`]), on the interpreter by registering an
+//! extension of the same name ([`register`]; regorus resolves extensions before built-ins).
+//! Both call the same function, so the two engines cannot disagree.
+//!
+//! | built-in | why |
+//! |---|---|
+//! | `upper`, `lower` | Go's simple case mapping ([`strings`]) |
+//! | `sprintf` | Go's `fmt` ([`sprintf`]), output bounded |
+//! | `regex.*` | Go's ASCII Perl classes ([`regex`]); `regex.template_match` panicked |
+//! | `object.subset` | panicked on empty arrays; scalars are an error in OPA ([`objects`]) |
+//! | `numbers.range`, `numbers.range_step`, `concat`, `array.concat`, `replace`, `strings.replace_n`, `regex.replace` | output bounded before the call ([`bounds`]) |
+//!
+//! Invariant: every entry of [`OVERRIDES`] is a regorus built-in of the same arity (tested), and
+//! [`scope`] records why an override stopped an evaluation.
+
+pub mod bounds;
+pub mod objects;
+pub mod regex;
+pub mod scope;
+pub mod sprintf;
+pub mod strings;
+
+use std::sync::Arc;
+
+use regorus::rvm::program::Program;
+use regorus::unstable::{Expr, Ref, Source, Span, BUILTINS};
+use regorus::{Engine, Value};
+
+/// A built-in's signature in regorus.
+pub type Fcn = fn(&Span, &[Ref<Expr>], &[Value], bool) -> anyhow::Result<Value>;
+
+/// One built-in sck evaluates itself.
+pub struct Override {
+    pub name: &'static str,
+    pub nargs: u8,
+    pub fcn: Fcn,
+}
+
+/// Every built-in sck puts in place of regorus'.
+pub const OVERRIDES: &[Override] = &[
+    Override {
+        name: "upper",
+        nargs: 1,
+        fcn: strings::upper,
+    },
+    Override {
+        name: "lower",
+        nargs: 1,
+        fcn: strings::lower,
+    },
+    Override {
+        name: "sprintf",
+        nargs: 2,
+        fcn: sprintf::sprintf,
+    },
+    Override {
+        name: "regex.match",
+        nargs: 2,
+        fcn: regex::regex_match,
+    },
+    Override {
+        name: "regex.is_valid",
+        nargs: 1,
+        fcn: regex::regex_is_valid,
+    },
+    Override {
+        name: "regex.split",
+        nargs: 2,
+        fcn: regex::regex_split,
+    },
+    Override {
+        name: "regex.find_n",
+        nargs: 3,
+        fcn: regex::regex_find_n,
+    },
+    Override {
+        name: "regex.find_all_string_submatch_n",
+        nargs: 3,
+        fcn: regex::regex_find_all_string_submatch_n,
+    },
+    Override {
+        name: "regex.replace",
+        nargs: 3,
+        fcn: bounds::regex_replace,
+    },
+    Override {
+        name: "regex.template_match",
+        nargs: 4,
+        fcn: regex::template_match,
+    },
+    Override {
+        name: "numbers.range",
+        nargs: 2,
+        fcn: bounds::range,
+    },
+    Override {
+        name: "numbers.range_step",
+        nargs: 3,
+        fcn: bounds::range_step,
+    },
+    Override {
+        name: "concat",
+        nargs: 2,
+        fcn: bounds::concat,
+    },
+    Override {
+        name: "array.concat",
+        nargs: 2,
+        fcn: bounds::array_concat,
+    },
+    Override {
+        name: "replace",
+        nargs: 3,
+        fcn: bounds::replace,
+    },
+    Override {
+        name: "strings.replace_n",
+        nargs: 2,
+        fcn: bounds::replace_n,
+    },
+    Override {
+        name: "object.subset",
+        nargs: 2,
+        fcn: objects::subset,
+    },
+];
+
+fn find(name: &str) -> Option<&'static Override> {
+    OVERRIDES.iter().find(|o| o.name == name)
+}
+
+/// Calls regorus' own built-in `name`.
+pub(crate) fn delegate(
+    name: &str,
+    span: &Span,
+    params: &[Ref<Expr>],
+    args: &[Value],
+    strict: bool,
+) -> anyhow::Result<Value> {
+    let (fcn, _) = BUILTINS
+        .get(name)
+        .ok_or_else(|| anyhow::anyhow!("regorus has no built-in {name}"))?;
+    fcn(span, params, args, strict)
+}
+
+/// A string argument, or the type error regorus would give.
+pub(crate) fn string_arg<'a>(name: &str, value: &'a Value) -> anyhow::Result<&'a str> {
+    match value {
+        Value::String(s) => Ok(s),
+        _ => anyhow::bail!("`{name}` expects string arguments"),
+    }
+}
+
+/// Puts sck's built-ins in place of regorus' in a compiled VM program.
+pub fn patch_program(program: &mut Arc<Program>) -> bool {
+    let Some(program) = Arc::get_mut(program) else {
+        return false;
+    };
+    for (index, info) in program.builtin_info_table.iter().enumerate() {
+        if let (Some(o), Some(slot)) = (find(&info.name), program.resolved_builtins.get_mut(index))
+        {
+            *slot = (o.fcn, o.nargs);
+        }
+    }
+    true
+}
+
+/// The span and argument expressions a built-in gets when called outside regorus' own call
+/// sites (the interpreter's extension path gives none), as regorus' VM makes them.
+fn placeholders(n: usize) -> anyhow::Result<(Span, Vec<Ref<Expr>>)> {
+    let source = Source::from_contents("<builtin>".into(), String::new())?;
+    let span = Span {
+        source,
+        line: 1,
+        col: 1,
+        start: 0,
+        end: 0,
+    };
+    let params = (0..n)
+        .map(|_| {
+            Ref::new(Expr::Null {
+                span: span.clone(),
+                value: Value::Null,
+                eidx: 0,
+            })
+        })
+        .collect();
+    Ok((span, params))
+}
+
+/// Calls `fcn` as regorus calls a built-in, in non-strict mode.
+pub fn call_plain(fcn: Fcn, args: &[Value]) -> anyhow::Result<Value> {
+    let (span, params) = placeholders(args.len())?;
+    fcn(&span, &params, args, false)
+}
+
+/// Registers sck's built-ins as interpreter extensions. An extension's error would end the
+/// evaluation, so an ordinary built-in error becomes undefined here, as in regorus' (and OPA's)
+/// non-strict mode; a stop recorded by [`scope`] stays an error.
+pub fn register(engine: &mut Engine) -> anyhow::Result<()> {
+    for o in OVERRIDES {
+        let fcn = o.fcn;
+        engine.add_extension(
+            o.name.to_owned(),
+            o.nargs,
+            Box::new(move |args: Vec<Value>| match call_plain(fcn, &args) {
+                Ok(value) => Ok(value),
+                Err(e) if e.downcast_ref::<regorus::LimitError>().is_some() => Err(e),
+                Err(_) => Ok(Value::Undefined),
+            }),
+        )?;
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_override_replaces_a_regorus_builtin_of_the_same_arity() {
+        for o in OVERRIDES {
+            let (_, nargs) = BUILTINS
+                .get(o.name)
+                .unwrap_or_else(|| panic!("{} is not a regorus built-in", o.name));
+            assert_eq!(*nargs, o.nargs, "{}", o.name);
+        }
+    }
+}
