@@ -270,6 +270,40 @@ fn lifecycle_and_sidecar_fetches_end_to_end() {
     }
 }
 
+/// SemVer §10-11: build metadata does not make another version, so `2.0.0+evil` next to an
+/// active `2.0.0` is refused at compile (and, were it there, would not count as newer).
+#[test]
+fn versions_of_equal_precedence_are_one_version() {
+    support::on_each_backend(|server| {
+        let root = server.root_key.clone().unwrap();
+        release(&server.url, &root, "default", "2.0.0");
+        for same in ["2.0.0+evil", "2", "2.0.0"] {
+            let reply = compile(&server.url, &root, "default", same);
+            assert_eq!(
+                (reply.status, reply.code()),
+                (409, "version_exists".into()),
+                "{same}: {}",
+                String::from_utf8_lossy(&reply.body)
+            );
+        }
+        let versions: Vec<Value> = get(
+            &format!("{}{API}/bundles?organizationId=default", server.url),
+            &[("Authorization", &format!("Bearer {root}"))],
+        )
+        .json()["bundles"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|b| b["version"].clone())
+            .collect();
+        assert!(!versions.contains(&json!("2.0.0+evil")), "{versions:?}");
+        // A pre-release of a newer version and the newer version itself are new versions.
+        for newer in ["2.0.1-rc.1", "2.0.1"] {
+            release(&server.url, &root, "default", newer);
+        }
+    });
+}
+
 #[test]
 fn orgs_are_isolated() {
     let server = Server::start();

@@ -170,6 +170,16 @@ impl Drop for Server {
     }
 }
 
+/// Runs `test` against a fresh server on SQLite and, when the suite has PostgreSQL
+/// (`SCK_TEST_DATABASE_URL`), against a fresh one on PostgreSQL.
+pub fn on_each_backend(test: impl Fn(&Server)) {
+    test(&Server::start());
+    if let Some(url) = fresh_postgres_database() {
+        let dir = tempfile::tempdir().unwrap();
+        test(&Server::start_on(dir.path(), &url));
+    }
+}
+
 /// A plain HTTP client that never turns statuses into errors.
 pub fn agent() -> ureq::Agent {
     ureq::Agent::config_builder()
