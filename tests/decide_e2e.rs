@@ -246,6 +246,85 @@ fn callers_cannot_inject_verified_facts_and_bad_requests_are_refused() {
     );
 }
 
+/// OPA's Data API request bodies, as OPA 0.60 and 1.9 (`opa run --server`) answer them: no
+/// body, `{}`, `null`, `{"input": null}` and unknown fields are decisions without input; a body
+/// that is not an object or `null` is 400 and no decision. One deliberate difference: OPA
+/// evaluates a non-object `input` (`{"input": 5}`), sck refuses it, because the gateway's
+/// verified facts (`input.token`, `input.request`) must be in the input.
+#[test]
+fn data_api_bodies_are_decided_or_refused_as_opa_does() {
+    support::on_each_backend(|server| {
+        let issuer = setup_org(server, "default");
+        let bearer = token(
+            server,
+            "default",
+            &issuer,
+            "agent:a",
+            3,
+            &json!(["mcp:invoke"]),
+        );
+        let root = server.root_key.clone().unwrap();
+        let ledger_size = || {
+            get(
+                &format!("{}/api/v1/ledger/default/entries?limit=0", server.url),
+                &[("Authorization", &format!("Bearer {root}"))],
+            )
+            .json()["size"]
+                .as_u64()
+                .unwrap()
+        };
+        let data = |body: &[u8]| {
+            support::post_raw(
+                &format!("{}/v1/data/sck/gateway/decision", server.url),
+                Some(&bearer),
+                "application/json",
+                body,
+            )
+        };
+        for body in [
+            &b""[..],
+            b"{}",
+            b"null",
+            b"{\"input\": null}",
+            b"{\"foo\": 1}",
+        ] {
+            let before = ledger_size();
+            let reply = data(body);
+            let shown = String::from_utf8_lossy(body);
+            assert_eq!(
+                reply.status,
+                200,
+                "{shown}: {}",
+                String::from_utf8_lossy(&reply.body)
+            );
+            assert!(reply.json()["decision_id"].is_string(), "{shown}");
+            assert_eq!(ledger_size(), before + 1, "{shown}: one decision ledgered");
+        }
+        for body in [
+            &b"[]"[..],
+            b"[{\"input\": {}}]",
+            b"\"x\"",
+            b"5",
+            b"true",
+            b"{\"input\": 5}",
+            b"{\"input\": []}",
+            b"{\"input\": \"x\"}",
+            b"{",
+        ] {
+            let before = ledger_size();
+            let reply = data(body);
+            let shown = String::from_utf8_lossy(body);
+            assert_eq!(
+                (reply.status, reply.code()),
+                (400, "invalid_json".to_owned()),
+                "{shown}: {}",
+                String::from_utf8_lossy(&reply.body)
+            );
+            assert_eq!(ledger_size(), before, "{shown}: nothing ledgered");
+        }
+    });
+}
+
 #[test]
 fn every_failure_kind_denies_with_its_reason() {
     let server = Server::start_with_env(&[("SCK_DECISIONS__TIMEOUT_MS", "50")]);

@@ -690,6 +690,22 @@ fn malformed_input_is_refused_with_status_and_code() {
         (unknown.status, unknown.code()),
         (400, "invalid_json".into())
     );
+    // A struct is an object, not the array of its field values serde would also read.
+    let positional = post_json(
+        &format!("{}{API}/orgs", server.url),
+        Some(&root),
+        &json!(["acme"]),
+    );
+    assert_eq!(
+        (positional.status, positional.code()),
+        (400, "invalid_json".into())
+    );
+    let created = post_json(
+        &format!("{}{API}/orgs", server.url),
+        Some(&root),
+        &json!({"organizationId": "acme"}),
+    );
+    assert_eq!(created.status, 201, "the refused request created no org");
     let text = post_raw(&compile_url, Some(&root), "text/plain", b"{}");
     assert_eq!(
         (text.status, text.code()),

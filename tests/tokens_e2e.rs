@@ -693,6 +693,63 @@ fn rotation_keeps_retiring_keys_verifying() {
     assert_eq!(reply.code(), "forbidden");
 }
 
+/// A body that is not `{}` (or `null`) rotates nothing: `400 invalid_json`, the keys and the
+/// ledger as they were. No body, `null` or `{}` rotates.
+#[test]
+fn key_rotation_refuses_any_body_but_nothing_or_an_empty_object() {
+    support::on_each_backend(|server| {
+        let key = root(server);
+        let url = format!("{}{API}/tokens/keys/rotate", server.url);
+        let keys = || {
+            get(
+                &format!("{}{API}/tokens/keys", server.url),
+                &[("Authorization", &format!("Bearer {key}"))],
+            )
+            .json()
+        };
+        let system_log = || {
+            get(
+                &format!("{}/api/v1/ledger/default/entries?limit=0", server.url),
+                &[("Authorization", &format!("Bearer {key}"))],
+            )
+            .json()["size"]
+                .as_u64()
+                .unwrap()
+        };
+        let (keys_before, log_before) = (keys(), system_log());
+        let deep = format!("{}{}", "[".repeat(5000), "]".repeat(5000));
+        let garbage: [&[u8]; 8] = [
+            b"{",
+            b"1e400",
+            b"{\"a\": 1e400}",
+            deep.as_bytes(),
+            b"[]",
+            b"\"x\"",
+            b"{\"rotate\": false}",
+            b"\xff\xfe",
+        ];
+        for sent in garbage {
+            for content_type in ["application/json", "text/plain"] {
+                let reply = post_raw(&url, Some(key), content_type, sent);
+                assert_eq!(
+                    (reply.status, reply.code()),
+                    (400, "invalid_json".to_owned()),
+                    "{}: {}",
+                    String::from_utf8_lossy(sent),
+                    body(&reply)
+                );
+            }
+        }
+        assert_eq!(keys(), keys_before, "a refused rotation changed the keys");
+        assert_eq!(system_log(), log_before, "a refused rotation was ledgered");
+        for sent in [&b""[..], b"{}", b" { } ", b"null"] {
+            let reply = post_raw(&url, Some(key), "application/json", sent);
+            assert_eq!(reply.status, 200, "{}", body(&reply));
+        }
+        assert_ne!(keys(), keys_before);
+    });
+}
+
 #[test]
 fn hs256_with_a_configured_secret() {
     let secret = "an-hs256-shared-secret-of-at-least-32-bytes";
