@@ -865,15 +865,7 @@ fn key_rotation_refuses_any_body_but_nothing_or_an_empty_object() {
             )
             .json()
         };
-        let system_log = || {
-            get(
-                &format!("{}/api/v1/ledger/default/entries?limit=0", server.url),
-                &[("Authorization", &format!("Bearer {key}"))],
-            )
-            .json()["size"]
-                .as_u64()
-                .unwrap()
-        };
+        let system_log = || support::ledger_size(server, "default");
         let (keys_before, log_before) = (keys(), system_log());
         let deep = format!("{}{}", "[".repeat(5000), "]".repeat(5000));
         let garbage: [&[u8]; 8] = [

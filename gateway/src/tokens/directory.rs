@@ -9,13 +9,13 @@
 //! that far), so an issuer or setting created a moment ago on another replica is not refused.
 
 use std::collections::HashMap;
-use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::sync::Arc;
 
 use arc_swap::ArcSwap;
 use sck_ledger::store::Store;
 
 use super::issuers::{self, Issuer, OrgTokenSettings};
+use super::throttle::ReloadThrottle;
 use crate::api_error::ApiResult;
 
 /// One consistent view of the issuers and org settings.
@@ -43,7 +43,7 @@ pub struct Directory {
     store: Store,
     defaults: OrgTokenSettings,
     snapshot: ArcSwap<Snapshot>,
-    last_reload: Mutex<Instant>,
+    throttle: ReloadThrottle,
 }
 
 impl std::fmt::Debug for Directory {
@@ -58,11 +58,13 @@ impl Directory {
     /// Loads the directory of `store` (org settings default to `defaults`).
     pub async fn open(store: Store, defaults: OrgTokenSettings) -> ApiResult<Directory> {
         let snapshot = load(&store, defaults).await?;
+        let throttle = ReloadThrottle::new();
+        throttle.reloaded();
         Ok(Directory {
             store,
             defaults,
             snapshot: ArcSwap::from_pointee(snapshot),
-            last_reload: Mutex::new(Instant::now()),
+            throttle,
         })
     }
 
@@ -75,29 +77,15 @@ impl Directory {
     pub async fn reload(&self) -> ApiResult<()> {
         let snapshot = load(&self.store, self.defaults).await?;
         self.snapshot.store(Arc::new(snapshot));
-        if let Ok(mut last) = self.last_reload.lock() {
-            *last = Instant::now();
-        }
+        self.throttle.reloaded();
         Ok(())
     }
 
     /// Reloads unless the last reload was less than a second ago; true if it reloaded.
     pub async fn reload_if_stale(&self) -> bool {
-        let stale = self
-            .last_reload
-            .lock()
-            .map(|last| last.elapsed() >= Duration::from_secs(1))
-            .unwrap_or(false);
-        if !stale {
-            return false;
-        }
-        match self.reload().await {
-            Ok(()) => true,
-            Err(e) => {
-                tracing::warn!(error = %e, "token issuer reload failed");
-                false
-            }
-        }
+        self.throttle
+            .reload_if_stale("token issuer", self.reload())
+            .await
     }
 }
 

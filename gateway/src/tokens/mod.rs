@@ -29,6 +29,7 @@ pub mod directory;
 pub mod issuers;
 pub mod keys;
 pub mod schema;
+mod throttle;
 pub mod verify;
 
 use std::collections::HashMap;
