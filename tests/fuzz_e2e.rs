@@ -1116,3 +1116,56 @@ fn wrong_methods_and_malformed_path_parameters_get_problem_bodies() {
         400,
     );
 }
+
+/// Every POST route the server documents, with the credential it wants, refuses a body that is
+/// not JSON with a problem body and changes nothing: no route acts on a body it does not take
+/// (a handler without a body extractor would; see `extract.rs`).
+#[test]
+fn every_post_route_refuses_a_body_that_is_not_json() {
+    let server = Server::start();
+    let known = setup(&server);
+    let document = get(&format!("{}/openapi.json", server.url), &[]).json();
+    let unclosed = "[".repeat(20_000);
+    let bodies: [&[u8]; 4] = [
+        b"{",
+        b"{\"organizationId\": ",
+        b"\xff\xfe{}",
+        unclosed.as_bytes(),
+    ];
+    let mut routes = 0;
+    for (template, operations) in document["paths"].as_object().unwrap() {
+        if operations.get("post").is_none() {
+            continue;
+        }
+        routes += 1;
+        let path = template
+            .split('/')
+            .map(|s| {
+                if s.starts_with('{') {
+                    "sck/gateway/decision"
+                } else {
+                    s
+                }
+            })
+            .collect::<Vec<_>>()
+            .join("/");
+        for body in bodies {
+            let mut headers = vec![("Content-Type".to_owned(), b"application/json".to_vec())];
+            if let Some(auth) = Auth::Right.header(&known, &path) {
+                headers.push(("Authorization".to_owned(), auth));
+            }
+            let request = Fuzz {
+                method: "POST".into(),
+                target: path.clone(),
+                headers,
+                body: body.to_vec(),
+                read_as: body.to_vec(),
+            };
+            assert!(must_be_refused(&request).is_some(), "{request:?}");
+            if let Err(e) = check(&server, &known, &request) {
+                panic!("{e}\n{request:?}");
+            }
+        }
+    }
+    assert!(routes >= 20, "only {routes} POST routes documented");
+}
