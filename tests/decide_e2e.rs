@@ -263,7 +263,6 @@ fn data_api_bodies_are_decided_or_refused_as_opa_does() {
             3,
             &json!(["mcp:invoke"]),
         );
-        let root = server.root_key.clone().unwrap();
         let data = |body: &[u8]| {
             support::post_raw(
                 &format!("{}/v1/data/sck/gateway/decision", server.url),
