@@ -361,6 +361,8 @@ fn body(known: Known) -> impl Strategy<Value = Body> {
         json!("default"),
         json!("gateway"),
         json!("1.0.0"),
+        // The bootstrap version's precedence: refused as an existing version.
+        json!("1.0.0+build.7"),
         json!("hmac-sha256"),
         json!("ans://agent.example"),
         json!(3),
