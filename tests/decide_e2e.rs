@@ -246,6 +246,71 @@ fn callers_cannot_inject_verified_facts_and_bad_requests_are_refused() {
     );
 }
 
+/// OPA's Data API request bodies, as OPA 0.60 and 1.9 (`opa run --server`) answer them: no
+/// body, `{}`, `null`, `{"input": null}` and unknown fields are decisions without input; a body
+/// that is not an object or `null` is 400 and no decision. One deliberate difference: OPA
+/// evaluates a non-object `input` (`{"input": 5}`), sck refuses it, because the gateway's
+/// verified facts (`input.token`, `input.request`) must be in the input.
+#[test]
+fn data_api_bodies_are_decided_or_refused_as_opa_does() {
+    support::on_each_backend(|server| {
+        let issuer = setup_org(server, "default");
+        let bearer = token(
+            server,
+            "default",
+            &issuer,
+            "agent:a",
+            3,
+            &json!(["mcp:invoke"]),
+        );
+        let data = |body: &[u8]| {
+            support::post_raw(
+                &format!("{}/v1/data/sck/gateway/decision", server.url),
+                Some(&bearer),
+                "application/json",
+                body,
+            )
+        };
+        let decided: [&[u8]; 5] = [b"", b"{}", b"null", b"{\"input\": null}", b"{\"foo\": 1}"];
+        let refused: [&[u8]; 9] = [
+            b"[]",
+            b"[{\"input\": {}}]",
+            b"\"x\"",
+            b"5",
+            b"true",
+            b"{\"input\": 5}",
+            b"{\"input\": []}",
+            b"{\"input\": \"x\"}",
+            b"{",
+        ];
+        let cases = decided
+            .iter()
+            .map(|b| (*b, true))
+            .chain(refused.iter().map(|b| (*b, false)));
+        for (body, is_decision) in cases {
+            let before = support::ledger_size(server, "default");
+            let reply = data(body);
+            let shown = format!(
+                "{}: {}",
+                String::from_utf8_lossy(body),
+                String::from_utf8_lossy(&reply.body)
+            );
+            if is_decision {
+                assert_eq!(reply.status, 200, "{shown}");
+                assert!(reply.json()["decision_id"].is_string(), "{shown}");
+            } else {
+                assert_eq!(
+                    (reply.status, reply.code()),
+                    (400, "invalid_json".to_owned()),
+                    "{shown}"
+                );
+            }
+            let ledgered = support::ledger_size(server, "default") - before;
+            assert_eq!(ledgered, u64::from(is_decision), "{shown}: ledger entries");
+        }
+    });
+}
+
 #[test]
 fn every_failure_kind_denies_with_its_reason() {
     let server = Server::start_with_env(&[("SCK_DECISIONS__TIMEOUT_MS", "50")]);

@@ -7,24 +7,28 @@
 //! oversized tokens), content types and encodings, X-SCK headers, `Prefer`/`If-None-Match`,
 //! and bodies aimed at each route's request type: hostile or plausible field values, foreign
 //! fields, truncation and byte damage, deep nesting, huge numbers, invalid UTF-8, SQL-looking
-//! strings, random bytes. For every request:
+//! strings, random bytes; header values with control characters, oversized headers and
+//! targets. For every request:
 //!
 //! - the status is never 5xx (the database is up, so not even 503);
 //! - every 4xx is an `application/problem+json` body whose `status` is the HTTP status and
-//!   whose `code` is a non-empty string;
-//! - a refused request changed nothing: the bundle list, identities, issuers and the sizes of
-//!   the `default` and `system` ledgers are as before (the only entries that may appear are
-//!   the `upstream.rejected` records the X-SCK pipeline keeps of every refused signed call, and
-//!   the server's own maintenance, `actor: system`);
+//!   whose `code` is a non-empty string — also for heads refused before any handler runs
+//!   (`edge.rs`; each request is a connection's first, which the edge checks);
+//! - a POST body that is not JSON where the route reads JSON, and a Data API body that is
+//!   JSON but neither an object nor `null`, is refused (no POST route acts on a body it does
+//!   not take);
+//! - a refused request changed nothing: the bundle list, identities, issuers, token keys and
+//!   the sizes of the `default` and `system` ledgers are as before (the only entries that may
+//!   appear are the `upstream.rejected` records the X-SCK pipeline keeps of every refused
+//!   signed call, and the server's own maintenance, `actor: system`);
 //!
 //! and afterwards the server is healthy, ready and deciding. A third run aims another org's
 //! admin key at every route that changes something, with bodies made of the `default` org's
 //! real ids: whatever it is answered, nothing of `default` changes (`tests/isolation_e2e.rs`
 //! probes each resource on both backends). Failures print the minimal
 //! request as sent. `PROPTEST_CASES` overrides the case count; `PROPTEST_RNG_SEED` replays a
-//! run. Only requests that are valid HTTP are generated (hyper refuses the rest before sck
-//! sees them). Methods a path does not allow and path parameters that are not UTF-8 or not
-//! numbers are in the second, ignored test: see its comment.
+//! run. Methods a path does not allow and path parameters that are not UTF-8 or not numbers are
+//! in the second, ignored test: see its comment.
 //!
 //! Library-level properties of the same parsers live next to them: bundle reader and
 //! canonical JSON (`bundler/tests/fuzz.rs`, `bundler/tests/properties.rs`), export reader
@@ -222,12 +226,12 @@ fn body_fields(path: &str) -> &'static [&'static str] {
 struct Known {
     admin: String,
     sidecar: String,
+    issuer: String,
     gateway_token: String,
     bundle_id: String,
     etag: String,
     ans_id: String,
     key_id: String,
-    issuer_id: String,
     token_id: String,
     tenant_admin: String,
 }
@@ -239,6 +243,8 @@ struct Fuzz {
     target: String,
     headers: Vec<(String, Vec<u8>)>,
     body: Vec<u8>,
+    /// The body as the route reads it (gunzipped where the route decodes gzip).
+    read_as: Vec<u8>,
 }
 
 impl std::fmt::Debug for Fuzz {
@@ -363,6 +369,8 @@ fn body(known: Known) -> impl Strategy<Value = Body> {
         json!("default"),
         json!("gateway"),
         json!("1.0.0"),
+        // The bootstrap version's precedence: refused as an existing version.
+        json!("1.0.0+build.7"),
         json!("hmac-sha256"),
         json!("ans://agent.example"),
         json!(3),
@@ -448,6 +456,7 @@ fn segment(known: Known, surface: Surface) -> BoxedStrategy<String> {
             Just("%zz".to_owned()),
             Just("a%20b".to_owned()),
             Just("x".repeat(4000)),
+            Just("x".repeat(20_000)),
         ],
         2 => "[a-zA-Z0-9._~-]{0,24}",
         1 => "\\PC{0,8}".prop_map(|s| percent_encode(s.as_bytes())),
@@ -556,12 +565,23 @@ fn query() -> impl Strategy<Value = String> {
     })
 }
 
-/// Header values hyper accepts on the wire: visible ASCII, spaces, tabs and obs-text.
+/// Header values: mostly what hyper accepts on the wire (visible ASCII, spaces, tabs and
+/// obs-text), sometimes with a control character (not CR or LF, which would end the line).
 fn header_bytes() -> impl Strategy<Value = Vec<u8>> {
-    proptest::collection::vec(
-        prop_oneof![0x20u8..=0x7e, Just(b'\t'), 0x80u8..=0xff],
-        0..64,
-    )
+    let clean = || {
+        proptest::collection::vec(
+            prop_oneof![0x20u8..=0x7e, Just(b'\t'), 0x80u8..=0xff],
+            0..64,
+        )
+    };
+    let control = prop_oneof![0u8..=0x08, 0x0bu8..=0x0c, 0x0eu8..=0x1f, Just(0x7f)];
+    prop_oneof![
+        9 => clean(),
+        1 => (clean(), any::<proptest::sample::Index>(), control).prop_map(|(mut v, at, c)| {
+            v.insert(at.index(v.len() + 1), c);
+            v
+        }),
+    ]
 }
 
 /// The `Authorization` header of a request to `path`.
@@ -637,6 +657,7 @@ fn authorization(known: Known) -> impl Strategy<Value = Auth> {
         2 => mutated,
         1 => header_bytes().prop_map(Auth::Raw),
         1 => Just(Auth::Raw(format!("Bearer {}", "a".repeat(9000)).into_bytes())),
+        1 => Just(Auth::Raw(format!("Bearer {}", "a".repeat(70_000)).into_bytes())),
     ]
 }
 
@@ -727,15 +748,18 @@ fn request(known: Known, surface: Surface) -> impl Strategy<Value = Fuzz> {
                 if let Some(ctype) = ctype {
                     headers.push(("Content-Type".to_owned(), ctype.as_bytes().to_vec()));
                 }
-                let body = body.bytes(&path);
-                let body = if gzip.unwrap_or(path.starts_with("/logs")) {
+                let json = body.bytes(&path);
+                let (body, read_as) = if gzip.unwrap_or(path.starts_with("/logs")) {
                     headers.push(("Content-Encoding".to_owned(), b"gzip".to_vec()));
                     let mut encoder =
                         flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
-                    encoder.write_all(&body).unwrap();
-                    encoder.finish().unwrap()
+                    encoder.write_all(&json).unwrap();
+                    let body = encoder.finish().unwrap();
+                    let decoded = ["/logs", "/status"].iter().any(|p| path.starts_with(p));
+                    let read_as = if decoded { json } else { body.clone() };
+                    (body, read_as)
                 } else {
-                    body
+                    (json.clone(), json)
                 };
                 headers.extend(xsck);
                 if let Some(prefer) = prefer {
@@ -754,6 +778,7 @@ fn request(known: Known, surface: Surface) -> impl Strategy<Value = Fuzz> {
                     target,
                     headers,
                     body,
+                    read_as,
                 }
             },
         )
@@ -837,6 +862,8 @@ struct State {
     bundles: Value,
     identities: Value,
     issuers: Value,
+    /// The token key ids (their states change by the server's own maintenance).
+    keys: Vec<Value>,
     default_log: u64,
     system_log: u64,
 }
@@ -870,6 +897,12 @@ fn state(server: &Server, admin: &str) -> State {
         bundles: read(&format!("{API}/bundles?organizationId=default")),
         identities: read(&format!("{API}/identities?organizationId=default")),
         issuers: read(&format!("{API}/tokens/issuers?organizationId=default")),
+        keys: read(&format!("{API}/tokens/keys"))["keys"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|k| k["kid"].clone())
+            .collect(),
         default_log: size("default"),
         system_log: size("system"),
     }
@@ -895,12 +928,41 @@ fn unexpected_entries(server: &Server, admin: &str, from: u64) -> Vec<Value> {
         .collect()
 }
 
+/// Why `request` must be refused whatever else it carries: a POST body that is not JSON text
+/// (syntax; numbers out of range are JSON) unless sent as a form, which introspection and
+/// revocation also take, or a Data API body that is JSON but neither an object nor `null`.
+fn must_be_refused(request: &Fuzz) -> Option<&'static str> {
+    let form = request.headers.iter().any(|(name, value)| {
+        name == "Content-Type" && value.starts_with(b"application/x-www-form-urlencoded")
+    });
+    if request.method != "POST" || request.read_as.is_empty() || form {
+        return None;
+    }
+    if serde_json::from_slice::<serde::de::IgnoredAny>(&request.read_as).is_err() {
+        return Some("a body that is not JSON");
+    }
+    match serde_json::from_slice::<Value>(&request.read_as) {
+        Ok(v) if request.target.starts_with("/v1/data") && !(v.is_object() || v.is_null()) => {
+            Some("a Data API body that is not an object")
+        }
+        _ => None,
+    }
+}
+
 fn check(server: &Server, known: &Known, request: &Fuzz) -> Result<(), TestCaseError> {
     let addr = server.url.trim_start_matches("http://").to_owned();
     let before = state(server, &known.admin);
     let answer = send(&addr, request);
     let text = || String::from_utf8_lossy(&answer.body).into_owned();
     prop_assert!(answer.status < 500, "{} {}", answer.status, text());
+    if let Some(why) = must_be_refused(request) {
+        prop_assert!(
+            (400..500).contains(&answer.status),
+            "{why} was answered {}: {}",
+            answer.status,
+            text()
+        );
+    }
     if !(400..500).contains(&answer.status) {
         return Ok(());
     }
@@ -976,7 +1038,7 @@ fn cross_org_request(known: Known) -> impl Strategy<Value = Fuzz> {
             "ansId" => vec![json!(known.ans_id)],
             "retireKeyId" => vec![json!(known.key_id)],
             "bundleId" | "rollbackTo" => vec![json!(known.bundle_id)],
-            "issuerId" => vec![json!(known.issuer_id)],
+            "issuerId" => vec![json!(known.issuer)],
             "token" => vec![json!(known.gateway_token)],
             "tokenId" => vec![json!(known.token_id)],
             "rollback" | "allowNoActive" => vec![json!(true)],
@@ -1006,6 +1068,7 @@ fn cross_org_request(known: Known) -> impl Strategy<Value = Fuzz> {
                 ),
                 ("Content-Type".into(), b"application/json".to_vec()),
             ],
+            read_as: serde_json::to_vec(&body).unwrap(),
             body: serde_json::to_vec(&body).unwrap(),
         }
     })
@@ -1024,6 +1087,27 @@ fn check_cross_org(server: &Server, known: &Known, request: &Fuzz) -> Result<(),
     unchanged(server, known, before, "another org's request")
 }
 
+/// A gateway token of the default org from `issuer`, and its token id.
+fn issue_token(server: &Server, admin: &str, issuer: &str) -> (String, String) {
+    let issued = post_json(
+        &format!("{}{API}/tokens/issue", server.url),
+        Some(admin),
+        &json!({"organizationId": "default", "artifactId": "a", "artifactType": "agent", "loaLevel": 3,
+                "scope": ["mcp:invoke"], "issuerId": issuer, "subject": "fuzz"}),
+    );
+    assert_eq!(
+        issued.status,
+        201,
+        "{}",
+        String::from_utf8_lossy(&issued.body)
+    );
+    let issued = issued.json();
+    (
+        issued["token"].as_str().unwrap().to_owned(),
+        issued["tokenId"].as_str().unwrap().to_owned(),
+    )
+}
+
 /// Creates an issuer and a gateway token in the default org; finds the bootstrap bundle.
 fn setup(server: &Server) -> Known {
     let admin = server.root_key.clone().unwrap();
@@ -1039,18 +1123,8 @@ fn setup(server: &Server) -> Known {
         "{}",
         String::from_utf8_lossy(&issuer.body)
     );
-    let issued = post_json(
-        &api("/tokens/issue"),
-        Some(&admin),
-        &json!({"organizationId": "default", "artifactId": "a", "artifactType": "agent", "loaLevel": 3,
-                "scope": ["mcp:invoke"], "issuerId": issuer.json()["id"], "subject": "fuzz"}),
-    );
-    assert_eq!(
-        issued.status,
-        201,
-        "{}",
-        String::from_utf8_lossy(&issued.body)
-    );
+    let issuer = issuer.json()["id"].as_str().unwrap().to_owned();
+    let (gateway_token, token_id) = issue_token(server, &admin, &issuer);
     let bundles = get(
         &api("/bundles?organizationId=default"),
         &[("Authorization", &format!("Bearer {admin}"))],
@@ -1087,13 +1161,13 @@ fn setup(server: &Server) -> Known {
     Known {
         admin,
         sidecar,
-        gateway_token: issued.json()["token"].as_str().unwrap().to_owned(),
+        issuer,
+        gateway_token,
         bundle_id,
         etag: poll.header("etag").expect("an ETag"),
         ans_id: "ans://agent.example".into(),
         key_id: pin.json()["key"]["keyId"].as_str().unwrap().to_owned(),
-        issuer_id: issuer.json()["id"].as_str().unwrap().to_owned(),
-        token_id: issued.json()["tokenId"].as_str().unwrap().to_owned(),
+        token_id,
         tenant_admin: tenant.json()["secret"].as_str().unwrap().to_owned(),
     }
 }
@@ -1131,9 +1205,12 @@ fn fuzz<S: Strategy<Value = Fuzz>>(
             "{path}"
         );
     }
+    // A fresh token: valid requests of the run may have revoked the first one, rotated its key
+    // or lowered the org's maximum TTL below its lifetime.
+    let (token, _) = issue_token(&server, &known.admin, &known.issuer);
     let decided = support::post_raw(
         &format!("{}{API}/decide", server.url),
-        Some(&known.gateway_token),
+        Some(&token),
         "application/json",
         br#"{"action": "tools.invoke", "resource": {"tool": "search"}}"#,
     );
@@ -1173,4 +1250,57 @@ fn wrong_methods_and_malformed_path_parameters_get_problem_bodies() {
 #[test]
 fn another_orgs_admin_key_changes_nothing_of_the_default_org() {
     fuzz(300, cross_org_request, check_cross_org);
+}
+
+/// Every POST route the server documents, with the credential it wants, refuses a body that is
+/// not JSON with a problem body and changes nothing: no route acts on a body it does not take
+/// (a handler without a body extractor would; see `extract.rs`).
+#[test]
+fn every_post_route_refuses_a_body_that_is_not_json() {
+    let server = Server::start();
+    let known = setup(&server);
+    let document = get(&format!("{}/openapi.json", server.url), &[]).json();
+    let unclosed = "[".repeat(20_000);
+    let bodies: [&[u8]; 4] = [
+        b"{",
+        b"{\"organizationId\": ",
+        b"\xff\xfe{}",
+        unclosed.as_bytes(),
+    ];
+    let mut routes = 0;
+    for (template, operations) in document["paths"].as_object().unwrap() {
+        if operations.get("post").is_none() {
+            continue;
+        }
+        routes += 1;
+        let path = template
+            .split('/')
+            .map(|s| {
+                if s.starts_with('{') {
+                    "sck/gateway/decision"
+                } else {
+                    s
+                }
+            })
+            .collect::<Vec<_>>()
+            .join("/");
+        for body in bodies {
+            let mut headers = vec![("Content-Type".to_owned(), b"application/json".to_vec())];
+            if let Some(auth) = Auth::Right.header(&known, &path) {
+                headers.push(("Authorization".to_owned(), auth));
+            }
+            let request = Fuzz {
+                method: "POST".into(),
+                target: path.clone(),
+                headers,
+                body: body.to_vec(),
+                read_as: body.to_vec(),
+            };
+            assert!(must_be_refused(&request).is_some(), "{request:?}");
+            if let Err(e) = check(&server, &known, &request) {
+                panic!("{e}\n{request:?}");
+            }
+        }
+    }
+    assert!(routes >= 20, "only {routes} POST routes documented");
 }

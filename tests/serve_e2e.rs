@@ -270,6 +270,143 @@ fn lifecycle_and_sidecar_fetches_end_to_end() {
     }
 }
 
+/// Request heads refused before any handler runs get a problem+json body with a stable code:
+/// what hyper would refuse while parsing (checked on a connection's first head, `edge.rs`) and
+/// what exceeds sck's own limits (every request). Heads within the limits are served.
+#[test]
+fn refused_request_heads_get_problem_bodies() {
+    let server = Server::start();
+    let authority = server.url.trim_start_matches("http://").to_owned();
+    let request = |line: &[u8], fields: &[u8]| {
+        let mut bytes = line.to_vec();
+        bytes.extend_from_slice(format!("\r\nHost: {authority}\r\n").as_bytes());
+        bytes.extend_from_slice(fields);
+        bytes.extend_from_slice(b"Connection: close\r\n\r\n");
+        bytes
+    };
+    let get_health = &b"GET /health HTTP/1.1"[..];
+    let header = |bytes: usize| format!("X-Big: {}\r\n", "a".repeat(bytes)).into_bytes();
+    let path = |bytes: usize| format!("GET /{} HTTP/1.1", "a".repeat(bytes)).into_bytes();
+    let cases: Vec<(&str, Vec<u8>, u16, &str)> = vec![
+        (
+            "control character in a value",
+            request(get_health, b"X-A: a\x01b\r\n"),
+            400,
+            "invalid_header",
+        ),
+        (
+            "DEL in a value",
+            request(get_health, b"X-A: a\x7f\r\n"),
+            400,
+            "invalid_header",
+        ),
+        (
+            "space in a name",
+            request(get_health, b"Bad Name: x\r\n"),
+            400,
+            "invalid_header",
+        ),
+        (
+            "control character in the method",
+            request(b"G\x01T /health HTTP/1.1", b""),
+            400,
+            "invalid_request_line",
+        ),
+        (
+            "HTTP/2.0",
+            request(b"GET /health HTTP/2.0", b""),
+            400,
+            "invalid_request_line",
+        ),
+        (
+            "101 header fields",
+            request(get_health, "X-A: b\r\n".repeat(101).as_bytes()),
+            431,
+            "header_too_large",
+        ),
+        (
+            "100 KB of header fields (sck's limit)",
+            request(get_health, &header(100 << 10)),
+            431,
+            "header_too_large",
+        ),
+        (
+            "500 KB of header fields (hyper's)",
+            request(get_health, &header(500 << 10)),
+            431,
+            "header_too_large",
+        ),
+        (
+            "a 20 KB target (sck's limit)",
+            request(&path(20 << 10), b""),
+            414,
+            "uri_too_long",
+        ),
+        (
+            "a 70 KB target (hyper's)",
+            request(&path(70 << 10), b""),
+            414,
+            "uri_too_long",
+        ),
+    ];
+    for (why, bytes, status, code) in cases {
+        let reply = support::send_raw(&authority, &bytes);
+        assert_eq!(
+            (reply.status, reply.code()),
+            (status, code.to_owned()),
+            "{why}: {}",
+            String::from_utf8_lossy(&reply.body)
+        );
+        assert_eq!(
+            reply.header("content-type").as_deref(),
+            Some("application/problem+json"),
+            "{why}"
+        );
+        assert_eq!(reply.json()["status"], status, "{why}");
+    }
+    // Within the limits, the same requests are served.
+    let served = support::send_raw(&authority, &request(get_health, &header(60 << 10)));
+    assert_eq!(served.status, 200);
+    let long = support::send_raw(&authority, &request(&path(16_000), b""));
+    assert_eq!((long.status, long.code()), (404, "not_found".into()));
+    let obs_text = support::send_raw(&authority, &request(get_health, b"X-A: caf\xe9\r\n"));
+    assert_eq!(obs_text.status, 200);
+}
+
+/// SemVer §10-11: build metadata does not make another version, so `2.0.0+evil` next to an
+/// active `2.0.0` is refused at compile (and, were it there, would not count as newer).
+#[test]
+fn versions_of_equal_precedence_are_one_version() {
+    support::on_each_backend(|server| {
+        let root = server.root_key.clone().unwrap();
+        release(&server.url, &root, "default", "2.0.0");
+        for same in ["2.0.0+evil", "2", "2.0.0"] {
+            let reply = compile(&server.url, &root, "default", same);
+            assert_eq!(
+                (reply.status, reply.code()),
+                (409, "version_exists".into()),
+                "{same}: {}",
+                String::from_utf8_lossy(&reply.body)
+            );
+        }
+        let versions: Vec<Value> = get(
+            &format!("{}{API}/bundles?organizationId=default", server.url),
+            &[("Authorization", &format!("Bearer {root}"))],
+        )
+        .json()["bundles"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|b| b["version"].clone())
+            .collect();
+        assert!(!versions.contains(&json!("2.0.0+evil")), "{versions:?}");
+        // A pre-release of a newer version and the newer version itself are new versions.
+        for newer in ["2.0.1-rc.1", "2.0.1"] {
+            release(&server.url, &root, "default", newer);
+        }
+    });
+}
+
 #[test]
 fn orgs_are_isolated() {
     let server = Server::start();
@@ -656,6 +793,22 @@ fn malformed_input_is_refused_with_status_and_code() {
         (unknown.status, unknown.code()),
         (400, "invalid_json".into())
     );
+    // A struct is an object, not the array of its field values serde would also read.
+    let positional = post_json(
+        &format!("{}{API}/orgs", server.url),
+        Some(&root),
+        &json!(["acme"]),
+    );
+    assert_eq!(
+        (positional.status, positional.code()),
+        (400, "invalid_json".into())
+    );
+    let created = post_json(
+        &format!("{}{API}/orgs", server.url),
+        Some(&root),
+        &json!({"organizationId": "acme"}),
+    );
+    assert_eq!(created.status, 201, "the refused request created no org");
     let text = post_raw(&compile_url, Some(&root), "text/plain", b"{}");
     assert_eq!(
         (text.status, text.code()),

@@ -579,7 +579,10 @@ fn verification_refusals_have_codes() {
         );
     }
     // Within the leeway (5 s) an expiry is tolerated; the cache never outlives exp.
-    let nearly = sign(&ed_header(kid), json!({"exp": t - 2, "jti": "nearly"}));
+    let nearly = sign(
+        &ed_header(kid),
+        json!({"exp": t - 2, "iat": t - 60, "nbf": t - 60, "jti": "nearly"}),
+    );
     assert_eq!(current(&server, &nearly).status, 200);
     // Missing and malformed Authorization headers.
     let reply = get(&format!("{}{API}/tokens/current", server.url), &[]);
@@ -592,6 +595,161 @@ fn verification_refusals_have_codes() {
         (reply.status, reply.code().as_str()),
         (401, "invalid_token")
     );
+}
+
+/// Defence in depth for a leaked key file: a token signed with sck's own key is refused, with
+/// its code, unless sck could have issued it — no `crit` header, a known issuer of its org,
+/// within the issuer's LoA ceiling and scopes, `iat` not in the future, a lifetime within the
+/// org's maximum TTL (which applies to cached tokens at once when lowered), and the text
+/// claims issuing requires.
+#[test]
+fn tokens_sck_could_not_have_issued_are_refused() {
+    support::on_each_backend(|server| {
+        let key = root(server);
+        let issuer = create_issuer(server, key, "default", "low", 2);
+        let issued = issue(server, key, &issuer, 2);
+        let kid = issued["keyId"].as_str().unwrap();
+        let claims = jwt_part(issued["token"].as_str().unwrap(), 1);
+        let acme = post_json(
+            &format!("{}{API}/orgs", server.url),
+            Some(key),
+            &json!({"organizationId": "acme"}),
+        );
+        assert_eq!(acme.status, 201);
+        let foreign = create_issuer(server, key, "acme", "theirs", 4);
+        let t = now();
+        let forge = |header: &Header, patch: Value| {
+            let mut c = claims.clone();
+            c["jti"] = json!(uuid::Uuid::new_v4().to_string());
+            for (k, v) in patch.as_object().unwrap() {
+                c[k] = v.clone();
+            }
+            sign_with_server_key(server, kid, header, &c)
+        };
+        // A forgery that changes nothing verifies, so each case fails for its one reason.
+        let plain = forge(&ed_header(kid), json!({}));
+        assert_eq!(
+            current(server, &plain).status,
+            200,
+            "{}",
+            body(&current(server, &plain))
+        );
+
+        let mut crit = ed_header(kid);
+        crit.crit = Some(vec!["exp".into()]);
+        let mut crit_empty = ed_header(kid);
+        crit_empty.crit = Some(vec![]);
+        let cases = [
+            (
+                forge(&crit, json!({})),
+                "unsupported_critical_header",
+                "crit",
+            ),
+            (
+                forge(&crit_empty, json!({})),
+                "unsupported_critical_header",
+                "crit []",
+            ),
+            (
+                forge(&ed_header(kid), json!({"exp": t + 10 * 365 * 86_400})),
+                "ttl_above_maximum",
+                "exp in ten years",
+            ),
+            (
+                forge(&ed_header(kid), json!({"exp": t + 3601})),
+                "ttl_above_maximum",
+                "one second over the maximum TTL",
+            ),
+            (
+                forge(&ed_header(kid), json!({"iat": t + 3600, "exp": t + 4000})),
+                "issued_in_future",
+                "iat in an hour",
+            ),
+            (
+                forge(&ed_header(kid), json!({"loa": 3, "acr": "urn:sck:loa:3"})),
+                "loa_above_ceiling",
+                "loa 3 from a ceiling-2 issuer",
+            ),
+            (
+                forge(&ed_header(kid), json!({"client_id": "iss_unknown"})),
+                "unknown_client",
+                "unknown client_id",
+            ),
+            (
+                forge(&ed_header(kid), json!({"client_id": foreign})),
+                "unknown_client",
+                "another org's issuer",
+            ),
+            (
+                forge(&ed_header(kid), json!({"scope": "mcp:invoke admin:all"})),
+                "scope_not_allowed",
+                "a scope outside the issuer's",
+            ),
+            (
+                forge(&ed_header(kid), json!({"sub": ""})),
+                "invalid_claim",
+                "empty sub",
+            ),
+            (
+                forge(&ed_header(kid), json!({"sub": "  "})),
+                "invalid_claim",
+                "blank sub",
+            ),
+            (
+                forge(&ed_header(kid), json!({"sub": "a\u{1}b"})),
+                "invalid_claim",
+                "control character in sub",
+            ),
+            (
+                forge(&ed_header(kid), json!({"artifact_id": ""})),
+                "invalid_claim",
+                "empty artifact_id",
+            ),
+        ];
+        for (forged, code, why) in &cases {
+            let reply = current(server, forged);
+            assert_eq!(
+                (reply.status, reply.code()),
+                (401, (*code).to_owned()),
+                "{why}: {}",
+                body(&reply)
+            );
+            assert_eq!(
+                introspect(server, key, forged),
+                json!({"active": false}),
+                "{why}"
+            );
+        }
+        let metrics = metrics_text(&server.url);
+        for (_, code, _) in &cases {
+            let series = format!("sck_token_verifications_total{{result=\"{code}\"}}");
+            assert!(
+                metric_value(&metrics, &series).is_some_and(|n| n >= 1.0),
+                "{series}"
+            );
+        }
+
+        // Lowering the org's maximum TTL ends longer tokens at once, cached ones too.
+        let long = issue(server, key, &issuer, 1);
+        let long = long["token"].as_str().unwrap();
+        assert_eq!(current(server, long).status, 200);
+        let lowered = post_json(
+            &format!("{}{API}/tokens/settings", server.url),
+            Some(key),
+            &json!({"organizationId": "default", "maxTtlSeconds": 600, "defaultTtlSeconds": 300}),
+        );
+        assert_eq!(lowered.status, 200, "{}", body(&lowered));
+        let reply = current(server, long);
+        assert_eq!(
+            (reply.status, reply.code()),
+            (401, "ttl_above_maximum".into())
+        );
+        let short = issue(server, key, &issuer, 1);
+        assert_eq!(
+            current(server, short["token"].as_str().unwrap()).status,
+            200
+        );
+    });
 }
 
 fn rotate(server: &Server) -> Value {
@@ -694,6 +852,55 @@ fn rotation_keeps_retiring_keys_verifying() {
         &json!({}),
     );
     assert_eq!(reply.code(), "forbidden");
+}
+
+/// A body that is not `{}` (or `null`) rotates nothing: `400 invalid_json`, the keys and the
+/// ledger as they were. No body, `null` or `{}` rotates.
+#[test]
+fn key_rotation_refuses_any_body_but_nothing_or_an_empty_object() {
+    support::on_each_backend(|server| {
+        let key = root(server);
+        let url = format!("{}{API}/tokens/keys/rotate", server.url);
+        let keys = || {
+            get(
+                &format!("{}{API}/tokens/keys", server.url),
+                &[("Authorization", &format!("Bearer {key}"))],
+            )
+            .json()
+        };
+        let system_log = || support::ledger_size(server, "default");
+        let (keys_before, log_before) = (keys(), system_log());
+        let deep = format!("{}{}", "[".repeat(5000), "]".repeat(5000));
+        let garbage: [&[u8]; 8] = [
+            b"{",
+            b"1e400",
+            b"{\"a\": 1e400}",
+            deep.as_bytes(),
+            b"[]",
+            b"\"x\"",
+            b"{\"rotate\": false}",
+            b"\xff\xfe",
+        ];
+        for sent in garbage {
+            for content_type in ["application/json", "text/plain"] {
+                let reply = post_raw(&url, Some(key), content_type, sent);
+                assert_eq!(
+                    (reply.status, reply.code()),
+                    (400, "invalid_json".to_owned()),
+                    "{}: {}",
+                    String::from_utf8_lossy(sent),
+                    body(&reply)
+                );
+            }
+        }
+        assert_eq!(keys(), keys_before, "a refused rotation changed the keys");
+        assert_eq!(system_log(), log_before, "a refused rotation was ledgered");
+        for sent in [&b""[..], b"{}", b" { } ", b"null"] {
+            let reply = post_raw(&url, Some(key), "application/json", sent);
+            assert_eq!(reply.status, 200, "{}", body(&reply));
+        }
+        assert_ne!(keys(), keys_before);
+    });
 }
 
 #[test]

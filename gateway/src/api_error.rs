@@ -87,22 +87,27 @@ impl std::fmt::Display for ApiError {
     }
 }
 
-impl IntoResponse for ApiError {
-    fn into_response(self) -> Response {
-        let title = self.status.canonical_reason().unwrap_or("Error");
+impl ApiError {
+    /// The `application/problem+json` body of this error.
+    pub fn problem_body(&self) -> Vec<u8> {
         let body = Problem {
             kind: format!("urn:sck:error:{}", self.code),
-            title,
+            title: self.status.canonical_reason().unwrap_or("Error"),
             status: self.status.as_u16(),
             detail: &self.detail,
             code: self.code,
             diagnostics: &self.diagnostics,
         };
-        let json = serde_json::to_vec(&body).expect("problem serialises");
+        serde_json::to_vec(&body).expect("problem serialises")
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
         (
             self.status,
             [(header::CONTENT_TYPE, "application/problem+json")],
-            json,
+            self.problem_body(),
         )
             .into_response()
     }

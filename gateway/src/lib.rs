@@ -10,6 +10,7 @@ pub mod cli;
 pub mod config;
 pub mod db;
 pub mod decisions;
+pub mod edge;
 pub mod examples;
 pub mod extract;
 pub mod files;

@@ -1,6 +1,7 @@
 //! `sck serve`: opens storage and the ledger, bootstraps an empty deployment, and runs the axum
-//! server with request ids, body limits, timeouts, structured logs, metrics and graceful
-//! shutdown (final ledger checkpoints are signed on the way out).
+//! server with request ids, head and body limits (refused heads answered as problem+json, see
+//! [`crate::edge`]), timeouts, structured logs, metrics and graceful shutdown (final ledger
+//! checkpoints are signed on the way out).
 
 use std::sync::{Arc, OnceLock};
 use std::time::{Duration, Instant};
@@ -113,6 +114,7 @@ pub fn app(state: AppState) -> Router {
         .merge(routes::bundle_service::router())
         .fallback(not_found)
         .layer(axum::middleware::from_fn(track))
+        .layer(axum::middleware::from_fn(crate::edge::limit_head))
         .layer(RequestBodyLimitLayer::new(config.http.max_body_bytes))
         .layer(axum::extract::DefaultBodyLimit::max(config.http.max_body_bytes))
         // Outside the body limit, so its 413 (sent before the body is read) gets a problem body.
@@ -318,6 +320,7 @@ pub async fn serve(config: Config, examples: bool) -> Result<(), String> {
     tracing::info!(%addr, "listening");
     let grace = Duration::from_secs(state.config.http.shutdown_grace_secs);
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+    let listener = crate::edge::GuardedListener(listener);
     let server = axum::serve(listener, app(state.clone())).with_graceful_shutdown(async move {
         signal.await;
         let _ = stop_tx.send(true);

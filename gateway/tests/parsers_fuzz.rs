@@ -4,11 +4,14 @@
 //! vary header values only): arbitrary header names, cases and values, timestamps, signature
 //! values and public URLs. Never a panic; refusals carry their codes; what is accepted is
 //! well formed — and an accepted signature value is the only spelling of that signature.
+//! The edge's check of a connection's first request head (`edge.rs`) is compared with hyper
+//! itself: it refuses exactly the heads hyper refuses, with hyper's status.
 
 use std::io::Write;
 
 use proptest::prelude::*;
 use sck_gateway::config::Config;
+use sck_gateway::edge::{check_head, Head};
 use sck_gateway::fleet::events::{gunzip_bounded, parse_batch};
 use sck_gateway::fleet::status::parse_status;
 use sck_gateway::fleet::{InputPolicy, Uploader};
@@ -357,4 +360,116 @@ proptest! {
         prop_assert!(!authority.contains(['/', '?', '#', '@']), "{authority:?}");
         prop_assert_eq!(authority.to_ascii_lowercase(), authority);
     }
+
+    /// The edge refuses a first request head exactly when hyper would, with hyper's status, and
+    /// hands hyper every head it accepts: it never changes what sck accepts.
+    #[test]
+    fn the_edge_refuses_exactly_the_heads_hyper_refuses(head in request_head()) {
+        let hyper = hyper_status(&head);
+        match check_head(&head) {
+            Head::Acceptable => prop_assert_eq!(hyper, Some(200)),
+            Head::Refused(error) => {
+                prop_assert_eq!(hyper, Some(error.status.as_u16()), "{}", error);
+                prop_assert!(
+                    ["invalid_header", "invalid_request_line", "header_too_large", "uri_too_long"]
+                        .contains(&error.code),
+                    "{}",
+                    error.code
+                );
+            }
+            Head::Incomplete => prop_assert_eq!(hyper, None),
+        }
+    }
+}
+
+/// What hyper answers to `head` (sent with `Connection: close`): its status, or `None` if it
+/// answered nothing.
+fn hyper_status(head: &[u8]) -> Option<u16> {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    static RUNTIME: std::sync::OnceLock<tokio::runtime::Runtime> = std::sync::OnceLock::new();
+    let runtime = RUNTIME.get_or_init(|| {
+        tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap()
+    });
+    runtime.block_on(async {
+        let (mut client, server) = tokio::io::duplex(1 << 20);
+        let service = hyper::service::service_fn(|_| async {
+            Ok::<_, std::convert::Infallible>(hyper::Response::new(String::new()))
+        });
+        let connection = tokio::spawn(
+            hyper::server::conn::http1::Builder::new()
+                .serve_connection(hyper_util::rt::TokioIo::new(server), service),
+        );
+        client.write_all(head).await.unwrap();
+        let mut answer = Vec::new();
+        tokio::time::timeout(
+            std::time::Duration::from_secs(5),
+            client.read_to_end(&mut answer),
+        )
+        .await
+        .expect("hyper answers or closes")
+        .unwrap();
+        let _ = connection.await;
+        let mut headers = [httparse::EMPTY_HEADER; 16];
+        let mut response = httparse::Response::new(&mut headers);
+        response.parse(&answer).ok()?;
+        response.code
+    })
+}
+
+/// Bytes of a request line or header line: anything but CR and LF (which would make lines of
+/// their own: `Content-Length` or `Transfer-Encoding` values hyper checks after parsing).
+fn line_bytes(max: usize) -> impl Strategy<Value = Vec<u8>> {
+    proptest::collection::vec(
+        prop_oneof![8 => 0x20u8..=0x7e, 1 => 0u8..=0x1f, 1 => 0x7fu8..=0xff]
+            .prop_filter("no line breaks", |b| *b != b'\r' && *b != b'\n'),
+        0..max,
+    )
+}
+
+fn request_head() -> impl Strategy<Value = Vec<u8>> {
+    let method = prop_oneof![
+        4 => prop::sample::select(vec!["GET", "POST", "OPTIONS", "PATCH", "BREW"]).prop_map(|m| m.as_bytes().to_vec()),
+        1 => line_bytes(8),
+    ];
+    let target = prop_oneof![
+        4 => prop::sample::select(vec!["/", "/health", "/v1/data/a/b?x=1&y", "*", "http://h/p", "/%zz", "//a"])
+            .prop_map(|t| t.as_bytes().to_vec()),
+        2 => line_bytes(24),
+        1 => Just(format!("/{}", "a".repeat(65_534)).into_bytes()),
+    ];
+    let version = prop_oneof![
+        6 => Just(b"HTTP/1.1".to_vec()),
+        1 => prop::sample::select(vec!["HTTP/1.0", "HTTP/2.0", "HTTP/1.2", "http/1.1", ""]).prop_map(|v| v.as_bytes().to_vec()),
+    ];
+    let name = prop_oneof![
+        4 => prop::sample::select(vec!["Host", "Authorization", "X-A", "Accept"]).prop_map(|n| n.as_bytes().to_vec()),
+        1 => line_bytes(10),
+    ]
+    .prop_filter("fields hyper interprets after parsing", |n| {
+        let n = String::from_utf8_lossy(n).to_ascii_lowercase();
+        !["content-length", "transfer-encoding", "connection", "expect", "upgrade"].contains(&n.trim())
+    });
+    let field = (name, line_bytes(24));
+    let fields = prop_oneof![
+        8 => proptest::collection::vec(field, 0..6),
+        1 => Just(vec![(b"X-A".to_vec(), b"b".to_vec()); 99]),
+        1 => Just(vec![(b"X-A".to_vec(), b"b".to_vec()); 100]),
+    ];
+    (method, target, version, fields, any::<bool>()).prop_map(
+        |(method, target, version, fields, colon_space)| {
+            let mut head = [method, target, version].join(&b' ');
+            head.extend_from_slice(b"\r\n");
+            for (name, value) in fields {
+                head.extend_from_slice(&name);
+                head.extend_from_slice(if colon_space { b": " } else { b":" });
+                head.extend_from_slice(&value);
+                head.extend_from_slice(b"\r\n");
+            }
+            head.extend_from_slice(b"Connection: close\r\n\r\n");
+            head
+        },
+    )
 }

@@ -171,6 +171,28 @@ impl Drop for Server {
     }
 }
 
+/// Runs `test` against a fresh server on SQLite and, when the suite has PostgreSQL
+/// (`SCK_TEST_DATABASE_URL`), against a fresh one on PostgreSQL.
+pub fn on_each_backend(test: impl Fn(&Server)) {
+    test(&Server::start());
+    if let Some(url) = fresh_postgres_database() {
+        let dir = tempfile::tempdir().unwrap();
+        test(&Server::start_on(dir.path(), &url));
+    }
+}
+
+/// The number of entries in `org`'s ledger log (read with the root key).
+pub fn ledger_size(server: &Server, org: &str) -> u64 {
+    let root = server.root_key.as_deref().expect("a root key");
+    get(
+        &format!("{}/api/v1/ledger/{org}/entries?limit=0", server.url),
+        &[("Authorization", &format!("Bearer {root}"))],
+    )
+    .json()["size"]
+        .as_u64()
+        .expect("a ledger size")
+}
+
 /// A plain HTTP client that never turns statuses into errors.
 pub fn agent() -> ureq::Agent {
     ureq::Agent::config_builder()
@@ -267,18 +289,27 @@ pub fn post_raw(url: &str, key: Option<&str>, content_type: &str, body: &[u8]) -
 /// stops at the first failed write (a broken pipe) then never sees the answer. Like curl, this
 /// keeps going after a failed write and reads whatever the server answered.
 pub fn post_oversized(url: &str, headers: &[(&str, &str)], body: &[u8]) -> Reply {
-    use std::io::{Read, Write};
     let rest = url.strip_prefix("http://").expect("http URL");
     let (authority, path) = rest.split_at(rest.find('/').unwrap_or(rest.len()));
     let path = if path.is_empty() { "/" } else { path };
-    let mut head = format!(
+    let mut request = format!(
         "POST {path} HTTP/1.1\r\nHost: {authority}\r\nContent-Length: {}\r\nConnection: close\r\n",
         body.len()
     );
     for (name, value) in headers {
-        head.push_str(&format!("{name}: {value}\r\n"));
+        request.push_str(&format!("{name}: {value}\r\n"));
     }
-    head.push_str("\r\n");
+    request.push_str("\r\n");
+    let mut request = request.into_bytes();
+    request.extend_from_slice(body);
+    send_raw(authority, &request)
+}
+
+/// Sends `request` byte for byte on a new connection to `authority` (`host:port`) and parses
+/// the first answer; like curl, it keeps reading after a failed write (the server may answer
+/// and close before reading everything).
+pub fn send_raw(authority: &str, request: &[u8]) -> Reply {
+    use std::io::{Read, Write};
     let mut stream = std::net::TcpStream::connect(authority).expect("connect");
     stream
         .set_write_timeout(Some(Duration::from_secs(30)))
@@ -287,9 +318,7 @@ pub fn post_oversized(url: &str, headers: &[(&str, &str)], body: &[u8]) -> Reply
         .set_read_timeout(Some(Duration::from_secs(30)))
         .unwrap();
     // The write may fail once the server has answered and closed: that is the case under test.
-    let _ = stream
-        .write_all(head.as_bytes())
-        .and_then(|()| stream.write_all(body));
+    let _ = stream.write_all(request);
     let mut answer = Vec::new();
     // A reset after the answer arrived still leaves the answer in `answer`.
     let _ = stream.read_to_end(&mut answer);

@@ -2,7 +2,7 @@
 //! subject) and `POST /api/v1/enforcement/verify` (a verified X-SCK caller): rate limits, the
 //! `{action, resource, context}` body check, the input document with verified facts,
 //! evaluation with its ledger entry, and the answer. The OPA Data API reuses the request
-//! helpers (`facts`, `parse_body`, `rate_limited`, `unix_now`).
+//! helpers (`facts`, `rate_limited`, `unix_now`).
 
 use axum::http::{header, HeaderValue, Method, StatusCode, Uri};
 use axum::response::{IntoResponse, Response};
@@ -49,7 +49,7 @@ pub fn facts(method: &Method, uri: &Uri, body: &[u8]) -> RequestFacts {
 
 /// The body as JSON, or `400 invalid_json`; `400 number_out_of_range` for an integer beyond
 /// 64 bits, which sck could not evaluate exactly as OPA does (see `decision::parse_input`).
-pub fn parse_body(body: &[u8]) -> Result<Value, ApiError> {
+fn parse_body(body: &[u8]) -> Result<Value, ApiError> {
     sck_bundler::decision::parse_input(body)
         .map_err(|e| ApiError::bad_request(e.code(), format!("request body: {e}")))
 }

@@ -289,43 +289,77 @@ impl Registry {
         Ok(found)
     }
 
-    /// Stores a new DRAFT version; a version that exists for the org/name is a conflict.
+    /// Stores a new DRAFT version. A version equal in precedence to one the org/name already
+    /// has (`2.0.0+build` next to `2.0.0`, or `2` next to `2.0.0`) is a conflict: versions are
+    /// immutable, and build metadata does not make a different version (SemVer §10). The head
+    /// row is locked first, so two compiles of equal versions cannot both pass the check.
     pub async fn insert_draft(&self, new: NewBundle) -> ApiResult<BundleRecord> {
         let id = new_id("bnd");
         let created = now();
-        let result = with_pool!(&self.store, pool => {
-            let mut tx = pool.begin().await?;
+        let lock = match self.store.backend() {
+            Backend::Sqlite => {
+                "SELECT 1 AS locked FROM bundle_heads WHERE org_id = $1 AND name = $2"
+            }
+            Backend::Postgres => {
+                "SELECT 1 AS locked FROM bundle_heads WHERE org_id = $1 AND name = $2 FOR UPDATE"
+            }
+        };
+        let existing: Option<String> = with_pool!(&self.store, pool => {
+            let mut tx = match self.store.backend() {
+                Backend::Sqlite => pool.begin_with("BEGIN IMMEDIATE").await?,
+                Backend::Postgres => pool.begin().await?,
+            };
             sqlx::query("INSERT INTO bundle_heads (org_id, name) VALUES ($1, $2) ON CONFLICT (org_id, name) DO NOTHING")
                 .bind(&new.org)
                 .bind(&new.name)
                 .execute(&mut *tx)
                 .await?;
-            let inserted = sqlx::query(
-                "INSERT INTO bundles (id, org_id, name, version, status, revision, source_sha256, tarball, created_at) \
-                 VALUES ($1, $2, $3, $4, 'DRAFT', $5, $6, $7, $8) ON CONFLICT (org_id, name, version) DO NOTHING",
-            )
-            .bind(&id)
-            .bind(&new.org)
-            .bind(&new.name)
-            .bind(&new.version)
-            .bind(&new.revision)
-            .bind(&new.source_sha256)
-            .bind(&new.tarball)
-            .bind(&created)
-            .execute(&mut *tx)
-            .await?
-            .rows_affected();
-            tx.commit().await?;
-            inserted
+            sqlx::query(lock).bind(&new.org).bind(&new.name).fetch_one(&mut *tx).await?;
+            let versions = sqlx::query("SELECT version FROM bundles WHERE org_id = $1 AND name = $2")
+                .bind(&new.org)
+                .bind(&new.name)
+                .fetch_all(&mut *tx)
+                .await?;
+            let mut equal = None;
+            for row in versions {
+                let version: String = row.try_get("version")?;
+                if same_precedence(&version, &new.version) {
+                    equal = Some(version);
+                    break;
+                }
+            }
+            if equal.is_none() {
+                sqlx::query(
+                    "INSERT INTO bundles (id, org_id, name, version, status, revision, source_sha256, tarball, created_at) \
+                     VALUES ($1, $2, $3, $4, 'DRAFT', $5, $6, $7, $8)",
+                )
+                .bind(&id)
+                .bind(&new.org)
+                .bind(&new.name)
+                .bind(&new.version)
+                .bind(&new.revision)
+                .bind(&new.source_sha256)
+                .bind(&new.tarball)
+                .bind(&created)
+                .execute(&mut *tx)
+                .await?;
+                tx.commit().await?;
+            }
+            equal
         });
-        if result == 0 {
-            return Err(ApiError::conflict(
-                "version_exists",
+        if let Some(existing) = existing {
+            let detail = if existing == new.version {
                 format!(
                     "version {} of {}/{} already exists; versions are immutable",
                     new.version, new.org, new.name
-                ),
-            ));
+                )
+            } else {
+                format!(
+                    "version {} of {}/{} has the precedence of the existing version {existing} (build metadata does not count); versions are immutable",
+                    new.version, new.org, new.name
+                )
+            };
+            return Err(ApiError::conflict("version_exists", detail));
         }
         self.get(&id)
             .await?
@@ -519,11 +553,11 @@ impl Registry {
                             .fetch_one(&mut *tx)
                             .await?
                             .try_get("version")?;
-                        if !rollback && is_older(&target.version, &current_version) {
+                        if !rollback && !is_newer(&target.version, &current_version) {
                             return Err(ApiError::conflict(
                                 "downgrade_refused",
                                 format!(
-                                    "version {} is older than the active version {current_version}; activate it as an explicit rollback",
+                                    "version {} is not newer than the active version {current_version}; activate it as an explicit rollback",
                                     target.version
                                 ),
                             ));
@@ -726,7 +760,48 @@ fn activation_check(
     }
 }
 
-/// True if version `a` orders strictly before `b` (unparseable versions never compare older).
-fn is_older(a: &str, b: &str) -> bool {
-    matches!((version_key(a), version_key(b)), (Ok(a), Ok(b)) if a < b)
+/// SemVer precedence of `a` against `b` (§11: build metadata is ignored, unlike `Ord` of
+/// `semver::Version`, which breaks ties by it), or `None` if either is not a version.
+fn precedence(a: &str, b: &str) -> Option<std::cmp::Ordering> {
+    Some(version_key(a).ok()?.cmp_precedence(&version_key(b).ok()?))
+}
+
+/// True if `candidate` has a higher precedence than `active`: what activating without
+/// `rollback` requires (equal precedence is not newer; unparseable versions never are).
+fn is_newer(candidate: &str, active: &str) -> bool {
+    precedence(candidate, active) == Some(std::cmp::Ordering::Greater)
+}
+
+/// True if `a` and `b` are the same version by precedence (`2`, `2.0.0` and `2.0.0+b`).
+fn same_precedence(a: &str, b: &str) -> bool {
+    precedence(a, b) == Some(std::cmp::Ordering::Equal)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn activation_needs_a_strictly_higher_precedence() {
+        for (candidate, active) in [("2.0.1", "2.0.0"), ("3", "2.9.9"), ("2.0.0", "2.0.0-rc.1")] {
+            assert!(is_newer(candidate, active), "{candidate} > {active}");
+        }
+        for (candidate, active) in [
+            ("2.0.0+evil", "2.0.0"),
+            ("2.0.0", "2.0.0+build.1"),
+            ("2", "2.0.0"),
+            ("1.9.0", "2.0.0"),
+            ("2.0.0-rc.1", "2.0.0"),
+            ("not-a-version", "1.0.0"),
+            ("9.0.0", "not-a-version"),
+        ] {
+            assert!(
+                !is_newer(candidate, active),
+                "{candidate} is not newer than {active}"
+            );
+        }
+        assert!(same_precedence("2.0.0+evil", "2.0.0"));
+        assert!(same_precedence("2", "2.0.0+x"));
+        assert!(!same_precedence("2.0.0-rc.1", "2.0.0"));
+    }
 }

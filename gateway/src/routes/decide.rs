@@ -7,16 +7,17 @@ use axum::extract::{Path, State};
 use axum::http::{Method, Uri};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 use utoipa::ToSchema;
 use utoipa_axum::{router::OpenApiRouter, routes};
 
 use crate::api_error::ApiError;
 use crate::decisions::respond::{
-    self, facts, parse_body, rate_limited, unix_now, DecisionAnswer, DecisionRequest,
+    self, facts, rate_limited, unix_now, DecisionAnswer, DecisionRequest,
 };
 use crate::decisions::{DecisionRecord, Principal};
+use crate::extract::OptionalJsonBody;
 use crate::state::AppState;
 use crate::tokens::GatewayToken;
 
@@ -63,11 +64,15 @@ fn rule_path(path: &str) -> Result<String, ApiError> {
     Ok(format!("data.{}", segments.join(".")))
 }
 
-/// An OPA Data API request: `{"input": {...}}` (an empty body means no input).
-#[derive(ToSchema)]
+/// An OPA Data API request: `{"input": {...}}`. As in OPA, no body, `null`, a missing or
+/// `null` `input` and unknown fields mean no input; any other JSON is `400 invalid_json`,
+/// nothing evaluated or ledgered. Unlike OPA, `input` must be an object: the gateway adds its
+/// verified facts to it, and a scalar input would let a caller drop them.
+#[derive(Deserialize, ToSchema)]
 pub struct DataRequest {
     /// The input document; the gateway replaces `token`, `request` and `now` with verified
     /// facts and drops `caller`.
+    #[serde(default)]
     pub input: Option<std::collections::BTreeMap<String, Value>>,
 }
 
@@ -83,11 +88,11 @@ struct DataAnswer {
 
 #[utoipa::path(post, path = "/v1/data/{*path}", tag = "decisions",
     params(("path" = String, Path, description = "The rule, as slash-separated Rego identifiers (`sck/gateway/decision`)")),
-    request_body(content = DataRequest, description = "Optional"),
+    request_body(content = DataRequest, description = "Optional (no body, `null` or no `input`: no input)"),
     security(("gateway_token" = [])),
     responses(
         (status = 200, description = "The rule's result with the ledgered decision", body = DataAnswer),
-        (status = 400, description = "A path that is not Rego identifiers, or a malformed body"),
+        (status = 400, description = "A path that is not Rego identifiers, or a body that is not a Data API request (`invalid_json`)"),
         (status = 401, description = "No valid gateway token; the `code` names the refusal"),
         (status = 429, description = "Rate limited; `Retry-After` says when to retry"),
     ))]
@@ -97,38 +102,37 @@ async fn data_api(
     Path(path): Path<String>,
     method: Method,
     uri: Uri,
-    body: Bytes,
+    body: OptionalJsonBody<DataRequest>,
 ) -> Result<Response, ApiError> {
     let decisions = &state.decisions;
     if let Err(limited) = decisions.limits.check(&token.org, &token.sub) {
         return Ok(rate_limited(limited));
     }
     let rule = rule_path(&path)?;
-    let request = if body.is_empty() {
-        json!({})
-    } else {
-        parse_body(&body)?
-    };
-    let mut input = match request.get("input") {
-        None => json!({}),
-        Some(Value::Object(map)) => Value::Object(map.clone()),
-        Some(_) => {
-            return Err(ApiError::bad_request(
-                "invalid_request",
-                "input must be a JSON object",
-            ))
-        }
-    };
-    // Only verified facts: the token comes from the gateway, never from the caller.
-    let facts = facts(&method, &uri, &body);
-    if let Value::Object(map) = &mut input {
-        map.insert("token".into(), json!(token));
-        map.remove("caller");
-        map.insert("request".into(), json!(facts));
-        map.insert("now".into(), json!(unix_now()));
+    // An integer beyond 64 bits would reach the policy rounded (see `decision::parse_input`).
+    if !body.bytes.is_empty() {
+        sck_bundler::decision::parse_input(&body.bytes)
+            .map_err(|e| ApiError::bad_request(e.code(), format!("request body: {e}")))?;
     }
+    let mut input: serde_json::Map<String, Value> = body
+        .value
+        .and_then(|request| request.input)
+        .unwrap_or_default()
+        .into_iter()
+        .collect();
+    // Only verified facts: the token comes from the gateway, never from the caller.
+    let facts = facts(&method, &uri, &body.bytes);
+    input.insert("token".into(), json!(token));
+    input.remove("caller");
+    input.insert("request".into(), json!(facts));
+    input.insert("now".into(), json!(unix_now()));
     let (record, result) = decisions
-        .decide(input, Principal::Token(&token), &facts, Some(&rule))
+        .decide(
+            Value::Object(input),
+            Principal::Token(&token),
+            &facts,
+            Some(&rule),
+        )
         .await?;
     Ok(Json(DataAnswer {
         decision_id: record.decision_id.clone(),

@@ -18,7 +18,7 @@ use utoipa_axum::{router::OpenApiRouter, routes};
 
 use crate::api_error::{ApiError, ApiResult};
 use crate::auth::AdminKey;
-use crate::extract::{JsonBody, QueryParams};
+use crate::extract::{JsonBody, NoParameters, OptionalJsonBody, QueryParams};
 use crate::state::AppState;
 use crate::tokens::issuers::{Issuer, OrgTokenSettings};
 use crate::tokens::keys::{KeyRecord, Rotation};
@@ -417,15 +417,18 @@ async fn list_token_keys(
 }
 
 #[utoipa::path(post, path = "/api/v1/enforcement/tokens/keys/rotate", tag = "tokens",
+    request_body(content = NoParameters, description = "Optional: no body, or `{}`"),
     security(("admin_key" = [])),
     responses(
         (status = 200, description = "next → active → retiring; a new next key", body = Rotation),
+        (status = 400, description = "A body that is not `{}` (`invalid_json`); nothing rotated"),
         (status = 401, description = "No valid admin key"),
         (status = 403, description = "Only the root key rotates the token signing keys"),
     ))]
 async fn rotate_token_keys(
     State(state): State<AppState>,
     admin: AdminKey,
+    _: OptionalJsonBody<NoParameters>,
 ) -> ApiResult<Json<Rotation>> {
     if admin.0.org.is_some() {
         return Err(ApiError::forbidden(

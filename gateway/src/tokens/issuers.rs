@@ -5,6 +5,8 @@
 //! when the deployment configured a shared secret). Org settings hold the default and maximum
 //! TTL; an org without a row uses the deployment defaults.
 
+use std::collections::HashMap;
+
 use sck_ledger::store::Store;
 use serde::Serialize;
 use sqlx::Row;
@@ -163,6 +165,31 @@ pub async fn list(store: &Store, org: Option<&str>) -> ApiResult<Vec<Issuer>> {
     Ok(issuers)
 }
 
+macro_rules! settings_row {
+    ($row:expr) => {{
+        let row = $row;
+        OrgTokenSettings {
+            default_ttl_seconds: row.try_get("default_ttl_seconds")?,
+            max_ttl_seconds: row.try_get("max_ttl_seconds")?,
+        }
+    }};
+}
+
+/// The TTL settings of every org that has its own.
+pub async fn all_settings(store: &Store) -> ApiResult<HashMap<String, OrgTokenSettings>> {
+    let all = with_pool!(store, pool => {
+        let rows = sqlx::query("SELECT org_id, default_ttl_seconds, max_ttl_seconds FROM token_org_settings")
+            .fetch_all(pool)
+            .await?;
+        let mut all = HashMap::with_capacity(rows.len());
+        for row in rows {
+            all.insert(row.try_get::<String, _>("org_id")?, settings_row!(&row));
+        }
+        all
+    });
+    Ok(all)
+}
+
 /// The TTL settings of `org`, or `defaults`.
 pub async fn settings(
     store: &Store,
@@ -175,10 +202,7 @@ pub async fn settings(
             .fetch_optional(pool)
             .await?
         {
-            Some(row) => Some(OrgTokenSettings {
-                default_ttl_seconds: row.try_get("default_ttl_seconds")?,
-                max_ttl_seconds: row.try_get("max_ttl_seconds")?,
-            }),
+            Some(row) => Some(settings_row!(row)),
             None => None,
         }
     });

@@ -13,8 +13,7 @@
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, Mutex, RwLock};
-use std::time::{Duration, Instant};
+use std::sync::{Arc, RwLock};
 
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine as _;
@@ -29,6 +28,7 @@ use serde::Serialize;
 use sha2::Digest;
 use sqlx::Row;
 
+use super::throttle::ReloadThrottle;
 use crate::db::with_pool;
 
 /// Lifecycle state of a signing key.
@@ -120,7 +120,7 @@ pub struct KeyRing {
     dir: PathBuf,
     hs256: Option<(String, Vec<u8>)>,
     ring: RwLock<Arc<Ring>>,
-    last_reload: Mutex<Instant>,
+    throttle: ReloadThrottle,
 }
 
 impl std::fmt::Debug for KeyRing {
@@ -225,7 +225,7 @@ impl KeyRing {
             dir,
             hs256: hs256_secret.map(|s| (hs256_kid(&s), s)),
             ring: RwLock::new(Arc::new(Ring::default())),
-            last_reload: Mutex::new(Instant::now() - Duration::from_secs(60)),
+            throttle: ReloadThrottle::new(),
         };
         let mut created = Vec::new();
         for state in [KeyState::Active, KeyState::Next] {
@@ -394,28 +394,16 @@ impl KeyRing {
             Ok(mut guard) => *guard = fresh,
             Err(poisoned) => *poisoned.into_inner() = fresh,
         }
-        if let Ok(mut last) = self.last_reload.lock() {
-            *last = Instant::now();
-        }
+        self.throttle.reloaded();
         Ok(())
     }
 
     /// Reloads unless the last reload was less than a second ago (an unknown `kid` may be a key
-    /// another replica just rotated in; bounded so garbage `kid`s cannot hammer the database).
+    /// another replica just rotated in; see [`ReloadThrottle`]).
     pub async fn reload_if_stale(&self) -> bool {
-        let stale = self
-            .last_reload
-            .lock()
-            .map(|last| last.elapsed() >= Duration::from_secs(1))
-            .unwrap_or(false);
-        if !stale {
-            return false;
-        }
-        if let Err(e) = self.reload().await {
-            tracing::warn!(error = %e, "token key reload failed");
-            return false;
-        }
-        true
+        self.throttle
+            .reload_if_stale("token key", self.reload())
+            .await
     }
 
     /// Rotates: `active → retiring`, `next → active`, and a new `next`. One transaction; two

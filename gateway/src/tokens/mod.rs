@@ -2,7 +2,8 @@
 //! function and its extractor, introspection (RFC 7662), revocation (RFC 7009) and key rotation.
 //!
 //! [`TokenService`] owns the key ring ([`keys`]), the verifier with its cache and revoked set
-//! ([`verify`]), the issuers and org settings ([`issuers`]) and the tables ([`schema`]).
+//! ([`verify`]), the issuers and org settings ([`issuers`]) with their in-memory snapshot for
+//! verification ([`directory`]) and the tables ([`schema`]).
 //!
 //! Invariants:
 //! - Every route that accepts a gateway token calls [`TokenService::verify`] (directly or via
@@ -12,7 +13,10 @@
 //! - Every issue, revocation and key change is appended to the ledger before the API answers;
 //!   entries carry the `jti` and the token's SHA-256, never the token or key material.
 //! - A revoked `jti` is stored until the token's `exp`, loaded at start, and pushed to every
-//!   replica (PostgreSQL `NOTIFY` on [`CHANNEL`]; a periodic reload covers a lost notification).
+//!   replica (PostgreSQL `NOTIFY` on [`CHANNEL`]; a periodic reload covers a lost notification);
+//!   so are key changes and new issuers or org settings.
+//! - A token is accepted only if this deployment could have issued it: signed with a current
+//!   key, and within its issuer's LoA ceiling, scopes and algorithm and its org's maximum TTL.
 //!
 //! Settings come from the environment (documented in the README): `SCK_TOKENS_ISSUER`
 //! (default: the configured `public_url`), `SCK_TOKENS_AUDIENCE` (`urn:sck:enforcement`),
@@ -21,9 +25,11 @@
 //! `SCK_TOKENS_MAX_TTL_SECS` (3600; the ceiling of every org's maximum, at most 86400),
 //! `SCK_TOKENS_CACHE_SIZE` (10000).
 
+pub mod directory;
 pub mod issuers;
 pub mod keys;
 pub mod schema;
+mod throttle;
 pub mod verify;
 
 use std::collections::HashMap;
@@ -185,6 +191,7 @@ struct Inner {
     ledger: Ledger,
     settings: TokenSettings,
     keys: KeyRing,
+    directory: directory::Directory,
     verifier: Verifier,
     /// The ledger log that records deployment-wide key events.
     system_org: String,
@@ -212,8 +219,14 @@ fn event(kind: EventType, body: Value) -> ApiResult<Event> {
     Event::new(kind, body).map_err(|e| ApiError::internal("ledger event", e))
 }
 
+/// The text claims (`sub`, `artifact_id`, `artifact_type`) sck issues: 1-256 characters, not
+/// all blank, no control characters.
+fn is_valid_text(value: &str) -> bool {
+    !value.trim().is_empty() && value.len() <= 256 && !value.chars().any(char::is_control)
+}
+
 fn check_text(field: &str, value: &str) -> ApiResult<()> {
-    if value.trim().is_empty() || value.len() > 256 || value.chars().any(char::is_control) {
+    if !is_valid_text(value) {
         return Err(ApiError::bad_request(
             "invalid_request",
             format!("{field} must be 1-256 characters without control characters"),
@@ -251,6 +264,9 @@ impl TokenService {
             settings.hs256_secret.clone(),
         )
         .await?;
+        let directory = directory::Directory::open(store.clone(), settings.defaults)
+            .await
+            .map_err(|e| format!("token issuers: {e}"))?;
         let verifier = Verifier::default();
         let leeway = settings.verify.leeway_secs as i64;
         verifier.replace_revoked(
@@ -264,6 +280,7 @@ impl TokenService {
                 ledger,
                 settings,
                 keys,
+                directory,
                 verifier,
                 system_org: config.bundles.default_org.clone(),
             }),
@@ -298,7 +315,12 @@ impl TokenService {
         let result = self
             .inner
             .verifier
-            .verify(&self.inner.keys, &self.inner.settings.verify, bearer)
+            .verify(
+                &self.inner.keys,
+                &self.inner.directory,
+                &self.inner.settings.verify,
+                bearer,
+            )
             .await;
         let outcome = match &result {
             Ok(_) => "ok",
@@ -313,7 +335,12 @@ impl TokenService {
     pub async fn verify_uncached(&self, bearer: &str) -> Result<VerifiedToken, ApiError> {
         self.inner
             .verifier
-            .verify_uncached(&self.inner.keys, &self.inner.settings.verify, bearer)
+            .verify_uncached(
+                &self.inner.keys,
+                &self.inner.directory,
+                &self.inner.settings.verify,
+                bearer,
+            )
             .await
     }
 
@@ -374,7 +401,17 @@ impl TokenService {
                 ))
             }
         };
-        issuers::create(&self.inner.store, org, name, loa, &scopes, algorithm).await
+        let issuer = issuers::create(&self.inner.store, org, name, loa, &scopes, algorithm).await?;
+        self.directory_changed().await?;
+        Ok(issuer)
+    }
+
+    /// After a change of issuers or org settings: this replica's directory reloads, the others
+    /// are told.
+    async fn directory_changed(&self) -> ApiResult<()> {
+        self.inner.directory.reload().await?;
+        self.notify("issuers").await;
+        Ok(())
     }
 
     /// Issuers of `org` (every org for `None`).
@@ -415,6 +452,7 @@ impl TokenService {
             max_ttl_seconds: max_ttl,
         };
         issuers::set_settings(&self.inner.store, org, value).await?;
+        self.directory_changed().await?;
         Ok(value)
     }
 
@@ -769,6 +807,13 @@ impl TokenService {
         if let Err(e) = self.inner.keys.reload().await {
             tracing::warn!(error = %e, "could not reload token keys");
         }
+        self.reload_directory().await;
+    }
+
+    async fn reload_directory(&self) {
+        if let Err(e) = self.inner.directory.reload().await {
+            tracing::warn!(error = %e, "could not reload token issuers");
+        }
     }
 
     async fn start_listener(&self) -> Result<(), sqlx::Error> {
@@ -797,6 +842,7 @@ impl TokenService {
                                     tracing::warn!(error = %e, "could not reload token keys");
                                 }
                             }
+                            (Some("issuers"), _, _) => service.reload_directory().await,
                             _ => service.resync().await,
                         }
                     }

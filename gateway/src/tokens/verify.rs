@@ -2,16 +2,21 @@
 //!
 //! [`Verifier::verify`] is the only place a gateway token is accepted. In order, cheapest
 //! first: a size bound; the JOSE header (parsed by `jsonwebtoken`, so `alg: none` or any
-//! unknown algorithm is malformed); `typ` must be `at+jwt`; the `kid` must name a key we hold;
-//! the header's `alg` must be the one pinned to that key (this is what refuses HS256 signed
-//! with a public key, or any other confusion); then `jsonwebtoken::decode` checks the
+//! unknown algorithm is malformed); no `crit` (RFC 7515 §4.1.11: sck understands no extension
+//! header, so any critical one is refused); `typ` must be `at+jwt`; the `kid` must name a key
+//! we hold; the header's `alg` must be the one pinned to that key (this is what refuses HS256
+//! signed with a public key, or any other confusion); then `jsonwebtoken::decode` checks the
 //! signature with exactly that algorithm and `exp`/`nbf` (with a small leeway), `iss` and
-//! `aud`; the claims must be complete and consistent (`loa` 1–4, `acr` = `urn:sck:loa:<loa>`);
-//! finally the `jti` must not be revoked.
+//! `aud`; the claims must be complete and consistent (`loa` 1–4, `acr` = `urn:sck:loa:<loa>`,
+//! `sub`/`artifact_id`/`artifact_type` as issuing requires them, `iat` not in the future);
+//! the token must be one sck could have issued ([`check_issuable`], against the in-memory
+//! [`Directory`]: a key file that leaked still cannot mint other tokens); finally the `jti`
+//! must not be revoked.
 //!
 //! A verified token is cached under the SHA-256 of its text until its `exp` (never longer).
-//! A cache hit still re-checks expiry, that its key still verifies, and revocation, so the
-//! cache never outlives a revocation, an expiry or a key retirement.
+//! A cache hit still re-checks expiry, that its key still verifies, the directory (an org's
+//! lowered maximum TTL applies at once) and revocation, so the cache never outlives a
+//! revocation, an expiry, a key retirement or a settings change.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, RwLock};
@@ -22,6 +27,7 @@ use jsonwebtoken::{Algorithm, Validation};
 use serde::{Deserialize, Serialize};
 use sha2::Digest;
 
+use super::directory::{Directory, Snapshot};
 use super::keys::KeyRing;
 use crate::api_error::ApiError;
 
@@ -79,6 +85,9 @@ pub struct VerifiedToken {
     pub client_id: String,
     #[serde(skip)]
     pub kid: String,
+    /// The algorithm of the key that signed it.
+    #[serde(skip)]
+    pub alg: Algorithm,
 }
 
 impl VerifiedToken {
@@ -194,6 +203,7 @@ impl Verifier {
     pub async fn verify(
         &self,
         keys: &KeyRing,
+        directory: &Directory,
         settings: &VerifySettings,
         token: &str,
     ) -> Result<VerifiedToken, ApiError> {
@@ -209,6 +219,7 @@ impl Verifier {
             .and_then(|cache| cache.get(&digest).cloned());
         if let Some(hit) = cached {
             if now < hit.exp && keys.snapshot().verify.contains_key(&hit.kid) {
+                check_directory(directory, &hit).await?;
                 if self.is_revoked(&hit.jti) {
                     return Err(reject("token_revoked", "token has been revoked"));
                 }
@@ -218,7 +229,9 @@ impl Verifier {
                 cache.remove(&digest);
             }
         }
-        let verified = self.verify_uncached(keys, settings, token).await?;
+        let verified = self
+            .verify_uncached(keys, directory, settings, token)
+            .await?;
         if self.is_revoked(&verified.jti) {
             return Err(reject("token_revoked", "token has been revoked"));
         }
@@ -238,6 +251,7 @@ impl Verifier {
     pub async fn verify_uncached(
         &self,
         keys: &KeyRing,
+        directory: &Directory,
         settings: &VerifySettings,
         token: &str,
     ) -> Result<VerifiedToken, ApiError> {
@@ -246,6 +260,12 @@ impl Verifier {
         }
         let header = jsonwebtoken::decode_header(token)
             .map_err(|_| reject("invalid_token", "malformed token header"))?;
+        if header.crit.is_some() {
+            return Err(reject(
+                "unsupported_critical_header",
+                "token marks header parameters critical (crit); none is supported",
+            ));
+        }
         match header.typ.as_deref() {
             Some(t)
                 if t.eq_ignore_ascii_case(TOKEN_TYPE)
@@ -287,7 +307,19 @@ impl Verifier {
         if claims.jti.is_empty() || claims.org.is_empty() {
             return Err(reject("invalid_token", "a required claim is missing"));
         }
-        Ok(VerifiedToken {
+        if ![&claims.sub, &claims.artifact_id, &claims.artifact_type]
+            .into_iter()
+            .all(|text| super::is_valid_text(text))
+        {
+            return Err(reject(
+                "invalid_claim",
+                "sub, artifact_id and artifact_type must be 1-256 characters without control characters",
+            ));
+        }
+        if claims.iat > unix_now() + settings.leeway_secs as i64 {
+            return Err(reject("issued_in_future", "token iat is in the future"));
+        }
+        let verified = VerifiedToken {
             jti: claims.jti,
             sub: claims.sub,
             org: claims.org,
@@ -303,8 +335,66 @@ impl Verifier {
             aud: claims.aud,
             client_id: claims.client_id,
             kid: kid.to_owned(),
-        })
+            alg: key.alg,
+        };
+        check_directory(directory, &verified).await?;
+        Ok(verified)
     }
+}
+
+/// [`check_issuable`] against the directory's snapshot; a refusal reloads it (at most once a
+/// second) and checks again, so an issuer or setting just created on another replica counts.
+async fn check_directory(directory: &Directory, token: &VerifiedToken) -> Result<(), ApiError> {
+    match check_issuable(&directory.snapshot(), token) {
+        Err(_) if directory.reload_if_stale().await => check_issuable(&directory.snapshot(), token),
+        result => result,
+    }
+}
+
+/// Refuses a token that verified under one of sck's keys but that sck could not have issued
+/// (defence in depth against a leaked key file): its `client_id` must be an issuer of its org,
+/// signing with that issuer's algorithm, within its LoA ceiling and scopes, and it may not
+/// live (`exp - iat`) longer than its org's maximum TTL. What issuing checks, checked again.
+fn check_issuable(directory: &Snapshot, token: &VerifiedToken) -> Result<(), ApiError> {
+    let issuer = directory
+        .issuer(&token.client_id)
+        .filter(|issuer| issuer.organization_id == token.org)
+        .ok_or_else(|| {
+            reject(
+                "unknown_client",
+                "token client_id is not an issuer of its organization",
+            )
+        })?;
+    if issuer.algorithm != algorithm_name(token.alg) {
+        return Err(reject(
+            "algorithm_mismatch",
+            "token is not signed with its issuer's algorithm",
+        ));
+    }
+    if token.loa > issuer.loa_ceiling {
+        return Err(reject(
+            "loa_above_ceiling",
+            "token level of assurance is above its issuer's ceiling",
+        ));
+    }
+    if !token
+        .scope
+        .iter()
+        .all(|scope| issuer.scopes.contains(scope))
+    {
+        return Err(reject(
+            "scope_not_allowed",
+            "token grants a scope its issuer may not grant",
+        ));
+    }
+    let lifetime = token.exp - token.iat;
+    if lifetime < 1 || lifetime > directory.settings(&token.org).max_ttl_seconds {
+        return Err(reject(
+            "ttl_above_maximum",
+            "token lives longer than its organization's maximum TTL",
+        ));
+    }
+    Ok(())
 }
 
 /// `Algorithm` names as they appear in the API.
@@ -331,8 +421,13 @@ mod tests {
         _dir: tempfile::TempDir,
         runtime: tokio::runtime::Runtime,
         keys: KeyRing,
+        directory: Directory,
+        /// The ids of an EdDSA and an HS256 issuer of `default` (LoA ceiling 4).
+        issuers: (String, String),
         settings: VerifySettings,
     }
+
+    const MAX_TTL: i64 = 3600;
 
     fn fixture() -> &'static Fixture {
         static FIXTURE: OnceLock<Fixture> = OnceLock::new();
@@ -342,24 +437,41 @@ mod tests {
                 .enable_all()
                 .build()
                 .unwrap();
-            let keys = runtime.block_on(async {
+            let (keys, directory, issuers) = runtime.block_on(async {
                 let url = dir.path().join("t.db").display().to_string();
                 let store = Store::open(&url, &[crate::tokens::schema::MIGRATIONS])
                     .await
                     .unwrap();
-                KeyRing::open(
+                let scopes = ["mcp:invoke".to_owned(), "tools:read".to_owned()];
+                let mut ids = Vec::new();
+                for alg in ["EdDSA", "HS256"] {
+                    let issuer =
+                        crate::tokens::issuers::create(&store, "default", alg, 4, &scopes, alg)
+                            .await
+                            .unwrap();
+                    ids.push(issuer.id);
+                }
+                let defaults = crate::tokens::OrgTokenSettings {
+                    default_ttl_seconds: 900,
+                    max_ttl_seconds: MAX_TTL,
+                };
+                let directory = Directory::open(store.clone(), defaults).await.unwrap();
+                let keys = KeyRing::open(
                     store,
                     dir.path().join("keys"),
                     Some(b"0123456789abcdef0123456789abcdef".to_vec()),
                 )
                 .await
                 .unwrap()
-                .0
+                .0;
+                (keys, directory, (ids[0].clone(), ids[1].clone()))
             });
             Fixture {
                 _dir: dir,
                 runtime,
                 keys,
+                directory,
+                issuers,
                 settings: VerifySettings {
                     issuer: "https://sck.test".into(),
                     audience: "urn:sck:enforcement".into(),
@@ -380,7 +492,7 @@ mod tests {
             iat: now,
             nbf: now,
             exp: now + exp_in,
-            client_id: "iss_1".into(),
+            client_id: ISSUER.into(),
             org: "default".into(),
             loa: 3,
             acr: acr_for(3),
@@ -390,22 +502,31 @@ mod tests {
         }
     }
 
+    /// Signs `claims` with the EdDSA or the HS256 key, as the issuer of that algorithm (unless
+    /// `claims` names another client).
     fn sign(f: &Fixture, hs256: bool, claims: &Claims) -> String {
         let ring = f.keys.snapshot();
-        let key = if hs256 {
-            ring.hs256.clone().unwrap()
+        let (key, issuer) = if hs256 {
+            (ring.hs256.clone().unwrap(), &f.issuers.1)
         } else {
-            ring.ed25519.clone().unwrap()
+            (ring.ed25519.clone().unwrap(), &f.issuers.0)
         };
+        let mut claims = claims.clone();
+        if claims.client_id == ISSUER {
+            claims.client_id = issuer.clone();
+        }
         let mut header = Header::new(key.alg);
         header.typ = Some(TOKEN_TYPE.into());
         header.kid = Some(key.kid.clone());
-        jsonwebtoken::encode(&header, claims, &key.encoding).unwrap()
+        jsonwebtoken::encode(&header, &claims, &key.encoding).unwrap()
     }
+
+    /// The `client_id` [`sign`] replaces by the issuer of the signing algorithm.
+    const ISSUER: &str = "the-signing-issuer";
 
     fn verify(f: &Fixture, verifier: &Verifier, token: &str) -> Result<VerifiedToken, ApiError> {
         f.runtime
-            .block_on(verifier.verify(&f.keys, &f.settings, token))
+            .block_on(verifier.verify(&f.keys, &f.directory, &f.settings, token))
     }
 
     #[test]
@@ -565,6 +686,90 @@ mod tests {
             mutated.replace_range(i..i + 1, &replacement.to_string());
             prop_assert!(verify(f, &Verifier::default(), &mutated).is_err());
         }
+    }
+
+    /// A claim sck would not have issued, with the code its refusal carries.
+    fn unissuable() -> impl Strategy<Value = (&'static str, serde_json::Value, &'static str)> {
+        let now = unix_now();
+        prop_oneof![
+            (MAX_TTL + 1..=i64::from(u32::MAX)).prop_map(move |ttl| (
+                "exp",
+                serde_json::json!(now + ttl),
+                "ttl_above_maximum"
+            )),
+            (3600i64..=1_000_000_000).prop_map(move |ahead| {
+                ("iat", serde_json::json!(now + ahead), "issued_in_future")
+            }),
+            prop_oneof![
+                Just(String::new()),
+                Just("iss_unknown".to_owned()),
+                "[a-z_0-9]{1,30}"
+            ]
+            .prop_map(|id| ("client_id", serde_json::json!(id), "unknown_client")),
+            prop_oneof![
+                Just("admin:*"),
+                Just("mcp:invoke admin"),
+                Just("tools:write")
+            ]
+            .prop_map(|scope| ("scope", serde_json::json!(scope), "scope_not_allowed")),
+            prop::sample::select(vec!["sub", "artifact_id", "artifact_type"]).prop_flat_map(
+                |field| {
+                    prop_oneof![
+                        Just(String::new()),
+                        " {1,5}",
+                        "[a-z]{0,3}[\\x00-\\x1f][a-z]{0,3}",
+                        Just("x".repeat(257)),
+                    ]
+                    .prop_map(move |text| (field, serde_json::json!(text), "invalid_claim"))
+                }
+            ),
+        ]
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig { cases: 128, ..ProptestConfig::default() })]
+
+        /// Signed with sck's own key but not what sck could have issued: refused with the code
+        /// of what is wrong, whichever key signed it.
+        #[test]
+        fn signed_tokens_sck_could_not_have_issued_never_verify(
+            (field, value, code) in unissuable(),
+            hs256 in any::<bool>(),
+        ) {
+            let f = fixture();
+            let mut payload = serde_json::to_value(claims("unissuable", 600)).unwrap();
+            payload[field] = value;
+            let claims: Claims = serde_json::from_value(payload).unwrap();
+            let token = sign(f, hs256, &claims);
+            let refusal = verify(f, &Verifier::default(), &token).unwrap_err();
+            prop_assert_eq!((refusal.status, refusal.code), (StatusCode::UNAUTHORIZED, code));
+        }
+    }
+
+    #[test]
+    fn critical_headers_and_another_issuers_algorithm_are_refused() {
+        let f = fixture();
+        let verifier = Verifier::default();
+        let ring = f.keys.snapshot();
+        let key = ring.ed25519.clone().unwrap();
+        let mut header = Header::new(key.alg);
+        header.typ = Some(TOKEN_TYPE.into());
+        header.kid = Some(key.kid.clone());
+        header.crit = Some(vec!["b64".into()]);
+        let token = jsonwebtoken::encode(&header, &claims("crit", 600), &key.encoding).unwrap();
+        assert_eq!(
+            verify(f, &verifier, &token).unwrap_err().code,
+            "unsupported_critical_header"
+        );
+        // The HS256 issuer's claims signed with the Ed25519 key.
+        let mut theirs = claims("alg", 600);
+        theirs.client_id = f.issuers.1.clone();
+        assert_eq!(
+            verify(f, &verifier, &sign(f, false, &theirs))
+                .unwrap_err()
+                .code,
+            "algorithm_mismatch"
+        );
     }
 
     /// A refusal of caller input is a 401 with a code, never a server error.
