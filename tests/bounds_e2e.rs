@@ -168,6 +168,17 @@ fn runaway_and_panicking_tests_are_refused_by_name() {
     }
 }
 
+/// A capacity refusal: 503, `code`, and when to retry.
+fn assert_busy(reply: &support::Reply, code: &str) {
+    assert_eq!(
+        (reply.status, reply.code().as_str()),
+        (503, code),
+        "{}",
+        String::from_utf8_lossy(&reply.body)
+    );
+    assert_eq!(reply.header("retry-after").as_deref(), Some("1"));
+}
+
 /// Sends a JSON POST over a raw connection and returns it unread: dropping it is a client
 /// that gave up.
 fn send_and_leave(server: &Server, path: &str, body: &Value) -> std::net::TcpStream {
@@ -187,16 +198,23 @@ fn send_and_leave(server: &Server, path: &str, body: &Value) -> std::net::TcpStr
 }
 
 /// Compiles `version` (a passing bundle) until it is not refused as `compile_busy`, for 60 s
-/// at most; the answer.
-fn compile_when_a_slot_frees(server: &Server, version: &str) -> support::Reply {
+/// at most, and checks that it was accepted: the abandoned compile gave its slot back.
+fn compile_once_the_slot_is_back(server: &Server, version: &str) {
     let deadline = Instant::now() + Duration::from_secs(60);
-    loop {
+    let reply = loop {
         let reply = compile(server, version, ("files", probe_files("test_ok if true\n")));
         if reply.code() != "compile_busy" || Instant::now() > deadline {
-            return reply;
+            break reply;
         }
         std::thread::sleep(Duration::from_millis(200));
-    }
+    };
+    assert_eq!(
+        reply.status,
+        201,
+        "the abandoned compile still holds its slot: {}",
+        String::from_utf8_lossy(&reply.body)
+    );
+    assert_eq!(bundle_versions(server), [version]);
 }
 
 /// A server with one compile slot, 2-second tests and `request_timeout_secs`; and a
@@ -231,22 +249,9 @@ fn compiles_over_the_cap_are_refused_and_a_disconnected_clients_compile_stops() 
         "1.0.1",
         ("files", probe_files("test_ok if true\n")),
     );
-    assert_eq!(
-        (second.status, second.code()),
-        (503, "compile_busy".into()),
-        "{}",
-        String::from_utf8_lossy(&second.body)
-    );
-    assert_eq!(second.header("retry-after").as_deref(), Some("1"));
+    assert_busy(&second, "compile_busy");
     drop(gone);
-    let accepted = compile_when_a_slot_frees(&server, "1.0.1");
-    assert_eq!(
-        accepted.status,
-        201,
-        "the abandoned compile still holds its slot: {}",
-        String::from_utf8_lossy(&accepted.body)
-    );
-    assert_eq!(bundle_versions(&server), ["1.0.1"]);
+    compile_once_the_slot_is_back(&server, "1.0.1");
 }
 
 /// A compile whose request times out (503 after 2 s) starts no further test either.
@@ -256,14 +261,7 @@ fn a_timed_out_compile_stops() {
     let timed_out = compile(&server, "1.0.0", ("files", runaway));
     assert_eq!(timed_out.status, 503);
     assert_ne!(timed_out.code(), "compile_busy");
-    let accepted = compile_when_a_slot_frees(&server, "1.0.1");
-    assert_eq!(
-        accepted.status,
-        201,
-        "the timed-out compile still holds its slot: {}",
-        String::from_utf8_lossy(&accepted.body)
-    );
-    assert_eq!(bundle_versions(&server), ["1.0.1"]);
+    compile_once_the_slot_is_back(&server, "1.0.1");
 }
 
 /// One event whose input makes the upload inflate to about `bytes`.
@@ -342,22 +340,15 @@ fn the_decompression_budget_is_shared_by_every_upload() {
         );
 
         let upload = padded_upload(768 << 10);
-        let refused = upload_logs(&server, &upload);
-        assert_eq!(
-            (refused.status, refused.code()),
-            (503, "decompression_busy".into()),
-            "{}",
-            String::from_utf8_lossy(&refused.body)
-        );
-        assert_eq!(refused.header("retry-after").as_deref(), Some("1"));
-        let second = compile(&server, "1.0.1", ("tarball", big));
-        assert_eq!(
-            (second.status, second.code()),
-            (503, "decompression_busy".into())
+        assert_busy(&upload_logs(&server, &upload), "decompression_busy");
+        assert_busy(
+            &compile(&server, "1.0.1", ("tarball", big)),
+            "decompression_busy",
         );
 
         let held = holder.join().unwrap();
         assert_eq!(held.code(), "policy_test_timeout");
+        // The refused upload left nothing behind: its decision id is still new.
         let accepted = upload_logs(&server, &upload);
         assert_eq!(
             (accepted.status, accepted.json()["appended"].clone()),
