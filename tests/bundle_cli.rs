@@ -334,7 +334,7 @@ fn test_stops_runaway_tests_and_survives_panicking_ones() {
             "package app_test\n\nimport rego.v1\n\n\
              test_runaway if { count([1 | some x in numbers.range(1, 100000); \
              some y in numbers.range(1, 100000); x == y]) > 0 }\n\n\
-             test_panics if regex.template_match(\"abc{[0-9]+}\", \"a\", \"{\", \"}\")\n\n\
+             test_panics if strings.count(\"\", \"\") == 0\n\n\
              test_ok if { 1 == 1 }\n",
         )],
     );
