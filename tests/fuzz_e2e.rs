@@ -385,6 +385,10 @@ fn body(known: Known) -> impl Strategy<Value = Body> {
         json!({".manifest": "{\"roots\": [\"app\"]}", "app/data.json": "{\"a\": 1e400}"}),
         json!({"app/data.json": format!("{{\"a\": {}{}}}", "[".repeat(300), "]".repeat(300))}),
         json!({"app/data.yaml": "a: &x [*x]\nb: !!binary AAAA"}),
+        // Rego tests that run away (stopped at the fuzz server's test time limit) or panic
+        // inside regorus: refused with 422, never a 5xx or a stalled worker.
+        json!({"app/p_test.rego": "package app\n\ntest_x if { count([1 | some x in numbers.range(1, 100000); some y in numbers.range(1, 100000); x == y]) > 0 }\n"}),
+        json!({"app/p_test.rego": "package app\n\ntest_x if strings.count(\"\", \"\") == 0\n"}),
         json!("2026-01-01T00:00:00Z"),
     ]);
     let value = prop_oneof![
@@ -1179,8 +1183,12 @@ fn fuzz<S: Strategy<Value = Fuzz>>(
     requests: impl FnOnce(Known) -> S,
     check: fn(&Server, &Known, &Fuzz) -> Result<(), TestCaseError>,
 ) {
-    // Long polls are capped at 1 s so a generated `Prefer: wait=N` cannot stall the suite.
-    let server = Server::start_with_env(&[("SCK_HTTP__LONG_POLL_MAX_SECS", "1")]);
+    // Long polls are capped at 1 s so a generated `Prefer: wait=N` cannot stall the suite, and
+    // so are the Rego tests of a compile (100 ms each).
+    let server = Server::start_with_env(&[
+        ("SCK_HTTP__LONG_POLL_MAX_SECS", "1"),
+        ("SCK_BUNDLES__TEST_TIMEOUT_MS", "100"),
+    ]);
     let known = setup(&server);
     let mut runner = TestRunner::new(Config {
         cases: std::env::var("PROPTEST_CASES")

@@ -11,7 +11,9 @@ use crate::error::{BundleError, Result};
 use crate::manifest::Manifest;
 use crate::policy;
 use crate::signing::{self, VerificationConfig, VerifiedSignature, SIGNATURES_FILE};
-use crate::tarball::{read_tarball, write_tarball, BundleFile, Limits};
+use crate::tarball::{
+    read_tarball, read_tarball_metered, write_tarball, BundleFile, Limits, Meter,
+};
 
 /// Name of the manifest file inside a bundle.
 pub const MANIFEST_FILE: &str = ".manifest";
@@ -42,6 +44,11 @@ impl Bundle {
     /// Reads and validates an untrusted gzip-compressed bundle.
     pub fn read(tarball: &[u8], limits: &Limits) -> Result<Bundle> {
         Bundle::from_files(read_tarball(tarball, limits)?)
+    }
+
+    /// [`Bundle::read`], charging the decompressed bytes to `meter`.
+    pub fn read_metered(tarball: &[u8], limits: &Limits, meter: &mut dyn Meter) -> Result<Bundle> {
+        Bundle::from_files(read_tarball_metered(tarball, limits, meter)?)
     }
 
     /// Validates a bundle given as its files.

@@ -170,7 +170,7 @@ impl std::fmt::Debug for Evaluator {
     }
 }
 
-fn timer(limits: &EvalLimits) -> ExecutionTimerConfig {
+pub(crate) fn timer(limits: &EvalLimits) -> ExecutionTimerConfig {
     ExecutionTimerConfig {
         limit: limits.time,
         check_interval: NonZeroU32::new(64).expect("non-zero"),

@@ -21,6 +21,10 @@ pub enum BundleError {
     /// A configured limit was exceeded (file count, decompressed size).
     #[error("bundle exceeds the limit of {limit} {what}")]
     LimitExceeded { what: &'static str, limit: u64 },
+    /// The decompressed bytes were refused by the caller's budget (shared with other work in
+    /// flight): a transient refusal, the same input may be read later.
+    #[error("the decompression budget is exhausted by other work in flight; retry later")]
+    BudgetExhausted,
     /// A Rego module that is not valid UTF-8.
     #[error("{path}: Rego source is not valid UTF-8")]
     InvalidUtf8 { path: String },
@@ -80,6 +84,7 @@ impl BundleError {
             | BundleError::OutsideRoots(_)
             | BundleError::Unsupported(_) => "bundle_invalid",
             BundleError::LimitExceeded { .. } => "bundle_too_large",
+            BundleError::BudgetExhausted => "decompression_busy",
             BundleError::Policy(_) => "policy_invalid",
             BundleError::Key(_) => "key_invalid",
             BundleError::Signing(_) => "signing_failed",

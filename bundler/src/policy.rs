@@ -6,10 +6,12 @@
 
 use std::time::{Duration, Instant};
 
-use regorus::Engine;
+use regorus::{Engine, LimitError};
 use serde_json::Value as JsonValue;
 
+use crate::builtins::scope::{self, Ended, Stop};
 use crate::bundle::{Bundle, ModuleRef};
+use crate::decision::EvalLimits;
 use crate::error::{BundleError, Result};
 use crate::roots::Roots;
 
@@ -336,7 +338,10 @@ pub fn evaluate(engine: &Engine, rule: &str, input: &JsonValue) -> Result<Option
 pub enum TestStatus {
     Pass,
     Fail,
+    /// The evaluation failed, or panicked inside regorus (the panic stops at this test).
     Error(String),
+    /// The evaluation hit its time limit and was stopped.
+    Timeout(Duration),
 }
 
 /// One `test_*` rule's result.
@@ -349,10 +354,24 @@ pub struct TestOutcome {
     pub duration: Duration,
 }
 
+/// The default time limit of one test: `opa test`'s default `--timeout`.
+pub const DEFAULT_TEST_TIMEOUT: Duration = Duration::from_secs(5);
+
 /// Runs every `test_*` rule of the bundle, as `opa test` does: a test passes when it
 /// evaluates to `true`; `false` or undefined fail; an evaluation error is an error.
-pub fn run_tests(bundle: &Bundle) -> Result<Vec<TestOutcome>> {
-    let engine = load(bundle)?;
+///
+/// Each test is bounded by `limits.time` through regorus' execution timer (tests run on the
+/// interpreter, since they use `with`, which the VM refuses, so `limits.instructions` does not
+/// apply), and a panic inside regorus becomes that test's error. `stop` is asked before each
+/// test: once it answers true (the caller gave up on the result), the remaining tests are not
+/// started and are missing from the outcomes.
+pub fn run_tests(
+    bundle: &Bundle,
+    limits: &EvalLimits,
+    stop: &dyn Fn() -> bool,
+) -> Result<Vec<TestOutcome>> {
+    let mut engine = load(bundle)?;
+    engine.set_execution_timer_config(crate::decision::timer(limits));
     let mut outcomes = Vec::new();
     for module in bundle.modules() {
         let (package, ast) = module_ast(bundle, module)?;
@@ -360,14 +379,12 @@ pub fn run_tests(bundle: &Bundle) -> Result<Vec<TestOutcome>> {
             if !rule.starts_with("test_") {
                 continue;
             }
+            if stop() {
+                return Ok(outcomes);
+            }
             let name = format!("{package}.{rule}");
-            let mut engine = engine.clone();
             let started = Instant::now();
-            let status = match engine.eval_rule(name.clone()) {
-                Ok(regorus::Value::Bool(true)) => TestStatus::Pass,
-                Ok(_) => TestStatus::Fail,
-                Err(e) => TestStatus::Error(e.to_string()),
-            };
+            let status = run_test(&engine, &name, limits);
             outcomes.push(TestOutcome {
                 file: module.path.to_owned(),
                 name,
@@ -377,6 +394,35 @@ pub fn run_tests(bundle: &Bundle) -> Result<Vec<TestOutcome>> {
         }
     }
     Ok(outcomes)
+}
+
+/// Evaluates one test rule on a fresh clone of `engine`, which is dropped afterwards, so a
+/// panic cannot leave a half-updated engine behind for the next test. The test runs inside the
+/// same boundary as a decision ([`scope::run`]): panics are caught quietly and the bounded
+/// built-ins charge the evaluation's memory budget.
+fn run_test(engine: &Engine, name: &str, limits: &EvalLimits) -> TestStatus {
+    let mut engine = engine.clone();
+    match scope::run(limits.memory, || engine.eval_rule(name.to_owned())) {
+        Ended::Returned(_, Some(Stop::Limit(why))) => {
+            TestStatus::Error(format!("evaluation_limit: {why}"))
+        }
+        Ended::Returned(_, Some(Stop::Unsupported(why))) => TestStatus::Error(why),
+        Ended::Returned(Ok(regorus::Value::Bool(true)), None) => TestStatus::Pass,
+        Ended::Returned(Ok(_), None) => TestStatus::Fail,
+        Ended::Returned(Err(e), None) if is_time_limit(&*e) => TestStatus::Timeout(limits.time),
+        Ended::Returned(Err(e), None) => TestStatus::Error(e.to_string()),
+        Ended::Panicked(message) => TestStatus::Error(format!("evaluation panicked: {message}")),
+    }
+}
+
+/// True if regorus stopped an evaluation at its execution time limit.
+fn is_time_limit(error: &(dyn std::error::Error + 'static)) -> bool {
+    std::iter::successors(Some(error), |e| e.source()).any(|cause| {
+        matches!(
+            cause.downcast_ref::<LimitError>(),
+            Some(LimitError::TimeLimitExceeded { .. })
+        )
+    })
 }
 
 #[cfg(test)]
@@ -429,6 +475,92 @@ mod tests {
             .unwrap();
         assert!(
             !matches!(engine.eval_rule("data.p.x".into()), Ok(v) if v != regorus::Value::Undefined)
+        );
+    }
+
+    fn bundle_with_tests(tests: &str) -> Bundle {
+        let source = crate::SourceTree::from_files(
+            [(
+                "t/t_test.rego".to_owned(),
+                format!("package t\n{tests}").into_bytes(),
+            )]
+            .into_iter()
+            .collect(),
+        )
+        .unwrap();
+        crate::build(&source, &crate::BuildOptions::default())
+            .unwrap()
+            .bundle
+    }
+
+    fn limits(time: Duration) -> EvalLimits {
+        EvalLimits {
+            time,
+            ..EvalLimits::default()
+        }
+    }
+
+    fn statuses(outcomes: &[TestOutcome]) -> Vec<(&str, &TestStatus)> {
+        outcomes
+            .iter()
+            .map(|o| (o.name.as_str(), &o.status))
+            .collect()
+    }
+
+    /// The probe of issue 14: ten billion iterations, stopped by the time limit; the tests
+    /// around it still run.
+    #[test]
+    fn a_runaway_test_times_out_and_the_others_run() {
+        let bundle = bundle_with_tests(
+            "test_before if true\n\
+             test_runaway if { count([1 | some x in numbers.range(1, 100000); \
+             some y in numbers.range(1, 100000); x == y]) > 0 }\n\
+             test_after if true\n",
+        );
+        let limit = Duration::from_millis(200);
+        let outcomes = run_tests(&bundle, &limits(limit), &|| false).unwrap();
+        assert_eq!(
+            statuses(&outcomes),
+            [
+                ("data.t.test_before", &TestStatus::Pass),
+                ("data.t.test_runaway", &TestStatus::Timeout(limit)),
+                ("data.t.test_after", &TestStatus::Pass),
+            ]
+        );
+    }
+
+    /// regorus 0.14 panics on `strings.count("", "")`: the panic becomes that test's error.
+    #[test]
+    fn a_panic_in_a_test_is_that_tests_error() {
+        let bundle = bundle_with_tests(
+            "test_panics if strings.count(\"\", \"\") == 0\n\
+             test_after if true\n",
+        );
+        let outcomes = run_tests(&bundle, &limits(DEFAULT_TEST_TIMEOUT), &|| false).unwrap();
+        assert_eq!(outcomes.len(), 2);
+        assert!(
+            matches!(&outcomes[0].status, TestStatus::Error(e) if e.starts_with("evaluation panicked")),
+            "{:?}",
+            outcomes[0]
+        );
+        assert_eq!(outcomes[1].status, TestStatus::Pass);
+    }
+
+    #[test]
+    fn no_test_starts_once_stop_answers_true() {
+        let bundle = bundle_with_tests("test_a if true\ntest_b if true\ntest_c if true\n");
+        let asked = std::cell::Cell::new(0);
+        let stop = || {
+            asked.set(asked.get() + 1);
+            asked.get() > 2
+        };
+        let outcomes = run_tests(&bundle, &limits(DEFAULT_TEST_TIMEOUT), &stop).unwrap();
+        assert_eq!(
+            statuses(&outcomes),
+            [
+                ("data.t.test_a", &TestStatus::Pass),
+                ("data.t.test_b", &TestStatus::Pass),
+            ]
         );
     }
 

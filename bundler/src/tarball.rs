@@ -4,8 +4,9 @@
 //! leading `/`, mode 0600, mtime 0, uid/gid 0, no directory entries — and, given the same files
 //! in the same order, the same bytes. The reader treats its input as hostile: it refuses links
 //! and special files, unsafe or duplicate paths, and more files or decompressed bytes than the
-//! configured [`Limits`], before any content is interpreted. Tar parsing itself is the `tar`
-//! crate's.
+//! configured [`Limits`], before any content is interpreted; a [`Meter`] (in the server, the
+//! process-wide budget of decompressed bytes in flight) can be charged for every decompressed
+//! byte before it is used. Tar parsing itself is the `tar` crate's.
 
 use std::collections::BTreeSet;
 use std::io::{self, Read};
@@ -101,13 +102,38 @@ fn set_name(header: &mut tar::Header, name: &[u8]) {
     field[..name.len()].copy_from_slice(name);
 }
 
+/// Where decompressed bytes are accounted as they are produced: in the server, a process-wide
+/// budget shared by every request in flight.
+pub trait Meter {
+    /// Called before `bytes` more decompressed bytes are handed on; `false` refuses them and
+    /// stops the reader with [`BundleError::BudgetExhausted`].
+    fn charge(&mut self, bytes: u64) -> bool;
+}
+
+/// A closure is a meter: `|bytes| ...` answers whether to accept them.
+impl<F: FnMut(u64) -> bool> Meter for F {
+    fn charge(&mut self, bytes: u64) -> bool {
+        self(bytes)
+    }
+}
+
 /// Reads every regular file of an untrusted gzip-compressed tarball, enforcing `limits`.
 /// Directory entries are skipped; anything else that is not a regular file is refused, and so
 /// is any data after the archive.
 pub fn read_tarball(gzipped: &[u8], limits: &Limits) -> Result<Vec<BundleFile>> {
+    read_tarball_metered(gzipped, limits, &mut |_| true)
+}
+
+/// [`read_tarball`], charging every decompressed byte to `meter` before it is used.
+pub fn read_tarball_metered(
+    gzipped: &[u8],
+    limits: &Limits,
+    meter: &mut dyn Meter,
+) -> Result<Vec<BundleFile>> {
     let counted = CappedReader {
         inner: GzDecoder::new(gzipped),
         remaining: limits.max_decompressed_bytes,
+        meter,
     };
     let mut archive = tar::Archive::new(counted);
     let files = read_entries(&mut archive, limits)?;
@@ -224,31 +250,37 @@ fn entry_kind(kind: tar::EntryType) -> &'static str {
     }
 }
 
-/// The marker error [`CappedReader`] returns once the decompressed limit is passed.
+/// The marker errors [`CappedReader`] returns once the decompressed limit is passed or its
+/// meter refuses more bytes.
 const OVER_LIMIT: &str = "sck: decompressed size limit exceeded";
+const METER_REFUSED: &str = "sck: decompression budget exhausted";
 
 fn archive_error(e: io::Error, limits: &Limits) -> BundleError {
-    if e.get_ref()
-        .is_some_and(|inner| inner.to_string() == OVER_LIMIT)
-        || e.to_string().contains(OVER_LIMIT)
-    {
+    let is = |marker: &str| {
+        e.get_ref().is_some_and(|inner| inner.to_string() == marker)
+            || e.to_string().contains(marker)
+    };
+    if is(OVER_LIMIT) {
         BundleError::LimitExceeded {
             what: "decompressed bytes",
             limit: limits.max_decompressed_bytes,
         }
+    } else if is(METER_REFUSED) {
+        BundleError::BudgetExhausted
     } else {
         BundleError::Archive(e.to_string())
     }
 }
 
 /// Reads at most `remaining` bytes from `inner`, then fails: a gzip bomb stops here instead of
-/// filling memory.
-struct CappedReader<R> {
+/// filling memory. Every byte read is charged to `meter` first.
+struct CappedReader<'m, R> {
     inner: R,
     remaining: u64,
+    meter: &'m mut dyn Meter,
 }
 
-impl<R: Read> Read for CappedReader<R> {
+impl<R: Read> Read for CappedReader<'_, R> {
     fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
         if self.remaining == 0 {
             // Only an error if there is more to read.
@@ -260,6 +292,9 @@ impl<R: Read> Read for CappedReader<R> {
         }
         let cap = buf.len().min(self.remaining as usize);
         let n = self.inner.read(&mut buf[..cap])?;
+        if !self.meter.charge(n as u64) {
+            return Err(io::Error::other(METER_REFUSED));
+        }
         self.remaining -= n as u64;
         Ok(n)
     }
@@ -281,6 +316,33 @@ mod tests {
         let two = write_tarball(&files).unwrap();
         assert_eq!(one, two);
         assert_eq!(read_tarball(&one, &Limits::default()).unwrap(), files);
+    }
+
+    #[test]
+    fn every_decompressed_byte_is_charged_and_a_refusal_stops_the_reader() {
+        let files = vec![BundleFile::new("data.json", vec![b' '; 100_000])];
+        let tarball = write_tarball(&files).unwrap();
+        let mut charged = 0;
+        let mut count = |bytes| {
+            charged += bytes;
+            true
+        };
+        let read = read_tarball_metered(&tarball, &Limits::default(), &mut count).unwrap();
+        assert_eq!(read, files);
+        // The whole tar stream: header, content padded to 512-byte blocks, end-of-archive blocks.
+        assert!(charged >= 100_000 + 512, "{charged}");
+
+        let mut left = charged - 1;
+        let mut short = |bytes| {
+            let fits = bytes <= left;
+            if fits {
+                left -= bytes;
+            }
+            fits
+        };
+        let err = read_tarball_metered(&tarball, &Limits::default(), &mut short).unwrap_err();
+        assert!(matches!(err, BundleError::BudgetExhausted), "{err:?}");
+        assert_eq!(err.code(), "decompression_busy");
     }
 
     #[test]

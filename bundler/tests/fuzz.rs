@@ -9,7 +9,11 @@
 //!   never a panic, and whatever still verifies carries exactly the signed content;
 //! - canonical JSON (`Json::parse`) on arbitrary text and on generated JSON: never a panic,
 //!   and the canonical form is a fixed point (parse → canonical → parse → canonical);
-//! - `.manifest` and `data.json`/`data.yaml` parsing on arbitrary bytes: never a panic.
+//! - `.manifest` and `data.json`/`data.yaml` parsing on arbitrary bytes: never a panic;
+//! - the metered reader under any budget: never charges past it, and reads exactly what the
+//!   unmetered reader reads unless the budget is too small, when it says so;
+//! - `run_tests` on any mix of passing, failing, erroring, runaway and panicking tests: each
+//!   ends with its own status (issue 14's probes), never a panic or a stalled run.
 
 mod common;
 
@@ -20,7 +24,10 @@ use std::sync::OnceLock;
 use proptest::prelude::*;
 use sck_bundler::canonical::Json;
 use sck_bundler::data::parse_data_file;
+use sck_bundler::decision::EvalLimits;
 use sck_bundler::manifest::Manifest;
+use sck_bundler::policy::{self, TestStatus};
+use sck_bundler::tarball::{read_tarball, read_tarball_metered};
 use sck_bundler::{build, BuildOptions, Built, Bundle, Limits, SourceTree, VerificationConfig};
 
 const SECRET: &[u8] = b"fuzz-test-secret";
@@ -396,6 +403,36 @@ proptest! {
     }
 
     #[test]
+    fn the_metered_reader_never_passes_its_budget(
+        edits in proptest::collection::vec(edit(), 0..4),
+        budget in 0u64..8192,
+    ) {
+        let mut members = reference_members();
+        for e in edits {
+            apply(&mut members, e);
+        }
+        let tarball = gzip(&raw_tar(&members));
+        let (mut needed, mut given) = (0, 0);
+        let unmetered = read_tarball(&tarball, &limits());
+        let metered_ample = read_tarball_metered(&tarball, &limits(), &mut meter(u64::MAX, &mut needed));
+        prop_assert_eq!(format!("{unmetered:?}"), format!("{metered_ample:?}"));
+
+        let metered = read_tarball_metered(&tarball, &limits(), &mut meter(budget, &mut given));
+        prop_assert!(given <= budget);
+        if needed <= budget {
+            prop_assert_eq!(format!("{unmetered:?}"), format!("{metered:?}"));
+        } else if let Err(e) = &metered {
+            // Refused by the budget, or by the archive itself before the budget ran out.
+            prop_assert!(
+                e.code() == "decompression_busy" || unmetered.is_err(),
+                "{:?}", e
+            );
+        } else {
+            prop_assert!(false, "read {} bytes on a budget of {}", needed, budget);
+        }
+    }
+
+    #[test]
     fn manifest_and_data_parsers_never_panic(
         text in json_ish(),
         raw in proptest::collection::vec(any::<u8>(), 0..128),
@@ -412,5 +449,94 @@ proptest! {
         }
         let yaml = format!("a: {text}\nb:\n  - {text}\n");
         let _ = parse_data_file("data.yaml", yaml.as_bytes());
+    }
+}
+
+/// A meter handing out at most `capacity` bytes; what it gave is in `given`.
+fn meter(capacity: u64, given: &mut u64) -> impl FnMut(u64) -> bool + '_ {
+    move |bytes| {
+        let fits = given.saturating_add(bytes) <= capacity;
+        if fits {
+            *given += bytes;
+        }
+        fits
+    }
+}
+
+/// The kinds of Rego test `run_tests` must tell apart.
+#[derive(Debug, Clone, Copy)]
+enum TestKind {
+    Passes,
+    Fails,
+    Errors,
+    RunsAway,
+    Panics,
+}
+
+impl TestKind {
+    fn body(self) -> &'static str {
+        match self {
+            TestKind::Passes => "1 == 1",
+            TestKind::Fails => "1 == 2",
+            TestKind::Errors => "1 / 0",
+            TestKind::RunsAway => {
+                "count([1 | some x in numbers.range(1, 100000); \
+                 some y in numbers.range(1, 100000); x == y]) > 0"
+            }
+            TestKind::Panics => "strings.count(\"\", \"\") == 0",
+        }
+    }
+
+    fn matches(self, status: &TestStatus) -> bool {
+        match (self, status) {
+            (TestKind::Passes, TestStatus::Pass)
+            | (TestKind::Fails, TestStatus::Fail)
+            | (TestKind::RunsAway, TestStatus::Timeout(_)) => true,
+            (TestKind::Errors, TestStatus::Error(e)) => !e.contains("panicked"),
+            (TestKind::Panics, TestStatus::Error(e)) => e.starts_with("evaluation panicked"),
+            _ => false,
+        }
+    }
+}
+
+fn test_kind() -> impl Strategy<Value = TestKind> {
+    prop_oneof![
+        Just(TestKind::Passes),
+        Just(TestKind::Fails),
+        Just(TestKind::Errors),
+        Just(TestKind::RunsAway),
+        Just(TestKind::Panics),
+    ]
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig {
+        cases: 12,
+        failure_persistence: None,
+        ..ProptestConfig::default()
+    })]
+
+    #[test]
+    fn every_test_ends_with_its_own_status(kinds in proptest::collection::vec(test_kind(), 1..6)) {
+        let module: String = kinds
+            .iter()
+            .enumerate()
+            .map(|(i, kind)| format!("test_{i} if {{ {} }}\n", kind.body()))
+            .collect();
+        let files = [("t/t_test.rego".to_owned(), format!("package t\n\n{module}").into_bytes())]
+            .into_iter()
+            .collect();
+        let bundle = build(&SourceTree::from_files(files).unwrap(), &BuildOptions::default())
+            .unwrap()
+            .bundle;
+        let limits = EvalLimits {
+            time: std::time::Duration::from_millis(50),
+            ..EvalLimits::default()
+        };
+        let outcomes = policy::run_tests(&bundle, &limits, &|| false).unwrap();
+        prop_assert_eq!(outcomes.len(), kinds.len());
+        for (kind, outcome) in kinds.iter().zip(&outcomes) {
+            prop_assert!(kind.matches(&outcome.status), "{:?}: {:?}", kind, outcome);
+        }
     }
 }

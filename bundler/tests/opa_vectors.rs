@@ -328,7 +328,15 @@ fn evaluation_matches_opa_on_every_recorded_decision() {
 
 #[test]
 fn vector_rego_tests_pass() {
-    let outcomes = policy::run_tests(&bundle("rs256")).unwrap();
+    let outcomes = policy::run_tests(
+        &bundle("rs256"),
+        &sck_bundler::decision::EvalLimits {
+            time: policy::DEFAULT_TEST_TIMEOUT,
+            ..Default::default()
+        },
+        &|| false,
+    )
+    .unwrap();
     assert_eq!(outcomes.len(), 2);
     assert!(outcomes
         .iter()

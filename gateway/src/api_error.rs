@@ -16,6 +16,8 @@ pub struct ApiError {
     pub detail: String,
     /// Individual problems (e.g. one per `file:line:col`), when there are several.
     pub diagnostics: Vec<String>,
+    /// Seconds for a `Retry-After` header (a transient refusal).
+    pub retry_after: Option<u64>,
 }
 
 #[derive(Serialize)]
@@ -37,6 +39,7 @@ impl ApiError {
             code,
             detail: detail.into(),
             diagnostics: Vec::new(),
+            retry_after: None,
         }
     }
 
@@ -68,6 +71,15 @@ impl ApiError {
             "internal_error",
             format!("{context} failed; see the server log"),
         )
+    }
+
+    /// 503 with `Retry-After`: the server is at a capacity bound (concurrent compiles, the
+    /// decompression budget); the same request may succeed later.
+    pub fn busy(code: &'static str, detail: impl Into<String>, retry_after_secs: u64) -> Self {
+        ApiError {
+            retry_after: Some(retry_after_secs),
+            ..Self::new(StatusCode::SERVICE_UNAVAILABLE, code, detail)
+        }
     }
 
     /// The database or ledger is unreachable: fail closed, the client may retry.
@@ -104,12 +116,18 @@ impl ApiError {
 
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
-        (
+        let mut response = (
             self.status,
             [(header::CONTENT_TYPE, "application/problem+json")],
             self.problem_body(),
         )
-            .into_response()
+            .into_response();
+        if let Some(seconds) = self.retry_after {
+            response
+                .headers_mut()
+                .insert(header::RETRY_AFTER, header::HeaderValue::from(seconds));
+        }
+        response
     }
 }
 
@@ -162,6 +180,7 @@ impl From<sck_bundler::BundleError> for ApiError {
     fn from(e: sck_bundler::BundleError) -> Self {
         let status = match e.code() {
             "bundle_too_large" => StatusCode::PAYLOAD_TOO_LARGE,
+            "decompression_busy" => return crate::budget::exhausted(),
             "io_error" => return ApiError::internal("bundle", e),
             _ => StatusCode::UNPROCESSABLE_ENTITY,
         };

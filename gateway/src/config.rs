@@ -48,6 +48,9 @@ pub struct HttpConfig {
     pub shutdown_grace_secs: u64,
     /// Upper bound on an OPA long poll (`Prefer: wait=N`).
     pub long_poll_max_secs: u64,
+    /// Decompressed bytes all requests in flight may hold together (compile uploads, bundles
+    /// read for publish/activation, sidecar gzip uploads); past it work is refused with 503.
+    pub decompression_budget_bytes: u64,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -65,6 +68,11 @@ pub struct BundleConfig {
     pub max_files: usize,
     /// Reader limit: most decompressed bytes of one bundle.
     pub max_decompressed_bytes: u64,
+    /// Compiles running at once; one more is refused with 503 `compile_busy`.
+    pub max_concurrent_compiles: usize,
+    /// Wall-clock limit of each Rego test a compile runs; past it the compile is refused
+    /// with `policy_test_timeout`.
+    pub test_timeout_ms: u64,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -173,6 +181,7 @@ impl Default for Config {
                 max_body_bytes: 8 << 20,
                 shutdown_grace_secs: 30,
                 long_poll_max_secs: 300,
+                decompression_budget_bytes: 512 << 20,
             },
             bundles: BundleConfig {
                 bootstrap_policies: Some("policies".into()),
@@ -181,6 +190,8 @@ impl Default for Config {
                 default_signer: "sck-es256".into(),
                 max_files: 10_000,
                 max_decompressed_bytes: 256 << 20,
+                max_concurrent_compiles: 2,
+                test_timeout_ms: 5_000,
             },
             ledger: LedgerConfig {
                 key_file: None,
@@ -232,6 +243,11 @@ max_body_bytes = 8388608
 shutdown_grace_secs = 30
 # Upper bound on an OPA long poll (Prefer: wait=N).
 long_poll_max_secs = 300
+# Decompressed bytes that all requests in flight may hold together: compile uploads, bundles
+# read back for publish/activation and sidecar gzip uploads. Work past it is refused with
+# 503 decompression_busy and Retry-After. At least the largest per-request limit
+# ([bundles] and [fleet] max_decompressed_bytes).
+decompression_budget_bytes = 536870912
 
 [bundles]
 # Policy tree compiled, published and activated on an empty database.
@@ -244,6 +260,12 @@ default_signer = "sck-es256"
 # Limits for reading untrusted bundles.
 max_files = 10000
 max_decompressed_bytes = 268435456
+# Compiles (which run the bundle's Rego tests) running at once; one more is refused with
+# 503 compile_busy and Retry-After.
+max_concurrent_compiles = 2
+# Wall-clock limit of each Rego test a compile runs (opa test's default); a test that runs
+# longer is stopped and the compile refused with policy_test_timeout, naming the test.
+test_timeout_ms = 5000
 
 [ledger]
 # Checkpoint signing key (Ed25519, generated on first start at data_dir/ledger.key when unset).
@@ -345,7 +367,34 @@ impl Config {
                 })
                 .split("__"),
         );
-        figment.extract().map_err(|e| format!("configuration: {e}"))
+        let config: Config = figment
+            .extract()
+            .map_err(|e| format!("configuration: {e}"))?;
+        config.check()?;
+        Ok(config)
+    }
+
+    /// Refuses settings under which some request could never succeed.
+    fn check(&self) -> Result<(), String> {
+        let largest = self
+            .bundles
+            .max_decompressed_bytes
+            .max(self.fleet.max_decompressed_bytes);
+        if self.http.decompression_budget_bytes < largest {
+            return Err(format!(
+                "configuration: http.decompression_budget_bytes ({}) is below the largest \
+                 per-request limit ({largest}, bundles/fleet max_decompressed_bytes)",
+                self.http.decompression_budget_bytes
+            ));
+        }
+        if self.bundles.max_concurrent_compiles == 0 || self.bundles.test_timeout_ms == 0 {
+            return Err(
+                "configuration: bundles.max_concurrent_compiles and bundles.test_timeout_ms \
+                 must be at least 1"
+                    .into(),
+            );
+        }
+        Ok(())
     }
 }
 
@@ -377,6 +426,20 @@ mod tests {
             assert_eq!(config.listen.port(), 9000);
             assert_eq!(config.http.max_body_bytes, 7);
             assert_eq!(config.database_url, "postgres://x/y");
+            Ok(())
+        });
+    }
+
+    #[test]
+    fn a_budget_below_a_per_request_limit_is_refused() {
+        figment::Jail::expect_with(|jail| {
+            jail.set_env("SCK_HTTP__DECOMPRESSION_BUDGET_BYTES", "1000");
+            jail.set_env("SCK_FLEET__MAX_DECOMPRESSED_BYTES", "1000");
+            jail.set_env("SCK_BUNDLES__MAX_DECOMPRESSED_BYTES", "1001");
+            let err = Config::load(None).unwrap_err();
+            assert!(err.contains("decompression_budget_bytes"), "{err}");
+            jail.set_env("SCK_BUNDLES__MAX_DECOMPRESSED_BYTES", "1000");
+            Config::load(None).unwrap();
             Ok(())
         });
     }

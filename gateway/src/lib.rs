@@ -6,6 +6,7 @@ pub mod activations;
 pub mod api_error;
 pub mod auth;
 pub mod bootstrap;
+pub mod budget;
 pub mod cli;
 pub mod config;
 pub mod db;

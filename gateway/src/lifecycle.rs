@@ -4,10 +4,22 @@
 //! (ids and digests only), and announces activations to long-polling sidecars. Activation
 //! re-reads the stored tarball and checks its digest, signature and `metadata.sck` before the
 //! version can be served, so a corrupted or tampered row is refused, not served.
+//!
+//! Compiling runs untrusted Rego (the bundle's tests) on a blocking thread, bounded three ways:
+//! at most `[bundles] max_concurrent_compiles` at once (one more is refused with 503
+//! `compile_busy`), every test stopped at `[bundles] test_timeout_ms` (refused with
+//! `policy_test_timeout`, naming the test), and no further test started once the request is
+//! gone (client disconnected, request timeout, shutdown). The slot is held until the blocking
+//! work really ends, so abandoned work still counts against the cap.
 
 use std::collections::BTreeMap;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
 
-use sck_bundler::policy;
+use axum::http::StatusCode;
+use sck_bundler::decision::EvalLimits;
+use sck_bundler::policy::{self, TestOutcome, TestStatus};
 use sck_bundler::{BuildOptions, Bundle, Limits, SckIdentity, SourceTree};
 use sck_ledger::entry::{Event, EventType};
 use sck_ledger::Ledger;
@@ -15,6 +27,7 @@ use serde_json::json;
 
 use crate::activations::ActivationHub;
 use crate::api_error::{ApiError, ApiResult};
+use crate::budget::{Budget, Reservation, RETRY_AFTER_SECS};
 use crate::registry::{version_key, Activation, BundleRecord, NewBundle, Registry, Revocation};
 use crate::signers::Signers;
 
@@ -47,6 +60,109 @@ pub struct Lifecycle {
     pub signers: Signers,
     pub hub: ActivationHub,
     pub limits: Limits,
+    /// Decompressed bytes in flight, shared with the fleet uploads.
+    pub decompression: Budget,
+    /// Compiles running (one unit each).
+    pub compiles: Budget,
+    /// Time limit of each Rego test a compile runs.
+    pub test_timeout: Duration,
+}
+
+/// Set when the request that started a compile is dropped, so its blocking work starts no
+/// further test.
+struct StopOnDrop(Arc<AtomicBool>);
+
+impl Drop for StopOnDrop {
+    fn drop(&mut self) {
+        self.0.store(true, Ordering::Relaxed);
+    }
+}
+
+/// Refuses a bundle whose tests did not all pass: `policy_test_timeout` if any test ran out of
+/// time, `bundle_invalid` otherwise; every failing test is named in the diagnostics.
+fn refuse_failed_tests(outcomes: &[TestOutcome]) -> ApiResult<()> {
+    let failures: Vec<String> = outcomes
+        .iter()
+        .filter_map(|t| match &t.status {
+            TestStatus::Pass => None,
+            TestStatus::Fail => Some(format!("{}: {} failed", t.file, t.name)),
+            TestStatus::Error(e) => Some(format!("{}: {} errored: {e}", t.file, t.name)),
+            TestStatus::Timeout(limit) => Some(format!(
+                "{}: {} exceeded the test time limit of {} ms ([bundles] test_timeout_ms)",
+                t.file,
+                t.name,
+                limit.as_millis()
+            )),
+        })
+        .collect();
+    if failures.is_empty() {
+        return Ok(());
+    }
+    let timed_out = outcomes
+        .iter()
+        .any(|t| matches!(t.status, TestStatus::Timeout(_)));
+    let code = if timed_out {
+        "policy_test_timeout"
+    } else {
+        "bundle_invalid"
+    };
+    Err(ApiError {
+        diagnostics: failures.clone(),
+        ..ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, code, failures.join("\n"))
+    })
+}
+
+/// The `metadata.sck` of a stored bundle whose signature verifies, or why it is corrupt (the
+/// inner error). The outer error is a transient refusal by the decompression budget.
+fn signed_identity(
+    tarball: &[u8],
+    limits: &Limits,
+    verification: &sck_bundler::VerificationConfig,
+    reservation: &mut Reservation,
+) -> ApiResult<Result<sck_bundler::manifest::SckMetadata, String>> {
+    let bundle = match Bundle::read_metered(tarball, limits, reservation) {
+        Ok(bundle) => bundle,
+        Err(sck_bundler::BundleError::BudgetExhausted) => return Err(crate::budget::exhausted()),
+        Err(e) => return Ok(Err(e.to_string())),
+    };
+    if let Err(e) = bundle.verify(verification) {
+        return Ok(Err(e.to_string()));
+    }
+    Ok(bundle
+        .manifest
+        .sck()
+        .ok_or_else(|| "manifest has no metadata.sck".to_string()))
+}
+
+/// The source tree of a compile request; an uploaded tarball is inflated within `limits` and
+/// charged to `reservation`.
+fn source_tree(
+    source: Source,
+    limits: &Limits,
+    reservation: &mut Reservation,
+) -> ApiResult<SourceTree> {
+    Ok(match source {
+        Source::Tree(tree) => tree,
+        Source::Files(files) => SourceTree::from_files(
+            files
+                .into_iter()
+                .map(|(k, v)| (k, v.into_bytes()))
+                .collect(),
+        )?,
+        Source::Tarball(bytes) => {
+            let mut files =
+                sck_bundler::tarball::read_tarball_metered(&bytes, limits, reservation)?;
+            // An uploaded bundle's signature is checked for shape, then dropped: sck signs
+            // what it publishes with its own signer.
+            if let Some(at) = files
+                .iter()
+                .position(|f| f.name == sck_bundler::signing::SIGNATURES_FILE)
+            {
+                sck_bundler::signing::parse_signatures_file(&files.remove(at).bytes)?;
+            }
+            SourceTree::from_files(files.into_iter().map(|f| (f.name, f.bytes)).collect())?
+        }
+    })
 }
 
 /// Names are path segments of bundle URLs: keep them simple.
@@ -86,27 +202,26 @@ impl Lifecycle {
                 request.org
             )));
         }
-        let source = match request.source {
-            Source::Tree(tree) => tree,
-            Source::Files(files) => SourceTree::from_files(
-                files
-                    .into_iter()
-                    .map(|(k, v)| (k, v.into_bytes()))
-                    .collect(),
-            )?,
-            Source::Tarball(bytes) => {
-                let mut files = sck_bundler::tarball::read_tarball(&bytes, &self.limits)?;
-                // An uploaded bundle's signature is checked for shape, then dropped: sck signs
-                // what it publishes with its own signer.
-                if let Some(at) = files
-                    .iter()
-                    .position(|f| f.name == sck_bundler::signing::SIGNATURES_FILE)
-                {
-                    sck_bundler::signing::parse_signatures_file(&files.remove(at).bytes)?;
-                }
-                SourceTree::from_files(files.into_iter().map(|f| (f.name, f.bytes)).collect())?
-            }
+        let mut slot = self.compiles.reservation();
+        if !slot.grow(1) {
+            return Err(ApiError::busy(
+                "compile_busy",
+                "as many compiles as [bundles] max_concurrent_compiles allows are running; retry later",
+                RETRY_AFTER_SECS,
+            ));
+        }
+        let mut reservation = match &request.source {
+            Source::Tarball(bytes) => self
+                .decompression
+                .reserve_for_gzip(bytes, self.limits.max_decompressed_bytes)?,
+            Source::Files(_) | Source::Tree(_) => self.decompression.reservation(),
         };
+        let limits = self.limits;
+        let test_limits = EvalLimits {
+            time: self.test_timeout,
+            ..EvalLimits::default()
+        };
+        let source = request.source;
         let revision = request.revision.unwrap_or_else(|| request.version.clone());
         let options = BuildOptions {
             revision: Some(revision.clone()),
@@ -118,28 +233,19 @@ impl Lifecycle {
             built_at: Some(crate::db::now()),
             signing: None,
         };
-        // Compiling is CPU work on untrusted input: keep it off the async workers.
+        let stopped = Arc::new(AtomicBool::new(false));
+        let _stop_when_dropped = StopOnDrop(stopped.clone());
+        // Inflating and compiling is CPU work on untrusted input: keep it off the async workers.
         let built = tokio::task::spawn_blocking(move || -> ApiResult<_> {
+            // Held until this work ends, even when nobody waits for it any more.
+            let _slot = slot;
+            let source = source_tree(source, &limits, &mut reservation)?;
             let built = sck_bundler::build(&source, &options)?;
             policy::check(&built.bundle)?;
-            let failures: Vec<String> = policy::run_tests(&built.bundle)?
-                .into_iter()
-                .filter(|t| t.status != policy::TestStatus::Pass)
-                .map(|t| match t.status {
-                    policy::TestStatus::Error(e) => format!("{}: {} errored: {e}", t.file, t.name),
-                    _ => format!("{}: {} failed", t.file, t.name),
-                })
-                .collect();
-            if !failures.is_empty() {
-                return Err(ApiError {
-                    diagnostics: failures.clone(),
-                    ..ApiError::new(
-                        axum::http::StatusCode::UNPROCESSABLE_ENTITY,
-                        "bundle_invalid",
-                        failures.join("\n"),
-                    )
-                });
-            }
+            let outcomes = policy::run_tests(&built.bundle, &test_limits, &|| {
+                stopped.load(Ordering::Relaxed)
+            })?;
+            refuse_failed_tests(&outcomes)?;
             Ok((built, source.sha256()))
         })
         .await
@@ -196,8 +302,11 @@ impl Lifecycle {
             .ok_or_else(|| ApiError::not_found(format!("bundle {id} not found")))?;
         let limits = self.limits;
         let config = signer.signing_config();
+        let mut reservation = self
+            .decompression
+            .reserve_for_gzip(&tarball, limits.max_decompressed_bytes)?;
         let signed = tokio::task::spawn_blocking(move || -> ApiResult<_> {
-            let bundle = Bundle::read(&tarball, &limits)?;
+            let bundle = Bundle::read_metered(&tarball, &limits, &mut reservation)?;
             Ok(sck_bundler::sign_bundle(&bundle, &config)?)
         })
         .await
@@ -245,16 +354,14 @@ impl Lifecycle {
             .ok_or_else(|| corrupt(format!("signer {:?} is not configured", record.signer_id)))?;
         let limits = self.limits;
         let verification = signer.verification_config();
-        let sck = tokio::task::spawn_blocking(move || -> Result<_, String> {
-            let bundle = Bundle::read(&tarball, &limits).map_err(|e| e.to_string())?;
-            bundle.verify(&verification).map_err(|e| e.to_string())?;
-            bundle
-                .manifest
-                .sck()
-                .ok_or_else(|| "manifest has no metadata.sck".to_string())
+        let mut reservation = self
+            .decompression
+            .reserve_for_gzip(&tarball, limits.max_decompressed_bytes)?;
+        let sck = tokio::task::spawn_blocking(move || {
+            signed_identity(&tarball, &limits, &verification, &mut reservation)
         })
         .await
-        .map_err(|e| ApiError::internal("activate", e))?
+        .map_err(|e| ApiError::internal("activate", e))??
         .map_err(corrupt)?;
         if (sck.org.as_str(), sck.name.as_str(), sck.version.as_str())
             != (

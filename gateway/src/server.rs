@@ -1,7 +1,10 @@
 //! `sck serve`: opens storage and the ledger, bootstraps an empty deployment, and runs the axum
 //! server with request ids, head and body limits (refused heads answered as problem+json, see
 //! [`crate::edge`]), timeouts, structured logs, metrics and graceful shutdown (final ledger
-//! checkpoints are signed on the way out).
+//! checkpoints are signed on the way out). Shutdown is bounded whatever is running: requests
+//! get `[http] shutdown_grace_secs`, then their connections are dropped (a dropped compile
+//! starts no further Rego test), and blocking work still running gets [`BLOCKING_WORK_GRACE`]
+//! before the process exits without it.
 
 use std::sync::{Arc, OnceLock};
 use std::time::{Duration, Instant};
@@ -32,6 +35,11 @@ const REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
 
 /// How often histogram samples are folded into their buckets (see [`metrics_handle`]).
 pub const METRICS_UPKEEP_INTERVAL: Duration = Duration::from_secs(5);
+
+/// How long blocking work still running when `serve` returns (a compile's Rego test, which
+/// stops at its own time limit) may delay the exit. By then connections are closed, the
+/// ledger has signed its final checkpoints and nothing waits for that work's result.
+pub const BLOCKING_WORK_GRACE: Duration = Duration::from_secs(1);
 
 /// The process-wide Prometheus recorder (installed once, shared by every server in a process).
 ///
@@ -234,7 +242,16 @@ pub async fn open(config: Config) -> Result<AppState, String> {
         &config.public_url,
         &config.bundles.default_org,
     );
-    let fleet = crate::fleet::FleetService::new(store.clone(), ledger.clone(), &config.fleet)?;
+    let decompression = crate::budget::Budget::new(
+        "sck_decompression_bytes_in_flight",
+        config.http.decompression_budget_bytes,
+    );
+    let fleet = crate::fleet::FleetService::new(
+        store.clone(),
+        ledger.clone(),
+        &config.fleet,
+        decompression.clone(),
+    )?;
     let registry = Registry::new(store);
     let decisions = crate::decisions::DecisionService::new(
         &config.decisions,
@@ -249,6 +266,12 @@ pub async fn open(config: Config) -> Result<AppState, String> {
         signers,
         hub,
         limits,
+        decompression,
+        compiles: crate::budget::Budget::new(
+            "sck_compiles_in_flight",
+            config.bundles.max_concurrent_compiles as u64,
+        ),
+        test_timeout: Duration::from_millis(config.bundles.test_timeout_ms),
     };
     Ok(AppState::new(Services {
         config: Arc::new(config),

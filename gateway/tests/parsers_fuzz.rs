@@ -10,6 +10,7 @@
 use std::io::Write;
 
 use proptest::prelude::*;
+use sck_gateway::budget::Budget;
 use sck_gateway::config::Config;
 use sck_gateway::edge::{check_head, Head};
 use sck_gateway::fleet::events::{gunzip_bounded, parse_batch};
@@ -260,17 +261,36 @@ proptest! {
         }
     }
 
-    /// Arbitrary bytes, plain or inside gzip: never a panic, never more than the bound.
+    /// Arbitrary bytes, plain or inside gzip, under a shared budget of any capacity: never a
+    /// panic, never more than the bound; the budget holds exactly what was kept while the
+    /// reservation lives, never more than its capacity, and refuses with 503
+    /// `decompression_busy` only what it could not cover.
     #[test]
     fn any_upload_bytes_are_refused_or_bounded(
         raw in proptest::collection::vec(any::<u8>(), 0..512),
         max in 0u64..600,
+        capacity in 0u64..700,
     ) {
-        for body in [raw.clone(), gzip(&raw)] {
-            match gunzip_bounded(&body, max) {
-                Ok(out) => prop_assert!(out.len() as u64 <= max),
+        let budget = Budget::new("fuzz_budget", capacity);
+        for (body, inflates_to) in [(raw.clone(), None), (gzip(&raw), Some(raw.len() as u64))] {
+            let mut reservation = budget.reservation();
+            match gunzip_bounded(&body, max, &mut reservation) {
+                Ok(out) => {
+                    prop_assert!(out.len() as u64 <= max);
+                    prop_assert_eq!(budget.in_use(), out.len() as u64);
+                }
+                Err(e) if e.code == "decompression_busy" => {
+                    prop_assert_eq!(e.status.as_u16(), 503);
+                    prop_assert!(e.retry_after.is_some());
+                    if let Some(size) = inflates_to {
+                        prop_assert!(capacity < size.min(max.saturating_add(1)));
+                    }
+                }
                 Err(e) => prop_assert!(e.status.is_client_error(), "{}", e),
             }
+            prop_assert!(budget.in_use() <= capacity);
+            drop(reservation);
+            prop_assert_eq!(budget.in_use(), 0);
         }
         let _ = parse_batch(&raw, &uploader(), &policy(true), 10);
     }

@@ -76,6 +76,11 @@ impl Server {
         Server::launch(data_dir, database_url, None, &[])
     }
 
+    /// Starts a server on `database_url` with extra environment variables.
+    pub fn start_on_with_env(data_dir: &Path, database_url: &str, env: &[(&str, &str)]) -> Server {
+        Server::launch(data_dir, database_url, None, env)
+    }
+
     fn launch(
         data_dir: &Path,
         database_url: &str,
@@ -161,6 +166,24 @@ impl Server {
         let status = self.child.wait().unwrap();
         std::mem::forget(self);
         status
+    }
+
+    /// Sends SIGTERM and waits up to `deadline` for the exit; `None` (and SIGKILL) if the
+    /// process is still running then.
+    pub fn stop_within(mut self, deadline: Duration) -> Option<std::process::ExitStatus> {
+        Command::new("kill")
+            .args(["-TERM", &self.child.id().to_string()])
+            .status()
+            .unwrap();
+        let until = Instant::now() + deadline;
+        while Instant::now() < until {
+            if let Some(status) = self.child.try_wait().unwrap() {
+                std::mem::forget(self);
+                return Some(status);
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        None
     }
 }
 

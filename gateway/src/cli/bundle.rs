@@ -34,8 +34,9 @@ pub enum BundleCommand {
     Check(TargetArgs),
     /// Run the bundle's Rego `test_*` rules with regorus and report each like `opa test`.
     ///
-    /// Exits non-zero if any test fails or errors.
-    Test(TargetArgs),
+    /// Each test is stopped at --timeout-ms (TIMEOUT). Exits non-zero if any test fails,
+    /// errors or times out.
+    Test(TestArgs),
     /// Show a bundle's manifest, files with hashes, signature header and claims, and size.
     Inspect(InspectArgs),
     /// Evaluate the bundle's decision rule on an input, offline, exactly as the gateway does
@@ -131,6 +132,15 @@ pub struct TargetArgs {
     target: PathBuf,
     #[command(flatten)]
     limits: LimitArgs,
+}
+
+#[derive(Debug, Args)]
+pub struct TestArgs {
+    #[command(flatten)]
+    target: TargetArgs,
+    /// Time limit of each test in milliseconds (opa test's default).
+    #[arg(long, default_value_t = policy::DEFAULT_TEST_TIMEOUT.as_millis() as u64)]
+    timeout_ms: u64,
 }
 
 #[derive(Debug, Args)]
@@ -373,10 +383,14 @@ fn check(args: TargetArgs) -> Result<ExitCode, CliError> {
     Ok(ExitCode::SUCCESS)
 }
 
-fn test(args: TargetArgs) -> Result<ExitCode, CliError> {
-    let bundle = load_target(&args.target, &args.limits.limits())?;
+fn test(args: TestArgs) -> Result<ExitCode, CliError> {
+    let bundle = load_target(&args.target.target, &args.target.limits.limits())?;
     policy::check(&bundle)?;
-    let outcomes = policy::run_tests(&bundle)?;
+    let limits = sck_bundler::decision::EvalLimits {
+        time: std::time::Duration::from_millis(args.timeout_ms),
+        ..Default::default()
+    };
+    let outcomes = policy::run_tests(&bundle, &limits, &|| false)?;
     let rule = "-".repeat(80);
     let failed: Vec<_> = outcomes
         .iter()
@@ -399,6 +413,7 @@ fn test(args: TargetArgs) -> Result<ExitCode, CliError> {
             TestStatus::Pass => "PASS",
             TestStatus::Fail => "FAIL",
             TestStatus::Error(_) => "ERROR",
+            TestStatus::Timeout(_) => "TIMEOUT",
         };
         println!("{}: {status} ({:?})", o.name, o.duration);
     }
@@ -408,6 +423,10 @@ fn test(args: TargetArgs) -> Result<ExitCode, CliError> {
         .iter()
         .filter(|o| matches!(o.status, TestStatus::Error(_)))
         .count();
+    let timeouts = failed
+        .iter()
+        .filter(|o| matches!(o.status, TestStatus::Timeout(_)))
+        .count();
     println!("{rule}");
     if total == 0 {
         println!("no tests found");
@@ -416,11 +435,14 @@ fn test(args: TargetArgs) -> Result<ExitCode, CliError> {
     if pass > 0 {
         println!("PASS: {pass}/{total}");
     }
-    if failed.len() > errors {
-        println!("FAIL: {}/{total}", failed.len() - errors);
+    if failed.len() > errors + timeouts {
+        println!("FAIL: {}/{total}", failed.len() - errors - timeouts);
     }
     if errors > 0 {
         println!("ERROR: {errors}/{total}");
+    }
+    if timeouts > 0 {
+        println!("TIMEOUT: {timeouts}/{total}");
     }
     Ok(if failed.is_empty() {
         ExitCode::SUCCESS
@@ -434,6 +456,9 @@ fn status_text(status: &TestStatus, duration: std::time::Duration) -> String {
         TestStatus::Pass => format!("PASS ({duration:?})"),
         TestStatus::Fail => format!("FAIL ({duration:?})"),
         TestStatus::Error(e) => format!("ERROR ({duration:?})\n  {e}"),
+        TestStatus::Timeout(limit) => {
+            format!("TIMEOUT ({duration:?})\n  stopped at the time limit of {limit:?}")
+        }
     }
 }
 

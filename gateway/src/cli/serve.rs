@@ -157,9 +157,11 @@ pub fn serve(args: ServeArgs) -> Result<ExitCode, CliError> {
     if let Some(listen) = args.listen {
         config.listen = listen;
     }
-    runtime()?
-        .block_on(crate::server::serve(config, args.examples))
-        .map_err(CliError::new)?;
+    let runtime = runtime()?;
+    let served = runtime.block_on(crate::server::serve(config, args.examples));
+    // Dropping the runtime would wait for every blocking task, however long it runs.
+    runtime.shutdown_timeout(crate::server::BLOCKING_WORK_GRACE);
+    served.map_err(CliError::new)?;
     Ok(ExitCode::SUCCESS)
 }
 

@@ -25,6 +25,7 @@ use serde_json::{json, Map, Value};
 use sha2::{Digest, Sha256};
 
 use crate::api_error::ApiError;
+use crate::budget::Reservation;
 
 /// Longest accepted `decision_id`, label value or bundle name, in bytes.
 const MAX_ID_BYTES: usize = 256;
@@ -92,7 +93,13 @@ fn too_large(detail: String) -> ApiError {
 
 /// Decompresses a gzip body, refusing anything that is not gzip or that inflates beyond
 /// `max_bytes` (gzip bombs are cut off after `max_bytes + 1` bytes, never fully inflated).
-pub fn gunzip_bounded(body: &[u8], max_bytes: u64) -> Result<Vec<u8>, ApiError> {
+/// Every decompressed byte is charged to `reservation` before it is kept; when the shared
+/// budget cannot cover it, the upload is refused with 503 `decompression_busy`.
+pub fn gunzip_bounded(
+    body: &[u8],
+    max_bytes: u64,
+    reservation: &mut Reservation,
+) -> Result<Vec<u8>, ApiError> {
     if body.len() < 2 || body[0] != 0x1f || body[1] != 0x8b {
         return Err(ApiError::bad_request(
             "invalid_gzip",
@@ -101,9 +108,24 @@ pub fn gunzip_bounded(body: &[u8], max_bytes: u64) -> Result<Vec<u8>, ApiError> 
     }
     let mut out = Vec::new();
     let mut reader = flate2::read::GzDecoder::new(body).take(max_bytes.saturating_add(1));
-    reader
-        .read_to_end(&mut out)
-        .map_err(|e| ApiError::bad_request("invalid_gzip", format!("corrupt gzip data: {e}")))?;
+    let mut chunk = vec![0u8; 64 << 10];
+    loop {
+        let n = match reader.read(&mut chunk) {
+            Ok(0) => break,
+            Ok(n) => n,
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+            Err(e) => {
+                return Err(ApiError::bad_request(
+                    "invalid_gzip",
+                    format!("corrupt gzip data: {e}"),
+                ))
+            }
+        };
+        if !reservation.charge(n as u64) {
+            return Err(crate::budget::exhausted());
+        }
+        out.extend_from_slice(&chunk[..n]);
+    }
     if out.len() as u64 > max_bytes {
         return Err(too_large(format!(
             "the decompressed body exceeds {max_bytes} bytes ([fleet] max_decompressed_bytes)"
@@ -489,21 +511,57 @@ mod tests {
         })
     }
 
+    fn ample() -> Reservation {
+        crate::budget::Budget::new("test_budget", u64::MAX).reservation()
+    }
+
     #[test]
     fn gunzip_refuses_plain_and_bombs() {
-        assert_eq!(gunzip_bounded(b"[]", 10).unwrap_err().code, "invalid_gzip");
+        assert_eq!(
+            gunzip_bounded(b"[]", 10, &mut ample()).unwrap_err().code,
+            "invalid_gzip"
+        );
         let bomb = gz(&vec![b' '; 10_000]);
         assert_eq!(
-            gunzip_bounded(&bomb, 1000).unwrap_err().code,
+            gunzip_bounded(&bomb, 1000, &mut ample()).unwrap_err().code,
             "payload_too_large"
         );
-        assert_eq!(gunzip_bounded(&bomb, 10_000).unwrap().len(), 10_000);
+        assert_eq!(
+            gunzip_bounded(&bomb, 10_000, &mut ample()).unwrap().len(),
+            10_000
+        );
         let mut truncated = gz(b"[1,2,3]");
         truncated.truncate(truncated.len() - 6);
         assert_eq!(
-            gunzip_bounded(&truncated, 100).unwrap_err().code,
+            gunzip_bounded(&truncated, 100, &mut ample())
+                .unwrap_err()
+                .code,
             "invalid_gzip"
         );
+    }
+
+    #[test]
+    fn gunzip_charges_the_shared_budget_and_refuses_past_it() {
+        let budget = crate::budget::Budget::new("test_budget", 15_000);
+        let body = gz(&vec![b' '; 10_000]);
+        let mut first = budget.reservation();
+        assert_eq!(
+            gunzip_bounded(&body, 10_000, &mut first).unwrap().len(),
+            10_000
+        );
+        assert_eq!(budget.in_use(), 10_000);
+        let refused = gunzip_bounded(&body, 10_000, &mut budget.reservation()).unwrap_err();
+        assert_eq!(
+            (refused.status, refused.code, refused.retry_after),
+            (
+                StatusCode::SERVICE_UNAVAILABLE,
+                "decompression_busy",
+                Some(1)
+            )
+        );
+        drop(first);
+        assert_eq!(budget.in_use(), 0);
+        gunzip_bounded(&body, 10_000, &mut budget.reservation()).unwrap();
     }
 
     #[test]

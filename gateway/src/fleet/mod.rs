@@ -38,6 +38,7 @@ use serde_json::{json, Value};
 use sqlx::Row;
 
 use crate::api_error::{ApiError, ApiResult};
+use crate::budget::{Budget, Reservation};
 use crate::config::FleetConfig;
 use crate::db::{new_id, now, with_pool};
 
@@ -67,6 +68,8 @@ pub struct FleetService {
     ledger: Ledger,
     config: Arc<FleetConfig>,
     default_policy: Arc<InputPolicy>,
+    /// Decompressed bytes in flight, shared with compile uploads.
+    decompression: Budget,
     /// When each org's gauges were last recomputed after a status report.
     refreshed: Arc<Mutex<HashMap<String, Instant>>>,
 }
@@ -77,7 +80,12 @@ fn unix_now() -> i64 {
 
 impl FleetService {
     /// Checks the configured mask pointers and builds the service.
-    pub fn new(store: Store, ledger: Ledger, config: &FleetConfig) -> Result<Self, String> {
+    pub fn new(
+        store: Store,
+        ledger: Ledger,
+        config: &FleetConfig,
+        decompression: Budget,
+    ) -> Result<Self, String> {
         let default_policy = InputPolicy {
             store_input: config.store_input,
             mask: config.mask.clone(),
@@ -94,6 +102,7 @@ impl FleetService {
             ledger,
             config: Arc::new(config.clone()),
             default_policy: Arc::new(default_policy),
+            decompression,
             refreshed: Arc::default(),
         })
     }
@@ -101,6 +110,13 @@ impl FleetService {
     /// The fleet settings.
     pub fn config(&self) -> &FleetConfig {
         &self.config
+    }
+
+    /// A reservation of the shared budget of decompressed bytes for inflating one gzip
+    /// upload (its declared size held up front); 503 `decompression_busy` when it is in use.
+    pub fn reserve_for_gzip(&self, body: &[u8]) -> ApiResult<Reservation> {
+        self.decompression
+            .reserve_for_gzip(body, self.config.max_decompressed_bytes)
     }
 
     /// What of the input `org` keeps: its `[fleet.orgs.<org>]` override, else the default.

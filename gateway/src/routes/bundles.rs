@@ -61,7 +61,8 @@ struct CompileBody {
         (status = 404, description = "No such organization"),
         (status = 409, description = "This version exists already"),
         (status = 413, description = "The source or bundle is too large"),
-        (status = 422, description = "The policy or bundle is invalid (`bundle_invalid`, with `diagnostics`)"),
+        (status = 422, description = "The policy or bundle is invalid or a Rego test failed (`bundle_invalid`), or a Rego test ran past `[bundles] test_timeout_ms` (`policy_test_timeout`); `diagnostics` name each problem and test"),
+        (status = 503, description = "At capacity: `compile_busy` (`[bundles] max_concurrent_compiles` compiles running) or `decompression_busy` (`[http] decompression_budget_bytes` in use); `Retry-After` says when to retry. Also: the database or ledger is unavailable, or the request timed out"),
     ))]
 async fn compile_bundle(
     State(state): State<AppState>,
@@ -118,6 +119,7 @@ struct PublishBody {
         (status = 401, description = "No valid admin key"),
         (status = 404, description = "No such bundle (or not visible to this key)"),
         (status = 409, description = "The bundle is not a draft"),
+        (status = 503, description = "`decompression_busy` (`[http] decompression_budget_bytes` in use, with `Retry-After`), the database or ledger is unavailable, or the request timed out"),
     ))]
 async fn publish_bundle(
     State(state): State<AppState>,
@@ -162,6 +164,7 @@ struct ActivationAnswer {
         (status = 404, description = "No such bundle (or not visible to this key)"),
         (status = 409, description = "Not activatable: a draft, revoked, or a downgrade without `rollback`"),
         (status = 422, description = "The stored bundle failed re-verification"),
+        (status = 503, description = "`decompression_busy` (`[http] decompression_budget_bytes` in use, with `Retry-After`), the database or ledger is unavailable, or the request timed out"),
     ))]
 async fn activate_bundle(
     State(state): State<AppState>,
@@ -215,6 +218,7 @@ struct RevocationAnswer {
         (status = 401, description = "No valid admin key"),
         (status = 404, description = "No such bundle or `rollbackTo` version (or not visible to this key)"),
         (status = 409, description = "Not revocable as asked (e.g. the active version without a rollback target)"),
+        (status = 503, description = "`decompression_busy` (`[http] decompression_budget_bytes` in use, with `Retry-After`), the database or ledger is unavailable, or the request timed out"),
     ))]
 async fn revoke_bundle(
     State(state): State<AppState>,

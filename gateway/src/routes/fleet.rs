@@ -21,10 +21,11 @@ use utoipa_axum::{router::OpenApiRouter, routes};
 
 use crate::api_error::{ApiError, ApiResult};
 use crate::auth::{AdminKey, SidecarCredential};
+use crate::budget::Reservation;
 use crate::extract::QueryParams;
 use crate::fleet::events::{gunzip_bounded, parse_batch};
 use crate::fleet::status::parse_status;
-use crate::fleet::{ActiveRevision, Uploader};
+use crate::fleet::{ActiveRevision, FleetService, Uploader};
 use crate::state::AppState;
 
 pub fn router() -> OpenApiRouter<AppState> {
@@ -76,11 +77,23 @@ impl FromRequest<AppState> for Upload {
 }
 
 impl Upload {
-    /// The JSON document: gunzipped (within `max_bytes`) when sent with `Content-Encoding:
-    /// gzip`; without it, the body as sent, or `415 gzip_required` if gzip is required.
-    fn json(&self, max_bytes: u64, gzip_required: bool) -> ApiResult<Vec<u8>> {
+    /// The JSON document: gunzipped (within `[fleet] max_decompressed_bytes`, charged to the
+    /// shared decompression budget, whose reservation comes along: the bytes live as long as
+    /// it) when sent with `Content-Encoding: gzip`; without it, the body as sent, or `415
+    /// gzip_required` if gzip is required.
+    fn json(
+        &self,
+        fleet: &FleetService,
+        gzip_required: bool,
+    ) -> ApiResult<(Vec<u8>, Option<Reservation>)> {
         if self.gzip {
-            gunzip_bounded(&self.body, max_bytes)
+            let mut reservation = fleet.reserve_for_gzip(&self.body)?;
+            let json = gunzip_bounded(
+                &self.body,
+                fleet.config().max_decompressed_bytes,
+                &mut reservation,
+            )?;
+            Ok((json, Some(reservation)))
         } else if gzip_required {
             Err(ApiError::new(
                 StatusCode::UNSUPPORTED_MEDIA_TYPE,
@@ -88,7 +101,7 @@ impl Upload {
                 "decision-log uploads must be gzip JSON arrays sent with Content-Encoding: gzip",
             ))
         } else {
-            Ok(self.body.to_vec())
+            Ok((self.body.to_vec(), None))
         }
     }
 
@@ -134,6 +147,10 @@ pub enum StatusReportAnswers {
     /// Too large, before or after decompression.
     #[response(status = 413)]
     TooLarge,
+    /// `decompression_busy`: the server's budget of decompressed bytes in flight
+    /// (`[http] decompression_budget_bytes`) is in use; `Retry-After` says when to retry.
+    #[response(status = 503)]
+    Busy,
 }
 
 #[utoipa::path(post, path = "/status", tag = "fleet",
@@ -166,7 +183,7 @@ async fn record_status(
     partition: Option<&str>,
 ) -> ApiResult<Json<StatusAck>> {
     let fleet = &state.fleet;
-    let json = upload.json(fleet.config().max_decompressed_bytes, false)?;
+    let (json, _reservation) = upload.json(fleet, false)?;
     let value: Value = serde_json::from_slice(&json).map_err(|e| {
         ApiError::bad_request(
             "invalid_json",
@@ -215,6 +232,11 @@ pub enum LogUploadAnswers {
     /// Not sent with `Content-Encoding: gzip` (`gzip_required`).
     #[response(status = 415)]
     GzipRequired,
+    /// `decompression_busy`: the server's budget of decompressed bytes in flight
+    /// (`[http] decompression_budget_bytes`) is in use; `Retry-After` says when to retry.
+    /// Nothing was written.
+    #[response(status = 503)]
+    Busy,
 }
 
 #[utoipa::path(post, path = "/logs", tag = "fleet",
@@ -249,7 +271,7 @@ async fn ingest_logs(
 ) -> ApiResult<Json<LogsAck>> {
     let fleet = &state.fleet;
     let config = fleet.config();
-    let json = upload.json(config.max_decompressed_bytes, true)?;
+    let (json, _reservation) = upload.json(fleet, true)?;
     let org = &upload.org;
     let batch = parse_batch(
         &json,

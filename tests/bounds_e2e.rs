@@ -1,0 +1,437 @@
+//! Bounds on the work a request brings in, against the real `sck serve` (issue 14, items 2
+//! and 4): a compile's Rego tests stop at their time limit and a panic in one is a refusal; a
+//! compile over `[bundles] max_concurrent_compiles` is refused, and a compile whose request is
+//! gone starts no further test; the decompressed bytes of all requests in flight share one
+//! budget; SIGTERM ends the process while a runaway test is still evaluating.
+//!
+//! Outcomes only (codes, named tests, what the ledger holds, whether the process exited
+//! before a generous deadline), never speed.
+
+mod support;
+
+use std::io::Write;
+use std::time::{Duration, Instant};
+
+use base64::Engine as _;
+use serde_json::{json, Value};
+use support::{fresh_postgres_database, get, metric_value, metrics_text, post_json, Server};
+
+const API: &str = "/api/v1/enforcement";
+
+/// Ten billion iterations: far past any test time limit (issue 14's probe).
+const RUNAWAY: &str = "count([1 | some x in numbers.range(1, 100000); \
+                       some y in numbers.range(1, 100000); x == y]) > 0";
+
+/// A server with its database URL and data directory: on SQLite and, when the suite has
+/// PostgreSQL, on a fresh database. Started one at a time, as the caller iterates.
+fn servers<'a>(
+    env: &'a [(&'a str, &'a str)],
+) -> impl Iterator<Item = (Server, String, tempfile::TempDir)> + 'a {
+    let postgres = fresh_postgres_database();
+    std::iter::once(None)
+        .chain(postgres.map(Some))
+        .map(move |database| {
+            let dir = tempfile::tempdir().unwrap();
+            let database =
+                database.unwrap_or_else(|| dir.path().join("sck.db").display().to_string());
+            let server = Server::start_on_with_env(dir.path(), &database, env);
+            (server, database, dir)
+        })
+}
+
+/// A policy tree of one package `probe` whose test module is `tests`.
+fn probe_files(tests: &str) -> Value {
+    json!({
+        "probe/probe.rego": "package probe\n\nallow if input.ok\n",
+        "probe/probe_test.rego": format!("package probe\n\n{tests}"),
+    })
+}
+
+fn compile_body(version: &str, source: (&str, Value)) -> Value {
+    let mut body = json!({"organizationId": "default", "name": "probe", "version": version});
+    body[source.0] = source.1;
+    body
+}
+
+fn compile(server: &Server, version: &str, source: (&str, Value)) -> support::Reply {
+    post_json(
+        &format!("{}{API}/bundles/compile", server.url),
+        server.root_key.as_deref(),
+        &compile_body(version, source),
+    )
+}
+
+/// A `.tar.gz` of `files` (name → content), base64, for the `tarball` field.
+fn tarball(files: &[(&str, Vec<u8>)]) -> Value {
+    let files: Vec<_> = files
+        .iter()
+        .map(|(name, bytes)| sck_bundler::BundleFile::new(*name, bytes.clone()))
+        .collect();
+    let bytes = sck_bundler::tarball::write_tarball(&files).unwrap();
+    Value::String(base64::engine::general_purpose::STANDARD.encode(bytes))
+}
+
+/// Waits until the gauge `series` reaches at least `value` (60 s at most).
+fn wait_for_gauge(server: &Server, series: &str, value: f64) {
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let current = metric_value(&metrics_text(&server.url), series).unwrap_or(0.0);
+        if current >= value {
+            return;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "{series} stayed at {current} (waiting for {value})"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+fn bundle_versions(server: &Server) -> Vec<String> {
+    let list = get(
+        &format!("{}{API}/bundles?name=probe", server.url),
+        &[(
+            "Authorization",
+            &format!("Bearer {}", server.root_key.as_deref().unwrap()),
+        )],
+    )
+    .json();
+    list["bundles"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|b| b["version"].as_str().unwrap().to_owned())
+        .collect()
+}
+
+/// A runaway test is stopped at `[bundles] test_timeout_ms` and the compile refused with
+/// `policy_test_timeout` naming it; a test that panics inside regorus is a refusal naming it
+/// (it was a 500, and in `sck bundle test` a crash). Nothing is recorded for either.
+#[test]
+fn runaway_and_panicking_tests_are_refused_by_name() {
+    for (server, _, _dir) in servers(&[("SCK_BUNDLES__TEST_TIMEOUT_MS", "300")]) {
+        let slow = compile(
+            &server,
+            "1.0.0",
+            (
+                "files",
+                probe_files(&format!(
+                    "test_fine if true\n\ntest_runaway if {{ {RUNAWAY} }}\n"
+                )),
+            ),
+        );
+        assert_eq!(
+            (slow.status, slow.code()),
+            (422, "policy_test_timeout".into()),
+            "{}",
+            String::from_utf8_lossy(&slow.body)
+        );
+        let diagnostics = slow.json()["diagnostics"].clone();
+        assert_eq!(diagnostics.as_array().unwrap().len(), 1, "{diagnostics}");
+        assert!(
+            diagnostics[0]
+                .as_str()
+                .unwrap()
+                .contains("data.probe.test_runaway exceeded the test time limit of 300 ms"),
+            "{diagnostics}"
+        );
+
+        let panics = compile(
+            &server,
+            "1.0.1",
+            (
+                "files",
+                probe_files("test_panics if strings.count(\"\", \"\") == 0\n"),
+            ),
+        );
+        assert_eq!(
+            (panics.status, panics.code()),
+            (422, "bundle_invalid".into()),
+            "{}",
+            String::from_utf8_lossy(&panics.body)
+        );
+        assert!(panics.json()["diagnostics"][0]
+            .as_str()
+            .unwrap()
+            .contains("data.probe.test_panics errored: evaluation panicked"));
+
+        assert_eq!(bundle_versions(&server), Vec::<String>::new());
+        let fine = compile(
+            &server,
+            "1.0.2",
+            ("files", probe_files("test_fine if true\n")),
+        );
+        assert_eq!(fine.status, 201, "{}", String::from_utf8_lossy(&fine.body));
+        assert!(server.stop().success());
+    }
+}
+
+/// A capacity refusal: 503, `code`, and when to retry.
+fn assert_busy(reply: &support::Reply, code: &str) {
+    assert_eq!(
+        (reply.status, reply.code().as_str()),
+        (503, code),
+        "{}",
+        String::from_utf8_lossy(&reply.body)
+    );
+    assert_eq!(reply.header("retry-after").as_deref(), Some("1"));
+}
+
+/// Sends a JSON POST over a raw connection and returns it unread: dropping it is a client
+/// that gave up.
+fn send_and_leave(server: &Server, path: &str, body: &Value) -> std::net::TcpStream {
+    let authority = server.url.strip_prefix("http://").unwrap();
+    let body = serde_json::to_vec(body).unwrap();
+    let mut stream = std::net::TcpStream::connect(authority).unwrap();
+    write!(
+        stream,
+        "POST {path} HTTP/1.1\r\nHost: {authority}\r\nContent-Type: application/json\r\n\
+         Authorization: Bearer {}\r\nContent-Length: {}\r\n\r\n",
+        server.root_key.as_deref().unwrap(),
+        body.len()
+    )
+    .unwrap();
+    stream.write_all(&body).unwrap();
+    stream
+}
+
+/// Compiles `version` (a passing bundle) until it is not refused as `compile_busy`, for 60 s
+/// at most, and checks that it was accepted: the abandoned compile gave its slot back.
+fn compile_once_the_slot_is_back(server: &Server, version: &str) {
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let reply = loop {
+        let reply = compile(server, version, ("files", probe_files("test_ok if true\n")));
+        if reply.code() != "compile_busy" || Instant::now() > deadline {
+            break reply;
+        }
+        std::thread::sleep(Duration::from_millis(200));
+    };
+    assert_eq!(
+        reply.status,
+        201,
+        "the abandoned compile still holds its slot: {}",
+        String::from_utf8_lossy(&reply.body)
+    );
+    assert_eq!(bundle_versions(server), [version]);
+}
+
+/// A server with one compile slot, 2-second tests and `request_timeout_secs`; and a
+/// bundle of 100 runaway tests, 200 s of evaluation if nothing stopped it.
+fn one_slot_server(request_timeout_secs: &str) -> (Server, Value) {
+    let server = Server::start_with_env(&[
+        ("SCK_BUNDLES__MAX_CONCURRENT_COMPILES", "1"),
+        ("SCK_BUNDLES__TEST_TIMEOUT_MS", "2000"),
+        ("SCK_HTTP__REQUEST_TIMEOUT_SECS", request_timeout_secs),
+    ]);
+    let tests: String = (0..100)
+        .map(|i| format!("test_runaway_{i} if {{ {RUNAWAY} }}\n"))
+        .collect();
+    (server, probe_files(&tests))
+}
+
+/// With one compile slot, a second compile is refused with `compile_busy` and `Retry-After`
+/// while the first runs. Once the first one's client disconnects, it starts no further test:
+/// the slot comes back after the test running then, long before the 200 s of its tests and
+/// the 600 s request timeout.
+#[test]
+fn compiles_over_the_cap_are_refused_and_a_disconnected_clients_compile_stops() {
+    let (server, runaway) = one_slot_server("600");
+    let gone = send_and_leave(
+        &server,
+        &format!("{API}/bundles/compile"),
+        &compile_body("1.0.0", ("files", runaway)),
+    );
+    wait_for_gauge(&server, "sck_compiles_in_flight", 1.0);
+    let second = compile(
+        &server,
+        "1.0.1",
+        ("files", probe_files("test_ok if true\n")),
+    );
+    assert_busy(&second, "compile_busy");
+    drop(gone);
+    compile_once_the_slot_is_back(&server, "1.0.1");
+}
+
+/// A compile whose request times out (503 after 2 s) starts no further test either.
+#[test]
+fn a_timed_out_compile_stops() {
+    let (server, runaway) = one_slot_server("2");
+    let timed_out = compile(&server, "1.0.0", ("files", runaway));
+    assert_eq!(timed_out.status, 503);
+    assert_ne!(timed_out.code(), "compile_busy");
+    compile_once_the_slot_is_back(&server, "1.0.1");
+}
+
+/// One event whose input makes the upload inflate to about `bytes`.
+fn padded_upload(bytes: usize) -> Vec<u8> {
+    let event = json!({
+        "labels": {"id": "opa-pad", "version": "0.60.0"},
+        "decision_id": format!("pad-{bytes}"),
+        "path": "sck/gateway/decision",
+        "input": {"pad": "p".repeat(bytes)},
+        "result": true,
+        "timestamp": "2026-01-01T00:00:00Z",
+    });
+    let mut enc = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
+    enc.write_all(&serde_json::to_vec(&[event]).unwrap())
+        .unwrap();
+    enc.finish().unwrap()
+}
+
+fn upload_logs(server: &Server, body: &[u8]) -> support::Reply {
+    let mut response = support::agent()
+        .post(format!("{}/logs", server.url))
+        .header("Content-Type", "application/json")
+        .header("Content-Encoding", "gzip")
+        .header(
+            "Authorization",
+            format!("Bearer {}", server.sidecar_token.as_deref().unwrap()),
+        )
+        .send(body)
+        .expect("request completes");
+    support::Reply {
+        status: response.status().as_u16(),
+        headers: response.headers().clone(),
+        body: response.body_mut().read_to_vec().unwrap(),
+    }
+}
+
+/// The decompressed bytes of every request in flight share one budget: while a compile
+/// upload holds 1.5 MiB of a 2 MiB budget (its runaway test keeps it busy), a sidecar upload
+/// inflating to 0.75 MiB and a second compile upload are refused with `decompression_busy`
+/// and `Retry-After`, and nothing is written; once the compile is over, the same upload goes
+/// through.
+#[test]
+fn the_decompression_budget_is_shared_by_every_upload() {
+    let env = [
+        ("SCK_HTTP__DECOMPRESSION_BUDGET_BYTES", "2097152"),
+        ("SCK_BUNDLES__MAX_DECOMPRESSED_BYTES", "2097152"),
+        ("SCK_FLEET__MAX_DECOMPRESSED_BYTES", "1048576"),
+        ("SCK_BUNDLES__TEST_TIMEOUT_MS", "5000"),
+    ];
+    for (server, _, _dir) in servers(&env) {
+        let pad = format!("{{\"pad\": \"{}\"}}", "p".repeat(1536 << 10)).into_bytes();
+        let big = tarball(&[
+            (
+                "probe/probe.rego",
+                b"package probe\n\nallow if input.ok\n".to_vec(),
+            ),
+            (
+                "probe/probe_test.rego",
+                format!("package probe\n\ntest_runaway if {{ {RUNAWAY} }}\n").into_bytes(),
+            ),
+            ("pad/data.json", pad),
+        ]);
+        let body = compile_body("1.0.0", ("tarball", big.clone()));
+        let (url, key) = (server.url.clone(), server.root_key.clone());
+        let holder = std::thread::spawn(move || {
+            post_json(
+                &format!("{url}{API}/bundles/compile"),
+                key.as_deref(),
+                &body,
+            )
+        });
+        wait_for_gauge(
+            &server,
+            "sck_decompression_bytes_in_flight",
+            (1536 << 10) as f64,
+        );
+
+        let upload = padded_upload(768 << 10);
+        assert_busy(&upload_logs(&server, &upload), "decompression_busy");
+        assert_busy(
+            &compile(&server, "1.0.1", ("tarball", big)),
+            "decompression_busy",
+        );
+
+        let held = holder.join().unwrap();
+        assert_eq!(held.code(), "policy_test_timeout");
+        // The refused upload left nothing behind: its decision id is still new.
+        let accepted = upload_logs(&server, &upload);
+        assert_eq!(
+            (accepted.status, accepted.json()["appended"].clone()),
+            (200, json!(1)),
+            "{}",
+            String::from_utf8_lossy(&accepted.body)
+        );
+        assert!(server.stop().success());
+    }
+}
+
+/// The size of the last checkpoint in a ledger export, and its number of entries.
+fn checkpointed_and_total(export: &std::path::Path) -> (u64, u64) {
+    let file = std::fs::File::open(export).unwrap();
+    let mut archive = tar::Archive::new(flate2::read::GzDecoder::new(file));
+    let mut notes = String::new();
+    for entry in archive.entries().unwrap() {
+        let mut entry = entry.unwrap();
+        if entry.path().unwrap().ends_with("checkpoints.txt") {
+            std::io::Read::read_to_string(&mut entry, &mut notes).unwrap();
+        }
+    }
+    // Signed notes: origin, tree size, root hash, a blank line, signatures; one after another.
+    let last = notes
+        .split("\n\n")
+        .filter(|block| !block.starts_with('\u{2014}') && !block.trim().is_empty())
+        .last()
+        .expect("a checkpoint");
+    let size = last.lines().nth(1).unwrap().parse().unwrap();
+    (size, support::export_leaves(export).len() as u64)
+}
+
+/// SIGTERM while a compile's test is evaluating (limit: ten minutes) and a sidecar long poll
+/// is open: the process exits well before the test would end, and the final checkpoint covers
+/// the whole log. It used to stop listening and then hang until SIGKILL.
+#[test]
+fn sigterm_exits_while_a_runaway_test_evaluates() {
+    let env = [
+        ("SCK_BUNDLES__TEST_TIMEOUT_MS", "600000"),
+        ("SCK_HTTP__SHUTDOWN_GRACE_SECS", "1"),
+    ];
+    for (server, database, dir) in servers(&env) {
+        let body = compile_body(
+            "1.0.0",
+            (
+                "files",
+                probe_files(&format!("test_runaway if {{ {RUNAWAY} }}\n")),
+            ),
+        );
+        let (url, key) = (server.url.clone(), server.root_key.clone());
+        let _compile = std::thread::spawn(move || {
+            let _ = support::agent()
+                .post(format!("{url}{API}/bundles/compile"))
+                .header("Authorization", format!("Bearer {}", key.unwrap()))
+                .send_json(&body);
+        });
+        let token = server.sidecar_token.clone().unwrap();
+        let bundle = format!("{}/bundles/default/gateway.tar.gz", server.url);
+        let etag = get(&bundle, &[("Authorization", &format!("Bearer {token}"))])
+            .header("etag")
+            .unwrap();
+        let _poll = std::thread::spawn(move || {
+            let _ = support::agent()
+                .get(bundle)
+                .header("Authorization", format!("Bearer {token}"))
+                .header("If-None-Match", etag)
+                .header("Prefer", "wait=300")
+                .call();
+        });
+        wait_for_gauge(&server, "sck_compiles_in_flight", 1.0);
+        // An entry after the last periodic checkpoint, for the final one to cover.
+        let fine = post_json(
+            &format!("{}{API}/bundles/compile", server.url),
+            server.root_key.as_deref(),
+            &json!({"organizationId": "default", "name": "other", "version": "1.0.0",
+                    "files": probe_files("test_ok if true\n")}),
+        );
+        assert_eq!(fine.status, 201, "{}", String::from_utf8_lossy(&fine.body));
+
+        let status = server
+            .stop_within(Duration::from_secs(60))
+            .expect("sck serve exits after SIGTERM while a runaway test evaluates");
+        assert!(status.success(), "{status:?}");
+        let export = support::export_ledger(&database, "default", dir.path());
+        let (checkpointed, total) = checkpointed_and_total(&export);
+        assert_eq!(checkpointed, total);
+    }
+}
