@@ -81,6 +81,8 @@ pub struct OpaServer {
     pub url: String,
     /// OPA's stderr lines, each with the moment this process read it.
     log: Arc<Mutex<Vec<(Instant, String)>>>,
+    /// The threads reading OPA's stdout and stderr into `log` (they end when OPA exits).
+    readers: Mutex<Vec<std::thread::JoinHandle<()>>>,
 }
 
 impl OpaServer {
@@ -120,22 +122,55 @@ impl OpaServer {
         // OPA logs on stderr; a start-up failure (`error: load error: ...`) goes to stdout.
         let stdout = child.stdout.take().unwrap();
         let stderr = child.stderr.take().unwrap();
-        for stream in [
+        let readers = [
             Box::new(stdout) as Box<dyn std::io::Read + Send>,
             Box::new(stderr),
-        ] {
+        ]
+        .into_iter()
+        .map(|stream| {
             let sink = Arc::clone(&log);
             std::thread::spawn(move || {
                 for line in BufReader::new(stream).lines().map_while(Result::ok) {
                     sink.lock().unwrap().push((Instant::now(), line));
                 }
-            });
-        }
+            })
+        })
+        .collect();
         OpaServer {
             child: Mutex::new(child),
             url: format!("http://{addr}"),
             log,
+            readers: Mutex::new(readers),
         }
+    }
+
+    /// Runs `opa run --server <args>` expecting OPA to refuse to start (a bundle it will not
+    /// load); returns its output. Panics if it serves instead, or is still running after 60 s.
+    pub fn refuses(args: &[&str]) -> String {
+        let server = OpaServer::spawn(&std::env::temp_dir(), args, &[]);
+        let deadline = Instant::now() + Duration::from_secs(60);
+        loop {
+            if let Ok(Some(_)) = server.child.lock().unwrap().try_wait() {
+                break;
+            }
+            let health = super::agent().get(&format!("{}/health", server.url)).call();
+            assert!(
+                !matches!(&health, Ok(r) if r.status() == 200),
+                "OPA started with {args:?}; log:\n{}",
+                server.log().join("\n")
+            );
+            assert!(Instant::now() < deadline, "OPA neither refused nor served {args:?}");
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        server.exited_log()
+    }
+
+    /// Everything OPA wrote, once it has exited (after the readers reached the end).
+    fn exited_log(&self) -> String {
+        for reader in self.readers.lock().unwrap().drain(..) {
+            let _ = reader.join();
+        }
+        self.log().join("\n")
     }
 
     /// Stops OPA with SIGTERM, as a container runtime does (OPA then flushes its buffered
@@ -218,9 +253,9 @@ impl OpaServer {
             if matches!(&answer, Ok(r) if r.status() == 200) {
                 return;
             }
-            if let Ok(Some(exit)) = self.child.lock().unwrap().try_wait() {
-                std::thread::sleep(Duration::from_millis(100));
-                panic!("OPA exited ({exit}); log:\n{}", self.log().join("\n"));
+            let exited = self.child.lock().unwrap().try_wait();
+            if let Ok(Some(exit)) = exited {
+                panic!("OPA exited ({exit}); log:\n{}", self.exited_log());
             }
             assert!(
                 Instant::now() < deadline,
