@@ -124,7 +124,11 @@ fn opa_refuses(tarball: &Path, key: &Key, args: &[&str]) -> String {
 
 /// The policy fixture answers as written: alice may write, bob may only read.
 fn assert_policy_answers(opa: &OpaServer) {
-    for (user, action, allowed) in [("alice", "write", true), ("bob", "write", false), ("bob", "read", true)] {
+    for (user, action, allowed) in [
+        ("alice", "write", true),
+        ("bob", "write", false),
+        ("bob", "read", true),
+    ] {
         let answer = opa
             .data("shop/authz/allow", &json!({"user": user, "action": action}))
             .json();
@@ -243,9 +247,17 @@ fn bundles_opa_builds_verify_with_sck_and_compile_on_sck_serve() {
     let opa = opa_loads(
         &excluded,
         &key,
-        &["--scope", "write", "--exclude-files-verify", "shop/notes.rego"],
+        &[
+            "--scope",
+            "write",
+            "--exclude-files-verify",
+            "shop/notes.rego",
+        ],
     );
-    assert_eq!(opa.data("shop/notes/owner", &json!({})).json()["result"], "ops");
+    assert_eq!(
+        opa.data("shop/notes/owner", &json!({})).json()["result"],
+        "ops"
+    );
     compiles(&excluded, "shop");
 
     // Data only.
@@ -296,7 +308,9 @@ fn pack(files: &[(String, Vec<u8>)], out: &Path) {
         header.set_size(bytes.len() as u64);
         header.set_mode(0o644);
         header.set_cksum();
-        builder.append_data(&mut header, name, bytes.as_slice()).unwrap();
+        builder
+            .append_data(&mut header, name, bytes.as_slice())
+            .unwrap();
     }
     std::fs::write(out, builder.into_inner().unwrap().finish().unwrap()).unwrap();
 }
@@ -323,7 +337,12 @@ fn assert_tampering_refused_alike(signed: &Path, key: &Key, wrong: &Key) {
         .position(|(name, _)| name.ends_with(".rego"))
         .expect("a module");
     let dir = signed.parent().unwrap();
-    let stem = signed.file_name().unwrap().to_str().unwrap().trim_end_matches(".tar.gz");
+    let stem = signed
+        .file_name()
+        .unwrap()
+        .to_str()
+        .unwrap()
+        .trim_end_matches(".tar.gz");
     let variant = |what: &str, files: Vec<(String, Vec<u8>)>| {
         let path = dir.join(format!("{stem}-{what}.tar.gz"));
         pack(&files, &path);
@@ -333,7 +352,10 @@ fn assert_tampering_refused_alike(signed: &Path, key: &Key, wrong: &Key) {
     let mut changed = files.clone();
     changed[data].1 = br#"{"shop": {"roles": {"mallory": ["admin"]}}}"#.to_vec();
     let mut added = files.clone();
-    added.push(("shop/backdoor.rego".into(), b"package shop.backdoor\n\nx := 1\n".to_vec()));
+    added.push((
+        "shop/backdoor.rego".into(),
+        b"package shop.backdoor\n\nx := 1\n".to_vec(),
+    ));
     let mut removed = files.clone();
     let module_name = removed.remove(module).0;
     let cases = [

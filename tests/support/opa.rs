@@ -159,7 +159,10 @@ impl OpaServer {
                 "OPA started with {args:?}; log:\n{}",
                 server.log().join("\n")
             );
-            assert!(Instant::now() < deadline, "OPA neither refused nor served {args:?}");
+            assert!(
+                Instant::now() < deadline,
+                "OPA neither refused nor served {args:?}"
+            );
             std::thread::sleep(Duration::from_millis(50));
         }
         server.exited_log()
