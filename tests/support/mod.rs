@@ -11,6 +11,7 @@ use std::time::{Duration, Instant};
 
 use serde_json::Value;
 
+pub mod deploy;
 #[cfg(feature = "interop")]
 pub mod interop;
 pub mod opa;

@@ -106,11 +106,24 @@ impl OpaServer {
         server
     }
 
+    /// Runs `opa <args>` exactly (a deployment file's command line) in `dir`, serving at `url`
+    /// (the `--addr` in `args`); does not wait for it.
+    pub fn command_line(dir: &Path, args: &[String], url: &str, env: &[(&str, &str)]) -> OpaServer {
+        OpaServer::spawn_exactly(dir, args, url.to_owned(), env)
+    }
+
     fn spawn(dir: &Path, args: &[&str], env: &[(&str, &str)]) -> OpaServer {
-        let port = free_port();
-        let addr = format!("127.0.0.1:{port}");
+        let addr = format!("127.0.0.1:{}", free_port());
+        let all: Vec<String> = ["run", "--server", "--addr", &addr, "--log-format", "json"]
+            .iter()
+            .chain(args)
+            .map(|a| a.to_string())
+            .collect();
+        OpaServer::spawn_exactly(dir, &all, format!("http://{addr}"), env)
+    }
+
+    fn spawn_exactly(dir: &Path, args: &[String], url: String, env: &[(&str, &str)]) -> OpaServer {
         let mut child = Command::new(binary())
-            .args(["run", "--server", "--addr", &addr, "--log-format", "json"])
             .args(args)
             .envs(env.iter().copied())
             .current_dir(dir)
@@ -138,7 +151,7 @@ impl OpaServer {
         .collect();
         OpaServer {
             child: Mutex::new(child),
-            url: format!("http://{addr}"),
+            url,
             log,
             readers: Mutex::new(readers),
         }
