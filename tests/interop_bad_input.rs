@@ -14,7 +14,7 @@ mod support;
 use std::io::Write;
 use std::path::Path;
 use std::process::Command;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use base64::Engine as _;
 use serde_json::json;
@@ -249,24 +249,12 @@ fn bundles_opa_accepts_but_sck_refuses_are_refused_alike_by_verify_and_compile()
 #[test]
 fn a_decision_log_upload_corrupted_in_flight_is_refused_and_nothing_of_it_is_ledgered() {
     let server = Server::start();
-    let token = server.sidecar_token.clone().unwrap();
     let relay = Relay::start(&server.url);
     relay.set_logs_mode(LogsMode::CorruptGzip);
-    let config = interop::opa_config(
-        &server,
-        &[
-            "--sidecar-token",
-            &token,
-            "--service-url",
-            &relay.url,
-            "--decision-logs",
-        ],
-    );
+    let config = interop::sidecar_config(&server, &relay.url, &["--decision-logs"]);
     let dir = tempfile::tempdir().unwrap();
-    let first = interop::active(&server.url, server.root_key.as_deref().unwrap());
-    let started = Instant::now();
-    let opa = OpaServer::configured(dir.path(), &config, &[]);
-    opa.wait_for_activation(&first.sha256, started, WITHIN);
+    let root = server.root_key.clone().unwrap();
+    let opa = interop::start_sidecar(dir.path(), &config, &server.url, &root);
     let made = interop::decide(&opa, 3, "corrupted");
 
     // OPA sends the chunk, sck refuses it, OPA sends it again: refused again.
@@ -290,22 +278,17 @@ fn a_decision_log_upload_corrupted_in_flight_is_refused_and_nothing_of_it_is_led
 
     // Clean again: OPA's next upload of the same chunk lands, each decision once.
     relay.set_logs_mode(LogsMode::Pass);
-    let seen = relay.wait_for("a clean upload", WITHIN, |seen| {
+    let appended = |seen: &[support::relay::Exchange]| -> u64 {
         uploads(seen)
             .iter()
-            .any(|e| !e.corrupted && e.status == 200)
+            .filter(|e| !e.corrupted && e.status == 200)
+            .map(|e| e.json()["appended"].as_u64().unwrap_or(0))
+            .sum()
+    };
+    let seen = relay.wait_for("clean uploads of all three", WITHIN, |seen| {
+        appended(seen) >= 3
     });
-    let clean = uploads(&seen)
-        .into_iter()
-        .find(|e| !e.corrupted)
-        .unwrap()
-        .clone();
-    assert_eq!(
-        clean.json()["appended"],
-        3,
-        "{}",
-        String::from_utf8_lossy(&clean.body)
-    );
+    assert_eq!(appended(&seen), 3, "{seen:#?}");
     let ledgered = interop::ledgered_decisions(&database, &server.data_dir);
     assert_eq!(
         ledgered,

@@ -13,16 +13,17 @@
 
 mod support;
 
-use std::convert::Infallible;
 use std::io::Read;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
+use std::sync::Arc;
 use std::time::Duration;
 
 use base64::Engine as _;
 use serde_json::{json, Value};
 use support::interop::{self, KeyKind, API};
 use support::opa::{self, OpaServer};
+use support::relay::HttpServer;
 use support::{get, post_json, repo, Server};
 
 fn fixture(name: &str) -> PathBuf {
@@ -146,6 +147,23 @@ fn serve_compile(server: &Server, tarball: &Path, name: &str, version: &str) -> 
             "tarball": base64::engine::general_purpose::STANDARD.encode(std::fs::read(tarball).unwrap()),
         }),
     )
+}
+
+/// `sck bundle build source -o out` signed with `key`, plus `args`.
+fn sck_build(source: &Path, out: &Path, key: &Key, args: &[&str]) {
+    let mut all = vec![
+        "bundle",
+        "build",
+        source.to_str().unwrap(),
+        "-o",
+        out.to_str().unwrap(),
+        "--signing-key",
+        &key.signing,
+        "--signing-alg",
+        key.kind.alg(),
+    ];
+    all.extend_from_slice(args);
+    success(&sck(&all), "sck bundle build");
 }
 
 /// `sck bundle inspect --json` of `tarball`.
@@ -428,20 +446,7 @@ fn bundles_sck_builds_load_in_opa_and_tampering_is_refused_by_both() {
         let key = key(dir.path(), kind, &format!("{kind:?}"));
         let wrong = self::key(dir.path(), kind, &format!("{kind:?}-wrong"));
         let built = dir.path().join(format!("sck-{kind:?}.tar.gz"));
-        success(
-            &sck(&[
-                "bundle",
-                "build",
-                fixture("policy").to_str().unwrap(),
-                "-o",
-                built.to_str().unwrap(),
-                "--signing-key",
-                &key.signing,
-                "--signing-alg",
-                kind.alg(),
-            ]),
-            "sck bundle build",
-        );
+        sck_build(&fixture("policy"), &built, &key, &[]);
         assert_policy_answers(&opa_loads(&built, &key, &[]));
         assert_tampering_refused_alike(&built, &key, &wrong);
 
@@ -457,18 +462,7 @@ fn bundles_sck_builds_load_in_opa_and_tampering_is_refused_by_both() {
     // Data only, built by sck.
     let key = key(dir.path(), KeyKind::Es256, "data");
     let data_only = dir.path().join("sck-data-only.tar.gz");
-    success(
-        &sck(&[
-            "bundle",
-            "build",
-            fixture("data-only").to_str().unwrap(),
-            "-o",
-            data_only.to_str().unwrap(),
-            "--signing-key",
-            &key.signing,
-        ]),
-        "sck bundle build",
-    );
+    sck_build(&fixture("data-only"), &data_only, &key, &[]);
     let opa = opa_loads(&data_only, &key, &[]);
     assert_eq!(
         opa.data("config/limits/burst", &json!({})).json()["result"],
@@ -477,40 +471,17 @@ fn bundles_sck_builds_load_in_opa_and_tampering_is_refused_by_both() {
 }
 
 /// Serves `tarball` at every path (the way a plain bundle server or CDN would), for an OPA
-/// polling it; the runtime stops when dropped.
-fn serve_file(tarball: Vec<u8>) -> (String, tokio::runtime::Runtime) {
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(1)
-        .enable_all()
-        .build()
-        .unwrap();
-    let listener = runtime
-        .block_on(tokio::net::TcpListener::bind("127.0.0.1:0"))
-        .unwrap();
-    let url = format!("http://{}", listener.local_addr().unwrap());
+/// polling it.
+fn serve_file(tarball: Vec<u8>) -> HttpServer {
     let body = hyper::body::Bytes::from(tarball);
-    runtime.spawn(async move {
-        while let Ok((stream, _)) = listener.accept().await {
-            let body = body.clone();
-            tokio::spawn(async move {
-                let service = hyper::service::service_fn(move |_request| {
-                    let body = body.clone();
-                    async move {
-                        let mut response = hyper::Response::new(http_body_util::Full::new(body));
-                        response.headers_mut().insert(
-                            "content-type",
-                            hyper::header::HeaderValue::from_static("application/gzip"),
-                        );
-                        Ok::<_, Infallible>(response)
-                    }
-                });
-                let _ = hyper::server::conn::http1::Builder::new()
-                    .serve_connection(hyper_util::rt::TokioIo::new(stream), service)
-                    .await;
-            });
-        }
-    });
-    (url, runtime)
+    HttpServer::start(Arc::new(move |_request| {
+        let mut response = hyper::Response::new(http_body_util::Full::new(body.clone()));
+        response.headers_mut().insert(
+            "content-type",
+            hyper::header::HeaderValue::from_static("application/gzip"),
+        );
+        Box::pin(std::future::ready(response))
+    }))
 }
 
 /// An OPA configured to poll `url/bundle.tar.gz` for bundle `name`, verifying with `key`.
@@ -541,25 +512,10 @@ fn bundles_sck_builds_and_publishes_load_in_a_polling_opa() {
     for kind in KeyKind::ALL {
         let key = key(dir.path(), kind, &format!("{kind:?}"));
         let built = dir.path().join(format!("sck-{kind:?}.tar.gz"));
-        success(
-            &sck(&[
-                "bundle",
-                "build",
-                fixture("policy").to_str().unwrap(),
-                "-o",
-                built.to_str().unwrap(),
-                "--signing-key",
-                &key.signing,
-                "--signing-alg",
-                kind.alg(),
-                "--key-id",
-                "release",
-            ]),
-            "sck bundle build",
-        );
-        let (url, _files) = serve_file(std::fs::read(&built).unwrap());
+        sck_build(&fixture("policy"), &built, &key, &["--key-id", "release"]);
+        let files = serve_file(std::fs::read(&built).unwrap());
         let opa_dir = tempfile::tempdir().unwrap();
-        assert_policy_answers(&polling_opa(opa_dir.path(), &url, &key, "release"));
+        assert_policy_answers(&polling_opa(opa_dir.path(), &files.url, &key, "release"));
     }
 
     // What the server publishes: fetched by a sidecar, loaded with the signer's public key.

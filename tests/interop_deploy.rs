@@ -47,13 +47,12 @@ fn assert_opa_follows(
     let base = server.loopback_url();
     let active = interop::active(&base, root);
     opa.wait_for_activation(&active.sha256, started, WITHIN);
-    let answer = support::get(health, &[]);
-    assert_eq!(
-        answer.status,
-        200,
-        "{health}: {}",
-        String::from_utf8_lossy(&answer.body)
-    );
+    // OPA may activate the bundle before its listener is up: poll the probe.
+    let deadline = Instant::now() + WITHIN;
+    while !matches!(support::agent().get(health).call(), Ok(r) if r.status() == 200) {
+        assert!(Instant::now() < deadline, "{health} never answered 200");
+        std::thread::sleep(Duration::from_millis(50));
+    }
     interop::wait_for_fleet(&base, root, WITHIN, |view| {
         interop::sidecar_state(view) == Some((false, Some(active.revision.clone()), true))
     });

@@ -95,6 +95,34 @@ fn activate_while_held(
     )
 }
 
+/// Publishes versions `N.0.0` for each N of `numbers` on `api` and activates each once OPA's
+/// long poll through `relay` is held: each reaches OPA by that long poll. Prints the median time
+/// from the activation request to OPA's log of the new bundle (`what`), and returns them.
+fn activate_new_versions(
+    api: &Server,
+    relay: &Relay,
+    opa: &OpaServer,
+    numbers: std::ops::RangeInclusive<u32>,
+    what: &str,
+) -> Vec<Active> {
+    let mut activated = Vec::new();
+    let mut latencies = Vec::new();
+    for n in numbers {
+        let id = interop::published(&api.url, &root(api), &format!("{n}.0.0"), None);
+        let (active, sent) = activate_while_held(api, relay, &id, false);
+        latencies.push(opa.wait_for_activation(&active.sha256, sent, WITHIN) - sent);
+        assert_long_polled(relay, &active.sha256, sent);
+        activated.push(active);
+    }
+    eprintln!(
+        "{what}, OPA {}, by long poll: median {:?} over {} runs {latencies:?}",
+        support::opa::version(),
+        median(latencies.clone()),
+        latencies.len()
+    );
+    activated
+}
+
 fn median(mut samples: Vec<Duration>) -> Duration {
     samples.sort();
     samples[samples.len() / 2]
@@ -176,42 +204,22 @@ fn activations_rollbacks_and_revocations_reach_opa_by_long_poll_and_the_fleet_vi
         std::fs::create_dir_all(&signers).unwrap();
         interop::generate_key(KeyKind::Rs256, &signers.join("untrusted.pem"));
     });
-    let (root, token) = (root(&server), token(&server));
+    let root = root(&server);
     let relay = Relay::start(&server.url);
-    let config = interop::opa_config(
-        &server,
-        &[
-            "--sidecar-token",
-            &token,
-            "--service-url",
-            &relay.url,
-            "--status",
-        ],
-    );
+    let config = interop::sidecar_config(&server, &relay.url, &["--status"]);
     let dir = tempfile::tempdir().unwrap();
-    let started = Instant::now();
-    let opa = OpaServer::configured(dir.path(), &config, &[]);
+    let opa = interop::start_sidecar(dir.path(), &config, &server.url, &root);
     let first = interop::active(&server.url, &root);
-    opa.wait_for_activation(&first.sha256, started, WITHIN);
     wait_in_sync(&server, &first.revision);
 
-    // New activations, measured from the activation request to OPA's log of the new bundle.
     let mut versions = vec![first];
-    let mut latencies = Vec::new();
-    for n in 2..=6 {
-        let id = interop::published(&server.url, &root, &format!("{n}.0.0"), None);
-        let (active, sent) = activate_while_held(&server, &relay, &id, false);
-        let seen = opa.wait_for_activation(&active.sha256, sent, WITHIN);
-        latencies.push(seen - sent);
-        assert_long_polled(&relay, &active.sha256, sent);
-        versions.push(active);
-    }
-    eprintln!(
-        "activation -> OPA {} activated the new revision, by long poll: median {:?} over {} runs {latencies:?}",
-        support::opa::version(),
-        median(latencies.clone()),
-        latencies.len()
-    );
+    versions.extend(activate_new_versions(
+        &server,
+        &relay,
+        &opa,
+        2..=6,
+        "activation -> OPA activated the new revision",
+    ));
     wait_in_sync(&server, "6.0.0");
 
     // A rollback to 5.0.0.
@@ -261,57 +269,43 @@ fn activations_rollbacks_and_revocations_reach_opa_by_long_poll_and_the_fleet_vi
     wait_in_sync(&server, "8.0.0");
 }
 
+/// The sum of `field` (`appended`, `duplicates`) over sck's answers to the uploads whose answer
+/// was lost (`lost`) or reached OPA.
+fn answered(exchanges: &[Exchange], lost: bool, field: &str) -> u64 {
+    uploads(exchanges)
+        .iter()
+        .filter(|e| e.lost == lost && e.status == 200)
+        .map(|e| e.json()[field].as_u64().unwrap_or(0))
+        .sum()
+}
+
 fn decision_logs_land_exactly_once(server: &Server, database_url: &str) {
-    let token = token(server);
     let relay = Relay::start(&server.url);
-    let config = interop::opa_config(
-        server,
-        &[
-            "--sidecar-token",
-            &token,
-            "--service-url",
-            &relay.url,
-            "--decision-logs",
-        ],
-    );
+    let config = interop::sidecar_config(server, &relay.url, &["--decision-logs"]);
     let dir = tempfile::tempdir().unwrap();
-    let first = interop::active(&server.url, &root(server));
-    let started = Instant::now();
-    let opa = OpaServer::configured(dir.path(), &config, &[]);
-    opa.wait_for_activation(&first.sha256, started, WITHIN);
+    let opa = interop::start_sidecar(dir.path(), &config, &server.url, &root(server));
 
     // sck's answer to the first upload is lost: OPA uploads the same chunk again, sck answers
     // that its decisions are duplicates.
     relay.set_logs_mode(LogsMode::LoseAnswer);
     let mut made = interop::decide(&opa, 3, "lost");
-    let seen = relay.wait_for("a lost upload", WITHIN, |seen| {
-        uploads(seen).iter().any(|e| e.lost)
+    // (However OPA chunks them: every decision appended once by uploads OPA never heard
+    // back from, then every one a duplicate once the answers get through.)
+    let seen = relay.wait_for("all three appended by lost uploads", WITHIN, |seen| {
+        answered(seen, true, "appended") >= 3
     });
-    let lost = uploads(&seen).into_iter().find(|e| e.lost).unwrap().clone();
-    assert_eq!(
-        (lost.status, lost.json()["appended"].as_u64()),
-        (200, Some(3)),
-        "{}",
-        String::from_utf8_lossy(&lost.body)
-    );
+    assert_eq!(answered(&seen, true, "appended"), 3, "{seen:#?}");
     relay.set_logs_mode(LogsMode::Pass);
-    let seen = relay.wait_for("the upload again", WITHIN, |seen| {
-        uploads(seen).iter().any(|e| !e.lost)
+    let seen = relay.wait_for("all three uploaded again", WITHIN, |seen| {
+        answered(seen, false, "duplicates") >= 3
     });
-    let again = uploads(&seen)
-        .into_iter()
-        .find(|e| !e.lost)
-        .unwrap()
-        .clone();
-    assert_eq!(again.status, 200);
     assert_eq!(
         (
-            again.json()["appended"].as_u64(),
-            again.json()["duplicates"].as_u64()
+            answered(&seen, false, "appended"),
+            answered(&seen, false, "duplicates")
         ),
-        (Some(0), Some(3)),
-        "{}",
-        String::from_utf8_lossy(&again.body)
+        (0, 3),
+        "{seen:#?}"
     );
 
     // Restarts: OPA flushes its buffer when stopped, a new instance logs under its own id.
@@ -357,41 +351,22 @@ fn on_postgres_an_activation_on_replica_a_reaches_opa_polling_replica_b_by_long_
     let dir = tempfile::tempdir().unwrap();
     let a = Server::start_on(dir.path(), &database);
     let b = Server::start_on(dir.path(), &database);
-    let (root, token) = (root(&a), token(&a));
+    let root = root(&a);
     assert!(
         b.root_key.is_none(),
         "replica B found the database bootstrapped"
     );
     let relay = Relay::start(&b.url);
     // Asked of replica A, pointed at replica B (through the relay), as compose.yaml does.
-    let config = interop::opa_config(
-        &a,
-        &[
-            "--sidecar-token",
-            &token,
-            "--service-url",
-            &relay.url,
-            "--status",
-        ],
-    );
+    let config = interop::sidecar_config(&a, &relay.url, &["--status"]);
     let opa_dir = tempfile::tempdir().unwrap();
-    let started = Instant::now();
-    let opa = OpaServer::configured(opa_dir.path(), &config, &[]);
-    let first = interop::active(&a.url, &root);
-    opa.wait_for_activation(&first.sha256, started, WITHIN);
-
-    let mut latencies = Vec::new();
-    for n in 2..=4 {
-        let id = interop::published(&a.url, &root, &format!("{n}.0.0"), None);
-        let (active, sent) = activate_while_held(&a, &relay, &id, false);
-        latencies.push(opa.wait_for_activation(&active.sha256, sent, WITHIN) - sent);
-        assert_long_polled(&relay, &active.sha256, sent);
-    }
-    eprintln!(
-        "activation on replica A -> OPA {} polling replica B: median {:?} over {} runs {latencies:?}",
-        support::opa::version(),
-        median(latencies.clone()),
-        latencies.len()
+    let opa = interop::start_sidecar(opa_dir.path(), &config, &a.url, &root);
+    activate_new_versions(
+        &a,
+        &relay,
+        &opa,
+        2..=4,
+        "activation on replica A -> OPA polling replica B",
     );
     // Replica B's fleet view (status reports went to B) agrees with A's registry.
     let view = interop::wait_for_fleet(&b.url, &root, WITHIN, |view| {

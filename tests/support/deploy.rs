@@ -14,6 +14,7 @@ use std::time::{Duration, Instant};
 
 use yaml_serde::Value as Yaml;
 
+pub use super::opa::free_port;
 use super::{get, repo};
 
 pub const SCK: &str = env!("CARGO_BIN_EXE_sck");
@@ -107,15 +108,6 @@ impl Drop for Running {
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
-}
-
-/// A port nothing listens on right now.
-pub fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
 }
 
 pub fn run_ok(command: &mut Command) -> Output {

@@ -178,6 +178,27 @@ pub fn opa_config(server: &Server, args: &[&str]) -> String {
     String::from_utf8(out.stdout).unwrap()
 }
 
+/// `sck opa-config` for a sidecar with `server`'s first-start sidecar token that reaches sck at
+/// `service_url` (a relay, another replica), plus `flags` (`--status`, `--decision-logs`).
+pub fn sidecar_config(server: &Server, service_url: &str, flags: &[&str]) -> String {
+    let token = server
+        .sidecar_token
+        .clone()
+        .expect("first start printed a sidecar token");
+    let mut args = vec!["--sidecar-token", &token, "--service-url", service_url];
+    args.extend_from_slice(flags);
+    opa_config(server, &args)
+}
+
+/// Starts OPA on `config` in `dir` and waits until it has activated org `default`'s active
+/// `gateway` (as the server at `url` reports it with admin key `key`).
+pub fn start_sidecar(dir: &Path, config: &str, url: &str, key: &str) -> super::opa::OpaServer {
+    let started = Instant::now();
+    let opa = super::opa::OpaServer::configured(dir, config, &[]);
+    opa.wait_for_activation(&active(url, key).sha256, started, Duration::from_secs(40));
+    opa
+}
+
 /// The fleet view of org `default`.
 pub fn fleet(url: &str, key: &str) -> Value {
     ok(

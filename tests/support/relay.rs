@@ -6,9 +6,12 @@
 //!
 //! On demand it misbehaves on decision-log uploads (`POST /logs...`) only: it corrupts the
 //! gzip body in flight, or forwards the upload and then loses sck's answer (OPA sees a 502 and
-//! uploads the same chunk again). HTTP is hyper's; nothing here parses it by hand.
+//! uploads the same chunk again). HTTP is hyper's ([`HttpServer`], also for tests that serve
+//! a fixed answer); nothing here parses it by hand.
 
 use std::convert::Infallible;
+use std::future::Future;
+use std::pin::Pin;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -76,17 +79,22 @@ struct Shared {
     held: AtomicUsize,
 }
 
-/// A running relay; stopped when dropped.
-pub struct Relay {
-    /// `http://127.0.0.1:PORT`, the URL to give OPA.
+/// What answers a request of an [`HttpServer`].
+pub type Handler = Arc<
+    dyn Fn(Request<Incoming>) -> Pin<Box<dyn Future<Output = Response<Full<Bytes>>> + Send>>
+        + Send
+        + Sync,
+>;
+
+/// A hyper HTTP/1.1 server on a free loopback port, on its own runtime; stopped when dropped.
+pub struct HttpServer {
+    /// `http://127.0.0.1:PORT`
     pub url: String,
-    shared: Arc<Shared>,
     runtime: Option<tokio::runtime::Runtime>,
 }
 
-impl Relay {
-    /// Relays to `upstream` (`http://host:port`).
-    pub fn start(upstream: &str) -> Relay {
+impl HttpServer {
+    pub fn start(handler: Handler) -> HttpServer {
         let runtime = tokio::runtime::Builder::new_multi_thread()
             .worker_threads(1)
             .enable_all()
@@ -96,6 +104,49 @@ impl Relay {
             .block_on(tokio::net::TcpListener::bind("127.0.0.1:0"))
             .unwrap();
         let url = format!("http://{}", listener.local_addr().unwrap());
+        runtime.spawn(async move {
+            loop {
+                let Ok((stream, _)) = listener.accept().await else {
+                    continue;
+                };
+                let handler = Arc::clone(&handler);
+                tokio::spawn(async move {
+                    let service = hyper::service::service_fn(move |request| {
+                        let answer = handler(request);
+                        async move { Ok::<_, Infallible>(answer.await) }
+                    });
+                    let _ = hyper::server::conn::http1::Builder::new()
+                        .serve_connection(TokioIo::new(stream), service)
+                        .await;
+                });
+            }
+        });
+        HttpServer {
+            url,
+            runtime: Some(runtime),
+        }
+    }
+}
+
+impl Drop for HttpServer {
+    fn drop(&mut self) {
+        if let Some(runtime) = self.runtime.take() {
+            runtime.shutdown_background();
+        }
+    }
+}
+
+/// A running relay; stopped when dropped.
+pub struct Relay {
+    /// `http://127.0.0.1:PORT`, the URL to give OPA.
+    pub url: String,
+    shared: Arc<Shared>,
+    _server: HttpServer,
+}
+
+impl Relay {
+    /// Relays to `upstream` (`http://host:port`).
+    pub fn start(upstream: &str) -> Relay {
         let shared = Arc::new(Shared {
             upstream: upstream
                 .strip_prefix("http://")
@@ -106,28 +157,15 @@ impl Relay {
             exchanges: Mutex::new(Vec::new()),
             held: AtomicUsize::new(0),
         });
-        let accepting = Arc::clone(&shared);
-        runtime.spawn(async move {
-            loop {
-                let Ok((stream, _)) = listener.accept().await else {
-                    continue;
-                };
-                let shared = Arc::clone(&accepting);
-                tokio::spawn(async move {
-                    let service = hyper::service::service_fn(move |request| {
-                        let shared = Arc::clone(&shared);
-                        async move { Ok::<_, Infallible>(relay(&shared, request).await) }
-                    });
-                    let _ = hyper::server::conn::http1::Builder::new()
-                        .serve_connection(TokioIo::new(stream), service)
-                        .await;
-                });
-            }
-        });
+        let relaying = Arc::clone(&shared);
+        let server = HttpServer::start(Arc::new(move |request| {
+            let shared = Arc::clone(&relaying);
+            Box::pin(async move { relay(&shared, request).await })
+        }));
         Relay {
-            url,
+            url: server.url.clone(),
             shared,
-            runtime: Some(runtime),
+            _server: server,
         }
     }
 
@@ -174,14 +212,6 @@ impl Relay {
                     .collect::<Vec<_>>()
             );
             std::thread::sleep(Duration::from_millis(20));
-        }
-    }
-}
-
-impl Drop for Relay {
-    fn drop(&mut self) {
-        if let Some(runtime) = self.runtime.take() {
-            runtime.shutdown_background();
         }
     }
 }
