@@ -75,7 +75,7 @@ struct Shared {
     upstream: String,
     mode: Mutex<LogsMode>,
     exchanges: Mutex<Vec<Exchange>>,
-    /// Long polls (GET with `Prefer`) sent upstream and not answered yet.
+    /// Long polls (GET with `Prefer: ...wait=N`) sent upstream and not answered yet.
     held: AtomicUsize,
 }
 
@@ -277,7 +277,8 @@ async fn relay(shared: &Shared, request: Request<Incoming>) -> Response<Full<Byt
         answered: Instant::now(),
     };
 
-    let long_poll = head.method == hyper::Method::GET && head.headers.contains_key("prefer");
+    let long_poll = head.method == hyper::Method::GET
+        && header(&head.headers, "prefer").is_some_and(|p| p.contains("wait="));
     if long_poll {
         shared.held.fetch_add(1, Ordering::SeqCst);
     }
