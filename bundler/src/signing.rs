@@ -101,17 +101,23 @@ pub fn hashed_form(name: &str, bytes: &[u8]) -> Result<Vec<u8>> {
     Ok(value.to_canonical_bytes())
 }
 
-fn digest(algorithm: &str, bytes: &[u8]) -> Result<String> {
+/// The hash function for a signed file's `algorithm`: only SHA-256/384/512 (OPA also takes
+/// MD5 and SHA-1, which sck refuses).
+fn hasher(algorithm: &str) -> Result<fn(&[u8]) -> String> {
     Ok(match algorithm {
-        "SHA-256" => hex::encode(sha2::Sha256::digest(bytes)),
-        "SHA-384" => hex::encode(sha2::Sha384::digest(bytes)),
-        "SHA-512" => hex::encode(sha2::Sha512::digest(bytes)),
+        "SHA-256" => |bytes| hex::encode(sha2::Sha256::digest(bytes)),
+        "SHA-384" => |bytes| hex::encode(sha2::Sha384::digest(bytes)),
+        "SHA-512" => |bytes| hex::encode(sha2::Sha512::digest(bytes)),
         other => {
             return Err(BundleError::signature(format!(
                 "file hash algorithm {other:?} is not accepted (use SHA-256, SHA-384 or SHA-512)"
             )))
         }
     })
+}
+
+fn digest(algorithm: &str, bytes: &[u8]) -> Result<String> {
+    Ok(hasher(algorithm)?(bytes))
 }
 
 /// Hashes one file the way the signature lists it.
@@ -184,6 +190,17 @@ pub fn parse_signatures_file(bytes: &[u8]) -> Result<String> {
             many.len()
         ))),
     }
+}
+
+/// Checks a `.signatures.json` that is not verified here (an uploaded bundle sck re-signs):
+/// everything [`verify`] refuses whatever the key — not exactly one JWS, a malformed header or
+/// payload, a file digest algorithm sck does not accept — is refused with the same error.
+pub fn check_unverified(bytes: &[u8]) -> Result<()> {
+    let (_, payload) = decode_unverified(&parse_signatures_file(bytes)?)?;
+    for info in &payload.files {
+        hasher(&info.algorithm)?;
+    }
+    Ok(())
 }
 
 /// Decodes a JWS payload without verifying it (for inspection and key selection only).
@@ -332,4 +349,34 @@ fn exclusion_set(patterns: &[String]) -> Result<globset::GlobSet> {
     builder
         .build()
         .map_err(|e| BundleError::signature(e.to_string()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn signatures_file(algorithm: &str) -> Vec<u8> {
+        let payload = serde_json::json!({
+            "files": [{"name": "data.json", "hash": "00", "algorithm": algorithm}],
+        });
+        let jws = jsonwebtoken::encode(
+            &Header::new(jsonwebtoken::Algorithm::HS256),
+            &payload,
+            &jsonwebtoken::EncodingKey::from_secret(b"any key"),
+        )
+        .unwrap();
+        serde_json::to_vec(&serde_json::json!({"signatures": [jws]})).unwrap()
+    }
+
+    #[test]
+    fn unverified_signatures_are_refused_for_what_no_key_could_accept() {
+        check_unverified(&signatures_file("SHA-256")).unwrap();
+        for algorithm in ["MD5", "SHA-1"] {
+            let err = check_unverified(&signatures_file(algorithm)).unwrap_err();
+            assert_eq!(err.code(), "signature_invalid");
+            assert!(err.to_string().contains(algorithm), "{err}");
+        }
+        let err = check_unverified(br#"{"signatures": ["not.a.jws"]}"#).unwrap_err();
+        assert_eq!(err.code(), "signature_invalid");
+    }
 }

@@ -152,13 +152,14 @@ fn source_tree(
         Source::Tarball(bytes) => {
             let mut files =
                 sck_bundler::tarball::read_tarball_metered(&bytes, limits, reservation)?;
-            // An uploaded bundle's signature is checked for shape, then dropped: sck signs
-            // what it publishes with its own signer.
+            // An uploaded bundle's signature is checked as far as it can be without a key (so
+            // what `sck bundle verify` refuses whatever the key is refused here too), then
+            // dropped: sck signs what it publishes with its own signer.
             if let Some(at) = files
                 .iter()
                 .position(|f| f.name == sck_bundler::signing::SIGNATURES_FILE)
             {
-                sck_bundler::signing::parse_signatures_file(&files.remove(at).bytes)?;
+                sck_bundler::signing::check_unverified(&files.remove(at).bytes)?;
             }
             SourceTree::from_files(files.into_iter().map(|f| (f.name, f.bytes)).collect())?
         }

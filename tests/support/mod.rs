@@ -11,8 +11,13 @@ use std::time::{Duration, Instant};
 
 use serde_json::Value;
 
+pub mod deploy;
+#[cfg(feature = "interop")]
+pub mod interop;
 pub mod opa;
 pub mod pg_instance;
+#[cfg(feature = "interop")]
+pub mod relay;
 
 pub fn repo() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..")

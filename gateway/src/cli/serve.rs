@@ -103,7 +103,8 @@ pub struct OpaConfigArgs {
     signer: Option<String>,
     /// Take the signer's public key from its private key file (`<data_dir>/signers/<id>.pem`;
     /// the id is --signer or the file name) instead of asking the server, so a pod can write
-    /// its sidecar's configuration before sck starts.
+    /// its sidecar's configuration before sck starts. For an HMAC signer (`<id>.secret`, or a
+    /// server signer without a public key) OPA reads the secret from `SCK_SIGNER_SECRET`.
     #[arg(long, value_name = "FILE")]
     signer_key: Option<PathBuf>,
     /// URL the sidecar uses to reach the server (default: --server).
@@ -263,6 +264,9 @@ fn file_signer(path: &std::path::Path, id: Option<&str>) -> Result<Value, CliErr
     }))
 }
 
+/// The OPA environment variable an HMAC signer's secret is read from (`${...}` in the config).
+const HMAC_SECRET_ENV: &str = "SCK_SIGNER_SECRET";
+
 pub fn opa_config(args: OpaConfigArgs) -> Result<ExitCode, CliError> {
     let signer = match &args.signer_key {
         Some(path) => file_signer(path, args.signer.as_deref())?,
@@ -270,22 +274,31 @@ pub fn opa_config(args: OpaConfigArgs) -> Result<ExitCode, CliError> {
     };
     let id = signer["id"].as_str().unwrap_or_default();
     let algorithm = signer["algorithm"].as_str().unwrap_or_default();
-    let key = signer["publicKey"].as_str().ok_or_else(|| {
-        CliError::new(format!(
-            "signer {id} uses an HMAC secret; give OPA that secret yourself"
-        ))
-    })?;
+    // The public key, or for an HMAC signer a reference OPA resolves from its environment
+    // (`|-`: without a trailing newline): the secret is never printed, nor served.
+    let key_block = match signer["publicKey"].as_str() {
+        Some(public) => {
+            let lines: String = public.lines().map(|l| format!("      {l}\n")).collect();
+            format!("|\n{lines}")
+        }
+        None => {
+            eprintln!(
+                "signer {id} uses an HMAC secret: set {HMAC_SECRET_ENV} in OPA's environment \
+                 to the exact content of its {id}.secret file (one line)"
+            );
+            format!("|-\n      ${{{HMAC_SECRET_ENV}}}\n")
+        }
+    };
     let token = args
         .sidecar_token
         .unwrap_or_else(|| "${SCK_SIDECAR_TOKEN}".to_owned());
     let url = args.service_url.unwrap_or(args.server.server);
-    let indented_key: String = key.lines().map(|l| format!("      {l}\n")).collect();
     print!(
         "services:\n  sck:\n    url: {url}\n    credentials:\n      bearer:\n        token: \"{token}\"\n\
          bundles:\n  {bundle}:\n    service: sck\n    resource: bundles/{org}/{bundle}.tar.gz\n\
          \x20   polling:\n      min_delay_seconds: 10\n      max_delay_seconds: 20\n      long_polling_timeout_seconds: 30\n\
          \x20   signing:\n      keyid: {id}\n\
-         keys:\n  {id}:\n    algorithm: {algorithm}\n    key: |\n{indented_key}",
+         keys:\n  {id}:\n    algorithm: {algorithm}\n    key: {key_block}",
         bundle = args.bundle,
         org = args.org,
     );
