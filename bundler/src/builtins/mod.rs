@@ -11,13 +11,17 @@
 //! | `regex.*` | Go's ASCII Perl classes ([`regex`]); `regex.template_match` panicked |
 //! | `object.subset` | panicked on empty arrays; scalars are an error in OPA ([`objects`]) |
 //! | `numbers.range`, `numbers.range_step`, `concat`, `array.concat`, `replace`, `strings.replace_n`, `regex.replace` | output bounded before the call ([`bounds`]) |
+//! | `+ - * / %`, `sum`, `product` | OPA's 64-bit big-float arithmetic ([`arith`], [`bigfloat`]); the operators through [`arith::patch_program`] on the VM and [`rewrite`] on the interpreter |
 //!
 //! Invariant: every entry of [`OVERRIDES`] is a regorus built-in of the same arity (tested), and
 //! [`scope`] records why an override stopped an evaluation.
 
+pub mod arith;
+pub mod bigfloat;
 pub mod bounds;
 pub mod objects;
 pub mod regex;
+pub mod rewrite;
 pub mod scope;
 pub mod sprintf;
 pub mod strings;
@@ -125,6 +129,16 @@ pub const OVERRIDES: &[Override] = &[
         nargs: 2,
         fcn: objects::subset,
     },
+    Override {
+        name: "sum",
+        nargs: 1,
+        fcn: arith::sum,
+    },
+    Override {
+        name: "product",
+        nargs: 1,
+        fcn: arith::product,
+    },
 ];
 
 fn find(name: &str) -> Option<&'static Override> {
@@ -153,7 +167,8 @@ pub(crate) fn string_arg<'a>(name: &str, value: &'a Value) -> anyhow::Result<&'a
     }
 }
 
-/// Puts sck's built-ins in place of regorus' in a compiled VM program.
+/// Puts sck's built-ins in place of regorus' in a compiled VM program, and its arithmetic in
+/// place of the VM's arithmetic instructions.
 pub fn patch_program(program: &mut Arc<Program>) -> bool {
     let Some(program) = Arc::get_mut(program) else {
         return false;
@@ -164,6 +179,7 @@ pub fn patch_program(program: &mut Arc<Program>) -> bool {
             *slot = (o.fcn, o.nargs);
         }
     }
+    arith::patch_program(program);
     true
 }
 
@@ -200,11 +216,12 @@ pub fn call_plain(fcn: Fcn, args: &[Value]) -> anyhow::Result<Value> {
 /// evaluation, so an ordinary built-in error becomes undefined here, as in regorus' (and OPA's)
 /// non-strict mode; a stop recorded by [`scope`] stays an error.
 pub fn register(engine: &mut Engine) -> anyhow::Result<()> {
-    for o in OVERRIDES {
-        let fcn = o.fcn;
+    let operators = arith::Op::ALL.map(|op| (op.builtin(), 2, op.fcn()));
+    let overrides = OVERRIDES.iter().map(|o| (o.name, o.nargs, o.fcn));
+    for (name, nargs, fcn) in overrides.chain(operators) {
         engine.add_extension(
-            o.name.to_owned(),
-            o.nargs,
+            name.to_owned(),
+            nargs,
             Box::new(move |args: Vec<Value>| match call_plain(fcn, &args) {
                 Ok(value) => Ok(value),
                 Err(e) if e.downcast_ref::<regorus::LimitError>().is_some() => Err(e),
