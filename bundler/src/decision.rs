@@ -388,6 +388,15 @@ pub enum InputError {
         "the integer {literal} at {pointer} is beyond 64 bits, which sck cannot evaluate exactly"
     )]
     IntegerOutOfRange { pointer: String, literal: String },
+    /// OPA keeps a decimal as written; sck holds a double, which stands for its shortest text.
+    #[error(
+        "the number {literal} at {pointer} has more digits than sck holds exactly (a double is {shortest})"
+    )]
+    DecimalOutOfRange {
+        pointer: String,
+        literal: String,
+        shortest: String,
+    },
 }
 
 impl InputError {
@@ -395,14 +404,17 @@ impl InputError {
     pub fn code(&self) -> &'static str {
         match self {
             InputError::Json(_) => "invalid_json",
-            InputError::IntegerOutOfRange { .. } => "number_out_of_range",
+            InputError::IntegerOutOfRange { .. } | InputError::DecimalOutOfRange { .. } => {
+                "number_out_of_range"
+            }
         }
     }
 }
 
-/// Parses an input document (JSON text), refusing integers beyond 64 bits: sck evaluates
-/// numbers as regorus receives them from serde_json, which keeps `i64`/`u64` exact and turns
-/// anything larger into a float, where OPA would compare and print it exactly.
+/// Parses an input document (JSON text), refusing integers beyond 64 bits and decimals a
+/// double does not hold exactly: sck evaluates numbers as regorus receives them from
+/// serde_json, which keeps `i64`/`u64` exact and turns anything else into a double, where OPA
+/// keeps the number as written (`0.10000000000000001` is not `0.1` in OPA's arithmetic).
 pub fn parse_input(bytes: &[u8]) -> std::result::Result<serde_json::Value, InputError> {
     let value: serde_json::Value =
         serde_json::from_slice(bytes).map_err(|e| InputError::Json(e.to_string()))?;
@@ -415,15 +427,29 @@ pub fn parse_input(bytes: &[u8]) -> std::result::Result<serde_json::Value, Input
         use crate::canonical::Json;
         match json {
             Json::Number(literal) => {
+                let at = || {
+                    if pointer.is_empty() {
+                        "/".into()
+                    } else {
+                        pointer.clone()
+                    }
+                };
                 let integer = !literal.contains(['.', 'e', 'E']);
                 if integer && literal.parse::<i64>().is_err() && literal.parse::<u64>().is_err() {
                     return Err(InputError::IntegerOutOfRange {
-                        pointer: if pointer.is_empty() {
-                            "/".into()
-                        } else {
-                            pointer.clone()
-                        },
+                        pointer: at(),
                         literal: literal.clone(),
+                    });
+                }
+                if !integer && !builtins::arith::holds_exactly(literal) {
+                    return Err(InputError::DecimalOutOfRange {
+                        pointer: at(),
+                        literal: literal.clone(),
+                        shortest: literal
+                            .parse::<f64>()
+                            .ok()
+                            .and_then(builtins::bigfloat::Float::shortest_of)
+                            .unwrap_or_default(),
                     });
                 }
                 Ok(())
@@ -591,9 +617,21 @@ mod tests {
                 literal: "18446744073709551616".into()
             })
         );
+        // Decimals are held as doubles, which stand for their shortest text.
+        for (text, literal) in [
+            (&b"[0.10000000000000001]"[..], "0.10000000000000001"),
+            (b"{\"x\": 96064706328052.625}", "96064706328052.625"),
+        ] {
+            let refused = parse_input(text).unwrap_err();
+            assert!(
+                matches!(&refused, InputError::DecimalOutOfRange { literal: l, .. } if l == literal),
+                "{refused:?}"
+            );
+            assert_eq!(refused.code(), "number_out_of_range");
+        }
         for fine in [
             &br#"{"n": 18446744073709551615, "m": -9223372036854775808, "f": 1e300}"#[..],
-            b"[0.5, 1.0, -0]",
+            b"[0.5, 1.0, -0, 1.10, 1e3, 0.30000000000000004, 96064706328052.62, 5e-324]",
         ] {
             assert!(parse_input(fine).is_ok());
         }

@@ -124,7 +124,7 @@ fn float(v: &Value) -> anyhow::Result<Float> {
 
 /// `(negative, digits without leading or trailing zeros, exponent)` of a decimal text, so two
 /// spellings of one value compare equal (`1e+06` and `1000000e0`).
-fn normalized(text: &str) -> Option<(bool, String, i64)> {
+pub(crate) fn normalized(text: &str) -> Option<(bool, String, i64)> {
     let (neg, rest) = match text.strip_prefix('-') {
         Some(rest) => (true, rest),
         None => (false, text),
@@ -144,6 +144,15 @@ fn normalized(text: &str) -> Option<(bool, String, i64)> {
     Some((neg, digits, point))
 }
 
+/// Whether a decimal text is exactly the value sck's double for it stands for (the shortest
+/// text of that double, [`Float::shortest_of`]).
+pub fn holds_exactly(text: &str) -> bool {
+    text.parse::<f64>()
+        .ok()
+        .and_then(Float::shortest_of)
+        .is_some_and(|t| normalized(&t) == normalized(text))
+}
+
 /// OPA's result (its decimal text) as a regorus number, when sck's number is exactly it.
 fn number_of(text: &str, what: impl FnOnce() -> String) -> anyhow::Result<Value> {
     if !text.contains(['.', 'e']) {
@@ -151,9 +160,8 @@ fn number_of(text: &str, what: impl FnOnce() -> String) -> anyhow::Result<Value>
             return Ok(n);
         }
     }
-    let double = text.parse::<f64>().ok().filter(|f| f.is_finite());
-    match double {
-        Some(f) if Float::shortest_of(f).map(|t| normalized(&t)) == Some(normalized(text)) => {
+    match text.parse::<f64>() {
+        Ok(f) if holds_exactly(text) => {
             if f.fract() == 0.0 && f.abs() < 9.007_199_254_740_992e15 {
                 Ok(Value::from(f as i64))
             } else {
