@@ -7,6 +7,7 @@
 //! | built-in | why |
 //! |---|---|
 //! | `upper`, `lower` | Go's simple case mapping ([`strings`]) |
+//! | `count`, `strings.count` | characters, not UTF-16 units; non-overlapping; `strings.count` panicked on `""` ([`strings`]) |
 //! | `sprintf` | Go's `fmt` ([`sprintf`]), output bounded |
 //! | `regex.*` | Go's ASCII Perl classes ([`regex`]); `regex.template_match` panicked |
 //! | `object.subset` | panicked on empty arrays; scalars are an error in OPA ([`objects`]) |
@@ -53,6 +54,16 @@ pub const OVERRIDES: &[Override] = &[
         name: "lower",
         nargs: 1,
         fcn: strings::lower,
+    },
+    Override {
+        name: "count",
+        nargs: 1,
+        fcn: strings::count,
+    },
+    Override {
+        name: "strings.count",
+        nargs: 2,
+        fcn: strings::strings_count,
     },
     Override {
         name: "sprintf",
