@@ -12,6 +12,7 @@
 //! | `regex.*` | Go's ASCII Perl classes ([`regex`]); `regex.template_match` panicked |
 //! | `object.subset` | panicked on empty arrays; scalars are an error in OPA ([`objects`]) |
 //! | `numbers.range`, `numbers.range_step`, `concat`, `array.concat`, `replace`, `strings.replace_n`, `regex.replace` | output bounded before the call ([`bounds`]) |
+//! | `units.parse`, `units.parse_bytes` | refused where OPA 0.60 and 1.x disagree (exponents, `+`) ([`units`]) |
 //! | `+ - * / %`, `sum`, `product` | OPA's 64-bit big-float arithmetic ([`arith`], [`bigfloat`]); the operators through [`arith::patch_program`] on the VM and [`rewrite`] on the interpreter |
 //!
 //! Invariant: every entry of [`OVERRIDES`] is a regorus built-in of the same arity (tested), and
@@ -26,6 +27,7 @@ pub mod rewrite;
 pub mod scope;
 pub mod sprintf;
 pub mod strings;
+pub mod units;
 
 use std::sync::Arc;
 
@@ -139,6 +141,16 @@ pub const OVERRIDES: &[Override] = &[
         name: "object.subset",
         nargs: 2,
         fcn: objects::subset,
+    },
+    Override {
+        name: "units.parse",
+        nargs: 1,
+        fcn: units::parse,
+    },
+    Override {
+        name: "units.parse_bytes",
+        nargs: 1,
+        fcn: units::parse_bytes,
     },
     Override {
         name: "sum",
