@@ -384,6 +384,25 @@ fn aggregate(op: Op, args: &[Value]) -> anyhow::Result<Computed> {
     Ok(Computed::Float(total.text()))
 }
 
+/// `format_int(x, base)` as OPA computes it: `x` read as a 64-bit float (so a float beyond 64
+/// bits keeps OPA's rounding, `1.2e29` is not the double's digits), truncated toward zero.
+pub fn format_int(_: &Span, _: &[Ref<Expr>], args: &[Value], _: bool) -> anyhow::Result<Value> {
+    let [x @ Value::Number(_), Value::Number(base)] = args else {
+        anyhow::bail!("`format_int` expects a number and a base");
+    };
+    let radix = match (base.as_i64(), double(&args[1])) {
+        (Some(b @ (2 | 8 | 10 | 16)), None) => b as u32,
+        _ => anyhow::bail!("`format_int`: the base must be 2, 8, 10 or 16"),
+    };
+    let (negative, magnitude) = float(x)?.trunc();
+    let digits = magnitude.to_str_radix(radix);
+    Ok(Value::from(if negative {
+        format!("-{digits}")
+    } else {
+        digits
+    }))
+}
+
 /// Replaces each arithmetic instruction of a compiled program by a call of the same
 /// registers into [`apply`] (one instruction for one, so no jump moves).
 pub fn patch_program(program: &mut Program) {
@@ -489,6 +508,24 @@ mod tests {
         // The generator mixes short decimals (mostly served) with 17-digit doubles and 64-bit
         // integers (mostly refused); both kinds must be exercised.
         assert!(served >= 1000 && refused >= 1000, "{served} served, {refused} refused");
+    }
+
+    /// Answers recorded from OPA 0.60 and 1.9.
+    #[test]
+    fn format_int_reads_a_64_bit_float() {
+        let f = |x: &str, base: i64| {
+            super::super::call_plain(format_int, &[n(x), Value::from(base)])
+                .map(|v| v.as_string().unwrap().to_string())
+        };
+        assert_eq!(f("1.2e29", 16).unwrap(), "183bdac6ae9bc1c8c00000000");
+        assert_eq!(f("-1.5", 10).unwrap(), "-1");
+        assert_eq!(f("2.5", 2).unwrap(), "10");
+        assert_eq!(f("-2.9", 16).unwrap(), "-2");
+        assert_eq!(f("-0.5", 10).unwrap(), "0");
+        assert_eq!(f("18446744073709551615", 16).unwrap(), "ffffffffffffffff");
+        assert_eq!(f("255", 8).unwrap(), "377");
+        assert!(f("255", 3).is_err());
+        assert!(super::super::call_plain(format_int, &[n("255"), n("16.0")]).is_err());
     }
 
     #[test]

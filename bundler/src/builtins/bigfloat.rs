@@ -162,6 +162,16 @@ impl Float {
         })
     }
 
+    /// The integer part (truncated toward zero), as Go's `Float.Int`: sign and magnitude.
+    pub fn trunc(&self) -> (bool, BigUint) {
+        let magnitude = if self.exp >= 0 {
+            &self.mant << self.exp as u64
+        } else {
+            &self.mant >> self.exp.unsigned_abs()
+        };
+        (self.neg && !magnitude.is_zero(), magnitude)
+    }
+
     /// `x + y` (or `x - y`), rounded to the larger precision.
     fn add_signed(&self, y: &Float, negate: bool) -> Float {
         let prec = self.prec.max(y.prec);

@@ -13,7 +13,7 @@
 //! | `object.subset` | panicked on empty arrays; scalars are an error in OPA ([`objects`]) |
 //! | `numbers.range`, `numbers.range_step`, `concat`, `array.concat`, `replace`, `strings.replace_n`, `regex.replace` | output bounded before the call ([`bounds`]) |
 //! | `units.parse`, `units.parse_bytes` | refused where OPA 0.60 and 1.x disagree (exponents, `+`) ([`units`]) |
-//! | `+ - * / %`, `sum`, `product` | OPA's 64-bit big-float arithmetic ([`arith`], [`bigfloat`]); the operators through [`arith::patch_program`] on the VM and [`rewrite`] on the interpreter |
+//! | `+ - * / %`, `sum`, `product`, `format_int` | OPA's 64-bit big-float arithmetic ([`arith`], [`bigfloat`]); the operators through [`arith::patch_program`] on the VM and [`rewrite`] on the interpreter |
 //!
 //! Invariant: every entry of [`OVERRIDES`] is a regorus built-in of the same arity (tested), and
 //! [`scope`] records why an override stopped an evaluation.
@@ -151,6 +151,11 @@ pub const OVERRIDES: &[Override] = &[
         name: "units.parse_bytes",
         nargs: 1,
         fcn: units::parse_bytes,
+    },
+    Override {
+        name: "format_int",
+        nargs: 2,
+        fcn: arith::format_int,
     },
     Override {
         name: "sum",
