@@ -12,6 +12,7 @@
 //! | `regex.*` | Go's ASCII Perl classes ([`regex`]); `regex.template_match` panicked |
 //! | `object.subset` | panicked on empty arrays; scalars are an error in OPA ([`objects`]) |
 //! | `numbers.range`, `numbers.range_step`, `concat`, `array.concat`, `replace`, `strings.replace_n`, `regex.replace` | output bounded before the call ([`bounds`]) |
+//! | `json.filter`, `json.remove` | refused for a path below a scalar, which OPA keeps ([`json_paths`]) |
 //! | `units.parse`, `units.parse_bytes` | refused where OPA 0.60 and 1.x disagree (exponents, `+`) ([`units`]) |
 //! | `+ - * / %`, `sum`, `product`, `format_int` | OPA's 64-bit big-float arithmetic ([`arith`], [`bigfloat`]); the operators through [`arith::patch_program`] on the VM and [`rewrite`] on the interpreter |
 //!
@@ -21,6 +22,7 @@
 pub mod arith;
 pub mod bigfloat;
 pub mod bounds;
+pub mod json_paths;
 pub mod objects;
 pub mod regex;
 pub mod rewrite;
@@ -141,6 +143,16 @@ pub const OVERRIDES: &[Override] = &[
         name: "object.subset",
         nargs: 2,
         fcn: objects::subset,
+    },
+    Override {
+        name: "json.filter",
+        nargs: 2,
+        fcn: json_paths::filter,
+    },
+    Override {
+        name: "json.remove",
+        nargs: 2,
+        fcn: json_paths::remove,
     },
     Override {
         name: "units.parse",
