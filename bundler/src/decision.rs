@@ -698,4 +698,24 @@ mod tests {
                 .starts_with("evaluation_error: float arithmetic differs from OPA"));
         }
     }
+
+    /// Two values for one key of a partial object rule: an error in OPA (recorded from 0.60 and
+    /// 1.9, `eval_conflict_error`), a deny in sck on both engines — the VM kept the last value
+    /// and allowed.
+    #[test]
+    fn partial_object_conflicts_deny_on_both_engines() {
+        let b = bundle(
+            "package p\nimport rego.v1\n\
+             by_name[u.name] := u.age if { some u in input.users }\n\
+             allow if by_name.alice > 17\n",
+        );
+        let conflict = serde_json::json!({"users": [{"name": "alice", "age": 0}, {"name": "alice", "age": 36}]});
+        let same = serde_json::json!({"users": [{"name": "alice", "age": 36}, {"name": "alice", "age": 36}]});
+        for mode in [Mode::Fastest, Mode::Interpreter] {
+            let e = Evaluator::new(&b, Some("data.p.allow"), EvalLimits::default(), mode).unwrap();
+            let denied = e.decide(&conflict);
+            assert_eq!((denied.allow, denied.outcome), (false, Outcome::Error), "{mode:?}: {denied:?}");
+            assert!(e.decide(&same).allow, "{mode:?}");
+        }
+    }
 }

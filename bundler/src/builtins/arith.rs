@@ -18,8 +18,7 @@
 //! interpreter evaluates them inline: there the operators are rewritten into calls before the
 //! modules are parsed (`crate::rewrite`). Both reach [`apply`].
 
-use regorus::rvm::instructions::{BuiltinCallParams, Instruction};
-use regorus::rvm::program::{BuiltinInfo, Program};
+use regorus::rvm::instructions::Instruction;
 use regorus::unstable::{Expr, Ref, Span};
 use regorus::Value;
 
@@ -404,37 +403,17 @@ pub fn format_int(_: &Span, _: &[Ref<Expr>], args: &[Value], _: bool) -> anyhow:
 }
 
 /// Replaces each arithmetic instruction of a compiled program by a call of the same
-/// registers into [`apply`] (one instruction for one, so no jump moves).
-pub fn patch_program(program: &mut Program) {
-    let mut slots: [Option<u16>; 5] = [None; 5];
-    for pc in 0..program.instructions.len() {
-        let (op, dest, left, right) = match program.instructions[pc] {
-            Instruction::Add { dest, left, right } => (Op::Plus, dest, left, right),
-            Instruction::Sub { dest, left, right } => (Op::Minus, dest, left, right),
-            Instruction::Mul { dest, left, right } => (Op::Mul, dest, left, right),
-            Instruction::Div { dest, left, right } => (Op::Div, dest, left, right),
-            Instruction::Mod { dest, left, right } => (Op::Rem, dest, left, right),
-            _ => continue,
-        };
-        let slot = &mut slots[op as usize];
-        let builtin_index = *slot.get_or_insert_with(|| {
-            program.resolved_builtins.push((op.fcn(), 2));
-            program.add_builtin_info(BuiltinInfo {
-                name: op.builtin().to_owned(),
-                num_args: 2,
-            })
-        });
-        let mut args = [0u8; 8];
-        args[0] = left;
-        args[1] = right;
-        let params_index = program.add_builtin_call_params(BuiltinCallParams {
-            dest,
-            builtin_index,
-            num_args: 2,
-            args,
-        });
-        program.instructions[pc] = Instruction::BuiltinCall { params_index };
+/// registers into [`apply`].
+pub fn patch_program(patcher: &mut super::Patcher<'_>) {
+    patcher.replace(|instruction| match *instruction {
+        Instruction::Add { dest, left, right } => Some((Op::Plus, dest, left, right)),
+        Instruction::Sub { dest, left, right } => Some((Op::Minus, dest, left, right)),
+        Instruction::Mul { dest, left, right } => Some((Op::Mul, dest, left, right)),
+        Instruction::Div { dest, left, right } => Some((Op::Div, dest, left, right)),
+        Instruction::Mod { dest, left, right } => Some((Op::Rem, dest, left, right)),
+        _ => None,
     }
+    .map(|(op, dest, left, right)| (op.builtin(), op.fcn(), dest, vec![left, right])));
 }
 
 #[cfg(test)]

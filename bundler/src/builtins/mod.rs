@@ -33,7 +33,8 @@ pub mod units;
 
 use std::sync::Arc;
 
-use regorus::rvm::program::Program;
+use regorus::rvm::instructions::{BuiltinCallParams, Instruction};
+use regorus::rvm::program::{BuiltinInfo, Program};
 use regorus::unstable::{Expr, Ref, Source, Span, BUILTINS};
 use regorus::{Engine, Value};
 
@@ -207,8 +208,9 @@ pub(crate) fn string_arg<'a>(name: &str, value: &'a Value) -> anyhow::Result<&'a
     }
 }
 
-/// Puts sck's built-ins in place of regorus' in a compiled VM program, and its arithmetic in
-/// place of the VM's arithmetic instructions.
+/// Puts sck's built-ins in place of regorus' in a compiled VM program, its arithmetic in
+/// place of the VM's arithmetic instructions ([`arith::patch_program`]) and a conflict check
+/// in place of partial object insertions ([`objects::patch_program`]).
 pub fn patch_program(program: &mut Arc<Program>) -> bool {
     let Some(program) = Arc::get_mut(program) else {
         return false;
@@ -219,8 +221,57 @@ pub fn patch_program(program: &mut Arc<Program>) -> bool {
             *slot = (o.fcn, o.nargs);
         }
     }
-    arith::patch_program(program);
+    let mut patcher = Patcher {
+        program,
+        added: Vec::new(),
+    };
+    arith::patch_program(&mut patcher);
+    objects::patch_program(&mut patcher);
     true
+}
+
+/// Replaces VM instructions by calls of sck built-ins, one instruction for one (so no jump
+/// moves), each new built-in added to the program's table once.
+pub struct Patcher<'a> {
+    program: &'a mut Program,
+    added: Vec<(&'static str, u16)>,
+}
+
+impl Patcher<'_> {
+    /// Replaces every instruction `pick` maps to `(name, fcn, dest, argument registers)` by a
+    /// call of `fcn` with those registers, its result in `dest`.
+    pub fn replace(
+        &mut self,
+        pick: impl Fn(&Instruction) -> Option<(&'static str, Fcn, u8, Vec<u8>)>,
+    ) {
+        for pc in 0..self.program.instructions.len() {
+            let Some((name, fcn, dest, registers)) = pick(&self.program.instructions[pc]) else {
+                continue;
+            };
+            let nargs = registers.len() as u8;
+            let builtin_index = match self.added.iter().find(|(n, _)| *n == name) {
+                Some((_, index)) => *index,
+                None => {
+                    self.program.resolved_builtins.push((fcn, nargs));
+                    let index = self.program.add_builtin_info(BuiltinInfo {
+                        name: name.to_owned(),
+                        num_args: u16::from(nargs),
+                    });
+                    self.added.push((name, index));
+                    index
+                }
+            };
+            let mut args = [0u8; 8];
+            args[..registers.len()].copy_from_slice(&registers);
+            let params_index = self.program.add_builtin_call_params(BuiltinCallParams {
+                dest,
+                builtin_index,
+                num_args: nargs,
+                args,
+            });
+            self.program.instructions[pc] = Instruction::BuiltinCall { params_index };
+        }
+    }
 }
 
 /// The span and argument expressions a built-in gets when called outside regorus' own call
