@@ -2,9 +2,10 @@
 //! what OPA computes: a number is read from its decimal text as `Float.SetString` reads it
 //! (precision 64, round half to even, the power of five at 128 bits as Go computes it), an
 //! operation is the exact result rounded to the operands' precision (`Add`, `Sub`, `Mul`,
-//! `Quo` are correctly rounded in Go), and a result is written back with `Text('g', -1)`, the
-//! shortest decimal that reads back to the same value at that precision (Go's
-//! `roundShortest`, kept as it is, including its digit-by-digit walk).
+//! `Quo` are correctly rounded in Go), and a result is written back as OPA's `FloatToNumber`
+//! does: `Text('f', -1)` when it is an integer, else `Text('g', -1)` — the shortest decimal
+//! that reads back to the same value at that precision (Go's `roundShortest`, kept as it is,
+//! including its digit-by-digit walk).
 //!
 //! Invariant: a [`Float`] is exactly `±mant × 2^exp` with `mant` below `2^prec`; zero has
 //! `mant == 0`.
@@ -230,7 +231,12 @@ impl Float {
         ))
     }
 
-    /// Go's `x.Text('g', -1)`.
+    /// Whether the value is an integer (Go's `IsInt`).
+    fn is_int(&self) -> bool {
+        self.exp >= 0 || self.mant.trailing_zeros().unwrap_or(0) >= self.exp.unsigned_abs()
+    }
+
+    /// OPA's `FloatToNumber`: `Text('f', -1)` for an integer, `Text('g', -1)` otherwise.
     pub fn text(&self) -> String {
         let mut d = Decimal::of(&self.mant, self.exp);
         round_shortest(&mut d, self);
@@ -240,7 +246,7 @@ impl Float {
         }
         let prec = d.mant.len() as i64;
         let exp = d.exp - 1;
-        if exp < -4 || exp >= 6 {
+        if !self.is_int() && (exp < -4 || exp >= 6) {
             // %e with prec - 1 digits after the point
             out.push(d.mant.first().map_or('0', |&c| char::from(c)));
             if prec > 1 {
@@ -253,7 +259,8 @@ impl Float {
             out.push_str(&format!("{:02}", e.unsigned_abs()));
             return out;
         }
-        // %f with max(prec - d.exp, 0) fraction digits
+        // %f with max(prec - d.exp, 0) fraction digits (none for an integer: its shortest
+        // digits lie before the point)
         let frac = (prec - d.exp).max(0);
         if d.exp > 0 {
             for i in 0..d.exp {
@@ -442,9 +449,10 @@ mod tests {
             op("9007199254740993", Float::add, "0.5"),
             "9.0071992547409935e+15"
         );
-        assert_eq!(op("2.5", Float::mul, "400000"), "1e+06");
+        assert_eq!(op("2.5", Float::mul, "400000"), "1000000");
         assert_eq!(op("2.5", Float::mul, "2"), "5");
-        assert_eq!(op("1e300", Float::mul, "17"), "1.7e+301");
+        assert_eq!(op("1e300", Float::mul, "17"), format!("17{}", "0".repeat(300)));
+        assert_eq!(op("0.5", Float::mul, "3e6"), "1500000");
         assert_eq!(op("0.1", Float::sub, "0.1"), "0");
         assert_eq!(op("-1.5", Float::add, "0.25"), "-1.25");
         assert_eq!(op("0.00001", Float::mul, "1"), "1e-05");
