@@ -13,6 +13,9 @@
 //! | `object.subset` | panicked on empty arrays; scalars are an error in OPA ([`objects`]) |
 //! | `numbers.range`, `numbers.range_step`, `concat`, `array.concat`, `replace`, `strings.replace_n`, `regex.replace` | output bounded before the call ([`bounds`]) |
 //! | `json.filter`, `json.remove` | refused for a path below a scalar, which OPA keeps ([`json_paths`]) |
+//! | `indexof`, `indexof_n` | an empty substring is an error ([`strings`]) |
+//! | `time.add_date` | Go's `AddDate` normalization (`Jan 31 + 1 month` is `Mar 2`) ([`dates`]) |
+//! | `urlquery.decode` | Go's `QueryUnescape` ([`urlquery`]) |
 //! | `units.parse`, `units.parse_bytes` | refused where OPA 0.60 and 1.x disagree (exponents, `+`) ([`units`]) |
 //! | `+ - * / %`, `sum`, `product`, `format_int` | OPA's 64-bit big-float arithmetic ([`arith`], [`bigfloat`]); the operators through [`arith::patch_program`] on the VM and [`rewrite`] on the interpreter |
 //!
@@ -29,7 +32,9 @@ pub mod rewrite;
 pub mod scope;
 pub mod sprintf;
 pub mod strings;
+pub mod dates;
 pub mod units;
+pub mod urlquery;
 
 use std::sync::Arc;
 
@@ -154,6 +159,26 @@ pub const OVERRIDES: &[Override] = &[
         name: "json.remove",
         nargs: 2,
         fcn: json_paths::remove,
+    },
+    Override {
+        name: "indexof",
+        nargs: 2,
+        fcn: strings::indexof,
+    },
+    Override {
+        name: "indexof_n",
+        nargs: 2,
+        fcn: strings::indexof_n,
+    },
+    Override {
+        name: "time.add_date",
+        nargs: 4,
+        fcn: dates::add_date_ns,
+    },
+    Override {
+        name: "urlquery.decode",
+        nargs: 1,
+        fcn: urlquery::decode,
     },
     Override {
         name: "units.parse",

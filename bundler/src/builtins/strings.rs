@@ -8,6 +8,8 @@
 //! - `strings.count` counts non-overlapping occurrences, and an empty substring occurs between
 //!   every two characters (Go's `strings.Count`); regorus counts overlapping ones
 //!   (`strings.count("aaa", "aa")` is 2) and panics on an empty substring.
+//! - `indexof` and `indexof_n` of an empty substring are undefined in OPA (an error); regorus
+//!   answers 0 and every index.
 
 use icu_casemap::CaseMapper;
 use regorus::unstable::{Expr, Ref, Span};
@@ -57,6 +59,35 @@ pub fn strings_count(_: &Span, _: &[Ref<Expr>], args: &[Value], _: bool) -> anyh
     }))
 }
 
+/// `name` of regorus, unless the substring is empty (an error in OPA).
+fn nonempty_needle(
+    name: &str,
+    span: &Span,
+    params: &[Ref<Expr>],
+    args: &[Value],
+    strict: bool,
+) -> anyhow::Result<Value> {
+    if let [_, Value::String(needle)] = args {
+        if needle.is_empty() {
+            anyhow::bail!("`{name}`: empty search character");
+        }
+    }
+    delegate(name, span, params, args, strict)
+}
+
+pub fn indexof(span: &Span, params: &[Ref<Expr>], args: &[Value], strict: bool) -> anyhow::Result<Value> {
+    nonempty_needle("indexof", span, params, args, strict)
+}
+
+pub fn indexof_n(
+    span: &Span,
+    params: &[Ref<Expr>],
+    args: &[Value],
+    strict: bool,
+) -> anyhow::Result<Value> {
+    nonempty_needle("indexof_n", span, params, args, strict)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -93,5 +124,11 @@ mod tests {
         assert_eq!(sc("éa🦀b", ""), Value::from(5u64));
         assert_eq!(sc("", ""), Value::from(1u64));
         assert_eq!(sc("ab", ""), Value::from(3u64));
+        let at = |f: super::super::Fcn, s: &str, t: &str| {
+            super::super::call_plain(f, &[Value::from(s), Value::from(t)])
+        };
+        assert!(at(indexof, "abc", "").is_err());
+        assert!(at(indexof_n, "abc", "").is_err());
+        assert_eq!(at(indexof, "日本語b🦀", "b").unwrap(), Value::from(3u64));
     }
 }
