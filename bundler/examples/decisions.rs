@@ -70,8 +70,13 @@ fn main() {
         other => panic!("unknown policy {other}"),
     };
     let bundle = build(&source, &BuildOptions::default()).unwrap().bundle;
-    let evaluator =
-        Evaluator::new(&bundle, Some(entrypoint), EvalLimits::default(), Mode::Fastest).unwrap();
+    let evaluator = Evaluator::new(
+        &bundle,
+        Some(entrypoint),
+        EvalLimits::default(),
+        Mode::Fastest,
+    )
+    .unwrap();
     let mut allowed = 0;
     for _ in 0..n {
         let input = parse_input(input.as_bytes()).unwrap();

@@ -640,7 +640,9 @@ mod tests {
 
     #[test]
     fn integers_beyond_64_bits_are_not_served_rounded() {
-        let b = bundle("package p\nimport rego.v1\nbig := 18446744073709551616\nok := 9223372036854775807\n");
+        let b = bundle(
+            "package p\nimport rego.v1\nbig := 18446744073709551616\nok := 9223372036854775807\n",
+        );
         for mode in [Mode::Fastest, Mode::Interpreter] {
             let e = Evaluator::new(&b, Some("data.p.big"), EvalLimits::default(), mode).unwrap();
             let denied = e
@@ -687,7 +689,11 @@ mod tests {
             assert_eq!(eval("five"), Ok(Some(serde_json::json!(5))), "{mode:?}");
             // OPA holds 17 × 10^300 as an integer: beyond 64 bits, not served.
             assert!(eval("big").unwrap_err().reasons[0].contains("beyond 64 bits"));
-            assert_eq!(eval("nested"), Ok(Some(serde_json::json!([11, 21]))), "{mode:?}");
+            assert_eq!(
+                eval("nested"),
+                Ok(Some(serde_json::json!([11, 21]))),
+                "{mode:?}"
+            );
             assert_eq!(eval("called"), Ok(Some(serde_json::json!(0.3))), "{mode:?}");
             assert_eq!(eval("diff"), Ok(Some(serde_json::json!([1]))), "{mode:?}");
             // OPA holds 1/3 as 0.33333333333333333334, division by zero is an error.
@@ -715,7 +721,11 @@ mod tests {
         for mode in [Mode::Fastest, Mode::Interpreter] {
             let e = Evaluator::new(&b, Some("data.p.allow"), EvalLimits::default(), mode).unwrap();
             let denied = e.decide(&conflict);
-            assert_eq!((denied.allow, denied.outcome), (false, Outcome::Error), "{mode:?}: {denied:?}");
+            assert_eq!(
+                (denied.allow, denied.outcome),
+                (false, Outcome::Error),
+                "{mode:?}: {denied:?}"
+            );
             assert!(e.decide(&same).allow, "{mode:?}");
         }
     }

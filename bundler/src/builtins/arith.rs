@@ -110,8 +110,9 @@ fn kind(v: &Value) -> &'static str {
 /// The decimal text OPA holds for a number sck holds.
 fn decimal(v: &Value) -> anyhow::Result<String> {
     match (v, double(v)) {
-        (_, Some(f)) => Float::shortest_of(f)
-            .ok_or_else(|| error(format!("{f} is not a number OPA can hold"))),
+        (_, Some(f)) => {
+            Float::shortest_of(f).ok_or_else(|| error(format!("{f} is not a number OPA can hold")))
+        }
         (Value::Number(n), None) => Ok(n.format_decimal()),
         _ => Err(error(format!("{} is not a number", kind(v)))),
     }
@@ -368,7 +369,11 @@ pub fn product(_: &Span, _: &[Ref<Expr>], args: &[Value], _: bool) -> anyhow::Re
 fn aggregate(op: Op, args: &[Value]) -> anyhow::Result<Computed> {
     let name = if op == Op::Plus { "sum" } else { "product" };
     let items = numbers(name, args)?;
-    let (init, start) = if op == Op::Plus { (0i64, "0") } else { (1, "1") };
+    let (init, start) = if op == Op::Plus {
+        (0i64, "0")
+    } else {
+        (1, "1")
+    };
     if items.iter().all(|v| is_integer(v)) {
         let total = fold(Value::from(init), &items, op)?;
         return match &total {
@@ -415,15 +420,17 @@ pub fn format_int(_: &Span, _: &[Ref<Expr>], args: &[Value], _: bool) -> anyhow:
 /// Replaces each arithmetic instruction of a compiled program by a call of the same
 /// registers into [`apply`].
 pub fn patch_program(patcher: &mut super::Patcher<'_>) {
-    patcher.replace(|instruction| match *instruction {
-        Instruction::Add { dest, left, right } => Some((Op::Plus, dest, left, right)),
-        Instruction::Sub { dest, left, right } => Some((Op::Minus, dest, left, right)),
-        Instruction::Mul { dest, left, right } => Some((Op::Mul, dest, left, right)),
-        Instruction::Div { dest, left, right } => Some((Op::Div, dest, left, right)),
-        Instruction::Mod { dest, left, right } => Some((Op::Rem, dest, left, right)),
-        _ => None,
-    }
-    .map(|(op, dest, left, right)| (op.builtin(), op.fcn(), dest, vec![left, right])));
+    patcher.replace(|instruction| {
+        match *instruction {
+            Instruction::Add { dest, left, right } => Some((Op::Plus, dest, left, right)),
+            Instruction::Sub { dest, left, right } => Some((Op::Minus, dest, left, right)),
+            Instruction::Mul { dest, left, right } => Some((Op::Mul, dest, left, right)),
+            Instruction::Div { dest, left, right } => Some((Op::Div, dest, left, right)),
+            Instruction::Mod { dest, left, right } => Some((Op::Rem, dest, left, right)),
+            _ => None,
+        }
+        .map(|(op, dest, left, right)| (op.builtin(), op.fcn(), dest, vec![left, right]))
+    });
 }
 
 #[cfg(test)]
@@ -496,7 +503,10 @@ mod tests {
         }
         // The generator mixes short decimals (mostly served) with 17-digit doubles and 64-bit
         // integers (mostly refused); both kinds must be exercised.
-        assert!(served >= 1000 && refused >= 1000, "{served} served, {refused} refused");
+        assert!(
+            served >= 1000 && refused >= 1000,
+            "{served} served, {refused} refused"
+        );
     }
 
     /// Answers recorded from OPA 0.60 and 1.9.
@@ -520,12 +530,21 @@ mod tests {
     #[test]
     fn results_sck_can_hold_are_opas() {
         assert_eq!(apply(Op::Plus, &n("0.1"), &n("0.2")).unwrap(), n("0.3"));
-        assert_eq!(apply(Op::Mul, &n("2.5"), &n("2")).unwrap(), Value::from(5i64));
+        assert_eq!(
+            apply(Op::Mul, &n("2.5"), &n("2")).unwrap(),
+            Value::from(5i64)
+        );
         assert_eq!(apply(Op::Div, &n("7"), &n("2")).unwrap(), n("3.5"));
         assert_eq!(apply(Op::Div, &n("6"), &n("3")).unwrap(), Value::from(2i64));
         // An integral result is an integer in OPA too (`FloatToNumber` writes it with 'f').
-        assert_eq!(apply(Op::Mul, &n("2.5"), &n("400000")).unwrap(), Value::from(1000000i64));
-        assert_eq!(apply(Op::Rem, &n("7"), &n("2.0")).unwrap(), Value::from(1i64));
+        assert_eq!(
+            apply(Op::Mul, &n("2.5"), &n("400000")).unwrap(),
+            Value::from(1000000i64)
+        );
+        assert_eq!(
+            apply(Op::Rem, &n("7"), &n("2.0")).unwrap(),
+            Value::from(1i64)
+        );
         assert_eq!(
             apply(Op::Plus, &n("9223372036854775807"), &n("1")).unwrap(),
             n("9223372036854775808")

@@ -113,14 +113,19 @@ impl Float {
         let digits: Vec<u8> = mantissa.bytes().filter(u8::is_ascii_digit).collect();
         let point = exp.parse::<i64>().ok()? + 1;
         let mut d = Decimal::of(&exact.mant, exact.exp);
-        let tie = d.mant.len() == digits.len() + 1 && d.mant.last() == Some(&b'5') && d.exp == point;
+        let tie =
+            d.mant.len() == digits.len() + 1 && d.mant.last() == Some(&b'5') && d.exp == point;
         if !tie {
             return Some(rust);
         }
         d.round(digits.len());
         let sign = if f < 0.0 { "-" } else { "" };
         let text = format!("{sign}0.{}e{}", String::from_utf8_lossy(&d.mant), d.exp);
-        Some(if text.parse::<f64>() == Ok(f) { text } else { rust })
+        Some(if text.parse::<f64>() == Ok(f) {
+            text
+        } else {
+            rust
+        })
     }
 
     pub fn is_zero(&self) -> bool {
@@ -246,7 +251,7 @@ impl Float {
         }
         let prec = d.mant.len() as i64;
         let exp = d.exp - 1;
-        if !self.is_int() && (exp < -4 || exp >= 6) {
+        if !self.is_int() && !(-4..6).contains(&exp) {
             // %e with prec - 1 digits after the point
             out.push(d.mant.first().map_or('0', |&c| char::from(c)));
             if prec > 1 {
@@ -451,7 +456,10 @@ mod tests {
         );
         assert_eq!(op("2.5", Float::mul, "400000"), "1000000");
         assert_eq!(op("2.5", Float::mul, "2"), "5");
-        assert_eq!(op("1e300", Float::mul, "17"), format!("17{}", "0".repeat(300)));
+        assert_eq!(
+            op("1e300", Float::mul, "17"),
+            format!("17{}", "0".repeat(300))
+        );
         assert_eq!(op("0.5", Float::mul, "3e6"), "1500000");
         assert_eq!(op("0.1", Float::sub, "0.1"), "0");
         assert_eq!(op("-1.5", Float::add, "0.25"), "-1.25");
@@ -467,7 +475,13 @@ mod tests {
         assert_eq!(text(-4.2889963710749357e17), "-4.2889963710749357e17");
         assert_eq!(text(0.1), "1e-1");
         assert_eq!(text(5e-324), "5e-324");
-        for f in [9007199254740992.0, 1e23, f64::MAX, f64::MIN_POSITIVE, 2f64.powi(-1022)] {
+        for f in [
+            9007199254740992.0,
+            1e23,
+            f64::MAX,
+            f64::MIN_POSITIVE,
+            2f64.powi(-1022),
+        ] {
             assert_eq!(text(f).parse::<f64>(), Ok(f), "{f:e}");
         }
     }

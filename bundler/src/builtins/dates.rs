@@ -50,8 +50,8 @@ mod tests {
     use super::*;
 
     fn ns(rfc3339: &str) -> i64 {
-        let t = OffsetDateTime::parse(rfc3339, &time::format_description::well_known::Rfc3339)
-            .unwrap();
+        let t =
+            OffsetDateTime::parse(rfc3339, &time::format_description::well_known::Rfc3339).unwrap();
         i64::try_from(t.unix_timestamp_nanos()).unwrap()
     }
 
@@ -69,7 +69,12 @@ mod tests {
         assert_eq!(add_date(0, 0, 0, -1), Some(ns("1969-12-31T00:00:00Z")));
         let call = super::super::call_plain(
             add_date_ns,
-            &[Value::from(jan31), Value::from(0), Value::from(3), Value::from(0)],
+            &[
+                Value::from(jan31),
+                Value::from(0),
+                Value::from(3),
+                Value::from(0),
+            ],
         );
         assert_eq!(call.unwrap(), Value::from(ns("2024-05-01T00:00:00Z")));
     }

@@ -70,11 +70,21 @@ fn guarded(
     delegate(name, span, params, args, strict)
 }
 
-pub fn filter(span: &Span, params: &[Ref<Expr>], args: &[Value], strict: bool) -> anyhow::Result<Value> {
+pub fn filter(
+    span: &Span,
+    params: &[Ref<Expr>],
+    args: &[Value],
+    strict: bool,
+) -> anyhow::Result<Value> {
     guarded("json.filter", span, params, args, strict)
 }
 
-pub fn remove(span: &Span, params: &[Ref<Expr>], args: &[Value], strict: bool) -> anyhow::Result<Value> {
+pub fn remove(
+    span: &Span,
+    params: &[Ref<Expr>],
+    args: &[Value],
+    strict: bool,
+) -> anyhow::Result<Value> {
     guarded("json.remove", span, params, args, strict)
 }
 
@@ -98,7 +108,10 @@ mod tests {
                 super::super::call_plain(f, &[json(doc), json(paths)])
             });
             assert!(
-                matches!(ended, scope::Ended::Returned(Err(_), Some(scope::Stop::Unsupported(_)))),
+                matches!(
+                    ended,
+                    scope::Ended::Returned(Err(_), Some(scope::Stop::Unsupported(_)))
+                ),
                 "{doc} {paths}: {ended:?}"
             );
         }

@@ -25,6 +25,7 @@
 pub mod arith;
 pub mod bigfloat;
 pub mod bounds;
+pub mod dates;
 pub mod json_paths;
 pub mod objects;
 pub mod regex;
@@ -32,7 +33,6 @@ pub mod rewrite;
 pub mod scope;
 pub mod sprintf;
 pub mod strings;
-pub mod dates;
 pub mod units;
 pub mod urlquery;
 

@@ -76,9 +76,7 @@ pub fn go_rejects(pattern: &str) -> Option<String> {
                 };
                 match (repeated, c) {
                     (1, b'?') if !counted => after_repetition = 2,
-                    (1 | 2, _) => {
-                        return Some(format!("a repetition of a repetition at byte {i}"))
-                    }
+                    (1 | 2, _) => return Some(format!("a repetition of a repetition at byte {i}")),
                     _ => after_repetition = 1,
                 }
             }
@@ -91,12 +89,11 @@ pub fn go_rejects(pattern: &str) -> Option<String> {
                 let flags = &flags[..end];
                 if !flags.starts_with(b"P<")
                     && !flags.starts_with(b"<")
-                    && flags.iter().any(|b| !matches!(b, b'i' | b'm' | b's' | b'U' | b'-'))
+                    && flags
+                        .iter()
+                        .any(|b| !matches!(b, b'i' | b'm' | b's' | b'U' | b'-'))
                 {
-                    return Some(format!(
-                        "the flags `{}`",
-                        String::from_utf8_lossy(flags)
-                    ));
+                    return Some(format!("the flags `{}`", String::from_utf8_lossy(flags)));
                 }
             }
             _ => {}
@@ -128,7 +125,10 @@ pub fn go_pattern(pattern: &str) -> Result<String, String> {
         return Err("(?<name> groups (OPA 0.60 rejects them, OPA 1.x accepts them)".into());
     }
     if counted_product(pattern) > 1000 {
-        return Err("counted repetitions whose counts multiply past 1000 (Go may reject them as too large)".into());
+        return Err(
+            "counted repetitions whose counts multiply past 1000 (Go may reject them as too large)"
+                .into(),
+        );
     }
     let mut out = String::with_capacity(pattern.len() + 16);
     let mut in_class = false;
@@ -375,16 +375,40 @@ mod tests {
     #[test]
     fn syntax_is_gos() {
         let valid = |p: &str| {
-            super::super::call_plain(regex_is_valid, &[Value::from(p)]).unwrap() == Value::Bool(true)
+            super::super::call_plain(regex_is_valid, &[Value::from(p)]).unwrap()
+                == Value::Bool(true)
         };
         for accepted in [
-            "{\"a\":1}", "x{", "a{,3}", "{", "}", "a{1", r"\Qa.b\E", r"a\z", r"\pN", "[[:alpha:]]",
-            "(?U)a+", "a{1000}", "(?P<n>a)", "(?i)a", "a*?", "a??", "a{2}?", "(?s).*", "(?m)^a$",
-            "(?i:a)", "(?-s)a", r"\p{Greek}", r"\x{10FFFF}", r"[\p{L}]",
+            "{\"a\":1}",
+            "x{",
+            "a{,3}",
+            "{",
+            "}",
+            "a{1",
+            r"\Qa.b\E",
+            r"a\z",
+            r"\pN",
+            "[[:alpha:]]",
+            "(?U)a+",
+            "a{1000}",
+            "(?P<n>a)",
+            "(?i)a",
+            "a*?",
+            "a??",
+            "a{2}?",
+            "(?s).*",
+            "(?m)^a$",
+            "(?i:a)",
+            "(?-s)a",
+            r"\p{Greek}",
+            r"\x{10FFFF}",
+            r"[\p{L}]",
         ] {
             assert!(valid(accepted), "{accepted}");
         }
-        for rejected in ["a{1001}", "a{2,1}", "a**", "a++", "x{1}{2}", "a???", "a*{2}", "(?x)a", "\\C"] {
+        for rejected in [
+            "a{1001}", "a{2,1}", "a**", "a++", "x{1}{2}", "a???", "a*{2}", "(?x)a", "\\C",
+        ] {
             assert!(!valid(rejected), "{rejected}");
         }
         assert_eq!(go_pattern("{\"a\":1}").unwrap(), "\\{\"a\":1}");
@@ -401,7 +425,10 @@ mod tests {
                 super::super::call_plain(regex_match, &[Value::from(refused), Value::from("a")])
             });
             assert!(
-                matches!(ended, scope::Ended::Returned(Err(_), Some(scope::Stop::Unsupported(_)))),
+                matches!(
+                    ended,
+                    scope::Ended::Returned(Err(_), Some(scope::Stop::Unsupported(_)))
+                ),
                 "{refused}"
             );
         }

@@ -144,8 +144,7 @@ mod tests {
     fn rewritten(rego: &str) -> String {
         let mut engine = regorus::Engine::new();
         engine.add_policy("p.rego".into(), rego.into()).unwrap();
-        let ast: Vec<JsonValue> =
-            serde_json::from_str(&engine.get_ast_as_json().unwrap()).unwrap();
+        let ast: Vec<JsonValue> = serde_json::from_str(&engine.get_ast_as_json().unwrap()).unwrap();
         operators_as_calls(rego, &ast[0]["ast"]).unwrap()
     }
 

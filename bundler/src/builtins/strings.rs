@@ -51,7 +51,10 @@ pub fn strings_count(_: &Span, _: &[Ref<Expr>], args: &[Value], _: bool) -> anyh
     let [s, sub] = args else {
         anyhow::bail!("`strings.count` expects 2 arguments");
     };
-    let (s, sub) = (string_arg("strings.count", s)?, string_arg("strings.count", sub)?);
+    let (s, sub) = (
+        string_arg("strings.count", s)?,
+        string_arg("strings.count", sub)?,
+    );
     Ok(Value::from(if sub.is_empty() {
         s.chars().count() + 1
     } else {
@@ -75,7 +78,12 @@ fn nonempty_needle(
     delegate(name, span, params, args, strict)
 }
 
-pub fn indexof(span: &Span, params: &[Ref<Expr>], args: &[Value], strict: bool) -> anyhow::Result<Value> {
+pub fn indexof(
+    span: &Span,
+    params: &[Ref<Expr>],
+    args: &[Value],
+    strict: bool,
+) -> anyhow::Result<Value> {
     nonempty_needle("indexof", span, params, args, strict)
 }
 

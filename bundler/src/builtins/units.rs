@@ -46,7 +46,9 @@ fn guarded(
     if s.contains('_') {
         anyhow::bail!("{name}: could not parse {s:?}");
     }
-    let digits = s.find(|c: char| !c.is_ascii_digit() && c != '.').unwrap_or(s.len());
+    let digits = s
+        .find(|c: char| !c.is_ascii_digit() && c != '.')
+        .unwrap_or(s.len());
     let (number, unit) = s.split_at(digits);
     let number = match number.strip_suffix('.') {
         Some(whole) if !whole.is_empty() && !whole.contains('.') => whole,
@@ -81,7 +83,12 @@ fn bytes_truncated(
     Value::from_numeric_string(&bytes.to_string()).ok()
 }
 
-pub fn parse(span: &Span, params: &[Ref<Expr>], args: &[Value], strict: bool) -> anyhow::Result<Value> {
+pub fn parse(
+    span: &Span,
+    params: &[Ref<Expr>],
+    args: &[Value],
+    strict: bool,
+) -> anyhow::Result<Value> {
     guarded("units.parse", span, params, args, strict)
 }
 
@@ -101,14 +108,23 @@ mod tests {
     /// Inputs run through both majors: where they differ, and where they agree.
     #[test]
     fn disagreements_are_the_exponent_and_plus_forms() {
-        for differ in ["1e3", "1.5e3K", "2E3", "1e-3", "1e3Mi", "1E3", "1.0e+2", "+1", "-1e2"] {
+        for differ in [
+            "1e3", "1.5e3K", "2E3", "1e-3", "1e3Mi", "1E3", "1.0e+2", "+1", "-1e2",
+        ] {
             assert!(majors_disagree(differ), "{differ}");
         }
-        for agree in ["1E", "1e", "1eKi", "1Ei", "1Ee", "10", "1.5Gi", "e3", "1ee3", "5m", "1EB", ".5"] {
+        for agree in [
+            "1E", "1e", "1eKi", "1Ei", "1Ee", "10", "1.5Gi", "e3", "1ee3", "5m", "1EB", ".5",
+        ] {
             assert!(!majors_disagree(agree), "{agree}");
         }
-        let ended = scope::run(1 << 20, || super::super::call_plain(parse, &[Value::from("1e3")]));
-        assert!(matches!(ended, scope::Ended::Returned(Err(_), Some(scope::Stop::Unsupported(_)))));
+        let ended = scope::run(1 << 20, || {
+            super::super::call_plain(parse, &[Value::from("1e3")])
+        });
+        assert!(matches!(
+            ended,
+            scope::Ended::Returned(Err(_), Some(scope::Stop::Unsupported(_)))
+        ));
         let call = |f: super::super::Fcn, s: &str| super::super::call_plain(f, &[Value::from(s)]);
         assert_eq!(call(parse_bytes, "10Ki").unwrap(), Value::from(10240u64));
         // Where regorus differs from both majors (recorded from OPA 0.60 and 1.9).
@@ -117,7 +133,10 @@ mod tests {
         assert_eq!(call(parse, "1.").unwrap(), Value::from(1u64));
         assert_eq!(call(parse_bytes, "1.").unwrap(), Value::from(1u64));
         assert_eq!(call(parse_bytes, ".5").unwrap(), Value::from(0u64));
-        assert_eq!(call(parse_bytes, "1.5Gi").unwrap(), Value::from(1610612736u64));
+        assert_eq!(
+            call(parse_bytes, "1.5Gi").unwrap(),
+            Value::from(1610612736u64)
+        );
         assert_eq!(call(parse_bytes, "1.0005K").unwrap(), Value::from(1000u64));
     }
 }

@@ -15,7 +15,9 @@ pub fn decode(_: &Span, _: &[Ref<Expr>], args: &[Value], _: bool) -> anyhow::Res
     let bytes = s.as_bytes();
     let valid = bytes.iter().enumerate().all(|(i, &b)| {
         b != b'%'
-            || bytes.get(i + 1..i + 3).is_some_and(|h| h.iter().all(u8::is_ascii_hexdigit))
+            || bytes
+                .get(i + 1..i + 3)
+                .is_some_and(|h| h.iter().all(u8::is_ascii_hexdigit))
     });
     if !valid {
         anyhow::bail!("urlquery.decode: invalid URL escape in {s:?}");
@@ -44,6 +46,9 @@ mod tests {
         assert!(call("%zz").is_err());
         assert!(call("%4").is_err());
         let ended = scope::run(1 << 20, || call("%ff"));
-        assert!(matches!(ended, scope::Ended::Returned(Err(_), Some(scope::Stop::Unsupported(_)))));
+        assert!(matches!(
+            ended,
+            scope::Ended::Returned(Err(_), Some(scope::Stop::Unsupported(_)))
+        ));
     }
 }
