@@ -294,23 +294,51 @@ fn rule_defined(bundle: &Bundle, rule_path: &str) -> bool {
 }
 
 /// An engine with every module and the bundle's data loaded, and sck's built-ins
-/// ([`crate::builtins`]) in place of regorus' where they differ.
+/// ([`crate::builtins`]) in place of regorus' where they differ; the arithmetic operators are
+/// rewritten into calls of sck's ([`crate::builtins::rewrite`]), since the interpreter offers no
+/// other way to evaluate them as OPA does.
 pub fn load(bundle: &Bundle) -> Result<Engine> {
+    let mut engine = load_modules(bundle, true)?;
+    engine
+        .add_data(data_value(bundle)?)
+        .map_err(|e| BundleError::Data(format!("data: {e}")))?;
+    Ok(engine)
+}
+
+/// The modules as written (no data), for compiling to the VM, whose arithmetic instructions
+/// sck patches instead ([`crate::builtins::arith::patch_program`]).
+pub fn load_for_vm(bundle: &Bundle) -> Result<Engine> {
+    load_modules(bundle, false)
+}
+
+fn load_modules(bundle: &Bundle, rewrite: bool) -> Result<Engine> {
     let mut engine = new_engine(bundle);
     crate::builtins::register(&mut engine).map_err(|e| policy_error(e.to_string()))?;
     for module in bundle.modules() {
+        let source = if rewrite {
+            let (_, ast) = module_ast(bundle, module)?;
+            crate::builtins::rewrite::operators_as_calls(module.source, &ast).ok_or_else(|| {
+                policy_error(format!(
+                    "{}: sck cannot place its arithmetic in this module",
+                    module.path
+                ))
+            })?
+        } else {
+            module.source.to_owned()
+        };
         engine
-            .add_policy(module.path.to_owned(), module.source.to_owned())
+            .add_policy(module.path.to_owned(), source)
             .map_err(|e| policy_error(e.to_string()))?;
     }
-    let data = regorus::Value::from_json_str(
+    Ok(engine)
+}
+
+/// The bundle's data document as a regorus value.
+pub fn data_value(bundle: &Bundle) -> Result<regorus::Value> {
+    regorus::Value::from_json_str(
         std::str::from_utf8(&bundle.data.to_canonical_bytes()).expect("canonical JSON is UTF-8"),
     )
-    .map_err(|e| BundleError::Data(format!("data: {e}")))?;
-    engine
-        .add_data(data)
-        .map_err(|e| BundleError::Data(format!("data: {e}")))?;
-    Ok(engine)
+    .map_err(|e| BundleError::Data(format!("data: {e}")))
 }
 
 /// Evaluates `rule` (a `data.`-rooted path) on `input`; `None` when the rule is undefined.
