@@ -706,6 +706,30 @@ mod tests {
         }
     }
 
+    /// A built-in error is undefined on both engines, as in OPA 0.60 and 1.9 (both answer
+    /// `{"allow": true, "strict": false}` for this module and input): the interpreter used to
+    /// raise it and deny. (Built-ins of regorus that raise whatever the setting, such as
+    /// `json.unmarshal`, still deny with `evaluation_error`: stricter, never an allow.)
+    #[test]
+    fn builtin_errors_are_undefined_on_both_engines() {
+        let b = bundle(
+            "package p\nimport rego.v1\n\
+             allow if not to_number(input.x)\n\
+             default strict := false\n\
+             strict if to_number(input.x) > 1\n",
+        );
+        let input = serde_json::json!({"x": "abc"});
+        for mode in [Mode::Fastest, Mode::Interpreter] {
+            let e = Evaluator::new(&b, Some("data.p.allow"), EvalLimits::default(), mode).unwrap();
+            assert!(e.decide(&input).allow, "{mode:?}: {:?}", e.decide(&input));
+            assert_eq!(
+                e.evaluate_rule("data.p.strict", &input),
+                Ok(Some(serde_json::json!(false))),
+                "{mode:?}"
+            );
+        }
+    }
+
     /// Two values for one key of a partial object rule: an error in OPA (recorded from 0.60 and
     /// 1.9, `eval_conflict_error`), a deny in sck on both engines — the VM kept the last value
     /// and allowed.
