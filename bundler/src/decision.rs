@@ -330,6 +330,9 @@ impl Vm {
             .map_err(|e| Failure::Error(e.to_string()))?;
         vm.set_execution_timer_config(Some(timer(limits)));
         vm.set_max_instructions(limits.instructions);
+        // As the interpreter (`policy::load`): non-strict, the VM goes on past an assignment
+        // from an erroring built-in (`v := to_number("x"); not v == 1` held).
+        vm.set_strict_builtin_errors(true);
         Ok(vm)
     }
 
@@ -706,27 +709,36 @@ mod tests {
         }
     }
 
-    /// A built-in error is undefined on both engines, as in OPA 0.60 and 1.9 (both answer
-    /// `{"allow": true, "strict": false}` for this module and input): the interpreter used to
-    /// raise it and deny. (Built-ins of regorus that raise whatever the setting, such as
-    /// `json.unmarshal`, still deny with `evaluation_error`: stricter, never an allow.)
+    /// A built-in error denies on both engines. OPA (0.60 and 1.9) treats the call as
+    /// undefined: `{"a": true}` for this module and input, `b` undefined; regorus' non-strict
+    /// VM answered `b` true (an allow where OPA has none), so sck runs both engines strict:
+    /// the strict VM fails the query at the error (`b` undefined as in OPA, `a` too:
+    /// `policy_undefined`), the interpreter ends the evaluation (`evaluation_error`).
     #[test]
-    fn builtin_errors_are_undefined_on_both_engines() {
+    fn builtin_errors_deny_on_both_engines() {
         let b = bundle(
             "package p\nimport rego.v1\n\
-             allow if not to_number(input.x)\n\
-             default strict := false\n\
-             strict if to_number(input.x) > 1\n",
+             a if not to_number(input.x)\n\
+             b if { v := to_number(input.x); not v == 1 }\n",
         );
         let input = serde_json::json!({"x": "abc"});
         for mode in [Mode::Fastest, Mode::Interpreter] {
-            let e = Evaluator::new(&b, Some("data.p.allow"), EvalLimits::default(), mode).unwrap();
-            assert!(e.decide(&input).allow, "{mode:?}: {:?}", e.decide(&input));
-            assert_eq!(
-                e.evaluate_rule("data.p.strict", &input),
-                Ok(Some(serde_json::json!(false))),
-                "{mode:?}"
-            );
+            for rule in ["data.p.a", "data.p.b"] {
+                let e = Evaluator::new(&b, Some(rule), EvalLimits::default(), mode).unwrap();
+                let denied = e.decide(&input);
+                let expected = match mode {
+                    Mode::Fastest => Outcome::Undefined,
+                    Mode::Interpreter => Outcome::Error,
+                };
+                assert_eq!(
+                    (denied.allow, denied.outcome),
+                    (false, expected),
+                    "{rule} {mode:?}: {denied:?}"
+                );
+                // With a number the built-in answers, and only `b` holds.
+                let fine = e.decide(&serde_json::json!({"x": "7"}));
+                assert_eq!(fine.allow, rule == "data.p.b", "{rule} {mode:?}: {fine:?}");
+            }
         }
     }
 

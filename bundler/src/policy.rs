@@ -152,6 +152,63 @@ fn calls<'a>(source: &'a str, node: &JsonValue, out: &mut Vec<(&'a str, usize)>)
     }
 }
 
+/// The call-like nodes of regorus' AST: each is a call in OPA (`plus`, `equal`, `or`, ...).
+const CALL_LIKE: [&str; 5] = ["Call", "ArithExpr", "BoolExpr", "BinExpr", "Membership"];
+
+/// Comprehensions: OPA evaluates their bodies as closures, never hoisted.
+const CLOSURES: [&str; 3] = ["ArrayCompr", "SetCompr", "ObjectCompr"];
+
+/// Byte offsets of the calls nested in negated expressions (`not count(x) == 1`, not
+/// `not f(x)`). OPA's compiler moves such calls before the negation, so when one is undefined
+/// the whole literal is; regorus evaluates them inside it, where undefined makes `not` hold.
+fn negated_nested_calls(node: &JsonValue, out: &mut Vec<usize>) {
+    match node {
+        JsonValue::Object(map) => {
+            if let Some(negated) = map.get("NotExpr") {
+                if let Some((kind, top)) = negated["expr"].as_object().and_then(|e| e.iter().next())
+                {
+                    let operands = if CALL_LIKE.contains(&kind.as_str()) {
+                        top.as_object()
+                            .into_iter()
+                            .flat_map(|fields| fields.values())
+                            .collect()
+                    } else {
+                        vec![top]
+                    };
+                    operands
+                        .into_iter()
+                        .for_each(|operand| first_calls(operand, out));
+                }
+            }
+            map.values().for_each(|v| negated_nested_calls(v, out));
+        }
+        JsonValue::Array(items) => items.iter().for_each(|v| negated_nested_calls(v, out)),
+        _ => {}
+    }
+}
+
+/// The outermost call-like nodes below `node`, outside comprehensions.
+fn first_calls(node: &JsonValue, out: &mut Vec<usize>) {
+    match node {
+        JsonValue::Object(map) => {
+            for (key, value) in map {
+                if CLOSURES.contains(&key.as_str()) {
+                    continue;
+                }
+                if CALL_LIKE.contains(&key.as_str()) {
+                    if let Some(start) = value["span"]["start"].as_u64() {
+                        out.push(start as usize);
+                        continue;
+                    }
+                }
+                first_calls(value, out);
+            }
+        }
+        JsonValue::Array(items) => items.iter().for_each(|v| first_calls(v, out)),
+        _ => {}
+    }
+}
+
 /// Names of the rules a module defines without arguments (e.g. `test_allows`), with the byte
 /// offset of their first definition.
 fn rule_names(source: &str, ast: &JsonValue) -> Vec<(String, usize)> {
@@ -187,8 +244,9 @@ pub struct CheckReport {
     pub entrypoint_defined: bool,
 }
 
-/// Parses and compiles every module, refusing built-ins regorus cannot evaluate; all problems
-/// are reported together, each with `file:line:col`.
+/// Parses and compiles every module, refusing built-ins regorus cannot evaluate and calls
+/// nested in a negation (which regorus evaluates otherwise than OPA); all problems are reported
+/// together, each with `file:line:col`.
 pub fn check(bundle: &Bundle) -> Result<CheckReport> {
     let mut problems = Vec::new();
     let mut packages = Vec::new();
@@ -217,6 +275,23 @@ pub fn check(bundle: &Bundle) -> Result<CheckReport> {
                             .to_string(),
                         );
                     }
+                }
+                let mut nested = Vec::new();
+                negated_nested_calls(&ast, &mut nested);
+                for offset in nested {
+                    let (line, col) = position(module.source, offset);
+                    problems.push(
+                        Diagnostic {
+                            path: module.path.to_owned(),
+                            line,
+                            col,
+                            message: "a call inside `not`: OPA evaluates it before negating (the \
+                                      literal is undefined when the call is), regorus inside the \
+                                      negation; bind it first (`n := count(x)`, then `not n == 1`)"
+                                .to_owned(),
+                        }
+                        .to_string(),
+                    );
                 }
                 for (rule, offset) in rule_names(module.source, &ast) {
                     let mut path = package_segments(&package);
@@ -298,16 +373,15 @@ fn rule_defined(bundle: &Bundle, rule_path: &str) -> bool {
 /// rewritten into calls of sck's ([`crate::builtins::rewrite`]), since the interpreter offers no
 /// other way to evaluate them as OPA does.
 ///
-/// Built-in errors are undefined, as in OPA (and in regorus' VM); the interpreter's default
-/// raised them, so a fallback decision denied where OPA allows (`not to_number("x")`). What sck
-/// refuses is unaffected: its built-ins record a stop ([`crate::builtins::scope`]) that denies
-/// whatever the engine makes of the error. The setting is made last: loading modules resets it.
+/// A built-in error ends the evaluation (regorus' strict mode, its interpreter's default; the
+/// VM is set alike in [`crate::decision`]): the decision is a deny with `evaluation_error`.
+/// OPA would treat the call as undefined and go on, but regorus' VM goes on past an undefined
+/// assignment (`v := to_number("x")` held), so sck refuses rather than guess.
 pub fn load(bundle: &Bundle) -> Result<Engine> {
     let mut engine = load_modules(bundle, true)?;
     engine
         .add_data(data_value(bundle)?)
         .map_err(|e| BundleError::Data(format!("data: {e}")))?;
-    engine.set_strict_builtin_errors(false);
     Ok(engine)
 }
 
@@ -601,6 +675,37 @@ mod tests {
                 ("data.t.test_b", &TestStatus::Pass),
             ]
         );
+    }
+
+    /// Calls nested in a negation are refused with their position (OPA moves them before the
+    /// `not`: for `input = {}` OPA 0.60 and 1.9 answer `{"top": true, "compr": true}` for this
+    /// module, regorus also `nested` and `arith`); a call that is the negated expression itself,
+    /// and calls inside a comprehension, are fine.
+    #[test]
+    fn calls_nested_in_a_negation_are_refused() {
+        let source = "package p\nimport rego.v1\n\
+                      top if not startswith(input.s, \"a\")\n\
+                      nested if not count(input.missing) == 1\n\
+                      arith if not input.missing + 1 > 2\n\
+                      compr if not [x | x := count(input.xs)] == [1]\n";
+        let files = [("p/p.rego".to_owned(), source.as_bytes().to_vec())]
+            .into_iter()
+            .collect();
+        let bundle = crate::build(
+            &crate::SourceTree::from_files(files).unwrap(),
+            &crate::BuildOptions::default(),
+        )
+        .unwrap()
+        .bundle;
+        let Err(BundleError::Policy(problems)) = check(&bundle) else {
+            panic!("accepted")
+        };
+        let at: Vec<&str> = problems
+            .iter()
+            .map(|p| &p[..p.find(": ").unwrap()])
+            .collect();
+        assert_eq!(at, ["p/p.rego:4:15", "p/p.rego:5:14"], "{problems:?}");
+        assert!(problems[0].contains("a call inside `not`"), "{problems:?}");
     }
 
     #[test]
