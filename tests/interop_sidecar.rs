@@ -311,7 +311,9 @@ fn decision_logs_land_exactly_once(server: &Server, database_url: &str) {
     // Restarts: OPA flushes its buffer when stopped, a new instance logs under its own id.
     made.extend(interop::decide(&opa, 4, "before-restart"));
     assert!(opa.stop().success());
-    let opa = OpaServer::configured(dir.path(), &config, &[]);
+    // The new instance decides once it has activated the bundle (`/health` alone answers
+    // before that, and an undefined decision has no `allow`).
+    let opa = interop::start_sidecar(dir.path(), &config, &server.url, &root(server));
     made.extend(interop::decide(&opa, 2, "after-restart"));
     assert!(opa.stop().success());
 
