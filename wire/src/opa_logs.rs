@@ -3,9 +3,10 @@
 //! ledger body.
 //!
 //! Nothing here does I/O. Every refusal is an [`UploadError`] with a stable `code()`; the
-//! gateway maps it to the problem answer (400, 413 or 503). A batch is validated completely before anything is written: one bad
-//! event refuses the whole upload with a problem naming every offending event (up to a cap),
-//! so a refused upload never leaves a partial trace in the ledger.
+//! gateway maps it to the problem answer (400, 413 or 503). A batch is validated completely
+//! before anything is written: one bad event refuses the whole upload with a problem naming
+//! every offending event (up to a cap), so a refused upload never leaves a partial trace in
+//! the ledger.
 //!
 //! What an entry keeps (the ledger stores ids and hashes, never raw bodies): decision id,
 //! sidecar instance id and OPA version (from `labels`), the uploading credential id, the

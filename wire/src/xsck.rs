@@ -1,7 +1,7 @@
 //! The X-SCK wire format as pure functions of bytes and keys: header parsing, the string to
 //! sign, the timestamp window, the signature check and the [`Rejection`] of each step. No I/O,
-//! no clock, no database — the verification pipeline (`sck-enforce`'s `xsck`) supplies `now`,
-//! the pinned keys and the nonce store.
+//! no clock, no database — the verification pipeline (the gateway's `xsck::pipeline`)
+//! supplies `now`, the pinned keys and the nonce store.
 //!
 //! What is signed: the request the gateway receives — its method, the path and raw query as
 //! sent, the body — with the authority taken from the configured `public_url` (never from the
