@@ -8,6 +8,8 @@
 //!   input hashing and masking, the `decision.sidecar` ledger body; refusals are
 //!   [`opa_logs::UploadError`].
 //! - [`opa_status`]: OPA status reports and drift; refusals are [`opa_status::StatusRefused`].
+//! - [`principal`]: who a verified request is for ([`principal::VerifiedToken`],
+//!   [`principal::VerifiedCaller`]), as policies see them.
 //!
 //! Invariants: nothing here does I/O, reads a clock or knows HTTP — no runtime, database or
 //! HTTP crate is in this crate's dependency tree (`scripts/check-walls.sh`, run by `make test`
@@ -17,4 +19,5 @@
 pub mod canonical;
 pub mod opa_logs;
 pub mod opa_status;
+pub mod principal;
 pub mod xsck;
