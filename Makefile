@@ -7,7 +7,7 @@ DATA  ?= sck-data
 SCK_RELEASE := target/release/sck
 SCK_DEBUG   := target/debug/sck
 
-.PHONY: help run test test-rust test-policies test-deploy test-interop bench soak lint fmt
+.PHONY: help run test test-walls test-rust test-policies test-deploy test-interop bench soak lint fmt
 
 help:
 	@echo "make run    build sck and start the gateway on SQLite with policies/ compiled, signed and active"
@@ -27,9 +27,15 @@ run:
 	@mkdir -p $(DATA)
 	SCK_DATA_DIR=$(DATA) SCK_DATABASE_URL=$(DATA)/sck.db $(SCK_RELEASE) serve --examples
 
-## test: every Rust test (unit, property, end-to-end against the real binary) with PostgreSQL
-## available as SCK_TEST_DATABASE_URL, then the Rego tests of the default policy tree, then deploy/.
-test: test-rust test-policies test-deploy
+## test: the crate walls, every Rust test (unit, property, end-to-end against the real binary)
+## with PostgreSQL available as SCK_TEST_DATABASE_URL, the Rego tests of the default policy
+## tree, then deploy/.
+test: test-walls test-rust test-policies test-deploy
+
+## test-walls: pure crates (sck-wire) have no runtime, database or HTTP crate in their
+## dependency tree (scripts/check-walls.sh).
+test-walls:
+	scripts/check-walls.sh
 
 test-rust:
 	scripts/with-postgres.sh $(CARGO) test --workspace --locked
@@ -73,7 +79,7 @@ bench:
 soak:
 	scripts/soak.sh
 
-lint:
+lint: test-walls
 	$(CARGO) fmt --all -- --check
 	$(CARGO) clippy --workspace --all-targets --locked -- -D warnings
 

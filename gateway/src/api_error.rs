@@ -211,6 +211,44 @@ impl From<sck_ledger::error::LedgerError> for ApiError {
     }
 }
 
+/// A refused signed call: 400 for a malformed request, 413 for an oversize body, 401 otherwise.
+impl From<sck_wire::xsck::Rejection> for ApiError {
+    fn from(r: sck_wire::xsck::Rejection) -> Self {
+        let status = match r {
+            sck_wire::xsck::Rejection::BodyTooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
+            _ if r.is_malformed() => StatusCode::BAD_REQUEST,
+            _ => StatusCode::UNAUTHORIZED,
+        };
+        ApiError::new(status, r.code(), r.detail())
+    }
+}
+
+/// A refused decision-log upload: 413 past a size limit, 503 past the shared decompression
+/// budget, 400 otherwise (with the per-event problems as diagnostics).
+impl From<sck_wire::opa_logs::UploadError> for ApiError {
+    fn from(e: sck_wire::opa_logs::UploadError) -> Self {
+        use sck_wire::opa_logs::UploadError as E;
+        let status = match e {
+            E::BudgetExhausted => return crate::budget::exhausted(),
+            E::TooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
+            E::InvalidGzip(_) | E::InvalidJson(_) | E::InvalidBatch { .. } => {
+                StatusCode::BAD_REQUEST
+            }
+        };
+        ApiError {
+            diagnostics: e.diagnostics().to_vec(),
+            ..ApiError::new(status, e.code(), e.to_string())
+        }
+    }
+}
+
+/// A refused status report: 400 `invalid_status`.
+impl From<sck_wire::opa_status::StatusRefused> for ApiError {
+    fn from(e: sck_wire::opa_status::StatusRefused) -> Self {
+        ApiError::bad_request(e.code(), e.to_string())
+    }
+}
+
 impl From<sqlx::Error> for ApiError {
     fn from(e: sqlx::Error) -> Self {
         ApiError::unavailable("database", e)
@@ -219,3 +257,67 @@ impl From<sqlx::Error> for ApiError {
 
 /// Result alias for handlers.
 pub type ApiResult<T> = Result<T, ApiError>;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use sck_wire::opa_logs::{BatchCode, UploadError};
+    use sck_wire::xsck::Rejection;
+
+    #[test]
+    fn signed_call_refusals_keep_their_status_and_code() {
+        for (rejection, status) in [
+            (Rejection::MissingHeader("x-sck-ans-id"), 400),
+            (Rejection::DuplicateHeader("x-sck-nonce"), 400),
+            (
+                Rejection::InvalidHeader("x-sck-timestamp", "bad".into()),
+                400,
+            ),
+            (Rejection::BodyTooLarge(10), 413),
+            (Rejection::TimestampSkew, 401),
+            (Rejection::UnknownIdentity, 401),
+            (Rejection::OrgMismatch, 401),
+            (Rejection::IdentityRevoked, 401),
+            (Rejection::SignatureMismatch, 401),
+            (Rejection::ReplayedNonce, 401),
+        ] {
+            let e = ApiError::from(rejection.clone());
+            assert_eq!(
+                (e.status.as_u16(), e.code, e.detail),
+                (status, rejection.code(), rejection.detail())
+            );
+        }
+    }
+
+    #[test]
+    fn upload_refusals_keep_their_status_code_and_diagnostics() {
+        for (refusal, status, code) in [
+            (UploadError::InvalidGzip("g".into()), 400, "invalid_gzip"),
+            (UploadError::TooLarge("t".into()), 413, "payload_too_large"),
+            (UploadError::InvalidJson("j".into()), 400, "invalid_json"),
+            (UploadError::BudgetExhausted, 503, "decompression_busy"),
+        ] {
+            let e = ApiError::from(refusal);
+            assert_eq!((e.status.as_u16(), e.code), (status, code));
+        }
+        let e = ApiError::from(UploadError::InvalidBatch {
+            code: BatchCode::MissingDecisionId,
+            detail: "refused".into(),
+            diagnostics: vec!["event 1 has no decision_id".into()],
+        });
+        assert_eq!(
+            (e.status.as_u16(), e.code, e.detail.as_str(), e.diagnostics),
+            (
+                400,
+                "missing_decision_id",
+                "refused",
+                vec!["event 1 has no decision_id".to_owned()]
+            )
+        );
+        let e = ApiError::from(sck_wire::opa_status::StatusRefused("labels".into()));
+        assert_eq!(
+            (e.status.as_u16(), e.code, e.detail.as_str()),
+            (400, "invalid_status", "status report refused: labels")
+        );
+    }
+}

@@ -20,7 +20,6 @@
 //! - [`reader`]: entries, checkpoints, keys and proofs from the store.
 //! - [`error`]: the crate's error enum.
 
-pub mod canonical;
 pub mod checkpoint;
 pub mod entry;
 pub mod error;
@@ -34,6 +33,9 @@ pub mod schema;
 pub mod store;
 pub mod verify;
 mod writer;
+
+/// RFC 8785 canonical JSON, shared with the gateway's pure wire code (it lives in `sck-wire`).
+pub use sck_wire::canonical;
 
 pub use entry::{Event, EventType};
 pub use error::{LedgerError, Result};

@@ -7,11 +7,11 @@ use std::process::ExitCode;
 
 use base64::Engine;
 use clap::{Args, Subcommand};
+use sck_wire::xsck::{self as canonical, Scheme, SignedRequest};
 use serde_json::json;
 
 use super::client::{print_json, ApiClient, ServerArgs};
 use super::CliError;
-use crate::xsck::canonical::{self, Scheme, SignedRequest};
 
 /// ANS identity pins of an org.
 #[derive(Debug, Subcommand)]

@@ -14,11 +14,11 @@ use std::sync::Arc;
 
 use sck_ledger::entry::{Event, EventType};
 use sck_ledger::{Ledger, Receipt};
+use sck_wire::principal::{VerifiedCaller, VerifiedToken};
 use serde::Serialize;
 use serde_json::{json, Value};
 
 use crate::api_error::{ApiError, ApiResult};
-use crate::tokens::VerifiedToken;
 use snapshots::{Snapshot, Snapshots};
 
 /// The request facts recorded with a decision.
@@ -27,16 +27,6 @@ pub struct RequestFacts {
     pub method: String,
     pub path: String,
     pub body_sha256: String,
-}
-
-/// An upstream caller whose X-SCK signature was verified against its pinned ANS identity.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, utoipa::ToSchema)]
-pub struct VerifiedCaller {
-    pub ans_id: String,
-    pub org: String,
-    pub key_id: String,
-    /// `hmac-sha256` or `ed25519`.
-    pub scheme: String,
 }
 
 /// Who a decision is for: a gateway token's subject or a verified upstream caller.

@@ -7,12 +7,13 @@
 use axum::http::{header, HeaderValue, Method, StatusCode, Uri};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
+use sck_wire::principal::VerifiedCaller;
 use serde::Serialize;
 use serde_json::Value;
 use sha2::Digest;
 
 use super::rate_limit::Limited;
-use super::{DecisionRecord, DecisionService, Principal, RequestFacts, VerifiedCaller};
+use super::{DecisionRecord, DecisionService, Principal, RequestFacts};
 use crate::api_error::ApiError;
 
 /// A decision request. Policies see only these fields and the verified facts the gateway

@@ -42,8 +42,8 @@ use crate::budget::{Budget, Reservation};
 use crate::config::FleetConfig;
 use crate::db::{new_id, now, with_pool};
 
-pub use events::{InputPolicy, SidecarDecision, StoredInput, Uploader};
-pub use status::{ActiveRevision, StatusReport};
+pub use sck_wire::opa_logs::{InputPolicy, SidecarDecision, StoredInput, Uploader};
+pub use sck_wire::opa_status::{ActiveRevision, StatusReport};
 
 /// Rows per multi-row claim statement.
 const CLAIM_CHUNK: usize = 100;
@@ -209,7 +209,7 @@ impl FleetService {
                     Value::Object(map) => map,
                     _ => Default::default(),
                 };
-                let verdict = status::drift(&bundles, &active);
+                let verdict = sck_wire::opa_status::drift(&bundles, &active);
                 let stale = row.try_get::<i64, _>("last_seen_unix")? < stale_before;
                 if stale {
                     stale_count += 1;

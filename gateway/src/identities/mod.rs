@@ -23,13 +23,13 @@ use rand::RngCore;
 use sck_ledger::entry::{Event, EventType};
 use sck_ledger::store::Store;
 use sck_ledger::Ledger;
+use sck_wire::xsck::{KeyMaterial, PinnedKey, Scheme};
 use serde::Serialize;
 use serde_json::json;
 use sqlx::Row;
 
 use crate::api_error::{ApiError, ApiResult};
 use crate::db::with_pool;
-use crate::xsck::canonical::{KeyMaterial, PinnedKey, Scheme};
 use sealing::MasterKey;
 
 /// Longest accepted ANS ID.

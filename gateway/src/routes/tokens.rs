@@ -11,6 +11,7 @@ use axum::extract::{FromRequest, Request, State};
 use axum::http::{header, StatusCode};
 use axum::Json;
 use jsonwebtoken::jwk::JwkSet;
+use sck_wire::principal::VerifiedToken;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use utoipa::{IntoParams, ToSchema};
@@ -22,7 +23,7 @@ use crate::extract::{JsonBody, NoParameters, OptionalJsonBody, QueryParams};
 use crate::state::AppState;
 use crate::tokens::issuers::{Issuer, OrgTokenSettings};
 use crate::tokens::keys::{KeyRecord, Rotation};
-use crate::tokens::{GatewayToken, IssueRequest, IssuedToken, RevokeTarget, VerifiedToken};
+use crate::tokens::{GatewayToken, IssueRequest, IssuedToken, RevokeTarget};
 
 pub fn router() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()

@@ -44,6 +44,7 @@ use jsonwebtoken::Header;
 use sck_ledger::entry::{Event, EventType};
 use sck_ledger::store::Store;
 use sck_ledger::Ledger;
+use sck_wire::principal::VerifiedToken;
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 use sha2::Digest;
@@ -51,7 +52,7 @@ use sqlx::Row;
 
 pub use issuers::{Issuer, OrgTokenSettings};
 pub use keys::{KeyRecord, KeyRing, KeyState, Rotation};
-pub use verify::{acr_for, Claims, VerifiedToken, Verifier, VerifySettings};
+pub use verify::{acr_for, Claims, Verifier, VerifySettings};
 
 use crate::api_error::{ApiError, ApiResult};
 use crate::config::Config;

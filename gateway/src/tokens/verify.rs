@@ -24,6 +24,7 @@ use std::sync::{Arc, Mutex, RwLock};
 use axum::http::StatusCode;
 use jsonwebtoken::errors::ErrorKind;
 use jsonwebtoken::{Algorithm, Validation};
+use sck_wire::principal::VerifiedToken;
 use serde::{Deserialize, Serialize};
 use sha2::Digest;
 
@@ -60,54 +61,6 @@ pub struct Claims {
 /// The `acr` value of a Level of Assurance.
 pub fn acr_for(loa: u8) -> String {
     format!("urn:sck:loa:{loa}")
-}
-
-/// A token that passed [`Verifier::verify`]: the facts a policy may rely on (`input.token`).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, utoipa::ToSchema)]
-pub struct VerifiedToken {
-    pub jti: String,
-    pub sub: String,
-    pub org: String,
-    pub loa: u8,
-    pub acr: String,
-    pub scope: Vec<String>,
-    pub artifact_id: String,
-    pub artifact_type: String,
-    pub iss: String,
-    pub exp: i64,
-    pub iat: i64,
-    /// Not part of the policy input; introspection reports them.
-    #[serde(skip)]
-    pub nbf: i64,
-    #[serde(skip)]
-    pub aud: String,
-    #[serde(skip)]
-    pub client_id: String,
-    #[serde(skip)]
-    pub kid: String,
-    /// The algorithm of the key that signed it.
-    #[serde(skip)]
-    pub alg: Algorithm,
-}
-
-impl VerifiedToken {
-    /// Refuses a token of another organization (`403 org_mismatch`).
-    pub fn authorize_org(&self, org: &str) -> Result<(), ApiError> {
-        if self.org == org {
-            Ok(())
-        } else {
-            Err(ApiError::new(
-                StatusCode::FORBIDDEN,
-                "org_mismatch",
-                "the token belongs to another organization",
-            ))
-        }
-    }
-
-    /// True if the token grants `scope`.
-    pub fn has_scope(&self, scope: &str) -> bool {
-        self.scope.iter().any(|s| s == scope)
-    }
 }
 
 /// A refusal: `401` with a stable code. Details name the check, never token content.

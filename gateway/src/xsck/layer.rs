@@ -17,10 +17,10 @@ use axum::http::request::Parts;
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use axum::Router;
+use sck_wire::principal::VerifiedCaller;
 
 use super::pipeline::XsckVerifier;
 use crate::api_error::ApiError;
-use crate::decisions::VerifiedCaller;
 
 /// The verified upstream caller of this request (put there by the layer).
 #[derive(Debug, Clone)]

@@ -20,12 +20,12 @@ use sck_ledger::entry::{Event, EventType};
 use sck_ledger::Ledger;
 use serde_json::{json, Value};
 
-use super::canonical::{self, SignedRequest};
+use sck_wire::principal::VerifiedCaller;
+use sck_wire::xsck::{self as canonical, Rejection, SignedRequest};
+
 use super::nonces::NonceStore;
-use super::Rejection;
 use crate::api_error::ApiError;
 use crate::config::XsckConfig;
-use crate::decisions::VerifiedCaller;
 use crate::identities::Identities;
 
 /// Longest path kept in a ledger entry.

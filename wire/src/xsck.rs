@@ -1,6 +1,11 @@
 //! The X-SCK wire format as pure functions of bytes and keys: header parsing, the string to
-//! sign, the timestamp window and the signature check. No I/O, no clock, no database — the
-//! pipeline ([`super::pipeline`]) supplies `now`, the pinned keys and the nonce store.
+//! sign, the timestamp window, the signature check and the [`Rejection`] of each step. No I/O,
+//! no clock, no database — the verification pipeline (the gateway's `xsck::pipeline`)
+//! supplies `now`, the pinned keys and the nonce store.
+//!
+//! What is signed: the request the gateway receives — its method, the path and raw query as
+//! sent, the body — with the authority taken from the configured `public_url` (never from the
+//! `Host` header), so a signature made for one gateway deployment does not verify at another.
 //!
 //! Invariants:
 //! - A header block is accepted only if every required header is present exactly once, is
@@ -14,7 +19,76 @@ use ed25519_dalek::Signer;
 use hmac::{Hmac, Mac};
 use sha2::{Digest, Sha256};
 
-use super::Rejection;
+/// Why a signed call was refused. Each kind has a stable `code` (used in the problem answer
+/// and in the `upstream.rejected` ledger entry).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Rejection {
+    MissingHeader(&'static str),
+    DuplicateHeader(&'static str),
+    InvalidHeader(&'static str, String),
+    BodyTooLarge(usize),
+    TimestampSkew,
+    UnknownIdentity,
+    OrgMismatch,
+    IdentityRevoked,
+    SignatureMismatch,
+    ReplayedNonce,
+}
+
+impl Rejection {
+    /// The stable machine-readable code.
+    pub fn code(&self) -> &'static str {
+        match self {
+            Rejection::MissingHeader(_) => "missing_header",
+            Rejection::DuplicateHeader(_) => "duplicate_header",
+            Rejection::InvalidHeader(..) => "invalid_header",
+            Rejection::BodyTooLarge(_) => "body_too_large",
+            Rejection::TimestampSkew => "timestamp_skew",
+            Rejection::UnknownIdentity => "unknown_identity",
+            Rejection::OrgMismatch => "org_mismatch",
+            Rejection::IdentityRevoked => "identity_revoked",
+            Rejection::SignatureMismatch => "signature_mismatch",
+            Rejection::ReplayedNonce => "replayed_nonce",
+        }
+    }
+
+    /// True for a request that is malformed rather than unauthenticated (a header missing,
+    /// repeated or malformed).
+    pub fn is_malformed(&self) -> bool {
+        matches!(
+            self,
+            Rejection::MissingHeader(_)
+                | Rejection::DuplicateHeader(_)
+                | Rejection::InvalidHeader(..)
+        )
+    }
+
+    /// A human-readable explanation that reveals no secret.
+    pub fn detail(&self) -> String {
+        match self {
+            Rejection::MissingHeader(h) => format!("missing header {h}"),
+            Rejection::DuplicateHeader(h) => format!("header {h} sent more than once"),
+            Rejection::InvalidHeader(h, why) => format!("malformed header {h}: {why}"),
+            Rejection::BodyTooLarge(max) => {
+                format!("signed request bodies are limited to {max} bytes")
+            }
+            Rejection::TimestampSkew => "X-SCK-Timestamp is outside the accepted window".into(),
+            Rejection::UnknownIdentity => "no identity is pinned for this ANS ID".into(),
+            Rejection::OrgMismatch => "the ANS ID is not pinned to this organization".into(),
+            Rejection::IdentityRevoked => "the identity pin is revoked".into(),
+            Rejection::SignatureMismatch => {
+                "the signature does not verify under a pinned key".into()
+            }
+            Rejection::ReplayedNonce => "this nonce was already used".into(),
+        }
+    }
+}
+
+impl std::fmt::Display for Rejection {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{} ({})", self.detail(), self.code())
+    }
+}
 
 /// Header names, lowercase as `http` stores them.
 pub const SIGNATURE: &str = "x-sck-signature";
