@@ -404,18 +404,29 @@ fn serve_examples_cover_every_group_with_the_real_url() {
         .stdout(Stdio::piped())
         .spawn()
         .unwrap();
-    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+    let stdout = child.stdout.take().unwrap();
+    let (tx, lines) = mpsc::channel();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+            if tx.send(line).is_err() {
+                break;
+            }
+        }
+    });
+    // Lines up to the last example, or whatever came within the patience (then the
+    // assertions below name what is missing).
+    let deadline = Instant::now() + PATIENCE;
     let mut url = None;
     let mut examples = Vec::new();
-    for line in lines.by_ref().map_while(Result::ok) {
+    while let Ok(line) = lines.recv_timeout(deadline.saturating_duration_since(Instant::now())) {
         if let Some(addr) = line.strip_prefix("sck listening on ") {
             url = Some(addr.to_owned());
         } else if url.is_some() {
-            if line.starts_with("sck ledger tail") {
-                examples.push(line);
+            let last = line.starts_with("sck ledger tail");
+            examples.push(line);
+            if last {
                 break;
             }
-            examples.push(line);
         }
     }
     let _ = child.kill();
@@ -431,7 +442,7 @@ fn serve_examples_cover_every_group_with_the_real_url() {
         format!("{url}/api/v1/enforcement/decide"),
         format!("{url}/v1/data/sck/gateway/decision"),
         "sck identity create --org default".to_owned(),
-        format!("sck sign-request --url {url}/api/v1/enforcement/verify"),
+        format!("sck sign-request --url {url}/api/v1/enforcement/verify --public-url "),
         format!("{url}/api/v1/enforcement/verify"),
         format!("{url}/api/v1/ledger/default/export"),
         format!("{url}/api/v1/ledger/default/keys"),

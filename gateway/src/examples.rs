@@ -3,7 +3,8 @@
 //! each with the server's real URL.
 
 /// One curl (or sck) example per endpoint, for a server at `url`.
-pub fn print(url: &str, org: &str, bundle: &str) {
+/// `public_url` is the configured authority X-SCK signatures are checked against.
+pub fn print(url: &str, public_url: &str, org: &str, bundle: &str) {
     let api = format!("{url}/api/v1/enforcement");
     println!(
         r#"
@@ -48,7 +49,7 @@ sck token revoke "$TOKEN"                     # or: sck token revoke --token-id 
 # X-SCK signed upstream calls: pin an ANS ID (its HMAC secret is shown once), sign a call, send it
 SECRET=$(sck identity create --org {org} --ans-id ans://v1.0.0.demo.example.com | jq -r .key.secret)
 printf '{{"action":"tools.list","resource":{{"org":"{org}"}}}}' > body.json
-sck sign-request --url {api}/verify --body-file body.json --ans-id ans://v1.0.0.demo.example.com --org {org} --key "$SECRET" > xsck.headers
+sck sign-request --url {api}/verify --public-url {public_url} --body-file body.json --ans-id ans://v1.0.0.demo.example.com --org {org} --key "$SECRET" > xsck.headers
 curl -s -H @xsck.headers -H 'Content-Type: application/json' --data-binary @body.json {api}/verify   # the caller verified, then the policy decides
 # the ledger (admin key): export, verify offline with the key the server publishes, follow new entries
 curl -s -H "Authorization: Bearer $ADMIN" -o {org}.ledger {url}/api/v1/ledger/{org}/export
