@@ -336,6 +336,7 @@ pub async fn serve(config: Config, examples: bool) -> Result<(), String> {
         let bundles = &state.config.bundles;
         crate::examples::print(
             &format!("http://{addr}"),
+            &state.config.public_url,
             &bundles.default_org,
             &bundles.default_bundle,
         );

@@ -24,7 +24,13 @@ pub struct ApiClient {
 }
 
 impl ApiClient {
+    /// A client that authenticates with the admin key of `args`.
     pub fn new(args: &ServerArgs) -> ApiClient {
+        ApiClient::with_bearer(&args.server, args.admin_key.clone())
+    }
+
+    /// A client for `server` that sends `bearer` (an admin key or a gateway token).
+    pub fn with_bearer(server: &str, bearer: Option<String>) -> ApiClient {
         let agent = ureq::Agent::config_builder()
             .http_status_as_error(false)
             .timeout_global(Some(std::time::Duration::from_secs(120)))
@@ -32,8 +38,8 @@ impl ApiClient {
             .into();
         ApiClient {
             agent,
-            base: args.server.trim_end_matches('/').to_owned(),
-            key: args.admin_key.clone(),
+            base: server.trim_end_matches('/').to_owned(),
+            key: bearer,
         }
     }
 

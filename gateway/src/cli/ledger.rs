@@ -41,6 +41,9 @@ pub enum LedgerCommand {
     /// itself with `[fleet] input_retention_days`); ledger entries stay and still verify. Prints
     /// how many were deleted; a run that deleted any appends `retention.inputs_pruned`.
     PruneInputs(PruneArgs),
+    /// Print an org's entries from a running server (admin key), one JSON object per line;
+    /// `--follow` keeps printing new ones until Ctrl-C.
+    Tail(super::ledger_tail::TailArgs),
 }
 
 #[derive(Debug, Args)]
@@ -198,6 +201,7 @@ pub fn run(command: LedgerCommand) -> Result<ExitCode, CliError> {
         LedgerCommand::Key(KeyCommand::Generate { name, output }) => keygen(&name, &output),
         LedgerCommand::Inputs(a) => runtime()?.block_on(inputs(a)),
         LedgerCommand::PruneInputs(a) => prune_inputs(a),
+        LedgerCommand::Tail(a) => super::ledger_tail::tail(a),
     }
 }
 

@@ -9,9 +9,11 @@ use clap::{Parser, Subcommand};
 
 mod bundle;
 mod client;
+mod decide;
 mod healthcheck;
 mod identity;
 mod ledger;
+mod ledger_tail;
 mod remote;
 mod serve;
 mod tokens;
@@ -54,6 +56,12 @@ enum Command {
     /// Gateway token signing keys: list, rotate.
     #[command(subcommand)]
     Keys(tokens::KeysCommand),
+    /// Gateway tokens: issue, introspect, revoke.
+    #[command(subcommand)]
+    Token(tokens::TokenCommand),
+    /// Ask a running server for one decision with a gateway token; prints the decision and
+    /// its ledger receipt. Exit status 0 allow, 3 deny, 1 error.
+    Decide(decide::DecideArgs),
     /// ANS identity pins for X-SCK signed upstream calls: create, list, rotate, revoke.
     #[command(subcommand)]
     Identity(identity::IdentityCommand),
@@ -99,6 +107,8 @@ pub fn main() -> ExitCode {
         Command::OpaConfig(args) => serve::opa_config(args),
         Command::Issuer(command) => tokens::issuer(command),
         Command::Keys(command) => tokens::keys(command),
+        Command::Token(command) => tokens::token(command),
+        Command::Decide(args) => decide::decide(args),
         Command::Identity(command) => identity::identity(command),
         Command::SignRequest(args) => identity::sign_request(args),
         Command::Healthcheck(args) => healthcheck::healthcheck(args),

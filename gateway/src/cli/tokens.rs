@@ -1,6 +1,7 @@
-//! `sck issuer create|list|settings` and `sck keys list|rotate`: gateway token issuers, org TTL
-//! settings and signing keys of a running server, through its REST API (admin key; rotation
-//! needs the root key).
+//! `sck issuer create|list|settings`, `sck keys list|rotate` and `sck token
+//! issue|introspect|revoke`: gateway token issuers, org TTL settings, signing keys and tokens of
+//! a running server, through its REST API (admin key; rotation needs the root key). Thin
+//! clients: the server checks everything, the CLI only shapes the request.
 
 use std::process::ExitCode;
 
@@ -76,6 +77,105 @@ pub enum KeysCommand {
 pub struct KeysArgs {
     #[command(flatten)]
     server: ServerArgs,
+}
+
+/// Gateway tokens.
+#[derive(Debug, Subcommand)]
+pub enum TokenCommand {
+    /// Issue a token (prints the answer JSON with the token inside; `--token-only` for just the
+    /// token, as in `TOKEN=$(sck token issue ... --token-only)`).
+    Issue(TokenIssueArgs),
+    /// Print the RFC 7662 introspection of a token (`{"active": false}` unless it verifies).
+    Introspect(TokenIntrospectArgs),
+    /// Revoke a token, given as the token itself or by its id (`jti`).
+    Revoke(TokenRevokeArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct TokenIssueArgs {
+    #[arg(long)]
+    org: String,
+    /// The issuer id (`iss_...`, from `sck issuer create` or `sck issuer list`).
+    #[arg(long)]
+    issuer: String,
+    /// What the token is for (the `artifact_id` claim; `sub` defaults to it).
+    #[arg(long)]
+    artifact_id: String,
+    /// Kind of artifact, e.g. mcp-client or agent.
+    #[arg(long)]
+    artifact_type: String,
+    /// Level of Assurance (1-4), at most the issuer's ceiling.
+    #[arg(long)]
+    loa: i64,
+    /// A scope to grant, one the issuer may grant (repeat for several).
+    #[arg(long = "scope", required = true)]
+    scopes: Vec<String>,
+    /// The `sub` claim (default: the artifact id).
+    #[arg(long)]
+    subject: Option<String>,
+    /// Lifetime in seconds (default: the org's default TTL).
+    #[arg(long)]
+    ttl: Option<i64>,
+    /// Print only the token.
+    #[arg(long)]
+    token_only: bool,
+    #[command(flatten)]
+    server: ServerArgs,
+}
+
+#[derive(Debug, Args)]
+pub struct TokenIntrospectArgs {
+    /// The token.
+    token: String,
+    #[command(flatten)]
+    server: ServerArgs,
+}
+
+#[derive(Debug, Args)]
+pub struct TokenRevokeArgs {
+    /// The token to revoke.
+    #[arg(required_unless_present = "token_id", conflicts_with = "token_id")]
+    token: Option<String>,
+    /// The id (`jti`) of the token to revoke, instead of the token.
+    #[arg(long)]
+    token_id: Option<String>,
+    /// The org of the token (default: the admin key's org).
+    #[arg(long)]
+    org: Option<String>,
+    #[command(flatten)]
+    server: ServerArgs,
+}
+
+/// Runs `sck token ...`.
+pub fn token(command: TokenCommand) -> Result<ExitCode, CliError> {
+    let value = match command {
+        TokenCommand::Issue(a) => {
+            let issued = ApiClient::new(&a.server).post(
+                "/api/v1/enforcement/tokens/issue",
+                &json!({"organizationId": a.org, "issuerId": a.issuer, "artifactId": a.artifact_id,
+                        "artifactType": a.artifact_type, "loaLevel": a.loa, "scope": a.scopes,
+                        "subject": a.subject, "ttlSeconds": a.ttl}),
+            )?;
+            if a.token_only {
+                let token = issued["token"]
+                    .as_str()
+                    .ok_or_else(|| CliError::new("the server's answer has no token"))?;
+                println!("{token}");
+                return Ok(ExitCode::SUCCESS);
+            }
+            issued
+        }
+        TokenCommand::Introspect(a) => ApiClient::new(&a.server).post(
+            "/api/v1/enforcement/tokens/introspect",
+            &json!({"token": a.token}),
+        )?,
+        TokenCommand::Revoke(a) => ApiClient::new(&a.server).post(
+            "/api/v1/enforcement/tokens/revoke",
+            &json!({"token": a.token, "tokenId": a.token_id, "organizationId": a.org}),
+        )?,
+    };
+    print_json(&value);
+    Ok(ExitCode::SUCCESS)
 }
 
 /// Runs `sck issuer ...`.
