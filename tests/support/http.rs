@@ -97,29 +97,24 @@ fn read(mut response: ureq::http::Response<ureq::Body>) -> Option<Reply> {
 
 /// `method url` with `headers` and `body`; `None` when no whole answer came back (connection
 /// refused or cut: a killed server).
-pub fn try_request<K: AsRef<str>, V: AsRef<str>>(
+pub fn try_request(
     method: &str,
     url: &str,
-    headers: &[(K, V)],
+    headers: &[(&str, &str)],
     body: &[u8],
 ) -> Option<Reply> {
     let mut request = ureq::http::Request::builder()
         .method(method.to_uppercase().as_str())
         .uri(url);
     for (name, value) in headers {
-        request = request.header(name.as_ref(), value.as_ref());
+        request = request.header(*name, *value);
     }
     let response = agent().run(request.body(body.to_vec()).unwrap()).ok()?;
     read(response)
 }
 
 /// `method url` with `headers` and `body`, answered.
-pub fn request<K: AsRef<str>, V: AsRef<str>>(
-    method: &str,
-    url: &str,
-    headers: &[(K, V)],
-    body: &[u8],
-) -> Reply {
+pub fn request(method: &str, url: &str, headers: &[(&str, &str)], body: &[u8]) -> Reply {
     try_request(method, url, headers, body).expect("request completes")
 }
 

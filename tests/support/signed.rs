@@ -126,7 +126,7 @@ impl Call {
 
 /// POSTs `body` as JSON to `base` + `target` with `headers`.
 pub fn send(base: &str, target: &str, headers: &[(String, String)], body: &[u8]) -> Reply {
-    let mut all = vec![("Content-Type".to_owned(), "application/json".to_owned())];
-    all.extend(headers.iter().cloned());
+    let mut all = vec![("Content-Type", "application/json")];
+    all.extend(headers.iter().map(|(k, v)| (k.as_str(), v.as_str())));
     request("POST", &format!("{base}{target}"), &all, body)
 }
