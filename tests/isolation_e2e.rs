@@ -431,7 +431,7 @@ fn fleet(w: &World) {
 }
 
 fn retention(w: &World) {
-    let now = sck_ledger::entry::format_timestamp(time::OffsetDateTime::now_utc());
+    let now = ledger::now_timestamp();
     let pruned = cli::succeeded(cli::run_in(
         &w.d.data_dir,
         &[

@@ -146,7 +146,7 @@ pub fn post_raw(url: &str, key: Option<&str>, content_type: &str, body: &[u8]) -
 /// `body` gzipped (OPA's uploads, tarballs).
 pub fn gzip(body: &[u8]) -> Vec<u8> {
     use std::io::Write;
-    let mut encoder = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+    let mut encoder = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
     encoder.write_all(body).unwrap();
     encoder.finish().unwrap()
 }

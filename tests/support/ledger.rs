@@ -139,3 +139,9 @@ fn unique_suffix() -> String {
         NEXT.fetch_add(1, Ordering::Relaxed)
     )
 }
+
+/// Now, as the ledger writes timestamps (RFC 3339 with microseconds, the precision decision
+/// inputs are stored with).
+pub fn now_timestamp() -> String {
+    sck_ledger::entry::format_timestamp(time::OffsetDateTime::now_utc())
+}
