@@ -47,7 +47,7 @@ fn lifecycle_and_sidecar_fetches_end_to_end() {
         (reply, started.elapsed())
     });
     std::thread::sleep(Duration::from_millis(300));
-    let v2 = release::release(&server.url, &root, "default", "2.0.0").id;
+    let v2 = release::release(&server.url, root, "default", "2.0.0").id;
     let (reply, waited) = poller.join().unwrap();
     assert_eq!(reply.status, 200);
     assert_eq!(
@@ -79,7 +79,7 @@ fn lifecycle_and_sidecar_fetches_end_to_end() {
     // Anti-downgrade: the old version needs an explicit rollback.
     let list = get_as(
         &format!("{}{API}/bundles?status=SUPERSEDED", server.url),
-        &root,
+        root,
     );
     let v1 = list.json()["bundles"][0]["id"].as_str().unwrap().to_owned();
     let refused = post_json(
@@ -136,7 +136,7 @@ fn lifecycle_and_sidecar_fetches_end_to_end() {
     missing.assert_problem(404, "no_active_bundle");
 
     // Versions are immutable: the same version cannot be compiled twice.
-    let dup = compile(&server.url, &root, "default", "2.0.0");
+    let dup = compile(&server.url, root, "default", "2.0.0");
     dup.assert_problem(409, "version_exists");
 
     // Every transition is in the org's ledger, and the log verifies.
