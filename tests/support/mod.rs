@@ -85,31 +85,3 @@ pub fn terminate(pid: u32) {
         .expect("kill runs");
     assert!(status.success(), "kill -TERM {pid}");
 }
-
-// The names the test files used before the role modules, kept until every file has moved onto
-// the modules (removed with the last of them).
-#[allow(unused_imports)]
-pub use db::{fresh_postgres_database, on_each_backend};
-#[allow(unused_imports)]
-pub use http::{agent, get, post_json, post_oversized, post_raw, send_raw, Reply};
-#[allow(unused_imports)]
-pub use ledger::{entries as export_entries, export as export_ledger, leaves as export_leaves};
-#[allow(unused_imports)]
-pub use metrics::{text as metrics_text, value as metric_value};
-#[allow(unused_imports)]
-pub use release::policy_files;
-#[allow(unused_imports)]
-pub use server::Server;
-
-/// The number of entries in `org`'s ledger log (read with the root key).
-pub fn ledger_size(server: &Server, org: &str) -> u64 {
-    ledger::size(&server.url, server.root(), org)
-}
-
-/// Runs the `sck` CLI with `data_dir` as its data and working directory.
-pub fn sck(data_dir: &std::path::Path, args: &[&str]) -> std::process::Output {
-    cli::run_in(data_dir, args)
-}
-
-#[allow(unused_imports)]
-pub use cli::succeeded;
