@@ -359,15 +359,18 @@ fn opa_config_from_a_key_file_names_the_signer_and_never_prints_hmac_secrets() {
     let dir = tempfile::tempdir().unwrap();
     let secret = dir.path().join("shared.secret");
     std::fs::write(&secret, "a-shared-hmac-secret-of-some-length").unwrap();
-    let out = cli::run(&[
-        "opa-config",
-        "--org",
-        "o",
-        "--bundle",
-        "b",
-        "--signer-key",
-        secret.to_str().unwrap(),
-    ]);
+    let opa_config = |signer_key: &std::path::Path| {
+        cli::run(&[
+            "opa-config",
+            "--org",
+            "o",
+            "--bundle",
+            "b",
+            "--signer-key",
+            signer_key.to_str().unwrap(),
+        ])
+    };
+    let out = opa_config(&secret);
     assert!(out.status.success(), "{out:?}");
     let said = String::from_utf8_lossy(&out.stderr);
     assert!(said.contains("set SCK_SIGNER_SECRET"), "{said}");
@@ -382,15 +385,7 @@ fn opa_config_from_a_key_file_names_the_signer_and_never_prints_hmac_secrets() {
 
     let key = dir.path().join("release-signer.pem");
     cli::ok(&["bundle", "keygen", "--out", key.to_str().unwrap()]);
-    let printed = cli::ok(&[
-        "opa-config",
-        "--org",
-        "o",
-        "--bundle",
-        "b",
-        "--signer-key",
-        key.to_str().unwrap(),
-    ]);
+    let printed = cli::succeeded(opa_config(&key));
     let config = yaml(&printed);
     assert_eq!(
         text(&config["bundles"]["b"]["signing"]["keyid"]),

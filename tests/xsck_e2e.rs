@@ -383,18 +383,20 @@ fn the_example_clients_are_accepted_end_to_end() {
     let body_file = dir.path().join("body.json");
     std::fs::write(&body_file, body()).unwrap();
     let target = format!("{}{VERIFY}", server.url);
+    // What every client is told about the call it signs.
+    let call = [
+        "--url",
+        target.as_str(),
+        "--public-url",
+        PUBLIC,
+        "--ans-id",
+        ANS,
+        "--org",
+        ORG,
+    ];
     let out = Command::new("python3")
         .arg(repo().join("examples/sign_request.py"))
-        .args([
-            "--url",
-            &target,
-            "--public-url",
-            PUBLIC,
-            "--ans-id",
-            ANS,
-            "--org",
-            ORG,
-        ])
+        .args(call)
         .args(["--secret", &secret, "--body-file"])
         .arg(&body_file)
         .output()
@@ -435,21 +437,14 @@ fn the_example_clients_are_accepted_end_to_end() {
     }
 
     // `sck sign-request` prints headers that verify.
-    let out = cli::ok(&[
-        "sign-request",
-        "--url",
-        &target,
-        "--public-url",
-        PUBLIC,
-        "--ans-id",
-        ANS,
-        "--org",
-        ORG,
-        "--key",
-        &secret,
-        "--body-file",
-        body_file.to_str().unwrap(),
-    ]);
+    let out = cli::ok(
+        &[
+            &["sign-request"][..],
+            &call,
+            &["--key", &secret, "--body-file", body_file.to_str().unwrap()],
+        ]
+        .concat(),
+    );
     let headers: Vec<(String, String)> = out
         .lines()
         .filter_map(|l| {
