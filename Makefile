@@ -34,8 +34,10 @@ test: test-rust test-policies test-deploy
 test-rust:
 	scripts/with-postgres.sh $(CARGO) test --workspace --locked
 
+# The binary `test-rust` built (cargo test builds it with the test feature set; `cargo build
+# --bin sck` would build every dependency a second time with another one).
 test-policies:
-	$(CARGO) build --bin sck --locked
+	$(CARGO) test --workspace --locked --no-run
 	$(SCK_DEBUG) bundle check policies
 	$(SCK_DEBUG) bundle test policies
 

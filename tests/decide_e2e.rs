@@ -283,7 +283,7 @@ fn every_failure_kind_denies_with_its_reason() {
         assert_eq!(answer["allow"], false, "{version}: {answer}");
         assert_eq!(answer["bundle"]["version"], version);
         let first = answer["reasons"][0].as_str().unwrap();
-        // The RVM reports conflicting outputs as undefined (see README); both deny.
+        // The RVM reports conflicting outputs as undefined (see docs/decisions.md); both deny.
         let ok = first.starts_with(reason) || (reason == "evaluation_error" && first == "policy_undefined");
         assert!(ok, "{version}: expected {reason}, got {answer}");
     }

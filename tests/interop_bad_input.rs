@@ -1,7 +1,7 @@
 //! Interop, bad input: OPA is a peer, not trusted.
 //!
 //! - Bundles OPA builds and loads itself but sck's reader refuses by its documented stricter
-//!   rules (README "Stricter than OPA": file digests other than SHA-256/384/512, data after the
+//!   rules (docs/bundles.md, "Stricter than OPA": file digests other than SHA-256/384/512, data after the
 //!   end of the archive) are refused with the same code by `sck bundle verify` and by a compile
 //!   on `sck serve`.
 //! - A real OPA's decision-log upload corrupted in flight (the relay flips the gzip CRC, so the

@@ -7,7 +7,7 @@
 //!
 //! Where a refusal could tell A whether something exists in another org, A gets the answer an
 //! unknown id gets (the one accepted exception, creating a pin for an ANS ID another org holds,
-//! is explained in the README's "Signed upstream calls"). Names the ledger and the routes use
+//! is explained in docs/xsck.md). Names the ledger and the routes use
 //! for themselves (`system`, `sha256`) cannot become orgs.
 
 mod support;
@@ -556,7 +556,7 @@ fn a_first_start_refuses_a_reserved_default_org() {
     assert!(!String::from_utf8_lossy(&out.stdout).contains("root admin key"));
 }
 
-/// What the README says of a deployment that created an org `system` before the name was
+/// What docs/serve.md says of a deployment that created an org `system` before the name was
 /// reserved: it keeps working, and its log is the deployment-wide `system` log.
 #[test]
 fn an_org_named_system_from_before_keeps_its_keys_and_shares_the_system_log() {

@@ -200,7 +200,9 @@ impl Evaluator {
         let mut engine = policy::load(bundle)?;
         engine.set_execution_timer_config(timer(&limits));
         let vm = match mode {
-            Mode::Fastest => engine
+            // The VM compiles the modules as written (its arithmetic instructions are patched),
+            // the interpreter runs them with the operators rewritten into calls.
+            Mode::Fastest => policy::load_for_vm(bundle)?
                 .compile_with_entrypoint(&entrypoint.as_str().into())
                 .ok()
                 .and_then(|compiled| Compiler::compile_from_policy(&compiled, &[&entrypoint]).ok())
@@ -328,6 +330,9 @@ impl Vm {
             .map_err(|e| Failure::Error(e.to_string()))?;
         vm.set_execution_timer_config(Some(timer(limits)));
         vm.set_max_instructions(limits.instructions);
+        // As the interpreter (`policy::load`): non-strict, the VM goes on past an assignment
+        // from an erroring built-in (`v := to_number("x"); not v == 1` held).
+        vm.set_strict_builtin_errors(true);
         Ok(vm)
     }
 
@@ -386,6 +391,15 @@ pub enum InputError {
         "the integer {literal} at {pointer} is beyond 64 bits, which sck cannot evaluate exactly"
     )]
     IntegerOutOfRange { pointer: String, literal: String },
+    /// OPA keeps a decimal as written; sck holds a double, which stands for its shortest text.
+    #[error(
+        "the number {literal} at {pointer} has more digits than sck holds exactly (a double is {shortest})"
+    )]
+    DecimalOutOfRange {
+        pointer: String,
+        literal: String,
+        shortest: String,
+    },
 }
 
 impl InputError {
@@ -393,14 +407,17 @@ impl InputError {
     pub fn code(&self) -> &'static str {
         match self {
             InputError::Json(_) => "invalid_json",
-            InputError::IntegerOutOfRange { .. } => "number_out_of_range",
+            InputError::IntegerOutOfRange { .. } | InputError::DecimalOutOfRange { .. } => {
+                "number_out_of_range"
+            }
         }
     }
 }
 
-/// Parses an input document (JSON text), refusing integers beyond 64 bits: sck evaluates
-/// numbers as regorus receives them from serde_json, which keeps `i64`/`u64` exact and turns
-/// anything larger into a float, where OPA would compare and print it exactly.
+/// Parses an input document (JSON text), refusing integers beyond 64 bits and decimals a
+/// double does not hold exactly: sck evaluates numbers as regorus receives them from
+/// serde_json, which keeps `i64`/`u64` exact and turns anything else into a double, where OPA
+/// keeps the number as written (`0.10000000000000001` is not `0.1` in OPA's arithmetic).
 pub fn parse_input(bytes: &[u8]) -> std::result::Result<serde_json::Value, InputError> {
     let value: serde_json::Value =
         serde_json::from_slice(bytes).map_err(|e| InputError::Json(e.to_string()))?;
@@ -413,15 +430,29 @@ pub fn parse_input(bytes: &[u8]) -> std::result::Result<serde_json::Value, Input
         use crate::canonical::Json;
         match json {
             Json::Number(literal) => {
+                let at = || {
+                    if pointer.is_empty() {
+                        "/".into()
+                    } else {
+                        pointer.clone()
+                    }
+                };
                 let integer = !literal.contains(['.', 'e', 'E']);
                 if integer && literal.parse::<i64>().is_err() && literal.parse::<u64>().is_err() {
                     return Err(InputError::IntegerOutOfRange {
-                        pointer: if pointer.is_empty() {
-                            "/".into()
-                        } else {
-                            pointer.clone()
-                        },
+                        pointer: at(),
                         literal: literal.clone(),
+                    });
+                }
+                if !integer && !builtins::arith::holds_exactly(literal) {
+                    return Err(InputError::DecimalOutOfRange {
+                        pointer: at(),
+                        literal: literal.clone(),
+                        shortest: literal
+                            .parse::<f64>()
+                            .ok()
+                            .and_then(builtins::bigfloat::Float::shortest_of)
+                            .unwrap_or_default(),
                     });
                 }
                 Ok(())
@@ -589,9 +620,21 @@ mod tests {
                 literal: "18446744073709551616".into()
             })
         );
+        // Decimals are held as doubles, which stand for their shortest text.
+        for (text, literal) in [
+            (&b"[0.10000000000000001]"[..], "0.10000000000000001"),
+            (b"{\"x\": 96064706328052.625}", "96064706328052.625"),
+        ] {
+            let refused = parse_input(text).unwrap_err();
+            assert!(
+                matches!(&refused, InputError::DecimalOutOfRange { literal: l, .. } if l == literal),
+                "{refused:?}"
+            );
+            assert_eq!(refused.code(), "number_out_of_range");
+        }
         for fine in [
             &br#"{"n": 18446744073709551615, "m": -9223372036854775808, "f": 1e300}"#[..],
-            b"[0.5, 1.0, -0]",
+            b"[0.5, 1.0, -0, 1.10, 1e3, 0.30000000000000004, 96064706328052.62, 5e-324]",
         ] {
             assert!(parse_input(fine).is_ok());
         }
@@ -600,7 +643,9 @@ mod tests {
 
     #[test]
     fn integers_beyond_64_bits_are_not_served_rounded() {
-        let b = bundle("package p\nimport rego.v1\nbig := 18446744073709551615 + 1\nok := 9223372036854775807\n");
+        let b = bundle(
+            "package p\nimport rego.v1\nbig := 18446744073709551616\nok := 9223372036854775807\n",
+        );
         for mode in [Mode::Fastest, Mode::Interpreter] {
             let e = Evaluator::new(&b, Some("data.p.big"), EvalLimits::default(), mode).unwrap();
             let denied = e
@@ -615,6 +660,109 @@ mod tests {
                 e.evaluate_rule("data.p.ok", &serde_json::json!({})),
                 Ok(Some(serde_json::json!(9223372036854775807i64)))
             );
+        }
+    }
+
+    /// OPA's arithmetic on both engines (answers recorded from OPA 0.60 and 1.9): the VM's
+    /// patched instructions and the interpreter's rewritten operators give the same answers.
+    #[test]
+    fn arithmetic_is_opas_on_both_engines() {
+        let b = bundle(
+            "package p\nimport rego.v1\n\
+             sum3 := input.a + input.b\n\
+             exact := (input.a + input.b) == 0.3\n\
+             five := input.c * 2\n\
+             big := product([1e300, 17])\n\
+             third := 1 / input.d\n\
+             zero := input.d / 0\n\
+             nested := [x | some n in [1, 2]; x := (n + input.a) * 10]\n\
+             f(v) := v * 0.1\n\
+             called := f(3)\n\
+             diff := {1, 2} - {2}\n",
+        );
+        let input = serde_json::json!({"a": 0.1, "b": 0.2, "c": 2.5, "d": 3});
+        for mode in [Mode::Fastest, Mode::Interpreter] {
+            let e = Evaluator::new(&b, Some("data.p.sum3"), EvalLimits::default(), mode).unwrap();
+            if mode == Mode::Fastest {
+                assert_eq!(e.mode(), "rvm");
+            }
+            let eval = |rule: &str| e.evaluate_rule(&format!("data.p.{rule}"), &input);
+            assert_eq!(eval("sum3"), Ok(Some(serde_json::json!(0.3))), "{mode:?}");
+            assert_eq!(eval("exact"), Ok(Some(serde_json::json!(true))), "{mode:?}");
+            assert_eq!(eval("five"), Ok(Some(serde_json::json!(5))), "{mode:?}");
+            // OPA holds 17 × 10^300 as an integer: beyond 64 bits, not served.
+            assert!(eval("big").unwrap_err().reasons[0].contains("beyond 64 bits"));
+            assert_eq!(
+                eval("nested"),
+                Ok(Some(serde_json::json!([11, 21]))),
+                "{mode:?}"
+            );
+            assert_eq!(eval("called"), Ok(Some(serde_json::json!(0.3))), "{mode:?}");
+            assert_eq!(eval("diff"), Ok(Some(serde_json::json!([1]))), "{mode:?}");
+            // OPA holds 1/3 as 0.33333333333333333334, division by zero is an error.
+            for rule in ["third", "zero"] {
+                let denied = eval(rule).unwrap_err();
+                assert_eq!(denied.outcome, Outcome::Error, "{rule} {mode:?}");
+            }
+            assert!(eval("third").unwrap_err().reasons[0]
+                .starts_with("evaluation_error: float arithmetic differs from OPA"));
+        }
+    }
+
+    /// A built-in error denies on both engines. OPA (0.60 and 1.9) treats the call as
+    /// undefined: `{"a": true}` for this module and input, `b` undefined; regorus' non-strict
+    /// VM answered `b` true (an allow where OPA has none), so sck runs both engines strict:
+    /// the strict VM fails the query at the error (`b` undefined as in OPA, `a` too:
+    /// `policy_undefined`), the interpreter ends the evaluation (`evaluation_error`).
+    #[test]
+    fn builtin_errors_deny_on_both_engines() {
+        let b = bundle(
+            "package p\nimport rego.v1\n\
+             a if not to_number(input.x)\n\
+             b if { v := to_number(input.x); not v == 1 }\n",
+        );
+        let input = serde_json::json!({"x": "abc"});
+        for mode in [Mode::Fastest, Mode::Interpreter] {
+            for rule in ["data.p.a", "data.p.b"] {
+                let e = Evaluator::new(&b, Some(rule), EvalLimits::default(), mode).unwrap();
+                let denied = e.decide(&input);
+                let expected = match mode {
+                    Mode::Fastest => Outcome::Undefined,
+                    Mode::Interpreter => Outcome::Error,
+                };
+                assert_eq!(
+                    (denied.allow, denied.outcome),
+                    (false, expected),
+                    "{rule} {mode:?}: {denied:?}"
+                );
+                // With a number the built-in answers, and only `b` holds.
+                let fine = e.decide(&serde_json::json!({"x": "7"}));
+                assert_eq!(fine.allow, rule == "data.p.b", "{rule} {mode:?}: {fine:?}");
+            }
+        }
+    }
+
+    /// Two values for one key of a partial object rule: an error in OPA (recorded from 0.60 and
+    /// 1.9, `eval_conflict_error`), a deny in sck on both engines — the VM kept the last value
+    /// and allowed.
+    #[test]
+    fn partial_object_conflicts_deny_on_both_engines() {
+        let b = bundle(
+            "package p\nimport rego.v1\n\
+             by_name[u.name] := u.age if { some u in input.users }\n\
+             allow if by_name.alice > 17\n",
+        );
+        let conflict = serde_json::json!({"users": [{"name": "alice", "age": 0}, {"name": "alice", "age": 36}]});
+        let same = serde_json::json!({"users": [{"name": "alice", "age": 36}, {"name": "alice", "age": 36}]});
+        for mode in [Mode::Fastest, Mode::Interpreter] {
+            let e = Evaluator::new(&b, Some("data.p.allow"), EvalLimits::default(), mode).unwrap();
+            let denied = e.decide(&conflict);
+            assert_eq!(
+                (denied.allow, denied.outcome),
+                (false, Outcome::Error),
+                "{mode:?}: {denied:?}"
+            );
+            assert!(e.decide(&same).allow, "{mode:?}");
         }
     }
 }

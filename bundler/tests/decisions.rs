@@ -127,7 +127,7 @@ fn undefined_errors_and_bad_shapes_deny_with_a_reason() {
         }
     }
     // Conflicting outputs of a complete rule: OPA and the interpreter raise an error; the RVM
-    // answers undefined (a known regorus difference, see README). Both deny.
+    // answers undefined (a known regorus difference, see docs/decisions.md). Both deny.
     for (mode, outcome, reason) in [
         (Mode::Interpreter, Outcome::Error, "evaluation_error"),
         (Mode::Fastest, Outcome::Undefined, "policy_undefined"),

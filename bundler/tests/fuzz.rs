@@ -463,14 +463,14 @@ fn meter(capacity: u64, given: &mut u64) -> impl FnMut(u64) -> bool + '_ {
     }
 }
 
-/// The kinds of Rego test `run_tests` must tell apart.
+/// The kinds of Rego test `run_tests` must tell apart (a panicking one is `policy`'s unit test:
+/// no built-in sck leaves to regorus is known to panic).
 #[derive(Debug, Clone, Copy)]
 enum TestKind {
     Passes,
     Fails,
     Errors,
     RunsAway,
-    Panics,
 }
 
 impl TestKind {
@@ -479,11 +479,12 @@ impl TestKind {
             TestKind::Passes => "1 == 1",
             TestKind::Fails => "1 == 2",
             TestKind::Errors => "1 / 0",
+            // The range is built once, so the time limit, not the built-ins' memory budget,
+            // stops it however fast the machine.
             TestKind::RunsAway => {
-                "count([1 | some x in numbers.range(1, 100000); \
-                 some y in numbers.range(1, 100000); x == y]) > 0"
+                "xs := numbers.range(1, 100000); \
+                 count([1 | some x in xs; some y in xs; x == y]) > 0"
             }
-            TestKind::Panics => "strings.count(\"\", \"\") == 0",
         }
     }
 
@@ -493,7 +494,6 @@ impl TestKind {
             | (TestKind::Fails, TestStatus::Fail)
             | (TestKind::RunsAway, TestStatus::Timeout(_)) => true,
             (TestKind::Errors, TestStatus::Error(e)) => !e.contains("panicked"),
-            (TestKind::Panics, TestStatus::Error(e)) => e.starts_with("evaluation panicked"),
             _ => false,
         }
     }
@@ -505,7 +505,6 @@ fn test_kind() -> impl Strategy<Value = TestKind> {
         Just(TestKind::Fails),
         Just(TestKind::Errors),
         Just(TestKind::RunsAway),
-        Just(TestKind::Panics),
     ]
 }
 

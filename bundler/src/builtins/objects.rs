@@ -1,10 +1,52 @@
-//! `object.subset` as OPA evaluates it. regorus' version panics when an array's sub-array is
-//! empty at any depth (`object.subset([], [])`, `{"a": []}` in `{"a": []}`: a zero-size window)
-//! and answers `true` for two equal scalars, which OPA refuses (its arguments must be objects,
-//! sets or arrays; non-strict evaluation makes the call undefined).
+//! Objects as OPA evaluates them.
+//! - `object.subset`: regorus' version panics when an array's sub-array is empty at any depth
+//!   (`object.subset([], [])`, `{"a": []}` in `{"a": []}`: a zero-size window) and answers
+//!   `true` for two equal scalars, which OPA refuses (its arguments must be objects, sets or
+//!   arrays; non-strict evaluation makes the call undefined).
+//! - partial object rules (`by_name[u.name] := u.age`): two values for one key are an
+//!   evaluation error in OPA (and in regorus' interpreter); regorus' VM keeps the last one, so
+//!   `by_name.alice > 17` could allow where OPA errs. [`patch_program`] replaces the VM's
+//!   insertion by [`insert`], which stops the evaluation on a conflict.
 
+use regorus::rvm::instructions::Instruction;
 use regorus::unstable::{Expr, Ref, Span};
 use regorus::Value;
+
+use super::scope;
+
+/// The built-in a partial object rule's insertion is called through (not an OPA or regorus
+/// name).
+const INSERT: &str = "__sck_object_insert";
+
+/// `obj[key] := value` for a partial object rule: the object with the key added, or the
+/// evaluation stopped when the key already has another value.
+pub fn insert(_: &Span, _: &[Ref<Expr>], args: &[Value], _: bool) -> anyhow::Result<Value> {
+    let [object, key, value] = args else {
+        anyhow::bail!("`{INSERT}` expects 3 arguments");
+    };
+    let mut object = object.clone();
+    let fields = object.as_object_mut()?;
+    match fields.get(key) {
+        Some(existing) if existing != value => Err(scope::refuse(format!(
+            "conflicting values for key {key} of a partial object rule (an error in OPA)"
+        ))),
+        _ => {
+            fields.insert(key.clone(), value.clone());
+            Ok(object)
+        }
+    }
+}
+
+/// Replaces the VM's insertions into partial object rules (its only use of `ObjectSet`) by
+/// [`insert`].
+pub fn patch_program(patcher: &mut super::Patcher<'_>) {
+    patcher.replace(|instruction| match *instruction {
+        Instruction::ObjectSet { obj, key, value } => {
+            Some((INSERT, insert as super::Fcn, obj, vec![obj, key, value]))
+        }
+        _ => None,
+    });
+}
 
 /// OPA's `isSubset`: objects key by key (recursively), sets by membership, arrays as a
 /// contiguous run (an empty run is in every array), an array against a set as a set, and

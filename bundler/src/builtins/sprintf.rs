@@ -367,6 +367,9 @@ fn format_arg(verb: char, arg: &Arg, spec: &Spec) -> Result<String, Unsupported>
             Ok(spec.pad(body, false, 0))
         }
         (Arg::Float(f), 'v' | 'e' | 'E' | 'f' | 'F' | 'g' | 'G') => format_float(*f, verb, spec),
+        // Go prints these as a hexadecimal or binary-exponent float (`0x1.8p+00`), which sck
+        // does not implement: refused whatever the flags.
+        (Arg::Float(_), 'x' | 'X' | 'b') => Err(Unsupported(format!("%{verb} of a float"))),
         (Arg::Str(s), 'v' | 's' | 'q' | 'x' | 'X') => {
             if spec.sharp || spec.plus || spec.space {
                 return Err(Unsupported(format!("flags with %{verb} of a string")));
@@ -385,8 +388,7 @@ fn format_arg(verb: char, arg: &Arg, spec: &Spec) -> Result<String, Unsupported>
         }
         (
             _,
-            'd' | 's' | 'q' | 'x' | 'X' | 'o' | 'O' | 'b' | 'c' | 'U' | 'e' | 'E' | 'f' | 'F' | 'g'
-            | 'G' | 't',
+            'd' | 's' | 'q' | 'o' | 'O' | 'b' | 'c' | 'U' | 'e' | 'E' | 'f' | 'F' | 'g' | 'G' | 't',
         ) => bad_verb(verb, arg, spec),
         (_, other) => Err(Unsupported(format!("the verb %{other}"))),
     }
@@ -551,20 +553,30 @@ mod tests {
         );
     }
 
+    /// `%x`, `%X` and `%b` of a float are Go's hexadecimal floats in OPA (`0x1.8p+00`,
+    /// `6755399441055744p-52`): refused, as are `*` widths.
     #[test]
     fn unsupported_directives_refuse() {
-        let ended = scope::run(1 << 20, || {
-            super::super::call_plain(
-                sprintf,
-                &[Value::from("%*d"), Value::from_json_str("[1, 2]").unwrap()],
-            )
-        });
-        assert!(
-            matches!(
-                ended,
-                scope::Ended::Returned(Err(_), Some(scope::Stop::Unsupported(_)))
-            ),
-            "{ended:?}"
-        );
+        for (format, args) in [
+            ("%*d", "[1, 2]"),
+            ("%x", "[1.5]"),
+            ("%b", "[1.5]"),
+            ("%X", "[2.5]"),
+            ("%08.3x", "[0.1]"),
+        ] {
+            let ended = scope::run(1 << 20, || {
+                super::super::call_plain(
+                    sprintf,
+                    &[Value::from(format), Value::from_json_str(args).unwrap()],
+                )
+            });
+            assert!(
+                matches!(
+                    ended,
+                    scope::Ended::Returned(Err(_), Some(scope::Stop::Unsupported(_)))
+                ),
+                "{format} {args}: {ended:?}"
+            );
+        }
     }
 }

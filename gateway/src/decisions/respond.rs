@@ -48,7 +48,8 @@ pub fn facts(method: &Method, uri: &Uri, body: &[u8]) -> RequestFacts {
 }
 
 /// The body as JSON, or `400 invalid_json`; `400 number_out_of_range` for an integer beyond
-/// 64 bits, which sck could not evaluate exactly as OPA does (see `decision::parse_input`).
+/// 64 bits or a decimal with more digits than a double holds, which sck could not evaluate
+/// exactly as OPA does (see `decision::parse_input`).
 fn parse_body(body: &[u8]) -> Result<Value, ApiError> {
     sck_bundler::decision::parse_input(body)
         .map_err(|e| ApiError::bad_request(e.code(), format!("request body: {e}")))

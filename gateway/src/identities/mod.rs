@@ -277,7 +277,7 @@ impl Identities {
         });
         if !inserted {
             // The same answer whichever org holds the pin, and whether it is live or revoked:
-            // it tells no more than that the ANS ID is taken (README, "Signed upstream calls").
+            // it tells no more than that the ANS ID is taken (docs/xsck.md).
             return Err(ApiError::conflict(
                 "identity_exists",
                 "this ANS ID is or was pinned: an ANS ID belongs to one organization forever and is never re-assigned (its organization rotates its keys)",

@@ -9,7 +9,7 @@
 //!
 //! A key naming another org gets 403 (writes) or 404 (reads); an ANS ID pinned in another org
 //! is answered as an unknown one (404) by rotate and revoke, and creating it is the same
-//! `409 identity_exists` as for one the org holds (README, "Signed upstream calls"). Every
+//! `409 identity_exists` as for one the org holds (docs/xsck.md). Every
 //! change is ledgered.
 
 use axum::extract::State;

@@ -18,7 +18,7 @@
 //! - A token is accepted only if this deployment could have issued it: signed with a current
 //!   key, and within its issuer's LoA ceiling, scopes and algorithm and its org's maximum TTL.
 //!
-//! Settings come from the environment (documented in the README): `SCK_TOKENS_ISSUER`
+//! Settings come from the environment (documented in docs/tokens.md): `SCK_TOKENS_ISSUER`
 //! (default: the configured `public_url`), `SCK_TOKENS_AUDIENCE` (`urn:sck:enforcement`),
 //! `SCK_TOKENS_HS256_SECRET` (unset: HS256 disabled; at least 32 bytes),
 //! `SCK_TOKENS_LEEWAY_SECS` (5), `SCK_TOKENS_DEFAULT_TTL_SECS` (900),
