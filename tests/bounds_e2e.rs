@@ -12,11 +12,14 @@ mod support;
 use std::io::Write;
 use std::time::{Duration, Instant};
 
-use base64::Engine as _;
 use serde_json::{json, Value};
-use support::{fresh_postgres_database, get, metric_value, metrics_text, post_json, Server};
-
-const API: &str = "/api/v1/enforcement";
+use support::db;
+use support::http::{self, get, get_as, gzip, post_json, Reply, API};
+use support::ledger;
+use support::metrics::wait_for_gauge;
+use support::release::{self, compile_request, tarball, Source};
+use support::server::Server;
+use support::sidecar;
 
 /// Ten billion iterations: far past any test time limit (issue 14's probe). The range is
 /// built once, so the bounded built-ins' memory budget is charged once and the test runs until
@@ -25,78 +28,27 @@ const API: &str = "/api/v1/enforcement";
 const RUNAWAY: &str = "xs := numbers.range(1, 100000); \
                        count([1 | some x in xs; some y in xs; x == y]) > 0";
 
-/// A server with its database URL and data directory: on SQLite and, when the suite has
-/// PostgreSQL, on a fresh database. Started one at a time, as the caller iterates.
-fn servers<'a>(
-    env: &'a [(&'a str, &'a str)],
-) -> impl Iterator<Item = (Server, String, tempfile::TempDir)> + 'a {
-    let postgres = fresh_postgres_database();
-    std::iter::once(None)
-        .chain(postgres.map(Some))
-        .map(move |database| {
-            let dir = tempfile::tempdir().unwrap();
-            let database =
-                database.unwrap_or_else(|| dir.path().join("sck.db").display().to_string());
-            let server = Server::start_on_with_env(dir.path(), &database, env);
-            (server, database, dir)
-        })
-}
-
 /// A policy tree of one package `probe` whose test module is `tests`.
-fn probe_files(tests: &str) -> Value {
-    json!({
+fn probe_files(tests: &str) -> Source {
+    Source::Files(json!({
         "probe/probe.rego": "package probe\n\nallow if input.ok\n",
         "probe/probe_test.rego": format!("package probe\n\n{tests}"),
-    })
+    }))
 }
 
-fn compile_body(version: &str, source: (&str, Value)) -> Value {
-    let mut body = json!({"organizationId": "default", "name": "probe", "version": version});
-    body[source.0] = source.1;
-    body
+/// A compile request for bundle `probe` of the default org.
+fn probe_request(version: &str, source: &Source) -> Value {
+    compile_request("default", "probe", version, source)
 }
 
-fn compile(server: &Server, version: &str, source: (&str, Value)) -> support::Reply {
-    post_json(
-        &format!("{}{API}/bundles/compile", server.url),
-        server.root_key.as_deref(),
-        &compile_body(version, source),
-    )
-}
-
-/// A `.tar.gz` of `files` (name → content), base64, for the `tarball` field.
-fn tarball(files: &[(&str, Vec<u8>)]) -> Value {
-    let files: Vec<_> = files
-        .iter()
-        .map(|(name, bytes)| sck_bundler::BundleFile::new(*name, bytes.clone()))
-        .collect();
-    let bytes = sck_bundler::tarball::write_tarball(&files).unwrap();
-    Value::String(base64::engine::general_purpose::STANDARD.encode(bytes))
-}
-
-/// Waits until the gauge `series` reaches at least `value` (60 s at most).
-fn wait_for_gauge(server: &Server, series: &str, value: f64) {
-    let deadline = Instant::now() + Duration::from_secs(60);
-    loop {
-        let current = metric_value(&metrics_text(&server.url), series).unwrap_or(0.0);
-        if current >= value {
-            return;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "{series} stayed at {current} (waiting for {value})"
-        );
-        std::thread::sleep(Duration::from_millis(50));
-    }
+fn compile(server: &Server, version: &str, source: &Source) -> Reply {
+    release::compile(&server.url, server.root(), &probe_request(version, source))
 }
 
 fn bundle_versions(server: &Server) -> Vec<String> {
-    let list = get(
+    let list = get_as(
         &format!("{}{API}/bundles?name=probe", server.url),
-        &[(
-            "Authorization",
-            &format!("Bearer {}", server.root_key.as_deref().unwrap()),
-        )],
+        server.root(),
     )
     .json();
     list["bundles"]
@@ -112,16 +64,14 @@ fn bundle_versions(server: &Server) -> Vec<String> {
 /// panicking one was a 500, and in `sck bundle test` a crash). Nothing is recorded for either.
 #[test]
 fn runaway_and_failing_tests_are_refused_by_name() {
-    for (server, _, _dir) in servers(&[("SCK_BUNDLES__TEST_TIMEOUT_MS", "300")]) {
+    for deployment in db::backends() {
+        let server = deployment.replica_with_env(&[("SCK_BUNDLES__TEST_TIMEOUT_MS", "300")]);
         let slow = compile(
             &server,
             "1.0.0",
-            (
-                "files",
-                probe_files(&format!(
-                    "test_fine if true\n\ntest_runaway if {{ {RUNAWAY} }}\n"
-                )),
-            ),
+            &probe_files(&format!(
+                "test_fine if true\n\ntest_runaway if {{ {RUNAWAY} }}\n"
+            )),
         );
         assert_eq!(
             (slow.status, slow.code()),
@@ -144,7 +94,7 @@ fn runaway_and_failing_tests_are_refused_by_name() {
         let errors = compile(
             &server,
             "1.0.1",
-            ("files", probe_files("test_errors if 1 / 0 == 1\n")),
+            &probe_files("test_errors if 1 / 0 == 1\n"),
         );
         assert_eq!(
             (errors.status, errors.code()),
@@ -158,18 +108,14 @@ fn runaway_and_failing_tests_are_refused_by_name() {
             .contains("data.probe.test_errors errored: "));
 
         assert_eq!(bundle_versions(&server), Vec::<String>::new());
-        let fine = compile(
-            &server,
-            "1.0.2",
-            ("files", probe_files("test_fine if true\n")),
-        );
+        let fine = compile(&server, "1.0.2", &probe_files("test_fine if true\n"));
         assert_eq!(fine.status, 201, "{}", String::from_utf8_lossy(&fine.body));
         assert!(server.stop().success());
     }
 }
 
 /// A capacity refusal: 503, `code`, and when to retry.
-fn assert_busy(reply: &support::Reply, code: &str) {
+fn assert_busy(reply: &Reply, code: &str) {
     assert_eq!(
         (reply.status, reply.code().as_str()),
         (503, code),
@@ -202,7 +148,7 @@ fn send_and_leave(server: &Server, path: &str, body: &Value) -> std::net::TcpStr
 fn compile_once_the_slot_is_back(server: &Server, version: &str) {
     let deadline = Instant::now() + Duration::from_secs(60);
     let reply = loop {
-        let reply = compile(server, version, ("files", probe_files("test_ok if true\n")));
+        let reply = compile(server, version, &probe_files("test_ok if true\n"));
         if reply.code() != "compile_busy" || Instant::now() > deadline {
             break reply;
         }
@@ -219,7 +165,7 @@ fn compile_once_the_slot_is_back(server: &Server, version: &str) {
 
 /// A server with one compile slot, 2-second tests and `request_timeout_secs`; and a
 /// bundle of 100 runaway tests, 200 s of evaluation if nothing stopped it.
-fn one_slot_server(request_timeout_secs: &str) -> (Server, Value) {
+fn one_slot_server(request_timeout_secs: &str) -> (Server, Source) {
     let server = Server::start_with_env(&[
         ("SCK_BUNDLES__MAX_CONCURRENT_COMPILES", "1"),
         ("SCK_BUNDLES__TEST_TIMEOUT_MS", "2000"),
@@ -241,14 +187,10 @@ fn compiles_over_the_cap_are_refused_and_a_disconnected_clients_compile_stops() 
     let gone = send_and_leave(
         &server,
         &format!("{API}/bundles/compile"),
-        &compile_body("1.0.0", ("files", runaway)),
+        &probe_request("1.0.0", &runaway),
     );
-    wait_for_gauge(&server, "sck_compiles_in_flight", 1.0);
-    let second = compile(
-        &server,
-        "1.0.1",
-        ("files", probe_files("test_ok if true\n")),
-    );
+    wait_for_gauge(&server.url, "sck_compiles_in_flight", 1.0);
+    let second = compile(&server, "1.0.1", &probe_files("test_ok if true\n"));
     assert_busy(&second, "compile_busy");
     drop(gone);
     compile_once_the_slot_is_back(&server, "1.0.1");
@@ -258,7 +200,7 @@ fn compiles_over_the_cap_are_refused_and_a_disconnected_clients_compile_stops() 
 #[test]
 fn a_timed_out_compile_stops() {
     let (server, runaway) = one_slot_server("2");
-    let timed_out = compile(&server, "1.0.0", ("files", runaway));
+    let timed_out = compile(&server, "1.0.0", &runaway);
     assert_eq!(timed_out.status, 503);
     assert_ne!(timed_out.code(), "compile_busy");
     compile_once_the_slot_is_back(&server, "1.0.1");
@@ -274,28 +216,17 @@ fn padded_upload(bytes: usize) -> Vec<u8> {
         "result": true,
         "timestamp": "2026-01-01T00:00:00Z",
     });
-    let mut enc = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
-    enc.write_all(&serde_json::to_vec(&[event]).unwrap())
-        .unwrap();
-    enc.finish().unwrap()
+    gzip(&serde_json::to_vec(&[event]).unwrap())
 }
 
-fn upload_logs(server: &Server, body: &[u8]) -> support::Reply {
-    let mut response = support::agent()
-        .post(format!("{}/logs", server.url))
-        .header("Content-Type", "application/json")
-        .header("Content-Encoding", "gzip")
-        .header(
-            "Authorization",
-            format!("Bearer {}", server.sidecar_token.as_deref().unwrap()),
-        )
-        .send(body)
-        .expect("request completes");
-    support::Reply {
-        status: response.status().as_u16(),
-        headers: response.headers().clone(),
-        body: response.body_mut().read_to_vec().unwrap(),
-    }
+fn upload_logs(server: &Server, body: &[u8]) -> Reply {
+    sidecar::post(
+        &server.url,
+        "/logs",
+        Some(server.sidecar()),
+        Some("gzip"),
+        body,
+    )
 }
 
 /// The decompressed bytes of every request in flight share one budget: while a compile
@@ -311,9 +242,10 @@ fn the_decompression_budget_is_shared_by_every_upload() {
         ("SCK_FLEET__MAX_DECOMPRESSED_BYTES", "1048576"),
         ("SCK_BUNDLES__TEST_TIMEOUT_MS", "5000"),
     ];
-    for (server, _, _dir) in servers(&env) {
+    for deployment in db::backends() {
+        let server = deployment.replica_with_env(&env);
         let pad = format!("{{\"pad\": \"{}\"}}", "p".repeat(1536 << 10)).into_bytes();
-        let big = tarball(&[
+        let big = Source::Tarball(tarball(&[
             (
                 "probe/probe.rego",
                 b"package probe\n\nallow if input.ok\n".to_vec(),
@@ -323,8 +255,8 @@ fn the_decompression_budget_is_shared_by_every_upload() {
                 format!("package probe\n\ntest_runaway if {{ {RUNAWAY} }}\n").into_bytes(),
             ),
             ("pad/data.json", pad),
-        ]);
-        let body = compile_body("1.0.0", ("tarball", big.clone()));
+        ]));
+        let body = probe_request("1.0.0", &big);
         let (url, key) = (server.url.clone(), server.root_key.clone());
         let holder = std::thread::spawn(move || {
             post_json(
@@ -334,17 +266,14 @@ fn the_decompression_budget_is_shared_by_every_upload() {
             )
         });
         wait_for_gauge(
-            &server,
+            &server.url,
             "sck_decompression_bytes_in_flight",
             (1536 << 10) as f64,
         );
 
         let upload = padded_upload(768 << 10);
         assert_busy(&upload_logs(&server, &upload), "decompression_busy");
-        assert_busy(
-            &compile(&server, "1.0.1", ("tarball", big)),
-            "decompression_busy",
-        );
+        assert_busy(&compile(&server, "1.0.1", &big), "decompression_busy");
 
         let held = holder.join().unwrap();
         assert_eq!(held.code(), "policy_test_timeout");
@@ -362,15 +291,7 @@ fn the_decompression_budget_is_shared_by_every_upload() {
 
 /// The size of the last checkpoint in a ledger export, and its number of entries.
 fn checkpointed_and_total(export: &std::path::Path) -> (u64, u64) {
-    let file = std::fs::File::open(export).unwrap();
-    let mut archive = tar::Archive::new(flate2::read::GzDecoder::new(file));
-    let mut notes = String::new();
-    for entry in archive.entries().unwrap() {
-        let mut entry = entry.unwrap();
-        if entry.path().unwrap().ends_with("checkpoints.txt") {
-            std::io::Read::read_to_string(&mut entry, &mut notes).unwrap();
-        }
-    }
+    let notes = String::from_utf8(ledger::member(export, "checkpoints.txt")).unwrap();
     // Signed notes: origin, tree size, root hash, a blank line, signatures; one after another.
     let last = notes
         .split("\n\n")
@@ -378,7 +299,7 @@ fn checkpointed_and_total(export: &std::path::Path) -> (u64, u64) {
         .last()
         .expect("a checkpoint");
     let size = last.lines().nth(1).unwrap().parse().unwrap();
-    (size, support::export_leaves(export).len() as u64)
+    (size, ledger::leaves(export).len() as u64)
 }
 
 /// SIGTERM while a compile's test is evaluating (limit: ten minutes) and a sidecar long poll
@@ -390,17 +311,15 @@ fn sigterm_exits_while_a_runaway_test_evaluates() {
         ("SCK_BUNDLES__TEST_TIMEOUT_MS", "600000"),
         ("SCK_HTTP__SHUTDOWN_GRACE_SECS", "1"),
     ];
-    for (server, database, dir) in servers(&env) {
-        let body = compile_body(
+    for deployment in db::backends() {
+        let server = deployment.replica_with_env(&env);
+        let body = probe_request(
             "1.0.0",
-            (
-                "files",
-                probe_files(&format!("test_runaway if {{ {RUNAWAY} }}\n")),
-            ),
+            &probe_files(&format!("test_runaway if {{ {RUNAWAY} }}\n")),
         );
         let (url, key) = (server.url.clone(), server.root_key.clone());
         let _compile = std::thread::spawn(move || {
-            let _ = support::agent()
+            let _ = http::agent()
                 .post(format!("{url}{API}/bundles/compile"))
                 .header("Authorization", format!("Bearer {}", key.unwrap()))
                 .send_json(&body);
@@ -411,20 +330,24 @@ fn sigterm_exits_while_a_runaway_test_evaluates() {
             .header("etag")
             .unwrap();
         let _poll = std::thread::spawn(move || {
-            let _ = support::agent()
+            let _ = http::agent()
                 .get(bundle)
                 .header("Authorization", format!("Bearer {token}"))
                 .header("If-None-Match", etag)
                 .header("Prefer", "wait=300")
                 .call();
         });
-        wait_for_gauge(&server, "sck_compiles_in_flight", 1.0);
+        wait_for_gauge(&server.url, "sck_compiles_in_flight", 1.0);
         // An entry after the last periodic checkpoint, for the final one to cover.
-        let fine = post_json(
-            &format!("{}{API}/bundles/compile", server.url),
-            server.root_key.as_deref(),
-            &json!({"organizationId": "default", "name": "other", "version": "1.0.0",
-                    "files": probe_files("test_ok if true\n")}),
+        let fine = release::compile(
+            &server.url,
+            server.root(),
+            &compile_request(
+                "default",
+                "other",
+                "1.0.0",
+                &probe_files("test_ok if true\n"),
+            ),
         );
         assert_eq!(fine.status, 201, "{}", String::from_utf8_lossy(&fine.body));
 
@@ -432,7 +355,7 @@ fn sigterm_exits_while_a_runaway_test_evaluates() {
             .stop_within(Duration::from_secs(60))
             .expect("sck serve exits after SIGTERM while a runaway test evaluates");
         assert!(status.success(), "{status:?}");
-        let export = support::export_ledger(&database, "default", dir.path());
+        let export = ledger::export(&deployment.database_url, "default", deployment.data_dir());
         let (checkpointed, total) = checkpointed_and_total(&export);
         assert_eq!(checkpointed, total);
     }

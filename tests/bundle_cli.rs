@@ -1,16 +1,12 @@
 //! End-to-end tests of `sck bundle ...` driving the real binary: exit statuses, messages and
 //! files as a user sees them.
 
-use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+mod support;
 
-fn sck(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_sck"))
-        .args(args)
-        .env_remove("SOURCE_DATE_EPOCH")
-        .output()
-        .expect("sck runs")
-}
+use std::path::{Path, PathBuf};
+use std::process::Output;
+
+use support::{cli, repo};
 
 fn stdout(output: &Output) -> String {
     String::from_utf8_lossy(&output.stdout).into_owned()
@@ -18,31 +14,6 @@ fn stdout(output: &Output) -> String {
 
 fn stderr(output: &Output) -> String {
     String::from_utf8_lossy(&output.stderr).into_owned()
-}
-
-fn ok(args: &[&str]) -> String {
-    let output = sck(args);
-    assert!(
-        output.status.success(),
-        "sck {args:?} failed: {}{}",
-        stdout(&output),
-        stderr(&output)
-    );
-    stdout(&output)
-}
-
-fn fails(args: &[&str]) -> (i32, String) {
-    let output = sck(args);
-    assert!(
-        !output.status.success(),
-        "sck {args:?} succeeded: {}",
-        stdout(&output)
-    );
-    (output.status.code().unwrap_or(-1), stderr(&output))
-}
-
-fn repo() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..")
 }
 
 fn vectors() -> PathBuf {
@@ -63,12 +34,12 @@ fn write_tree(dir: &Path, files: &[(&str, &str)]) {
 
 #[test]
 fn help_explains_every_subcommand() {
-    let top = ok(&["bundle", "--help"]);
+    let top = cli::ok(&["bundle", "--help"]);
     for sub in [
         "build", "verify", "check", "test", "inspect", "eval", "keygen",
     ] {
         assert!(top.contains(sub), "{top}");
-        let help = ok(&["bundle", sub, "--help"]);
+        let help = cli::ok(&["bundle", sub, "--help"]);
         assert!(help.len() > 200, "thin help for {sub}: {help}");
     }
 }
@@ -78,11 +49,11 @@ fn builds_are_byte_for_byte_reproducible() {
     let dir = tempfile::tempdir().unwrap();
     let policies = repo().join("policies");
     let key = dir.path().join("key.pem");
-    ok(&["bundle", "keygen", "--out", p(&key)]);
+    cli::ok(&["bundle", "keygen", "--out", p(&key)]);
     let mut outputs = Vec::new();
     for name in ["a.tar.gz", "b.tar.gz"] {
         let out = dir.path().join(name);
-        ok(&[
+        cli::ok(&[
             "bundle",
             "build",
             p(&policies),
@@ -110,7 +81,7 @@ fn builds_are_byte_for_byte_reproducible() {
     // ES256 signatures are deterministic (RFC 6979), so even signed builds are identical.
     assert_eq!(outputs[0], outputs[1]);
 
-    let inspect = ok(&[
+    let inspect = cli::ok(&[
         "bundle",
         "inspect",
         p(&dir.path().join("a.tar.gz")),
@@ -130,21 +101,24 @@ fn builds_are_byte_for_byte_reproducible() {
 fn built_at_comes_from_source_date_epoch() {
     let dir = tempfile::tempdir().unwrap();
     let out = dir.path().join("b.tar.gz");
-    let output = Command::new(env!("CARGO_BIN_EXE_sck"))
-        .args([
+    cli::succeeded(cli::run_with_env(
+        &[
             "bundle",
             "build",
             p(&repo().join("policies")),
             "-o",
             p(&out),
-        ])
-        .args(["--org", "o", "--name", "n", "--version", "1"])
-        .env("SOURCE_DATE_EPOCH", "1767225600")
-        .output()
-        .unwrap();
-    assert!(output.status.success(), "{}", stderr(&output));
+            "--org",
+            "o",
+            "--name",
+            "n",
+            "--version",
+            "1",
+        ],
+        &[("SOURCE_DATE_EPOCH", "1767225600")],
+    ));
     let report: serde_json::Value =
-        serde_json::from_str(&ok(&["bundle", "inspect", p(&out), "--json"])).unwrap();
+        serde_json::from_str(&cli::ok(&["bundle", "inspect", p(&out), "--json"])).unwrap();
     assert_eq!(
         report["manifest"]["metadata"]["sck"]["built_at"],
         "2026-01-01T00:00:00Z"
@@ -157,7 +131,7 @@ fn verify_reports_success_and_each_failure_precisely() {
     let rs256 = v.join("bundle-rs256.tar.gz");
     let scoped = v.join("bundle-rs256-scoped.tar.gz");
     let rs_pub = v.join("keys/rs256.pub.pem");
-    let out = ok(&[
+    let out = cli::ok(&[
         "bundle",
         "verify",
         p(&rs256),
@@ -169,7 +143,7 @@ fn verify_reports_success_and_each_failure_precisely() {
         "{out}"
     );
 
-    let (code, err) = fails(&[
+    let (code, err) = cli::fails(&[
         "bundle",
         "verify",
         p(&rs256),
@@ -183,7 +157,7 @@ fn verify_reports_success_and_each_failure_precisely() {
     );
     assert!(err.contains("[signature_invalid]"), "{err}");
 
-    let (_, err) = fails(&[
+    let (_, err) = cli::fails(&[
         "bundle",
         "verify",
         p(&scoped),
@@ -194,7 +168,7 @@ fn verify_reports_success_and_each_failure_precisely() {
         err.contains("scope mismatch: signed for scope \"sck-prod\", expected no scope"),
         "{err}"
     );
-    ok(&[
+    cli::ok(&[
         "bundle",
         "verify",
         p(&scoped),
@@ -204,7 +178,7 @@ fn verify_reports_success_and_each_failure_precisely() {
         "sck-prod",
     ]);
 
-    let (_, err) = fails(&[
+    let (_, err) = cli::fails(&[
         "bundle",
         "verify",
         p(&v.join("bundle-unsigned.tar.gz")),
@@ -213,7 +187,7 @@ fn verify_reports_success_and_each_failure_precisely() {
     ]);
     assert!(err.contains("bundle is not signed"), "{err}");
 
-    let (_, err) = fails(&[
+    let (_, err) = cli::fails(&[
         "bundle",
         "verify",
         p(&rs256),
@@ -230,13 +204,16 @@ fn verify_reports_success_and_each_failure_precisely() {
 fn hmac_secrets_can_come_from_the_environment() {
     let v = vectors();
     let secret = std::fs::read_to_string(v.join("keys/hs256.secret")).unwrap();
-    let output = Command::new(env!("CARGO_BIN_EXE_sck"))
-        .args(["bundle", "verify", p(&v.join("bundle-hs256.tar.gz"))])
-        .args(["--verification-key", "env:SCK_TEST_SECRET"])
-        .env("SCK_TEST_SECRET", secret)
-        .output()
-        .unwrap();
-    assert!(output.status.success(), "{}", stderr(&output));
+    cli::succeeded(cli::run_with_env(
+        &[
+            "bundle",
+            "verify",
+            p(&v.join("bundle-hs256.tar.gz")),
+            "--verification-key",
+            "env:SCK_TEST_SECRET",
+        ],
+        &[("SCK_TEST_SECRET", &secret)],
+    ));
 }
 
 #[test]
@@ -252,7 +229,7 @@ fn check_refuses_builtins_sck_cannot_evaluate_with_positions() {
             ),
         ],
     );
-    let (code, err) = fails(&["bundle", "check", p(dir.path())]);
+    let (code, err) = cli::fails(&["bundle", "check", p(dir.path())]);
     assert_eq!(code, 1);
     assert!(
         err.contains("app/p.rego:5:11: io.jwt.decode: built-ins io.jwt.* cannot be evaluated"),
@@ -269,7 +246,7 @@ fn check_refuses_builtins_sck_cannot_evaluate_with_positions() {
 fn check_reports_syntax_errors_and_root_violations() {
     let dir = tempfile::tempdir().unwrap();
     write_tree(dir.path(), &[("app/p.rego", "package app\n\nallow if {\n")]);
-    let (_, err) = fails(&["bundle", "check", p(dir.path())]);
+    let (_, err) = cli::fails(&["bundle", "check", p(dir.path())]);
     assert!(err.contains("app/p.rego:"), "{err}");
 
     let dir = tempfile::tempdir().unwrap();
@@ -280,7 +257,7 @@ fn check_reports_syntax_errors_and_root_violations() {
             ("other/p.rego", "package other\n\nx := 1\n"),
         ],
     );
-    let (_, err) = fails(&["bundle", "check", p(dir.path())]);
+    let (_, err) = cli::fails(&["bundle", "check", p(dir.path())]);
     assert!(
         err.contains("package other is outside the manifest roots [\"app\"]"),
         "{err}"
@@ -289,7 +266,7 @@ fn check_reports_syntax_errors_and_root_violations() {
 
 #[test]
 fn check_accepts_the_default_policies_and_names_the_entrypoint() {
-    let out = ok(&["bundle", "check", p(&repo().join("policies"))]);
+    let out = cli::ok(&["bundle", "check", p(&repo().join("policies"))]);
     assert!(
         out.contains("entrypoint data.sck.gateway.decision (defined)"),
         "{out}"
@@ -298,7 +275,7 @@ fn check_accepts_the_default_policies_and_names_the_entrypoint() {
 
 #[test]
 fn test_reports_like_opa_test_and_fails_on_failure() {
-    let out = ok(&["bundle", "test", p(&vectors().join("bundle-es256.tar.gz"))]);
+    let out = cli::ok(&["bundle", "test", p(&vectors().join("bundle-es256.tar.gz"))]);
     assert!(
         out.contains("data.sck.authz_test.test_denies_low_loa: PASS"),
         "{out}"
@@ -313,7 +290,7 @@ fn test_reports_like_opa_test_and_fails_on_failure() {
             "package app_test\n\nimport rego.v1\n\ntest_ok if { 1 == 1 }\n\ntest_bad if { 1 == 2 }\n\ntest_err if { 1 / 0 }\n",
         )],
     );
-    let output = sck(&["bundle", "test", p(dir.path())]);
+    let output = cli::run(&["bundle", "test", p(dir.path())]);
     assert_eq!(output.status.code(), Some(2));
     let out = stdout(&output);
     assert!(out.contains("data.app_test.test_bad: FAIL"), "{out}");
@@ -339,7 +316,7 @@ fn test_stops_runaway_tests_and_reports_failing_ones() {
              test_ok if { 1 == 1 }\n",
         )],
     );
-    let output = sck(&["bundle", "test", "--timeout-ms", "200", p(dir.path())]);
+    let output = cli::run(&["bundle", "test", "--timeout-ms", "200", p(dir.path())]);
     let out = stdout(&output);
     assert_eq!(output.status.code(), Some(2), "{out}{}", stderr(&output));
     assert!(out.contains("data.app_test.test_runaway: TIMEOUT"), "{out}");
@@ -353,7 +330,7 @@ fn test_stops_runaway_tests_and_reports_failing_ones() {
 
 #[test]
 fn inspect_shows_manifest_files_and_signature() {
-    let out = ok(&[
+    let out = cli::ok(&[
         "bundle",
         "inspect",
         p(&vectors().join("bundle-rs256.tar.gz")),
@@ -374,13 +351,13 @@ fn keygen_build_verify_round_trip_and_key_file_mode() {
     use std::os::unix::fs::PermissionsExt;
     let dir = tempfile::tempdir().unwrap();
     let key = dir.path().join("k.pem");
-    ok(&["bundle", "keygen", "--out", p(&key)]);
+    cli::ok(&["bundle", "keygen", "--out", p(&key)]);
     assert_eq!(
         std::fs::metadata(&key).unwrap().permissions().mode() & 0o777,
         0o600
     );
     let out = dir.path().join("b.tar.gz");
-    ok(&[
+    cli::ok(&[
         "bundle",
         "build",
         p(&repo().join("policies")),
@@ -392,7 +369,7 @@ fn keygen_build_verify_round_trip_and_key_file_mode() {
         "dev",
     ]);
     let public = format!("{}.pub.pem", key.display());
-    ok(&[
+    cli::ok(&[
         "bundle",
         "verify",
         p(&out),
@@ -401,7 +378,7 @@ fn keygen_build_verify_round_trip_and_key_file_mode() {
         "--key-id",
         "dev",
     ]);
-    ok(&["bundle", "test", p(&out)]);
+    cli::ok(&["bundle", "test", p(&out)]);
 }
 
 #[test]
@@ -409,7 +386,7 @@ fn unreadable_input_gets_a_clear_error_not_a_panic() {
     let dir = tempfile::tempdir().unwrap();
     let junk = dir.path().join("junk.tar.gz");
     std::fs::write(&junk, b"this is not a bundle").unwrap();
-    let (code, err) = fails(&["bundle", "inspect", p(&junk)]);
+    let (code, err) = cli::fails(&["bundle", "inspect", p(&junk)]);
     assert_eq!(code, 1);
     assert!(
         err.starts_with("error: bundle archive is malformed"),
@@ -439,14 +416,14 @@ fn eval_returns_opas_decisions_offline() {
                 "data.sck.authz.decision",
             ];
             args.extend_from_slice(engine);
-            let out: serde_json::Value = serde_json::from_str(&ok(&args)).unwrap();
+            let out: serde_json::Value = serde_json::from_str(&cli::ok(&args)).unwrap();
             assert_eq!(out["allow"], case["expected"]["allow"], "{args:?}");
             assert_eq!(out["reasons"], case["expected"]["reasons"], "{args:?}");
         }
     }
     let input = dir.path().join("empty.json");
     std::fs::write(&input, "{}").unwrap();
-    let out: serde_json::Value = serde_json::from_str(&ok(&[
+    let out: serde_json::Value = serde_json::from_str(&cli::ok(&[
         "bundle",
         "eval",
         p(&repo().join("policies")),
@@ -484,11 +461,11 @@ fn eval_answers_the_probe_cases_with_a_deny_and_refuses_huge_integers() {
         // regorus 0.14.1 panicked here; sck answers OPA's `false`.
         let mut args = vec!["bundle", "eval", p(&tree), "--input", p(&input)];
         args.extend_from_slice(engine);
-        let out: serde_json::Value = serde_json::from_str(&ok(&args)).unwrap();
+        let out: serde_json::Value = serde_json::from_str(&cli::ok(&args)).unwrap();
         assert_eq!(out["allow"], false, "{out}");
         assert_eq!(out["outcome"], "evaluated", "{out}");
         args.extend_from_slice(&["--entrypoint", "data.p.huge"]);
-        let out: serde_json::Value = serde_json::from_str(&ok(&args)).unwrap();
+        let out: serde_json::Value = serde_json::from_str(&cli::ok(&args)).unwrap();
         assert_eq!(
             (&out["allow"], &out["outcome"]),
             (&serde_json::json!(false), &serde_json::json!("limit")),
@@ -503,7 +480,7 @@ fn eval_answers_the_probe_cases_with_a_deny_and_refuses_huge_integers() {
         );
     }
     std::fs::write(&input, r#"{"s": 18446744073709551616}"#).unwrap();
-    let (code, err) = fails(&["bundle", "eval", p(&tree), "--input", p(&input)]);
+    let (code, err) = cli::fails(&["bundle", "eval", p(&tree), "--input", p(&input)]);
     assert_eq!(code, 1);
     assert!(
         err.contains("/s is beyond 64 bits") && err.contains("[number_out_of_range]"),

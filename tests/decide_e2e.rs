@@ -7,109 +7,69 @@ mod support;
 use std::collections::BTreeMap;
 use std::time::Instant;
 
-use serde_json::{json, Value};
-use support::{get, post_json, repo, Server};
+use serde_json::{json, Map, Value};
+use support::http::{merged, post_raw, Reply, API};
+use support::release::{self, Source};
+use support::server::Server;
+use support::{db, ledger, metrics, orgs, repo, tokens};
 
-const API: &str = "/api/v1/enforcement";
-
-/// The OPA vector policy tree as a compile file map, with its decision rule as entrypoint.
-fn vector_files() -> serde_json::Map<String, Value> {
-    let src = repo().join("tests/vectors/opa-bundles/src");
-    let tree = sck_bundler::SourceTree::from_dir(&src).unwrap();
-    let mut files: serde_json::Map<String, Value> = tree
-        .files()
-        .iter()
-        .map(|(k, v)| {
-            (
-                k.clone(),
-                Value::String(String::from_utf8(v.clone()).unwrap()),
-            )
-        })
-        .collect();
+/// The OPA vector policy tree as a compile source, with its decision rule as entrypoint.
+fn vector_files() -> Source {
+    let mut files = release::files(&repo().join("tests/vectors/opa-bundles/src"));
     files.insert(
         ".manifest".into(),
         json!(r#"{"roots": ["sck"], "metadata": {"sck": {"entrypoint": "sck/authz/decision"}}}"#),
     );
-    files
+    Source::from(files)
 }
 
-/// compile → publish → activate `files` as `org`'s gateway bundle `version`.
-fn release(server: &Server, org: &str, version: &str, files: &serde_json::Map<String, Value>) {
-    let root = server.root_key.as_deref();
-    let api = |p: &str| format!("{}{API}{p}", server.url);
-    let compiled = post_json(
-        &api("/bundles/compile"),
-        root,
-        &json!({"organizationId": org, "name": "gateway", "version": version, "files": files}),
-    );
-    assert_eq!(
-        compiled.status,
-        201,
-        "{}",
-        String::from_utf8_lossy(&compiled.body)
-    );
-    let id = compiled.json()["id"].clone();
-    assert_eq!(
-        post_json(&api("/bundles/publish"), root, &json!({"bundleId": id})).status,
-        200
-    );
-    let activated = post_json(&api("/bundles/activate"), root, &json!({"bundleId": id}));
-    assert_eq!(
-        activated.status,
-        200,
-        "{}",
-        String::from_utf8_lossy(&activated.body)
-    );
+/// compile → publish → activate `source` as `org`'s gateway bundle `version`.
+fn release(server: &Server, org: &str, version: &str, source: &Source) {
+    release::release_source(&server.url, server.root(), org, version, source);
 }
 
 /// Creates `org` with an issuer that may grant LoA 4 and every scope the tests use.
 fn setup_org(server: &Server, org: &str) -> String {
-    let root = server.root_key.as_deref();
-    let api = |p: &str| format!("{}{API}{p}", server.url);
     if org != "default" {
-        assert_eq!(
-            post_json(&api("/orgs"), root, &json!({"organizationId": org})).status,
-            201
-        );
+        orgs::create(&server.url, server.root(), org);
     }
-    let issuer = post_json(
-        &api("/tokens/issuers"),
-        root,
-        &json!({"organizationId": org, "name": "tests", "loaCeiling": 4,
-                "scopes": ["mcp:invoke", "mcp:list", "mcp:*", "policy:write", "svc017:call"]}),
-    );
-    assert_eq!(
-        issuer.status,
-        201,
-        "{}",
-        String::from_utf8_lossy(&issuer.body)
-    );
-    issuer.json()["id"].as_str().unwrap().to_owned()
+    let scopes = [
+        "mcp:invoke",
+        "mcp:list",
+        "mcp:*",
+        "policy:write",
+        "svc017:call",
+    ];
+    tokens::create_issuer(&server.url, server.root(), org, "tests", 4, &scopes)
 }
 
+/// A gateway token of `org`'s `issuer` for subject `sub`.
 fn token(server: &Server, org: &str, issuer: &str, sub: &str, loa: u64, scope: &Value) -> String {
-    let issued = post_json(
-        &format!("{}{API}/tokens/issue", server.url),
-        server.root_key.as_deref(),
-        &json!({"organizationId": org, "artifactId": "art-1", "artifactType": "agent", "loaLevel": loa,
-                "scope": scope, "issuerId": issuer, "subject": sub}),
+    let request = tokens::request(org, issuer, "art-1", loa, scope.clone());
+    let issued = tokens::issue(
+        &server.url,
+        server.root(),
+        &merged(&request, json!({"subject": sub})),
     );
-    assert_eq!(
-        issued.status,
-        201,
-        "{}",
-        String::from_utf8_lossy(&issued.body)
-    );
-    issued.json()["token"].as_str().unwrap().to_owned()
+    issued["token"].as_str().unwrap().to_owned()
 }
 
-fn decide(server: &Server, token: &str, body: &Value) -> support::Reply {
-    support::post_raw(
-        &format!("{}{API}/decide", server.url),
-        Some(token),
-        "application/json",
-        &serde_json::to_vec(body).unwrap(),
-    )
+fn decide(server: &Server, token: &str, body: &Value) -> Reply {
+    tokens::decide(&server.url, token, body)
+}
+
+/// A policy tree of one module, `sck/gateway/p.rego`, whose body is `rules`.
+fn gateway_policy(rules: &str) -> Source {
+    let mut files = Map::new();
+    files.insert(
+        ".manifest".into(),
+        json!(r#"{"roots": ["sck"], "metadata": {"sck": {"entrypoint": "sck/gateway/decision"}}}"#),
+    );
+    files.insert(
+        "sck/gateway/p.rego".into(),
+        json!(format!("package sck.gateway\nimport rego.v1\n{rules}\n")),
+    );
+    Source::from(files)
 }
 
 #[test]
@@ -146,13 +106,7 @@ fn decisions_match_opa_through_the_registry_and_http() {
             &bearer,
             &json!({"action": input["action"], "resource": input["resource"]}),
         );
-        assert_eq!(
-            reply.status,
-            200,
-            "{}",
-            String::from_utf8_lossy(&reply.body)
-        );
-        let answer = reply.json();
+        let answer = reply.expect(200);
         assert_eq!(
             answer["allow"], case["expected"]["allow"],
             "{input}: {answer}"
@@ -165,7 +119,7 @@ fn decisions_match_opa_through_the_registry_and_http() {
         assert_eq!(answer["receipt"]["leaf_hash"].as_str().unwrap().len(), 64);
 
         // OPA's Data API answers with the rule's value, exactly as OPA did.
-        let data = support::post_raw(
+        let data = post_raw(
             &format!("{}/v1/data/sck/authz/decision", server.url),
             Some(&bearer),
             "application/json",
@@ -198,11 +152,8 @@ fn callers_cannot_inject_verified_facts_and_bad_requests_are_refused() {
         &bearer,
         &json!({"action": "tools.invoke", "resource": {"org": "default"}, "token": {"loa": 4}}),
     );
-    assert_eq!(
-        (forged.status, forged.code()),
-        (400, "invalid_request".into())
-    );
-    let data = support::post_raw(
+    forged.assert_problem(400, "invalid_request");
+    let data = post_raw(
         &format!("{}/v1/data/sck/gateway/decision", server.url),
         Some(&bearer),
         "application/json",
@@ -220,15 +171,15 @@ fn callers_cannot_inject_verified_facts_and_bad_requests_are_refused() {
         (&b"[1,2]"[..], "invalid_request"),
         (&br#"{"resource": {}}"#[..], "invalid_request"),
     ] {
-        let reply = support::post_raw(
+        let reply = post_raw(
             &format!("{}{API}/decide", server.url),
             Some(&bearer),
             "application/json",
             body,
         );
-        assert_eq!((reply.status, reply.code()), (400, code.to_owned()));
+        reply.assert_problem(400, code);
     }
-    let bad_path = support::post_raw(
+    let bad_path = post_raw(
         &format!("{}/v1/data/sck/../x", server.url),
         Some(&bearer),
         "application/json",
@@ -240,10 +191,7 @@ fn callers_cannot_inject_verified_facts_and_bad_requests_are_refused() {
         bad_path.status
     );
     let no_token = decide(&server, "not-a-token", &json!({"action": "tools.invoke"}));
-    assert_eq!(
-        (no_token.status, no_token.code()),
-        (401, "invalid_token".into())
-    );
+    no_token.assert_problem(401, "invalid_token");
 }
 
 /// OPA's Data API request bodies, as OPA 0.60 and 1.9 (`opa run --server`) answer them: no
@@ -253,7 +201,7 @@ fn callers_cannot_inject_verified_facts_and_bad_requests_are_refused() {
 /// verified facts (`input.token`, `input.request`) must be in the input.
 #[test]
 fn data_api_bodies_are_decided_or_refused_as_opa_does() {
-    support::on_each_backend(|server| {
+    db::on_each_backend(|server| {
         let issuer = setup_org(server, "default");
         let bearer = token(
             server,
@@ -264,7 +212,7 @@ fn data_api_bodies_are_decided_or_refused_as_opa_does() {
             &json!(["mcp:invoke"]),
         );
         let data = |body: &[u8]| {
-            support::post_raw(
+            post_raw(
                 &format!("{}/v1/data/sck/gateway/decision", server.url),
                 Some(&bearer),
                 "application/json",
@@ -288,7 +236,7 @@ fn data_api_bodies_are_decided_or_refused_as_opa_does() {
             .map(|b| (*b, true))
             .chain(refused.iter().map(|b| (*b, false)));
         for (body, is_decision) in cases {
-            let before = support::ledger_size(server, "default");
+            let before = ledger::size(&server.url, server.root(), "default");
             let reply = data(body);
             let shown = format!(
                 "{}: {}",
@@ -305,7 +253,7 @@ fn data_api_bodies_are_decided_or_refused_as_opa_does() {
                     "{shown}"
                 );
             }
-            let ledgered = support::ledger_size(server, "default") - before;
+            let ledgered = ledger::size(&server.url, server.root(), "default") - before;
             assert_eq!(ledgered, u64::from(is_decision), "{shown}: ledger entries");
         }
     });
@@ -324,27 +272,13 @@ fn every_failure_kind_denies_with_its_reason() {
         &json!(["mcp:invoke"]),
     );
     let body = json!({"action": "tools.invoke", "resource": {"org": "default"}});
-    let policy = |rule: &str| {
-        let mut files = serde_json::Map::new();
-        files.insert(
-            ".manifest".into(),
-            json!(
-                r#"{"roots": ["sck"], "metadata": {"sck": {"entrypoint": "sck/gateway/decision"}}}"#
-            ),
-        );
-        files.insert(
-            "sck/gateway/p.rego".into(),
-            json!(format!("package sck.gateway\nimport rego.v1\n{rule}\n")),
-        );
-        files
-    };
     for (version, rule, reason) in [
         ("2.0.0", "decision := {\"allow\": true} if input.action == \"never\"", "policy_undefined"),
         ("3.0.0", "decision := 1 if true\ndecision := 2 if true", "evaluation_error"),
         ("4.0.0", "decision := {\"allow\": true} if {\n some i in numbers.range(1, 100000)\n some j in numbers.range(1, 100000)\n i + j < 0\n}", "evaluation_timeout"),
         ("5.0.0", "decision := \"yes\"", "invalid_decision"),
     ] {
-        release(&server, "default", version, &policy(rule));
+        release(&server, "default", version, &gateway_policy(rule));
         let answer = decide(&server, &bearer, &body).json();
         assert_eq!(answer["allow"], false, "{version}: {answer}");
         assert_eq!(answer["bundle"]["version"], version);
@@ -354,20 +288,12 @@ fn every_failure_kind_denies_with_its_reason() {
         assert!(ok, "{version}: expected {reason}, got {answer}");
     }
     // No active bundle at all.
-    let list = get(
-        &format!("{}{API}/bundles?status=ACTIVE", server.url),
-        &[(
-            "Authorization",
-            &format!("Bearer {}", server.root_key.as_deref().unwrap()),
-        )],
+    let active = release::active(&server.url, server.root(), "default");
+    release::revoke(
+        &server.url,
+        server.root(),
+        &json!({"bundleId": active.id, "reason": "test", "allowNoActive": true}),
     );
-    let active = list.json()["bundles"][0]["id"].clone();
-    let revoked = post_json(
-        &format!("{}{API}/bundles/revoke", server.url),
-        server.root_key.as_deref(),
-        &json!({"bundleId": active, "reason": "test", "allowNoActive": true}),
-    );
-    assert_eq!(revoked.status, 200);
     let answer = decide(&server, &bearer, &body).json();
     assert_eq!(
         (answer["allow"].clone(), answer["reasons"].clone()),
@@ -409,10 +335,7 @@ fn rate_limits_answer_429_with_retry_after() {
         .collect();
     assert_eq!(&statuses[..2], &[200, 200]);
     let limited = decide(&server, &bearer, &body);
-    assert_eq!(
-        (limited.status, limited.code()),
-        (429, "rate_limited".into())
-    );
+    limited.assert_problem(429, "rate_limited");
     let retry: u64 = limited.header("retry-after").unwrap().parse().unwrap();
     assert!(retry >= 1);
     // Another subject of the same org is not affected.
@@ -438,26 +361,12 @@ fn hot_swap_under_load_never_fails_and_serves_active_versions() {
             let (url, bearer, stop) = (server.url.clone(), bearer.clone(), stop.clone());
             std::thread::spawn(move || {
                 let mut seen = Vec::new();
-                let body = serde_json::to_vec(
-                    &json!({"action": "tools.invoke", "resource": {"org": "default"}}),
-                )
-                .unwrap();
+                let body = json!({"action": "tools.invoke", "resource": {"org": "default"}});
                 while !stop.load(std::sync::atomic::Ordering::Relaxed) {
                     let t0 = started.elapsed();
-                    let reply = support::post_raw(
-                        &format!("{url}{API}/decide"),
-                        Some(&bearer),
-                        "application/json",
-                        &body,
-                    );
+                    let reply = tokens::decide(&url, &bearer, &body);
                     let t1 = started.elapsed();
-                    assert_eq!(
-                        reply.status,
-                        200,
-                        "{}",
-                        String::from_utf8_lossy(&reply.body)
-                    );
-                    let version = reply.json()["bundle"]["version"]
+                    let version = reply.expect(200)["bundle"]["version"]
                         .as_str()
                         .unwrap()
                         .to_owned();
@@ -468,7 +377,7 @@ fn hot_swap_under_load_never_fails_and_serves_active_versions() {
         })
         .collect();
     // Versions 2..=6: each activation window is [call start, call end].
-    let files = support::policy_files();
+    let files = Source::policies();
     let mut windows = vec![(
         "1.0.0".to_owned(),
         std::time::Duration::ZERO,
@@ -501,7 +410,7 @@ fn hot_swap_under_load_never_fails_and_serves_active_versions() {
     }
     assert!(total > 20, "only {total} requests ran");
     // The operator metric names the revision now enforced, and only that one.
-    let text = support::metrics_text(&server.url);
+    let text = metrics::text(&server.url);
     let active: Vec<_> = text
         .lines()
         .filter(|l| l.starts_with("sck_bundle_active{org=\"default\""))
@@ -533,11 +442,9 @@ fn each_decision_is_in_the_ledger_bound_to_bundle_token_and_input() {
     )
     .json();
     let decision_id = answer["decision_id"].as_str().unwrap().to_owned();
-    let data_dir = server.data_dir.clone();
+    let (data_dir, db) = (server.data_dir.clone(), server.database_url.clone());
     assert!(server.stop().success());
-    let db = data_dir.join("sck.db").display().to_string();
-    let export = support::export_ledger(&db, "default", &data_dir);
-    let entry = support::export_entries(&export)
+    let entry = ledger::exported_entries(&db, "default", &data_dir)
         .into_iter()
         .find(|e| e.to_string().contains(&decision_id))
         .expect("decision entry in the ledger");
@@ -574,16 +481,9 @@ fn probe_cases_are_answered_and_ledgered() {
         3,
         &json!(["mcp:invoke"]),
     );
-    let mut files = serde_json::Map::new();
-    files.insert(
-        ".manifest".into(),
-        json!(r#"{"roots": ["sck"], "metadata": {"sck": {"entrypoint": "sck/gateway/decision"}}}"#),
-    );
-    files.insert(
-        "sck/gateway/p.rego".into(),
-        json!("package sck.gateway\nimport rego.v1\n\
-               decision := {\"allow\": regex.template_match(\"urn:foo:{.*}\", input.resource.s, \"{\", \"}\")} if input.action == \"t\"\n\
-               decision := {\"allow\": count(numbers.range(1, 50000000)) > 0} if input.action == \"r\"\n"),
+    let files = gateway_policy(
+        "decision := {\"allow\": regex.template_match(\"urn:foo:{.*}\", input.resource.s, \"{\", \"}\")} if input.action == \"t\"\n\
+         decision := {\"allow\": count(numbers.range(1, 50000000)) > 0} if input.action == \"r\"",
     );
     release(&server, "default", "2.0.0", &files);
     let mut ids = Vec::new();
@@ -604,14 +504,7 @@ fn probe_cases_are_answered_and_ledgered() {
             Some("evaluation_limit: numbers.range"),
         ),
     ] {
-        let answer = decide(&server, &bearer, &body);
-        assert_eq!(
-            answer.status,
-            200,
-            "{}",
-            String::from_utf8_lossy(&answer.body)
-        );
-        let answer = answer.json();
+        let answer = decide(&server, &bearer, &body).expect(200);
         assert_eq!(answer["allow"], allow, "{answer}");
         if let Some(reason) = reason {
             assert!(
@@ -622,34 +515,23 @@ fn probe_cases_are_answered_and_ledgered() {
         }
         ids.push((answer["decision_id"].as_str().unwrap().to_owned(), allow));
     }
-    let big = support::post_raw(
+    let big = post_raw(
         &format!("{}{API}/decide", server.url),
         Some(&bearer),
         "application/json",
         br#"{"action": "t", "resource": {"s": 18446744073709551616}}"#,
     );
-    assert_eq!(
-        (big.status, big.code()),
-        (400, "number_out_of_range".to_owned())
-    );
-    let data = support::post_raw(
+    big.assert_problem(400, "number_out_of_range");
+    let data = post_raw(
         &format!("{}/v1/data/sck/gateway/decision", server.url),
         Some(&bearer),
         "application/json",
         br#"{"input": {"n": -99999999999999999999}}"#,
     );
-    assert_eq!(
-        (data.status, data.code()),
-        (400, "number_out_of_range".to_owned())
-    );
-    let data_dir = server.data_dir.clone();
+    data.assert_problem(400, "number_out_of_range");
+    let (data_dir, db) = (server.data_dir.clone(), server.database_url.clone());
     assert!(server.stop().success());
-    let export = support::export_ledger(
-        &data_dir.join("sck.db").display().to_string(),
-        "default",
-        &data_dir,
-    );
-    let entries = support::export_entries(&export);
+    let entries = ledger::exported_entries(&db, "default", &data_dir);
     for (id, allow) in ids {
         let entry = entries
             .iter()

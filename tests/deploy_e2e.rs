@@ -11,13 +11,14 @@ mod support;
 
 use std::collections::BTreeMap;
 use std::io::{Read, Write};
-use std::process::Command;
 
+use support::cli::{self, run_ok};
 use support::deploy::{
-    assert_serving, container_command, free_port, image, named, run_ok, sck, strings, text, yaml,
-    ComposeUp, PathMap, PodUp, Running, SCK,
+    assert_serving, container_command, image, named, strings, text, yaml, ComposeUp, PathMap,
+    PodUp, Running,
 };
-use support::{get, repo};
+use support::http::get;
+use support::{free_port, repo};
 use yaml_serde::Value as Yaml;
 
 #[test]
@@ -87,10 +88,7 @@ fn healthcheck_fails_unless_the_answer_is_200() {
         "503 Service Unavailable",
         r#"{"status":"not_ready","checks":{"database":true,"default_bundle_active":false}}"#,
     );
-    let out = Command::new(SCK)
-        .args(["healthcheck", "--url", &format!("{not_ready}/ready")])
-        .output()
-        .unwrap();
+    let out = cli::run(&["healthcheck", "--url", &format!("{not_ready}/ready")]);
     assert_eq!(out.status.code(), Some(1));
     let said = String::from_utf8_lossy(&out.stderr);
     assert!(
@@ -99,17 +97,11 @@ fn healthcheck_fails_unless_the_answer_is_200() {
     );
 
     let ok = one_answer("200 OK", r#"{"status":"ready"}"#);
-    let out = Command::new(SCK)
-        .args(["healthcheck", "--url", &format!("{ok}/ready")])
-        .output()
-        .unwrap();
+    let out = cli::run(&["healthcheck", "--url", &format!("{ok}/ready")]);
     assert_eq!(out.status.code(), Some(0), "{out:?}");
 
     let nobody = format!("http://127.0.0.1:{}/ready", free_port());
-    let out = Command::new(SCK)
-        .args(["healthcheck", "--url", &nobody])
-        .output()
-        .unwrap();
+    let out = cli::run(&["healthcheck", "--url", &nobody]);
     assert_eq!(out.status.code(), Some(1));
     assert!(String::from_utf8_lossy(&out.stderr).contains("unhealthy"));
 }
@@ -137,7 +129,7 @@ fn fetch_and_verify_as_opa(config: &Yaml, bundle: &str, token: &str, base: &str)
     assert_eq!(reply.status, 200, "GET {url}");
     let tarball = dir.path().join("bundle.tar.gz");
     std::fs::write(&tarball, &reply.body).unwrap();
-    let verified = sck(&[
+    cli::ok(&[
         "bundle",
         "verify",
         tarball.to_str().unwrap(),
@@ -146,7 +138,6 @@ fn fetch_and_verify_as_opa(config: &Yaml, bundle: &str, token: &str, base: &str)
         "--key-id",
         key_id,
     ]);
-    assert!(verified.status.success());
     // Status reports and decision logs go to the same service.
     assert_eq!(text(&config["status"]["service"]), "sck");
     assert_eq!(text(&config["decision_logs"]["service"]), "sck");
@@ -171,7 +162,7 @@ fn opa_config(server: &str, service_url: &str, token: Option<&str>) -> String {
     if let Some(token) = token {
         args.extend(["--sidecar-token", token]);
     }
-    String::from_utf8(sck(&args).stdout).unwrap()
+    cli::ok(&args)
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -288,7 +279,7 @@ fn systemd_unit_exec_start_serves_the_example_configuration() {
     std::fs::create_dir(&etc).unwrap();
     let mut paths = PathMap::default();
     paths.add("/var/lib/sck", &state);
-    paths.add("/usr/local/bin/sck", SCK);
+    paths.add("/usr/local/bin/sck", cli::BIN);
     paths.add("/usr/share/sck/policies", repo().join("policies"));
     paths.add("/etc/sck/sck.toml", repo().join("deploy/sck.example.toml"));
     paths.add("/etc/sck/sck.env", etc.join("sck.env"));
@@ -337,7 +328,7 @@ fn systemd_unit_exec_start_serves_the_example_configuration() {
     // `sck healthcheck` finds the port through the same configuration and environment.
     run_ok(&mut container_command(
         &[
-            SCK.to_owned(),
+            cli::BIN.to_owned(),
             "healthcheck".into(),
             "--config".into(),
             repo().join("deploy/sck.example.toml").display().to_string(),
@@ -355,7 +346,7 @@ fn systemd_unit_exec_start_serves_the_example_configuration() {
 #[test]
 fn example_configuration_is_what_sck_config_example_prints() {
     let committed = std::fs::read_to_string(repo().join("deploy/sck.example.toml")).unwrap();
-    let printed = String::from_utf8(sck(&["config", "example"]).stdout).unwrap();
+    let printed = cli::ok(&["config", "example"]);
     assert!(
         committed == printed,
         "deploy/sck.example.toml differs from `sck config example`; regenerate it with\n  \
@@ -368,11 +359,18 @@ fn opa_config_from_a_key_file_names_the_signer_and_never_prints_hmac_secrets() {
     let dir = tempfile::tempdir().unwrap();
     let secret = dir.path().join("shared.secret");
     std::fs::write(&secret, "a-shared-hmac-secret-of-some-length").unwrap();
-    let out = Command::new(SCK)
-        .args(["opa-config", "--org", "o", "--bundle", "b", "--signer-key"])
-        .arg(&secret)
-        .output()
-        .unwrap();
+    let opa_config = |signer_key: &std::path::Path| {
+        cli::run(&[
+            "opa-config",
+            "--org",
+            "o",
+            "--bundle",
+            "b",
+            "--signer-key",
+            signer_key.to_str().unwrap(),
+        ])
+    };
+    let out = opa_config(&secret);
     assert!(out.status.success(), "{out:?}");
     let said = String::from_utf8_lossy(&out.stderr);
     assert!(said.contains("set SCK_SIGNER_SECRET"), "{said}");
@@ -386,17 +384,9 @@ fn opa_config_from_a_key_file_names_the_signer_and_never_prints_hmac_secrets() {
     assert_eq!(text(&key["key"]), "${SCK_SIGNER_SECRET}");
 
     let key = dir.path().join("release-signer.pem");
-    sck(&["bundle", "keygen", "--out", key.to_str().unwrap()]);
-    let printed = sck(&[
-        "opa-config",
-        "--org",
-        "o",
-        "--bundle",
-        "b",
-        "--signer-key",
-        key.to_str().unwrap(),
-    ]);
-    let config = yaml(&String::from_utf8(printed.stdout).unwrap());
+    cli::ok(&["bundle", "keygen", "--out", key.to_str().unwrap()]);
+    let printed = cli::succeeded(opa_config(&key));
+    let config = yaml(&printed);
     assert_eq!(
         text(&config["bundles"]["b"]["signing"]["keyid"]),
         "release-signer"

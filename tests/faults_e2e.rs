@@ -22,86 +22,41 @@ use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 use serde_json::{json, Value};
+use support::db::{self, Deployment};
+use support::http::{bearer, get, get_as, merged, try_request, Reply, API};
 use support::pg_instance::PgInstance;
-use support::{agent, get, post_json, Reply, Server};
-
-const API: &str = "/api/v1/enforcement";
+use support::server::Server;
+use support::{cli, ledger, sidecar, tokens, wait_until};
 
 /// `[http] request_timeout_secs` of the server (its default): no answer may take longer.
 const REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
 
 /// Creates an issuer for the default org and issues a gateway token; returns (issuer, token).
 fn gateway_token(server: &Server) -> (String, String) {
-    let root = server.root_key.as_deref();
-    let issuer = post_json(
-        &format!("{}{API}/tokens/issuers", server.url),
-        root,
-        &json!({"organizationId": "default", "name": "faults", "loaCeiling": 3,
-                "scopes": ["mcp:invoke"]}),
-    );
-    assert_eq!(issuer.status, 201, "{}", text(&issuer));
-    let issuer = issuer.json()["id"].as_str().unwrap().to_owned();
-    let issued = post_json(
-        &format!("{}{API}/tokens/issue", server.url),
-        root,
-        &issue_body(&issuer),
-    );
-    assert_eq!(issued.status, 201, "{}", text(&issued));
-    let token = issued.json()["token"].as_str().unwrap().to_owned();
+    let (url, root) = (&server.url, server.root());
+    let issuer = tokens::create_issuer(url, root, "default", "faults", 3, &["mcp:invoke"]);
+    let issued = tokens::issue(url, root, &issue_body(&issuer));
+    let token = issued["token"].as_str().unwrap().to_owned();
     (issuer, token)
 }
 
 fn issue_body(issuer: &str) -> Value {
-    json!({"organizationId": "default", "artifactId": "art-faults", "artifactType": "agent",
-           "loaLevel": 3, "scope": ["mcp:invoke"], "issuerId": issuer, "subject": "agent:faults"})
+    let request = tokens::request("default", issuer, "art-faults", 3, json!(["mcp:invoke"]));
+    merged(&request, json!({"subject": "agent:faults"}))
 }
 
 fn decide_body() -> Value {
     json!({"action": "tools.invoke", "resource": {"org": "default"}})
 }
 
-fn text(reply: &Reply) -> String {
-    String::from_utf8_lossy(&reply.body).into_owned()
-}
-
 /// POSTs JSON with a bearer credential; `None` when no HTTP answer came back (a killed server).
-fn try_post(url: &str, bearer: &str, body: &Value) -> Option<Reply> {
-    let mut response = agent()
-        .post(url)
-        .header("Authorization", format!("Bearer {bearer}"))
-        .send_json(body)
-        .ok()?;
-    let status = response.status().as_u16();
-    let headers = response.headers().clone();
-    let body = response.body_mut().read_to_vec().ok()?;
-    Some(Reply {
-        status,
-        headers,
-        body,
-    })
-}
-
-/// The verifier keys a deployment publishes (auditors pass them to `sck ledger verify`).
-fn verifier_keys(url: &str) -> Vec<String> {
-    let keys = get(&format!("{url}/api/v1/ledger/default/keys"), &[]).json();
-    keys["keys"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|k| k["verifier"].as_str().unwrap().to_owned())
-        .collect()
-}
-
-/// Polls `done` until it holds, failing the test with `what` after `limit`.
-fn wait_until(limit: Duration, what: &str, mut done: impl FnMut() -> bool) {
-    let deadline = Instant::now() + limit;
-    while !done() {
-        assert!(
-            Instant::now() < deadline,
-            "timed out after {limit:?} waiting for {what}"
-        );
-        std::thread::sleep(Duration::from_millis(100));
-    }
+fn try_post(url: &str, secret: &str, body: &Value) -> Option<Reply> {
+    let auth = bearer(secret);
+    let headers = [
+        ("Authorization", auth.as_str()),
+        ("Content-Type", "application/json"),
+    ];
+    try_request("POST", url, &headers, &serde_json::to_vec(body).unwrap())
 }
 
 /// What a load thread sends.
@@ -250,20 +205,9 @@ fn assert_fails_closed(call: &Call) {
 /// Exports the default org's log from `database_url`, verifies the export with `verifiers`
 /// (`sck ledger verify`), and returns the leaf hash of every entry by seq.
 fn verified_leaf_hashes(database_url: &str, verifiers: &[String], dir: &Path) -> Vec<String> {
-    let export = support::export_ledger(database_url, "default", dir);
-    let mut verify = std::process::Command::new(env!("CARGO_BIN_EXE_sck"));
-    verify.args(["ledger", "verify", "--quiet"]);
-    for key in verifiers {
-        verify.args(["--key", key]);
-    }
-    let verified = verify.arg(&export).output().unwrap();
-    assert!(
-        verified.status.success(),
-        "the ledger does not verify: {}{}",
-        String::from_utf8_lossy(&verified.stdout),
-        String::from_utf8_lossy(&verified.stderr)
-    );
-    support::export_leaves(&export)
+    let export = ledger::export(database_url, "default", dir);
+    ledger::verify_export(&export, verifiers);
+    ledger::leaves(&export)
         .iter()
         .map(|leaf| hex::encode(sck_ledger::merkle::leaf_hash(leaf)))
         .collect()
@@ -299,11 +243,11 @@ fn receipts(calls: &[Call]) -> impl Iterator<Item = &(u64, String)> {
 #[test]
 fn postgres_restart_fails_closed_and_recovers_without_losing_acknowledged_entries() {
     let pg = PgInstance::start();
-    let dir = tempfile::tempdir().unwrap();
-    let server = Server::start_on(dir.path(), &pg.url());
-    let root = server.root_key.clone().unwrap();
+    let deployment = Deployment::on(pg.url());
+    let server = deployment.replica();
+    let root = server.root().to_owned();
     let (issuer, token) = gateway_token(&server);
-    let verifiers = verifier_keys(&server.url);
+    let verifiers = ledger::published_keys(&server.url, "default");
     let url = server.url.clone();
 
     let mut load = Load::new();
@@ -327,7 +271,7 @@ fn postgres_restart_fails_closed_and_recovers_without_losing_acknowledged_entrie
     // The process is up; it is not ready to serve decisions.
     assert_eq!(get(&format!("{url}/health"), &[]).status, 200);
     let ready = get(&format!("{url}/ready"), &[]);
-    assert_eq!(ready.status, 503, "{}", text(&ready));
+    assert_eq!(ready.status, 503, "{}", ready.text());
     assert_eq!(ready.json()["checks"]["database"], false);
     wait_until(
         Duration::from_secs(60),
@@ -375,7 +319,7 @@ fn postgres_restart_fails_closed_and_recovers_without_losing_acknowledged_entrie
     }
 
     assert!(server.stop().success());
-    let leaves = verified_leaf_hashes(&pg.url(), &verifiers, dir.path());
+    let leaves = verified_leaf_hashes(&deployment.database_url, &verifiers, deployment.data_dir());
     let acknowledged = assert_receipts_in_ledger(receipts(&calls), &leaves);
     eprintln!(
         "postgres restart: {} calls, {} refused during the outage, {acknowledged} acknowledged decisions all in the verified ledger of {} entries",
@@ -388,11 +332,11 @@ fn postgres_restart_fails_closed_and_recovers_without_losing_acknowledged_entrie
 #[test]
 fn a_replica_sigkilled_mid_run_leaves_the_other_serving_and_no_acknowledged_entry_lost() {
     let pg = PgInstance::start();
-    let dir = tempfile::tempdir().unwrap();
-    let a = Server::start_on(dir.path(), &pg.url());
-    let b = Server::start_on(dir.path(), &pg.url());
+    let deployment = Deployment::on(pg.url());
+    let a = deployment.replica();
+    let b = deployment.replica();
     let (_, token) = gateway_token(&a);
-    let verifiers = verifier_keys(&a.url);
+    let verifiers = ledger::published_keys(&a.url, "default");
 
     let mut load = Load::new();
     for (server, name) in [(&a, "a"), (&b, "b")] {
@@ -419,7 +363,7 @@ fn a_replica_sigkilled_mid_run_leaves_the_other_serving_and_no_acknowledged_entr
         || ok_on(&load, "b/", killed) >= 20,
     );
 
-    let restarted = Server::start_on(dir.path(), &pg.url());
+    let restarted = deployment.replica();
     assert!(
         restarted.root_key.is_none(),
         "the restarted replica found the deployment"
@@ -446,7 +390,7 @@ fn a_replica_sigkilled_mid_run_leaves_the_other_serving_and_no_acknowledged_entr
 
     assert!(b.stop().success());
     assert!(restarted.stop().success());
-    let leaves = verified_leaf_hashes(&pg.url(), &verifiers, dir.path());
+    let leaves = verified_leaf_hashes(&deployment.database_url, &verifiers, deployment.data_dir());
     let acknowledged = assert_receipts_in_ledger(receipts(&calls), &leaves);
     let mut per_thread: BTreeMap<&str, usize> = BTreeMap::new();
     for call in calls.iter().filter(|c| c.receipt.is_some()) {
@@ -460,17 +404,14 @@ fn a_replica_sigkilled_mid_run_leaves_the_other_serving_and_no_acknowledged_entr
     );
 }
 
-/// Sets the soft file-size limit (`RLIMIT_FSIZE`, bytes or `unlimited`) of a running process.
+/// Sets the soft file-size limit (`RLIMIT_FSIZE`, bytes or `unlimited`) of a running process
+/// (with `prlimit`, from util-linux).
 fn limit_file_size(pid: u32, limit: &str) {
-    let out = std::process::Command::new("prlimit")
-        .args(["--pid", &pid.to_string(), &format!("--fsize={limit}:")])
-        .output()
-        .expect("prlimit (util-linux) is installed");
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    cli::run_ok(std::process::Command::new("prlimit").args([
+        "--pid",
+        &pid.to_string(),
+        &format!("--fsize={limit}:"),
+    ]));
 }
 
 fn decide(url: &str, token: &str) -> Reply {
@@ -478,21 +419,19 @@ fn decide(url: &str, token: &str) -> Reply {
 }
 
 fn receipt(reply: &Reply) -> (u64, String) {
-    assert_eq!(reply.status, 200, "{}", text(reply));
-    let json = reply.json();
+    let json = reply.expect(200);
     let leaf = json["receipt"]["leaf_hash"].as_str().unwrap().to_owned();
     (json["receipt"]["seq"].as_u64().unwrap(), leaf)
 }
 
 #[test]
 fn sqlite_disk_full_refuses_writes_keeps_reads_and_corrupts_nothing() {
-    let dir = tempfile::tempdir().unwrap();
-    let db = dir.path().join("sck.db").display().to_string();
-    let server = Server::start_on(dir.path(), &db);
-    let root = server.root_key.clone().unwrap();
-    let sidecar = server.sidecar_token.clone().unwrap();
+    let deployment = Deployment::sqlite();
+    let db = &deployment.database_url;
+    let server = deployment.replica();
+    let (root, sidecar) = (server.root(), server.sidecar());
     let (issuer, token) = gateway_token(&server);
-    let verifiers = verifier_keys(&server.url);
+    let verifiers = ledger::published_keys(&server.url, "default");
     let url = server.url.clone();
     let mut acknowledged: Vec<(u64, String)> =
         (0..5).map(|_| receipt(&decide(&url, &token))).collect();
@@ -500,42 +439,20 @@ fn sqlite_disk_full_refuses_writes_keeps_reads_and_corrupts_nothing() {
     // From now on no file of the server may grow: the database, its WAL, anything.
     limit_file_size(server.pid(), "0");
     for _ in 0..5 {
-        let refused = decide(&url, &token);
-        assert_eq!(
-            (refused.status, refused.code()),
-            (503, "unavailable".into()),
-            "{}",
-            text(&refused)
-        );
-        assert_eq!(
-            refused.header("content-type").unwrap(),
-            "application/problem+json"
-        );
+        decide(&url, &token).assert_problem(503, "unavailable");
     }
-    let issued = post_json(
-        &format!("{url}{API}/tokens/issue"),
-        Some(&root),
-        &issue_body(&issuer),
-    );
-    assert_eq!(
-        (issued.status, issued.code()),
-        (503, "unavailable".into()),
-        "{}",
-        text(&issued)
-    );
+    let issued = tokens::issue_reply(&url, root, &issue_body(&issuer));
+    issued.assert_problem(503, "unavailable");
     // Reads still work, and the process is alive.
     assert_eq!(get(&format!("{url}/health"), &[]).status, 200);
-    let entries = get(
+    let entries = get_as(
         &format!("{url}/api/v1/ledger/default/entries?from=0&limit=1000"),
-        &[("Authorization", &format!("Bearer {root}"))],
-    );
-    assert_eq!(entries.status, 200, "{}", text(&entries));
-    let stored = entries.json()["entries"].as_array().unwrap().len() as u64;
+        root,
+    )
+    .expect(200);
+    let stored = entries["entries"].as_array().unwrap().len() as u64;
     assert!(stored > acknowledged.last().unwrap().0, "{stored} entries");
-    let bundle = get(
-        &format!("{url}/bundles/default/gateway.tar.gz"),
-        &[("Authorization", &format!("Bearer {sidecar}"))],
-    );
+    let bundle = sidecar::fetch_bundle(&url, "default", sidecar, None, None);
     assert_eq!(bundle.status, 200);
 
     // Space again: writes succeed without a restart.
@@ -554,26 +471,11 @@ fn sqlite_disk_full_refuses_writes_keeps_reads_and_corrupts_nothing() {
     assert!(server.stop().success());
 
     // The database is intact, the ledger verifies and holds every acknowledged decision.
-    let runtime = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .unwrap();
-    let integrity: String = runtime.block_on(async {
-        use sqlx::{Connection, Row};
-        let mut conn = sqlx::SqliteConnection::connect(&format!("sqlite:{db}"))
-            .await
-            .unwrap();
-        let row = sqlx::query("PRAGMA integrity_check")
-            .fetch_one(&mut conn)
-            .await
-            .unwrap();
-        row.get(0)
-    });
-    assert_eq!(integrity, "ok");
-    let leaves = verified_leaf_hashes(&db, &verifiers, dir.path());
+    assert_eq!(db::sqlite_text(db, "PRAGMA integrity_check"), "ok");
+    let leaves = verified_leaf_hashes(db, &verifiers, deployment.data_dir());
     assert_receipts_in_ledger(&acknowledged, &leaves);
 
     // And the deployment starts again on it.
-    let again = Server::start_on(dir.path(), &db);
+    let again = deployment.replica();
     receipt(&decide(&again.url, &token));
 }

@@ -39,15 +39,14 @@
 
 mod support;
 
-use std::io::{Read, Write};
-use std::time::Duration;
+use std::io::Write;
 
 use proptest::prelude::*;
 use proptest::test_runner::{Config, TestCaseError, TestRunner};
 use serde_json::{json, Value};
-use support::{get, post_json, Server};
-
-const API: &str = "/api/v1/enforcement";
+use support::http::{exchange_raw, get, get_as, merged, parse_response, post_raw, Reply, API};
+use support::server::Server;
+use support::{ledger, orgs, sidecar, signed, tokens};
 
 /// Every route the server serves, as (method, path template).
 const ROUTES: &[(&str, &str)] = &[
@@ -260,14 +259,6 @@ impl std::fmt::Debug for Fuzz {
         }
         Ok(())
     }
-}
-
-/// An HTTP answer.
-#[derive(Debug)]
-struct Answer {
-    status: u16,
-    content_type: String,
-    body: Vec<u8>,
 }
 
 fn percent_encode(bytes: &[u8]) -> String {
@@ -790,7 +781,7 @@ fn request(known: Known, surface: Surface) -> impl Strategy<Value = Fuzz> {
 }
 
 /// Sends `request` over a fresh connection, byte for byte (HTTP clients refuse some of it).
-fn send(addr: &str, request: &Fuzz) -> Answer {
+fn send(addr: &str, request: &Fuzz) -> Reply {
     let mut raw = format!(
         "{} {} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\nContent-Length: {}\r\n",
         request.method,
@@ -806,59 +797,7 @@ fn send(addr: &str, request: &Fuzz) -> Answer {
     }
     raw.extend_from_slice(b"\r\n");
     raw.extend_from_slice(&request.body);
-    let mut stream = std::net::TcpStream::connect(addr).expect("connect");
-    stream
-        .set_read_timeout(Some(Duration::from_secs(60)))
-        .unwrap();
-    // A server may answer (e.g. 413) and close before reading everything: keep the answer.
-    let _ = stream.write_all(&raw);
-    let mut answer = Vec::new();
-    let _ = stream.read_to_end(&mut answer);
-    parse_answer(&answer)
-}
-
-fn parse_answer(raw: &[u8]) -> Answer {
-    let mut headers = [httparse::EMPTY_HEADER; 64];
-    let mut response = httparse::Response::new(&mut headers);
-    let head = match response.parse(raw) {
-        Ok(httparse::Status::Complete(n)) => n,
-        other => panic!(
-            "no complete HTTP answer ({other:?}): {:?}",
-            String::from_utf8_lossy(raw)
-        ),
-    };
-    let header = |name: &str| {
-        response
-            .headers
-            .iter()
-            .find(|h| h.name.eq_ignore_ascii_case(name))
-            .map(|h| String::from_utf8_lossy(h.value).into_owned())
-    };
-    let mut body = raw[head..].to_vec();
-    if header("transfer-encoding").is_some_and(|v| v.eq_ignore_ascii_case("chunked")) {
-        body = dechunk(&body);
-    } else if let Some(length) = header("content-length") {
-        body.truncate(length.parse().unwrap());
-    }
-    Answer {
-        status: response.code.unwrap(),
-        content_type: header("content-type").unwrap_or_default(),
-        body,
-    }
-}
-
-fn dechunk(mut raw: &[u8]) -> Vec<u8> {
-    let mut out = Vec::new();
-    while let Some(end) = raw.windows(2).position(|w| w == b"\r\n") {
-        let size_text = String::from_utf8_lossy(&raw[..end]);
-        let size = usize::from_str_radix(size_text.split(';').next().unwrap().trim(), 16).unwrap();
-        if size == 0 {
-            break;
-        }
-        out.extend_from_slice(&raw[end + 2..end + 2 + size]);
-        raw = &raw[end + 2 + size + 2..];
-    }
-    out
+    parse_response(&exchange_raw(addr, &raw))
 }
 
 /// What a refused request must not change.
@@ -874,30 +813,8 @@ struct State {
 }
 
 fn state(server: &Server, admin: &str) -> State {
-    let auth = format!("Bearer {admin}");
-    let read = |path: &str| {
-        let reply = get(
-            &format!("{}{path}", server.url),
-            &[("Authorization", &auth)],
-        );
-        assert_eq!(
-            reply.status,
-            200,
-            "{path}: {}",
-            String::from_utf8_lossy(&reply.body)
-        );
-        reply.json()
-    };
-    let size = |org: &str| {
-        let reply = get(
-            &format!("{}/api/v1/ledger/{org}/entries?limit=0", server.url),
-            &[("Authorization", &auth)],
-        );
-        match reply.status {
-            404 => 0,
-            _ => reply.json()["size"].as_u64().unwrap(),
-        }
-    };
+    let read = |path: &str| get_as(&format!("{}{path}", server.url), admin).expect(200);
+    let size = |org: &str| ledger::size_if_any(&server.url, admin, org).unwrap_or(0);
     State {
         bundles: read(&format!("{API}/bundles?organizationId=default")),
         identities: read(&format!("{API}/identities?organizationId=default")),
@@ -917,12 +834,12 @@ fn state(server: &Server, admin: &str) -> State {
 /// `upstream.rejected` records of refused X-SCK calls and the server's own maintenance
 /// (`actor: system`, e.g. retiring token keys whose tokens have all expired).
 fn unexpected_entries(server: &Server, admin: &str, from: u64) -> Vec<Value> {
-    let reply = get(
+    let reply = get_as(
         &format!(
             "{}/api/v1/ledger/default/entries?from={from}&limit=1000",
             server.url
         ),
-        &[("Authorization", &format!("Bearer {admin}"))],
+        admin,
     );
     reply.json()["entries"]
         .as_array()
@@ -971,11 +888,12 @@ fn check(server: &Server, known: &Known, request: &Fuzz) -> Result<(), TestCaseE
     if !(400..500).contains(&answer.status) {
         return Ok(());
     }
+    let content_type = answer.header("content-type").unwrap_or_default();
     prop_assert!(
-        answer.content_type.starts_with("application/problem+json"),
+        content_type.starts_with("application/problem+json"),
         "{} with Content-Type {:?}: {}",
         answer.status,
-        answer.content_type,
+        content_type,
         text()
     );
     let problem: Value = serde_json::from_slice(&answer.body).map_err(|e| {
@@ -1094,19 +1012,12 @@ fn check_cross_org(server: &Server, known: &Known, request: &Fuzz) -> Result<(),
 
 /// A gateway token of the default org from `issuer`, and its token id.
 fn issue_token(server: &Server, admin: &str, issuer: &str) -> (String, String) {
-    let issued = post_json(
-        &format!("{}{API}/tokens/issue", server.url),
-        Some(admin),
-        &json!({"organizationId": "default", "artifactId": "a", "artifactType": "agent", "loaLevel": 3,
-                "scope": ["mcp:invoke"], "issuerId": issuer, "subject": "fuzz"}),
+    let request = tokens::request("default", issuer, "a", 3, json!(["mcp:invoke"]));
+    let issued = tokens::issue(
+        &server.url,
+        admin,
+        &merged(&request, json!({"subject": "fuzz"})),
     );
-    assert_eq!(
-        issued.status,
-        201,
-        "{}",
-        String::from_utf8_lossy(&issued.body)
-    );
-    let issued = issued.json();
     (
         issued["token"].as_str().unwrap().to_owned(),
         issued["tokenId"].as_str().unwrap().to_owned(),
@@ -1115,65 +1026,30 @@ fn issue_token(server: &Server, admin: &str, issuer: &str) -> (String, String) {
 
 /// Creates an issuer and a gateway token in the default org; finds the bootstrap bundle.
 fn setup(server: &Server) -> Known {
-    let admin = server.root_key.clone().unwrap();
-    let api = |p: &str| format!("{}{API}{p}", server.url);
-    let issuer = post_json(
-        &api("/tokens/issuers"),
-        Some(&admin),
-        &json!({"organizationId": "default", "name": "fuzz", "loaCeiling": 4, "scopes": ["mcp:invoke"]}),
-    );
-    assert_eq!(
-        issuer.status,
-        201,
-        "{}",
-        String::from_utf8_lossy(&issuer.body)
-    );
-    let issuer = issuer.json()["id"].as_str().unwrap().to_owned();
-    let (gateway_token, token_id) = issue_token(server, &admin, &issuer);
-    let bundles = get(
-        &api("/bundles?organizationId=default"),
-        &[("Authorization", &format!("Bearer {admin}"))],
-    );
+    let (url, admin) = (&server.url, server.root());
+    let issuer = tokens::create_issuer(url, admin, "default", "fuzz", 4, &["mcp:invoke"]);
+    let (gateway_token, token_id) = issue_token(server, admin, &issuer);
+    let bundles = get_as(&format!("{url}{API}/bundles?organizationId=default"), admin);
     let bundle_id = bundles.json()["bundles"][0]["id"]
         .as_str()
         .expect("the bootstrap bundle")
         .to_owned();
-    let pin = post_json(
-        &api("/identities"),
-        Some(&admin),
-        &json!({"organizationId": "default", "ansId": "ans://agent.example"}),
-    );
-    assert_eq!(pin.status, 201, "{}", String::from_utf8_lossy(&pin.body));
-    assert_eq!(
-        post_json(
-            &api("/orgs"),
-            Some(&admin),
-            &json!({"organizationId": "tenant"})
-        )
-        .status,
-        201
-    );
-    let tenant = post_json(
-        &api("/credentials"),
-        Some(&admin),
-        &json!({"organizationId": "tenant", "kind": "admin"}),
-    );
-    let sidecar = server.sidecar_token.clone().unwrap();
-    let poll = get(
-        &format!("{}/bundles/default/gateway.tar.gz", server.url),
-        &[("Authorization", &format!("Bearer {sidecar}"))],
-    );
+    let ans_id = "ans://agent.example";
+    let (_, key_id) = signed::pin_hmac(url, admin, "default", ans_id);
+    orgs::create(url, admin, "tenant");
+    let tenant_admin = orgs::credential(url, admin, "tenant", "admin");
+    let poll = sidecar::fetch_bundle(url, "default", server.sidecar(), None, None);
     Known {
-        admin,
-        sidecar,
+        admin: admin.to_owned(),
+        sidecar: server.sidecar().to_owned(),
         issuer,
         gateway_token,
         bundle_id,
         etag: poll.header("etag").expect("an ETag"),
-        ans_id: "ans://agent.example".into(),
-        key_id: pin.json()["key"]["keyId"].as_str().unwrap().to_owned(),
+        ans_id: ans_id.into(),
+        key_id,
         token_id,
-        tenant_admin: tenant.json()["secret"].as_str().unwrap().to_owned(),
+        tenant_admin,
     }
 }
 
@@ -1217,7 +1093,7 @@ fn fuzz<S: Strategy<Value = Fuzz>>(
     // A fresh token: valid requests of the run may have revoked the first one, rotated its key
     // or lowered the org's maximum TTL below its lifetime.
     let (token, _) = issue_token(&server, &known.admin, &known.issuer);
-    let decided = support::post_raw(
+    let decided = post_raw(
         &format!("{}{API}/decide", server.url),
         Some(&token),
         "application/json",

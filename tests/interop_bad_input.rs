@@ -16,12 +16,13 @@ use std::path::Path;
 use std::process::Command;
 use std::time::Duration;
 
-use base64::Engine as _;
 use serde_json::json;
-use support::interop::{self, API};
+use support::interop;
 use support::opa::{self, OpaServer};
-use support::relay::{uploads, LogsMode, Relay};
-use support::{post_json, Server};
+use support::relay::{uploads, Exchange, LogsMode, Relay};
+use support::release::{self, compile_request, Source};
+use support::server::Server;
+use support::{cli, http};
 
 const WITHIN: Duration = Duration::from_secs(40);
 const SECRET: &str = "interop-hmac-secret";
@@ -92,30 +93,10 @@ fn md5_signatures(dir: &Path) -> Vec<u8> {
     serde_json::to_vec(&json!({"signatures": [jws]})).unwrap()
 }
 
-fn cli_ok(dir: &Path, args: &[&str]) {
-    let out = opa::cli_in(dir, args);
-    assert!(
-        out.status.success(),
-        "opa {args:?}: {}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-}
-
 /// `sck bundle verify` of `tarball` with the HMAC secret: the code in its error.
 fn sck_verify_code(tarball: &Path) -> String {
-    let out = Command::new(env!("CARGO_BIN_EXE_sck"))
-        .args(["bundle", "verify"])
-        .arg(tarball)
-        .args(["--verification-key", SECRET])
-        .output()
-        .unwrap();
-    assert!(
-        !out.status.success(),
-        "sck bundle verify accepted {}",
-        tarball.display()
-    );
-    let said = String::from_utf8_lossy(&out.stderr);
+    let file = tarball.display().to_string();
+    let (_, said) = cli::fails(&["bundle", "verify", &file, "--verification-key", SECRET]);
     said.trim_end()
         .rsplit_once('[')
         .and_then(|(_, code)| code.strip_suffix(']'))
@@ -125,14 +106,9 @@ fn sck_verify_code(tarball: &Path) -> String {
 
 /// A compile of `tarball` on `sck serve`: (status, code).
 fn serve_compile(server: &Server, tarball: &Path, version: &str) -> (u16, String) {
-    let reply = post_json(
-        &format!("{}{API}/bundles/compile", server.url),
-        server.root_key.as_deref(),
-        &json!({
-            "organizationId": "default", "name": "from-opa", "version": version,
-            "tarball": base64::engine::general_purpose::STANDARD.encode(std::fs::read(tarball).unwrap()),
-        }),
-    );
+    let source = Source::Tarball(std::fs::read(tarball).unwrap());
+    let request = compile_request("default", "from-opa", version, &source);
+    let reply = release::compile(&server.url, server.root(), &request);
     (reply.status, reply.code())
 }
 
@@ -162,7 +138,7 @@ fn bundles_opa_accepts_but_sck_refuses_are_refused_alike_by_verify_and_compile()
     write_source(&md5_dir);
     std::fs::write(md5_dir.join(".signatures.json"), md5_signatures(&md5_dir)).unwrap();
     let md5 = dir.path().join("md5.tar.gz");
-    cli_ok(
+    cli::succeeded(opa::cli_in(
         &md5_dir,
         &[
             "build",
@@ -175,7 +151,7 @@ fn bundles_opa_accepts_but_sck_refuses_are_refused_alike_by_verify_and_compile()
             "-o",
             md5.to_str().unwrap(),
         ],
-    );
+    ));
     assert_opa_loads(&md5);
     assert_eq!(sck_verify_code(&md5), "signature_invalid");
     assert_eq!(
@@ -188,7 +164,7 @@ fn bundles_opa_accepts_but_sck_refuses_are_refused_alike_by_verify_and_compile()
     let plain_dir = dir.path().join("plain");
     write_source(&plain_dir);
     let signed = dir.path().join("signed.tar.gz");
-    cli_ok(
+    cli::succeeded(opa::cli_in(
         &plain_dir,
         &[
             "build",
@@ -201,7 +177,7 @@ fn bundles_opa_accepts_but_sck_refuses_are_refused_alike_by_verify_and_compile()
             "-o",
             signed.to_str().unwrap(),
         ],
-    );
+    ));
     let bytes = std::fs::read(&signed).unwrap();
     let after_gzip = dir.path().join("after-gzip.tar.gz");
     std::fs::write(
@@ -216,10 +192,8 @@ fn bundles_opa_accepts_but_sck_refuses_are_refused_alike_by_verify_and_compile()
     )
     .unwrap();
     tar.extend_from_slice(b"hidden after the end-of-archive blocks");
-    let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
-    gz.write_all(&tar).unwrap();
     let after_tar = dir.path().join("after-tar.tar.gz");
-    std::fs::write(&after_tar, gz.finish().unwrap()).unwrap();
+    std::fs::write(&after_tar, http::gzip(&tar)).unwrap();
     for (n, tarball) in [after_gzip, after_tar].iter().enumerate() {
         assert_opa_loads(tarball);
         assert_eq!(
@@ -236,13 +210,14 @@ fn bundles_opa_accepts_but_sck_refuses_are_refused_alike_by_verify_and_compile()
         );
     }
     // The untouched OPA build is fine for both.
-    let verified = Command::new(env!("CARGO_BIN_EXE_sck"))
-        .args(["bundle", "verify"])
-        .arg(&signed)
-        .args(["--verification-key", SECRET])
-        .output()
-        .unwrap();
-    assert!(verified.status.success(), "{verified:?}");
+    let signed_file = signed.display().to_string();
+    cli::ok(&[
+        "bundle",
+        "verify",
+        &signed_file,
+        "--verification-key",
+        SECRET,
+    ]);
     assert_eq!(serve_compile(&server, &signed, "4.0.0").0, 201);
 }
 
@@ -253,8 +228,7 @@ fn a_decision_log_upload_corrupted_in_flight_is_refused_and_nothing_of_it_is_led
     relay.set_logs_mode(LogsMode::CorruptGzip);
     let config = interop::sidecar_config(&server, &relay.url, &["--decision-logs"]);
     let dir = tempfile::tempdir().unwrap();
-    let root = server.root_key.clone().unwrap();
-    let opa = interop::start_sidecar(dir.path(), &config, &server.url, &root);
+    let opa = interop::start_sidecar(dir.path(), &config, &server.url, server.root());
     let made = interop::decide(&opa, 3, "corrupted");
 
     // OPA sends the chunk, sck refuses it, OPA sends it again: refused again.
@@ -270,15 +244,15 @@ fn a_decision_log_upload_corrupted_in_flight_is_refused_and_nothing_of_it_is_led
             String::from_utf8_lossy(&upload.body)
         );
     }
-    let database = server.data_dir.join("sck.db").display().to_string();
+    let database = &server.database_url;
     assert!(
-        interop::ledgered_decisions(&database, &server.data_dir).is_empty(),
+        interop::ledgered_decisions(database, &server.data_dir).is_empty(),
         "nothing of a refused upload is ledgered"
     );
 
     // Clean again: OPA's next upload of the same chunk lands, each decision once.
     relay.set_logs_mode(LogsMode::Pass);
-    let appended = |seen: &[support::relay::Exchange]| -> u64 {
+    let appended = |seen: &[Exchange]| -> u64 {
         uploads(seen)
             .iter()
             .filter(|e| !e.corrupted && e.status == 200)
@@ -289,7 +263,7 @@ fn a_decision_log_upload_corrupted_in_flight_is_refused_and_nothing_of_it_is_led
         appended(seen) >= 3
     });
     assert_eq!(appended(&seen), 3, "{seen:#?}");
-    let ledgered = interop::ledgered_decisions(&database, &server.data_dir);
+    let ledgered = interop::ledgered_decisions(database, &server.data_dir);
     assert_eq!(
         ledgered,
         made.into_iter().map(|id| (id, 1)).collect(),

@@ -15,16 +15,17 @@ mod support;
 
 use std::io::Read;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
 use std::sync::Arc;
 use std::time::Duration;
 
-use base64::Engine as _;
 use serde_json::{json, Value};
-use support::interop::{self, KeyKind, API};
+use support::http::{get, API};
+use support::interop::{self, KeyKind};
 use support::opa::{self, OpaServer};
 use support::relay::HttpServer;
-use support::{get, post_json, repo, Server};
+use support::release::{self, compile_request, Source};
+use support::server::Server;
+use support::{cli, repo, sidecar};
 
 fn fixture(name: &str) -> PathBuf {
     repo().join("tests/interop/fixtures/bundles").join(name)
@@ -59,27 +60,11 @@ fn key(dir: &Path, kind: KeyKind, name: &str) -> Key {
     }
 }
 
-fn sck(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_sck"))
-        .args(args)
-        .output()
-        .unwrap()
-}
-
-fn success(out: &Output, what: &str) {
-    assert!(
-        out.status.success(),
-        "{what}: {}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-}
-
 /// `opa build -b . <args>` in `source`, writing `out`.
 fn opa_build(source: &Path, out: &Path, args: &[&str]) {
     let mut all = vec!["build", "-b", ".", "-o", out.to_str().unwrap()];
     all.extend_from_slice(args);
-    success(&opa::cli_in(source, &all), "opa build");
+    cli::succeeded(opa::cli_in(source, &all));
 }
 
 /// `sck bundle verify` of `tarball`: Ok, or the error it printed.
@@ -92,7 +77,7 @@ fn sck_verify(tarball: &Path, key: &Key, args: &[&str]) -> Result<(), String> {
         &key.verification,
     ];
     all.extend_from_slice(args);
-    let out = sck(&all);
+    let out = cli::run(&all);
     if out.status.success() {
         Ok(())
     } else {
@@ -137,18 +122,6 @@ fn assert_policy_answers(opa: &OpaServer) {
     }
 }
 
-/// A compile of `tarball` (base64) on `sck serve`.
-fn serve_compile(server: &Server, tarball: &Path, name: &str, version: &str) -> support::Reply {
-    post_json(
-        &format!("{}{API}/bundles/compile", server.url),
-        server.root_key.as_deref(),
-        &json!({
-            "organizationId": "default", "name": name, "version": version,
-            "tarball": base64::engine::general_purpose::STANDARD.encode(std::fs::read(tarball).unwrap()),
-        }),
-    )
-}
-
 /// `sck bundle build source -o out` signed with `key`, plus `args`.
 fn sck_build(source: &Path, out: &Path, key: &Key, args: &[&str]) {
     let mut all = vec![
@@ -163,14 +136,18 @@ fn sck_build(source: &Path, out: &Path, key: &Key, args: &[&str]) {
         key.kind.alg(),
     ];
     all.extend_from_slice(args);
-    success(&sck(&all), "sck bundle build");
+    cli::ok(&all);
 }
 
 /// `sck bundle inspect --json` of `tarball`.
 fn inspect(tarball: &Path) -> Value {
-    let out = sck(&["bundle", "inspect", tarball.to_str().unwrap(), "--json"]);
-    success(&out, "sck bundle inspect");
-    serde_json::from_slice(&out.stdout).unwrap()
+    serde_json::from_str(&cli::ok(&[
+        "bundle",
+        "inspect",
+        tarball.to_str().unwrap(),
+        "--json",
+    ]))
+    .unwrap()
 }
 
 #[test]
@@ -180,14 +157,9 @@ fn bundles_opa_builds_verify_with_sck_and_compile_on_sck_serve() {
     let mut version = 0;
     let mut compiles = |tarball: &Path, name: &str| {
         version += 1;
-        let reply = serve_compile(&server, tarball, name, &format!("{version}.0.0"));
-        assert_eq!(
-            reply.status,
-            201,
-            "{}: {}",
-            tarball.display(),
-            String::from_utf8_lossy(&reply.body)
-        );
+        let source = Source::Tarball(std::fs::read(tarball).unwrap());
+        let request = compile_request("default", name, &format!("{version}.0.0"), &source);
+        release::compiled(&server.url, server.root(), &request);
     };
 
     for kind in KeyKind::ALL {
@@ -520,15 +492,11 @@ fn bundles_sck_builds_and_publishes_load_in_a_polling_opa() {
 
     // What the server publishes: fetched by a sidecar, loaded with the signer's public key.
     let server = Server::start();
-    let token = server.sidecar_token.clone().unwrap();
     let signers = get(&format!("{}{API}/signers", server.url), &[]).json();
     let signer = &signers["signers"][0];
     let public = dir.path().join("signer.pub");
     std::fs::write(&public, signer["publicKey"].as_str().unwrap()).unwrap();
-    let published = get(
-        &format!("{}/bundles/default/gateway.tar.gz", server.url),
-        &[("Authorization", &format!("Bearer {token}"))],
-    );
+    let published = sidecar::fetch_bundle(&server.url, "default", server.sidecar(), None, None);
     assert_eq!(published.status, 200);
     let tarball = dir.path().join("published.tar.gz");
     std::fs::write(&tarball, &published.body).unwrap();

@@ -10,8 +10,8 @@ mod support;
 use std::time::{Duration, Instant};
 
 use support::deploy::{named, strings, text, yaml, ComposeUp, PathMap, PodUp, Running};
-use support::interop;
-use support::opa::{free_port, OpaServer};
+use support::opa::OpaServer;
+use support::{free_port, http, interop, release};
 
 const WITHIN: Duration = Duration::from_secs(60);
 
@@ -45,11 +45,11 @@ fn assert_opa_follows(
     started: Instant,
 ) {
     let base = server.loopback_url();
-    let active = interop::active(&base, root);
+    let active = release::active(&base, root, "default");
     opa.wait_for_activation(&active.sha256, started, WITHIN);
     // OPA may activate the bundle before its listener is up: poll the probe.
     let deadline = Instant::now() + WITHIN;
-    while !matches!(support::agent().get(health).call(), Ok(r) if r.status() == 200) {
+    while !matches!(http::agent().get(health).call(), Ok(r) if r.status() == 200) {
         assert!(Instant::now() < deadline, "{health} never answered 200");
         std::thread::sleep(Duration::from_millis(50));
     }

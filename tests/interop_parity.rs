@@ -15,9 +15,11 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 use serde_json::{json, Value};
-use support::{opa, post_json, repo, Server};
+use support::http::{merged, post_json};
+use support::release::{self, Source};
+use support::server::Server;
+use support::{cli, opa, repo, tokens};
 
-const API: &str = "/api/v1/enforcement";
 const INPUTS_PER_MODULE: usize = 300;
 const CLI_SAMPLES: usize = 6;
 /// Concurrent requests per module (sck group-commits the ledger entries of concurrent ones).
@@ -462,52 +464,13 @@ fn corpus_tree(dir: &Path) -> serde_json::Map<String, Value> {
     files
 }
 
-fn release(server: &Server, files: &serde_json::Map<String, Value>) {
-    let root = server.root_key.as_deref();
-    let api = |p: &str| format!("{}{API}{p}", server.url);
-    let compiled = post_json(
-        &api("/bundles/compile"),
-        root,
-        &json!({"organizationId": "default", "name": "gateway", "version": "9.0.0", "files": files}),
-    );
-    assert_eq!(
-        compiled.status,
-        201,
-        "{}",
-        String::from_utf8_lossy(&compiled.body)
-    );
-    let id = compiled.json()["id"].clone();
-    assert_eq!(
-        post_json(&api("/bundles/publish"), root, &json!({"bundleId": id})).status,
-        200
-    );
-    assert_eq!(
-        post_json(&api("/bundles/activate"), root, &json!({"bundleId": id})).status,
-        200
-    );
-}
-
+/// A gateway token of the default org (LoA 3, `mcp:invoke`).
 fn bearer(server: &Server) -> String {
-    let root = server.root_key.as_deref();
-    let issuer = post_json(
-        &format!("{}{API}/tokens/issuers", server.url),
-        root,
-        &json!({"organizationId": "default", "name": "parity", "loaCeiling": 4, "scopes": ["mcp:invoke"]}),
-    );
-    assert_eq!(
-        issuer.status,
-        201,
-        "{}",
-        String::from_utf8_lossy(&issuer.body)
-    );
-    let issued = post_json(
-        &format!("{}{API}/tokens/issue", server.url),
-        root,
-        &json!({"organizationId": "default", "artifactId": "parity", "artifactType": "agent", "loaLevel": 3,
-                "scope": ["mcp:invoke"], "issuerId": issuer.json()["id"], "subject": "parity"}),
-    );
-    assert_eq!(issued.status, 201);
-    issued.json()["token"].as_str().unwrap().to_owned()
+    let (url, root) = (&server.url, server.root());
+    let issuer = tokens::create_issuer(url, root, "default", "parity", 4, &["mcp:invoke"]);
+    let request = tokens::request("default", &issuer, "parity", 3, json!(["mcp:invoke"]));
+    let issued = tokens::issue(url, root, &merged(&request, json!({"subject": "parity"})));
+    issued["token"].as_str().unwrap().to_owned()
 }
 
 /// `sck bundle eval` of `entrypoint`: `Some(allow)`, or `None` when sck refused the input or
@@ -515,14 +478,15 @@ fn bearer(server: &Server) -> String {
 fn sck_eval(tree: &Path, entrypoint: &str, input: &Value, scratch: &Path) -> Option<bool> {
     let file = scratch.join(format!("input-{}.json", uuid::Uuid::new_v4()));
     std::fs::write(&file, input.to_string()).unwrap();
-    let out = std::process::Command::new(env!("CARGO_BIN_EXE_sck"))
-        .args(["bundle", "eval"])
-        .arg(tree)
-        .arg("--input")
-        .arg(&file)
-        .args(["--entrypoint", entrypoint])
-        .output()
-        .unwrap();
+    let out = cli::run(&[
+        "bundle",
+        "eval",
+        &tree.display().to_string(),
+        "--input",
+        &file.display().to_string(),
+        "--entrypoint",
+        entrypoint,
+    ]);
     if !out.status.success() {
         let err = String::from_utf8_lossy(&out.stderr);
         assert!(
@@ -563,7 +527,13 @@ fn corpus_decisions_match_opa() {
     let files = corpus_tree(&tree);
     let opa_server = opa::OpaServer::start_in(&tree, &["corpus"], "");
     let server = Server::start();
-    release(&server, &files);
+    release::release_source(
+        &server.url,
+        server.root(),
+        "default",
+        "9.0.0",
+        &Source::from(files.clone()),
+    );
     let bearer = bearer(&server);
     let mut divergences = Vec::new();
     let mut refusals = 0usize;

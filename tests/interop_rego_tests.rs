@@ -11,9 +11,8 @@ mod support;
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
-use std::process::Command;
 
-use support::{opa, repo};
+use support::{cli, opa, repo};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
 enum Outcome {
@@ -64,11 +63,7 @@ fn opa_test(dir: &Path) -> Results {
 
 /// `sck bundle test DIR`, read from its `data.<pkg>.<rule>: PASS|FAIL|ERROR (duration)` lines.
 fn sck_test(dir: &Path) -> Results {
-    let out = Command::new(env!("CARGO_BIN_EXE_sck"))
-        .args(["bundle", "test"])
-        .arg(dir)
-        .output()
-        .unwrap();
+    let out = cli::run(&["bundle", "test", &dir.display().to_string()]);
     // 0: all passed, 2: some did not; anything else refused the directory.
     if !matches!(out.status.code(), Some(0 | 2)) {
         return Err(String::from_utf8_lossy(&out.stderr).into_owned());

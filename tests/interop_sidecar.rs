@@ -13,31 +13,19 @@ use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
 use serde_json::{json, Value};
-use support::interop::{self, Active, KeyKind};
+use support::db::Deployment;
+use support::interop::{self, KeyKind};
 use support::opa::OpaServer;
 use support::relay::{uploads, Exchange, LogsMode, Relay};
-use support::Server;
+use support::release::{self, Active};
+use support::server::Server;
 
 /// Upper bound for anything OPA does on its own (download, activation, status, upload).
 const WITHIN: Duration = Duration::from_secs(40);
 
-fn root(server: &Server) -> String {
-    server
-        .root_key
-        .clone()
-        .expect("first start printed the root key")
-}
-
-fn token(server: &Server) -> String {
-    server
-        .sidecar_token
-        .clone()
-        .expect("first start printed a sidecar token")
-}
-
 /// Waits until the fleet view shows the one sidecar running `revision` of `gateway`, in sync.
 fn wait_in_sync(server: &Server, revision: &str) -> Value {
-    interop::wait_for_fleet(&server.url, &root(server), WITHIN, |view| {
+    interop::wait_for_fleet(&server.url, server.root(), WITHIN, |view| {
         interop::sidecar_state(view) == Some((false, Some(revision.to_owned()), true))
     })
 }
@@ -90,7 +78,7 @@ fn activate_while_held(
     relay.wait_until_held(WITHIN);
     let sent = Instant::now();
     (
-        interop::activate(&server.url, &root(server), id, rollback),
+        release::activate(&server.url, server.root(), id, rollback),
         sent,
     )
 }
@@ -108,7 +96,7 @@ fn activate_new_versions(
     let mut activated = Vec::new();
     let mut latencies = Vec::new();
     for n in numbers {
-        let id = interop::published(&api.url, &root(api), &format!("{n}.0.0"), None);
+        let id = release::published(&api.url, api.root(), "default", &format!("{n}.0.0"), None);
         let (active, sent) = activate_while_held(api, relay, &id, false);
         latencies.push(opa.wait_for_activation(&active.sha256, sent, WITHIN) - sent);
         assert_long_polled(relay, &active.sha256, sent);
@@ -136,7 +124,7 @@ fn opa_activates_bundles_signed_by_each_signer_kind() {
         interop::generate_key(KeyKind::Rs256, &signers.join("rsa-prod.pem"));
         interop::generate_key(KeyKind::Hs256, &signers.join("hmac-prod.secret"));
     });
-    let (root, token) = (root(&server), token(&server));
+    let (root, token) = (server.root(), server.sidecar());
     let signers = server.data_dir.join("signers");
     let secret = std::fs::read_to_string(signers.join("hmac-prod.secret")).unwrap();
     for (n, kind) in KeyKind::ALL.into_iter().enumerate() {
@@ -153,14 +141,15 @@ fn opa_activates_bundles_signed_by_each_signer_kind() {
         if kind == KeyKind::Rs256 {
             args.push(&key_file);
         }
-        args.extend(["--sidecar-token", &token]);
+        args.extend(["--sidecar-token", token]);
         let config = interop::opa_config(&server, &args);
         assert!(
             !config.contains(secret.as_str()),
             "the HMAC secret is never printed"
         );
         let started = Instant::now();
-        let active = interop::release(&server.url, &root, &version, Some(signer));
+        let id = release::published(&server.url, root, "default", &version, Some(signer));
+        let active = release::activate(&server.url, root, &id, false);
         let env = [("SCK_SIGNER_SECRET", secret.as_str())];
         let dir = tempfile::tempdir().unwrap();
         let opa = OpaServer::configured(dir.path(), &config, &env);
@@ -180,7 +169,7 @@ fn opa_activates_bundles_signed_by_each_signer_kind() {
     // The HS256 signature is really checked: with another secret OPA refuses the bundle.
     let config = interop::opa_config(
         &server,
-        &["--signer", "hmac-prod", "--sidecar-token", &token],
+        &["--signer", "hmac-prod", "--sidecar-token", token],
     );
     let dir = tempfile::tempdir().unwrap();
     let started = Instant::now();
@@ -204,12 +193,12 @@ fn activations_rollbacks_and_revocations_reach_opa_by_long_poll_and_the_fleet_vi
         std::fs::create_dir_all(&signers).unwrap();
         interop::generate_key(KeyKind::Rs256, &signers.join("untrusted.pem"));
     });
-    let root = root(&server);
+    let root = server.root();
     let relay = Relay::start(&server.url);
     let config = interop::sidecar_config(&server, &relay.url, &["--status"]);
     let dir = tempfile::tempdir().unwrap();
-    let opa = interop::start_sidecar(dir.path(), &config, &server.url, &root);
-    let first = interop::active(&server.url, &root);
+    let opa = interop::start_sidecar(dir.path(), &config, &server.url, root);
+    let first = release::active(&server.url, root, "default");
     wait_in_sync(&server, &first.revision);
 
     let mut versions = vec![first];
@@ -232,11 +221,10 @@ fn activations_rollbacks_and_revocations_reach_opa_by_long_poll_and_the_fleet_vi
     // Revoking the active 5.0.0 with a rollback to 3.0.0.
     relay.wait_until_held(WITHIN);
     let sent = Instant::now();
-    let to = interop::revoke(
+    let to = release::revoke(
         &server.url,
-        &root,
-        &back.id,
-        json!({"rollbackTo": versions[2].id}),
+        root,
+        &json!({"bundleId": back.id, "reason": "interop test", "rollbackTo": versions[2].id}),
     )
     .expect("rolled back");
     assert_eq!(to.sha256, versions[2].sha256);
@@ -247,11 +235,11 @@ fn activations_rollbacks_and_revocations_reach_opa_by_long_poll_and_the_fleet_vi
 
     // Drift: the active version is one OPA cannot verify (signed by a key it does not pin).
     // OPA downloads it, refuses it and keeps 3.0.0, which is no longer active.
-    let id = interop::published(&server.url, &root, "7.0.0", Some("untrusted"));
+    let id = release::published(&server.url, root, "default", "7.0.0", Some("untrusted"));
     let (untrusted, sent) = activate_while_held(&server, &relay, &id, false);
     assert_long_polled(&relay, &untrusted.sha256, sent);
     opa.wait_for_log(&["\"level\":\"error\"", "Bundle load failed"], sent, WITHIN);
-    let view = interop::wait_for_fleet(&server.url, &root, WITHIN, |view| {
+    let view = interop::wait_for_fleet(&server.url, root, WITHIN, |view| {
         interop::sidecar_state(view) == Some((true, Some("3.0.0".into()), false))
     });
     let sidecar = &view["sidecars"][0];
@@ -264,7 +252,7 @@ fn activations_rollbacks_and_revocations_reach_opa_by_long_poll_and_the_fleet_vi
 
     // A version it can verify brings it back in sync.
     let sent = Instant::now();
-    let good = interop::release(&server.url, &root, "8.0.0", None);
+    let good = release::release(&server.url, root, "default", "8.0.0");
     opa.wait_for_activation(&good.sha256, sent, WITHIN);
     wait_in_sync(&server, "8.0.0");
 }
@@ -279,11 +267,11 @@ fn answered(exchanges: &[Exchange], lost: bool, field: &str) -> u64 {
         .sum()
 }
 
-fn decision_logs_land_exactly_once(server: &Server, database_url: &str) {
+fn decision_logs_land_exactly_once(server: &Server) {
     let relay = Relay::start(&server.url);
     let config = interop::sidecar_config(server, &relay.url, &["--decision-logs"]);
     let dir = tempfile::tempdir().unwrap();
-    let opa = interop::start_sidecar(dir.path(), &config, &server.url, &root(server));
+    let opa = interop::start_sidecar(dir.path(), &config, &server.url, server.root());
 
     // sck's answer to the first upload is lost: OPA uploads the same chunk again, sck answers
     // that its decisions are duplicates.
@@ -317,7 +305,7 @@ fn decision_logs_land_exactly_once(server: &Server, database_url: &str) {
     made.extend(interop::decide(&opa, 2, "after-restart"));
     assert!(opa.stop().success());
 
-    let ledgered = interop::ledgered_decisions(database_url, &server.data_dir);
+    let ledgered = interop::ledgered_decisions(&server.database_url, &server.data_dir);
     let expected: BTreeMap<String, usize> = made.iter().map(|id| (id.clone(), 1)).collect();
     assert_eq!(expected.len(), 9, "OPA gave every decision its own id");
     assert_eq!(
@@ -328,32 +316,27 @@ fn decision_logs_land_exactly_once(server: &Server, database_url: &str) {
 
 #[test]
 fn decision_logs_land_exactly_once_across_reuploads_and_restarts() {
-    let server = Server::start();
-    let database = server.data_dir.join("sck.db").display().to_string();
-    decision_logs_land_exactly_once(&server, &database);
+    decision_logs_land_exactly_once(&Server::start());
 }
 
 #[test]
 fn decision_logs_land_exactly_once_on_postgres() {
-    let Some(database) = support::fresh_postgres_database() else {
+    let Some(deployment) = Deployment::postgres() else {
         return;
     };
-    let dir = tempfile::tempdir().unwrap();
-    let server = Server::start_on(dir.path(), &database);
-    decision_logs_land_exactly_once(&server, &database);
+    decision_logs_land_exactly_once(&deployment.replica());
 }
 
 /// Two replicas on one PostgreSQL: OPA polls replica B, the activation happens on replica A,
 /// and B's held long poll answers it (woken by A's notification).
 #[test]
 fn on_postgres_an_activation_on_replica_a_reaches_opa_polling_replica_b_by_long_poll() {
-    let Some(database) = support::fresh_postgres_database() else {
+    let Some(deployment) = Deployment::postgres() else {
         return;
     };
-    let dir = tempfile::tempdir().unwrap();
-    let a = Server::start_on(dir.path(), &database);
-    let b = Server::start_on(dir.path(), &database);
-    let root = root(&a);
+    let a = deployment.replica();
+    let b = deployment.replica();
+    let root = a.root();
     assert!(
         b.root_key.is_none(),
         "replica B found the database bootstrapped"
@@ -362,7 +345,7 @@ fn on_postgres_an_activation_on_replica_a_reaches_opa_polling_replica_b_by_long_
     // Asked of replica A, pointed at replica B (through the relay), as compose.yaml does.
     let config = interop::sidecar_config(&a, &relay.url, &["--status"]);
     let opa_dir = tempfile::tempdir().unwrap();
-    let opa = interop::start_sidecar(opa_dir.path(), &config, &a.url, &root);
+    let opa = interop::start_sidecar(opa_dir.path(), &config, &a.url, root);
     activate_new_versions(
         &a,
         &relay,
@@ -371,7 +354,7 @@ fn on_postgres_an_activation_on_replica_a_reaches_opa_polling_replica_b_by_long_
         "activation on replica A -> OPA polling replica B",
     );
     // Replica B's fleet view (status reports went to B) agrees with A's registry.
-    let view = interop::wait_for_fleet(&b.url, &root, WITHIN, |view| {
+    let view = interop::wait_for_fleet(&b.url, root, WITHIN, |view| {
         interop::sidecar_state(view) == Some((false, Some("4.0.0".into()), true))
     });
     assert_eq!(view["activeBundles"][0]["version"], "4.0.0");

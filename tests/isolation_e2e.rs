@@ -13,28 +13,24 @@
 mod support;
 
 use std::path::Path;
-use std::process::Command;
 
 use serde_json::{json, Value};
-use support::{
-    fresh_postgres_database, get, policy_files, post_json, sck, succeeded, Reply, Server,
-};
+use support::db::{self, Deployment};
+use support::http::{get_as, gzip, post_json, Reply, API};
+use support::release::{self, compile_request, Source};
+use support::server::Server;
+use support::signed::{Call, Key};
+use support::{cli, ledger, orgs, sidecar, signed, tokens};
 
-use sck_gateway::xsck::canonical::{self, Scheme, SignedRequest};
-
-const API: &str = "/api/v1/enforcement";
 const A: &str = "org-a";
 const B: &str = "org-b";
 const B_ANS: &str = "ans://b.example.com";
-/// The authority `sck serve` signs for with its default `public_url`.
-const AUTHORITY: &str = "127.0.0.1:8080";
+/// The public URL `sck serve` signs for by default.
+const PUBLIC: &str = "http://127.0.0.1:8080";
 
 /// Every server in this file keeps decision inputs (so retention has something of B's to
-/// delete). `Server::start_on` takes no environment, so this is set once for the process.
-fn keep_inputs() {
-    static ONCE: std::sync::Once = std::sync::Once::new();
-    ONCE.call_once(|| std::env::set_var("SCK_FLEET__STORE_INPUT", "true"));
-}
+/// delete).
+const KEEP_INPUTS: &[(&str, &str)] = &[("SCK_FLEET__STORE_INPUT", "true")];
 
 /// An org's admin key and sidecar credential.
 struct Tenant {
@@ -42,17 +38,11 @@ struct Tenant {
     sidecar: String,
 }
 
-/// A running `sck serve` with its database and root key.
-struct Deployment {
-    server: Server,
-    database_url: String,
-    root: String,
-    _dir: Option<tempfile::TempDir>,
-}
-
 /// A deployment with orgs A and B, and what B has in it.
 struct World {
-    d: Deployment,
+    d: Server,
+    /// The data directory and database of a deployment `d` joined (PostgreSQL).
+    _deployment: Option<Deployment>,
     a: Tenant,
     b: Tenant,
     /// A's active bundle.
@@ -73,29 +63,20 @@ struct World {
 const B_ISSUER_NAME: &str = "agents";
 const B_DECISION: &str = "dec-b-1";
 
-fn url(d: &Deployment, path: &str) -> String {
-    format!("{}{path}", d.server.url)
+fn url(d: &Server, path: &str) -> String {
+    format!("{}{path}", d.url)
 }
 
-fn read(d: &Deployment, key: &str, path: &str) -> Reply {
-    get(
-        &url(d, path),
-        &[("Authorization", &format!("Bearer {key}"))],
-    )
+fn read(d: &Server, key: &str, path: &str) -> Reply {
+    get_as(&url(d, path), key)
 }
 
-fn post(d: &Deployment, key: &str, path: &str, body: Value) -> Reply {
+fn post(d: &Server, key: &str, path: &str, body: Value) -> Reply {
     post_json(&url(d, &format!("{API}{path}")), Some(key), &body)
 }
 
 fn ok(reply: Reply, status: u16) -> Value {
-    assert_eq!(
-        reply.status,
-        status,
-        "{}",
-        String::from_utf8_lossy(&reply.body)
-    );
-    reply.json()
+    reply.expect(status)
 }
 
 /// `(status, code)` of an answer.
@@ -104,134 +85,55 @@ fn answer(reply: &Reply) -> (u16, String) {
 }
 
 /// Compiles and publishes `version` of `org`'s bundle `gateway`; activates it if asked.
-fn release(d: &Deployment, org: &str, version: &str, activate: bool) -> String {
-    let compiled = ok(
-        post(
-            d,
-            &d.root,
-            "/bundles/compile",
-            json!({"organizationId": org, "name": "gateway", "version": version, "files": policy_files()}),
-        ),
-        201,
-    );
-    let id = compiled["id"].as_str().unwrap().to_owned();
-    ok(
-        post(d, &d.root, "/bundles/publish", json!({"bundleId": id})),
-        200,
-    );
+fn release(d: &Server, org: &str, version: &str, activate: bool) -> String {
+    let id = release::published(&d.url, d.root(), org, version, None);
     if activate {
-        ok(
-            post(d, &d.root, "/bundles/activate", json!({"bundleId": id})),
-            200,
-        );
+        release::activate(&d.url, d.root(), &id, false);
     }
     id
 }
 
-fn tenant(d: &Deployment, org: &str) -> Tenant {
-    let credential = |kind: &str| {
-        ok(
-            post(
-                d,
-                &d.root,
-                "/credentials",
-                json!({"organizationId": org, "kind": kind}),
-            ),
-            201,
-        )["secret"]
-            .as_str()
-            .unwrap()
-            .to_owned()
-    };
+fn tenant(d: &Server, org: &str) -> Tenant {
     Tenant {
-        key: credential("admin"),
-        sidecar: credential("sidecar"),
+        key: orgs::credential(&d.url, d.root(), org, "admin"),
+        sidecar: orgs::credential(&d.url, d.root(), org, "sidecar"),
     }
-}
-
-fn gzip(bytes: &[u8]) -> Vec<u8> {
-    use std::io::Write;
-    let mut encoder = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
-    encoder.write_all(bytes).unwrap();
-    encoder.finish().unwrap()
 }
 
 /// POSTs an OPA upload (`/status` or `/logs`) with a sidecar credential.
-fn upload(d: &Deployment, sidecar: &str, path: &str, document: &Value) -> Reply {
-    let mut response = support::agent()
-        .post(url(d, path))
-        .header("Authorization", format!("Bearer {sidecar}"))
-        .header("Content-Type", "application/json")
-        .header("Content-Encoding", "gzip")
-        .send(&gzip(&serde_json::to_vec(document).unwrap())[..])
-        .expect("request completes");
-    Reply {
-        status: response.status().as_u16(),
-        headers: response.headers().clone(),
-        body: response.body_mut().read_to_vec().unwrap(),
-    }
+fn upload(d: &Server, token: &str, path: &str, document: &Value) -> Reply {
+    let body = gzip(&serde_json::to_vec(document).unwrap());
+    sidecar::post(&d.url, path, Some(token), Some("gzip"), &body)
 }
 
 fn status_report(instance: &str) -> Value {
-    json!({
-        "labels": {"id": instance, "version": "0.60.0"},
-        "bundles": {"gateway": {"name": "gateway", "active_revision": "2.0.0"}},
-        "plugins": {"bundle": {"state": "OK"}},
-    })
+    sidecar::status_report(instance, "2.0.0")
 }
 
 fn decision_log(id: &str) -> Value {
-    json!([{
-        "labels": {"id": "opa-shared", "version": "0.60.0"},
-        "decision_id": id,
-        "path": "sck/gateway/decision",
-        "input": {"action": "tools.invoke"},
-        "result": {"allow": true, "reasons": []},
-        "timestamp": "2026-01-01T00:00:00Z",
-    }])
-}
-
-fn deployment(server: Server, database_url: String, dir: Option<tempfile::TempDir>) -> Deployment {
-    Deployment {
-        root: server.root_key.clone().expect("a bootstrapped server"),
-        server,
-        database_url,
-        _dir: dir,
-    }
+    json!([sidecar::decision(id, "opa-shared")])
 }
 
 /// Sets up orgs A and B (B with two bundle versions and a draft, a pin, an issuer, a token, a
 /// sidecar report and a kept decision input; A with an active bundle) on `d`.
-fn world(d: Deployment) -> World {
+fn world(d: Server, deployment: Option<Deployment>) -> World {
     for org in [A, B] {
-        ok(
-            post(&d, &d.root, "/orgs", json!({"organizationId": org})),
-            201,
-        );
+        orgs::create(&d.url, d.root(), org);
     }
     let (a, b) = (tenant(&d, A), tenant(&d, B));
     let a_bundle = release(&d, A, "1.0.0", true);
     let b_old = release(&d, B, "1.0.0", true);
     let b_active = release(&d, B, "2.0.0", true);
-    let draft = json!({"organizationId": B, "name": "gateway", "version": "3.0.0", "files": policy_files()});
-    let b_draft = ok(post(&d, &b.key, "/bundles/compile", draft), 201)["id"]
-        .as_str()
-        .unwrap()
-        .to_owned();
+    let draft = compile_request(B, "gateway", "3.0.0", &Source::policies());
+    let b_draft = release::compiled(&d.url, &b.key, &draft);
     let b_digest = ok(read(&d, &b.key, &format!("{API}/bundles/{b_active}")), 200)["sha256"]
         .as_str()
         .unwrap()
         .to_owned();
-    let pin = json!({"organizationId": B, "ansId": B_ANS});
-    let pin = ok(post(&d, &b.key, "/identities", pin), 201);
-    let issuer = json!({"organizationId": B, "name": B_ISSUER_NAME, "loaCeiling": 3, "scopes": ["mcp:invoke"]});
-    let b_issuer = ok(post(&d, &b.key, "/tokens/issuers", issuer), 201)["id"]
-        .as_str()
-        .unwrap()
-        .to_owned();
-    let issue = json!({"organizationId": B, "artifactId": "agent-b", "artifactType": "agent",
-                       "loaLevel": 2, "scope": ["mcp:invoke"], "issuerId": b_issuer});
-    let issued = ok(post(&d, &b.key, "/tokens/issue", issue), 201);
+    let (b_secret, b_key_id) = signed::pin_hmac(&d.url, &b.key, B, B_ANS);
+    let b_issuer = tokens::create_issuer(&d.url, &b.key, B, B_ISSUER_NAME, 3, &["mcp:invoke"]);
+    let request = tokens::request(B, &b_issuer, "agent-b", 2, json!(["mcp:invoke"]));
+    let issued = tokens::issue(&d.url, &b.key, &request);
     ok(
         upload(&d, &b.sidecar, "/status", &status_report("opa-shared")),
         200,
@@ -249,12 +151,13 @@ fn world(d: Deployment) -> World {
         b_active,
         b_draft,
         b_digest,
-        b_secret: pin["key"]["secret"].as_str().unwrap().to_owned(),
-        b_key_id: pin["key"]["keyId"].as_str().unwrap().to_owned(),
+        b_secret,
+        b_key_id,
         b_issuer,
         b_token: issued["token"].as_str().unwrap().to_owned(),
         b_jti: issued["tokenId"].as_str().unwrap().to_owned(),
         d,
+        _deployment: deployment,
     }
 }
 
@@ -285,13 +188,10 @@ fn snapshot(w: &World) -> Value {
         post(&w.d, b, "/tokens/introspect", json!({"token": w.b_token})),
         200,
     );
-    let served = get(
-        &url(&w.d, &format!("/bundles/{B}/gateway.tar.gz")),
-        &[("Authorization", &format!("Bearer {}", w.b.sidecar))],
-    );
+    let served = sidecar::fetch_bundle(&w.d.url, B, &w.b.sidecar, None, None);
     assert_eq!(served.status, 200);
-    let inputs = succeeded(sck(
-        &w.d.server.data_dir,
+    let inputs = cli::succeeded(cli::run_in(
+        &w.d.data_dir,
         &[
             "ledger",
             "inputs",
@@ -312,7 +212,7 @@ fn snapshot(w: &World) -> Value {
         "served": served.header("etag"),
         "inputs": inputs,
         "ledger": ledger_head(w, b),
-        "ledger_as_root": ledger_head(w, &w.d.root),
+        "ledger_as_root": ledger_head(w, w.d.root()),
     })
 }
 
@@ -460,7 +360,7 @@ fn bundles(w: &World) {
         &w.d,
         a,
         "/bundles/compile",
-        json!({"organizationId": B, "name": "gateway", "version": "9.0.0", "files": policy_files()}),
+        compile_request(B, "gateway", "9.0.0", &Source::policies()),
     );
     assert_eq!(compile.status, 403);
     let not_found = (404, "not_found".to_owned());
@@ -504,13 +404,7 @@ fn bundles(w: &World) {
     let own = ok(read(&w.d, a, &format!("{API}/bundles/{}", w.a_bundle)), 200);
     assert_eq!(own["status"], "ACTIVE");
     // A's sidecar gets nothing of B's, by name or by digest.
-    let fetch = |path: String| {
-        get(
-            &url(&w.d, &path),
-            &[("Authorization", &format!("Bearer {}", w.a.sidecar))],
-        )
-        .status
-    };
+    let fetch = |path: String| read(&w.d, &w.a.sidecar, &path).status;
     assert_eq!(fetch(format!("/bundles/{B}/gateway.tar.gz")), 403);
     assert_eq!(
         fetch(format!("/bundles/{A}/sha256/{}.tar.gz", w.b_digest)),
@@ -522,7 +416,7 @@ fn fleet(w: &World) {
     let view = read(&w.d, &w.a.key, &format!("{API}/fleet?org={B}"));
     assert_eq!(answer(&view), (404, "not_found".into()));
     // The root key's view of an org nobody created is a 404 too, not an empty fleet.
-    let nowhere = read(&w.d, &w.d.root, &format!("{API}/fleet?org=no-such-org"));
+    let nowhere = read(&w.d, w.d.root(), &format!("{API}/fleet?org=no-such-org"));
     assert_eq!(answer(&nowhere), (404, "not_found".into()));
     // A's sidecar reporting under B's instance id, and uploading B's decision id, writes A's.
     ok(
@@ -537,9 +431,9 @@ fn fleet(w: &World) {
 }
 
 fn retention(w: &World) {
-    let now = sck_ledger::entry::format_timestamp(time::OffsetDateTime::now_utc());
-    let pruned = succeeded(sck(
-        &w.d.server.data_dir,
+    let now = ledger::now_timestamp();
+    let pruned = cli::succeeded(cli::run_in(
+        &w.d.data_dir,
         &[
             "ledger",
             "prune-inputs",
@@ -573,56 +467,13 @@ fn ledger(w: &World) {
 fn signed_call(w: &World) -> Reply {
     let body =
         serde_json::to_vec(&json!({"action": "tools.invoke", "resource": {"org": B}})).unwrap();
-    let timestamp = time::OffsetDateTime::now_utc().unix_timestamp().to_string();
-    let nonce = uuid::Uuid::new_v4().simple().to_string();
-    let path = format!("{API}/verify");
-    let request = SignedRequest {
-        method: "POST",
-        authority: AUTHORITY,
-        path: &path,
-        query: "",
-        body: &body,
-    };
-    let message = canonical::string_to_sign(
-        Scheme::HmacSha256,
-        &request,
-        &timestamp,
-        Some(&nonce),
-        B_ANS,
-        B,
-    );
-    let signature = canonical::sign_hmac(w.b_secret.as_bytes(), &message).header_value();
-    let mut response = support::agent()
-        .post(url(&w.d, &path))
-        .header("Content-Type", "application/json")
-        .header("X-SCK-Signature", signature)
-        .header("X-SCK-Timestamp", timestamp)
-        .header("X-SCK-ANS-ID", B_ANS)
-        .header("X-SCK-Organization", B)
-        .header("X-SCK-Nonce", nonce)
-        .send(&body[..])
-        .expect("request completes");
-    Reply {
-        status: response.status().as_u16(),
-        headers: response.headers().clone(),
-        body: response.body_mut().read_to_vec().unwrap(),
-    }
+    Call::new(PUBLIC, B_ANS, B, body).send(&w.d.url, &Key::Hmac(w.b_secret.clone()))
 }
 
 /// B's log, exported with B's key, passes `sck ledger verify` with the published keys.
 fn ledger_verifies(w: &World, dir: &Path) {
-    let export = read(&w.d, &w.b.key, &format!("/api/v1/ledger/{B}/export"));
-    assert_eq!(export.status, 200);
-    let file = dir.join("ledger-org-b.tar.gz");
-    std::fs::write(&file, &export.body).unwrap();
-    let keys = get(&url(&w.d, &format!("/api/v1/ledger/{B}/keys")), &[]).json();
-    let mut command = Command::new(env!("CARGO_BIN_EXE_sck"));
-    command.args(["ledger", "verify", "--quiet"]).arg(&file);
-    for key in keys["keys"].as_array().unwrap() {
-        command.args(["--key", key["verifier"].as_str().unwrap()]);
-    }
-    let verified = succeeded(command.output().unwrap());
-    assert!(verified.starts_with("OK:"), "{verified}");
+    let export = ledger::api_export(&w.d.url, &w.b.key, B, dir);
+    ledger::verify_export(&export, &ledger::published_keys(&w.d.url, B));
 }
 
 /// Every probe, then B's caller, sidecar and ledger still work.
@@ -636,78 +487,69 @@ fn org_a_changes_nothing_of_org_b(w: World) {
     probe(&w, "fleet", fleet);
     probe(&w, "retention", retention);
     probe(&w, "ledger", ledger);
-    let verified = signed_call(&w);
-    assert_eq!(
-        verified.status,
-        200,
-        "{}",
-        String::from_utf8_lossy(&verified.body)
-    );
-    assert_eq!(verified.json()["caller"]["org"], B);
+    let verified = signed_call(&w).expect(200);
+    assert_eq!(verified["caller"]["org"], B);
     let dir = tempfile::tempdir().unwrap();
     ledger_verifies(&w, dir.path());
 }
 
 #[test]
 fn on_sqlite_org_a_changes_nothing_of_org_b_whatever_it_answers() {
-    keep_inputs();
-    let server = Server::start();
-    let database_url = server.data_dir.join("sck.db").display().to_string();
-    org_a_changes_nothing_of_org_b(world(deployment(server, database_url, None)));
+    org_a_changes_nothing_of_org_b(world(Server::start_with_env(KEEP_INPUTS), None));
 }
 
 #[test]
 fn on_postgres_org_a_changes_nothing_of_org_b_whatever_it_answers() {
-    keep_inputs();
-    let Some(database) = fresh_postgres_database() else {
+    let Some(deployment) = Deployment::postgres() else {
         return;
     };
-    let dir = tempfile::tempdir().unwrap();
-    let server = Server::start_on(dir.path(), &database);
-    org_a_changes_nothing_of_org_b(world(deployment(server, database, Some(dir))));
+    let server = deployment.replica_with_env(KEEP_INPUTS);
+    org_a_changes_nothing_of_org_b(world(server, Some(deployment)));
 }
 
 #[test]
 fn names_the_ledger_and_routes_use_cannot_become_orgs() {
     let server = Server::start();
-    let root = server.root_key.clone().unwrap();
+    let root = server.root();
     let api = |path: &str| format!("{}{API}{path}", server.url);
     for name in ["system", "System", "sha256"] {
-        let reply = post_json(&api("/orgs"), Some(&root), &json!({"organizationId": name}));
+        let reply = post_json(&api("/orgs"), Some(root), &json!({"organizationId": name}));
         assert_eq!(answer(&reply), (400, "reserved_name".into()), "{name}");
         // Nothing was created: the org has no credentials to give.
         let key = post_json(
             &api("/credentials"),
-            Some(&root),
+            Some(root),
             &json!({"organizationId": name, "kind": "admin"}),
         );
         assert_eq!(key.status, 404, "{name}");
     }
-    let database = server.data_dir.join("sck.db").display().to_string();
-    let cli = Command::new(env!("CARGO_BIN_EXE_sck"))
-        .args(["admin", "create-org", "system", "--database-url", &database])
-        .env("SCK_DATA_DIR", &server.data_dir)
-        .current_dir(&server.data_dir)
-        .env_remove("SCK_CONFIG")
-        .output()
-        .unwrap();
-    assert!(!cli.status.success());
-    assert!(String::from_utf8_lossy(&cli.stderr).contains("reserved"));
+    let (_, said) = cli::failed(cli::run_in(
+        &server.data_dir,
+        &[
+            "admin",
+            "create-org",
+            "system",
+            "--database-url",
+            &server.database_url,
+        ],
+    ));
+    assert!(said.contains("reserved"));
 }
 
 #[test]
 fn a_first_start_refuses_a_reserved_default_org() {
     let dir = tempfile::tempdir().unwrap();
-    let out = Command::new(env!("CARGO_BIN_EXE_sck"))
-        .args(["serve", "--listen", "127.0.0.1:0", "--database-url"])
-        .arg(dir.path().join("sck.db"))
-        .env("SCK_DATA_DIR", dir.path())
-        .env("SCK_BUNDLES__DEFAULT_ORG", "system")
-        .env("SCK_LOG", "warn")
-        .env_remove("SCK_CONFIG")
-        .env_remove("SCK_DATABASE_URL")
-        .output()
-        .unwrap();
+    let out = cli::command(&[
+        "serve",
+        "--listen",
+        "127.0.0.1:0",
+        "--database-url",
+        &db::sqlite_url(dir.path()),
+    ])
+    .env("SCK_DATA_DIR", dir.path())
+    .env("SCK_BUNDLES__DEFAULT_ORG", "system")
+    .output()
+    .unwrap();
     assert!(!out.status.success());
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(stderr.contains("reserved"), "{stderr}");
@@ -719,40 +561,29 @@ fn a_first_start_refuses_a_reserved_default_org() {
 #[test]
 fn an_org_named_system_from_before_keeps_its_keys_and_shares_the_system_log() {
     let server = Server::start();
-    let root = server.root_key.clone().unwrap();
-    let database = server.data_dir.join("sck.db").display().to_string();
-    tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .unwrap()
-        .block_on(async {
-            use sqlx::Connection;
-            let mut conn = sqlx::SqliteConnection::connect(&format!("sqlite://{database}"))
-                .await
-                .unwrap();
-            sqlx::query(
-                "INSERT INTO orgs (id, created_at) VALUES ('system', '2026-01-01T00:00:00Z')",
-            )
-            .execute(&mut conn)
-            .await
-            .unwrap();
-        });
+    let root = server.root();
+    db::sqlite_execute(
+        &server.database_url,
+        "INSERT INTO orgs (id, created_at) VALUES ('system', '2026-01-01T00:00:00Z')",
+        &[],
+    )
+    .unwrap();
     let api = |path: &str| format!("{}{API}{path}", server.url);
     let created = post_json(
         &api("/orgs"),
-        Some(&root),
+        Some(root),
         &json!({"organizationId": "system"}),
     );
     assert_eq!(answer(&created), (400, "reserved_name".into()));
     let key = post_json(
         &api("/credentials"),
-        Some(&root),
+        Some(root),
         &json!({"organizationId": "system", "kind": "admin"}),
     );
     let key = ok(key, 201)["secret"].as_str().unwrap().to_owned();
-    let log = get(
+    let log = get_as(
         &format!("{}/api/v1/ledger/system/entries", server.url),
-        &[("Authorization", &format!("Bearer {key}"))],
+        &key,
     );
     let kinds: Vec<Value> = ok(log, 200)["entries"]
         .as_array()

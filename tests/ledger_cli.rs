@@ -2,48 +2,19 @@
 //! offline verification (including tampering named by seq), in-database verification and
 //! proofs, on SQLite and — when `SCK_TEST_DATABASE_URL` is set — PostgreSQL.
 
+mod support;
+
 use std::path::Path;
-use std::process::{Command, Output};
+use std::process::Command;
 
 use base64::Engine;
 use sck_ledger::merkle::{verify_consistency, verify_inclusion, Hash};
 use sck_ledger::schema::MIGRATIONS;
 use sck_ledger::{Event, EventType, Ledger, LedgerKey, Store, WriterConfig};
-
-fn sck(args: &[&str], env: &[(&str, &str)]) -> Output {
-    let mut cmd = Command::new(env!("CARGO_BIN_EXE_sck"));
-    cmd.args(args)
-        .env_remove("SCK_DATABASE_URL")
-        .env_remove("SCK_DEPLOYMENT");
-    for (k, v) in env {
-        cmd.env(k, v);
-    }
-    cmd.output().expect("sck runs")
-}
+use support::cli;
 
 fn text(b: &[u8]) -> String {
     String::from_utf8_lossy(b).into_owned()
-}
-
-fn ok(args: &[&str], env: &[(&str, &str)]) -> String {
-    let out = sck(args, env);
-    assert!(
-        out.status.success(),
-        "sck {args:?} failed: {}{}",
-        text(&out.stdout),
-        text(&out.stderr)
-    );
-    text(&out.stdout)
-}
-
-fn fails(args: &[&str], env: &[(&str, &str)]) -> (i32, String) {
-    let out = sck(args, env);
-    assert!(
-        !out.status.success(),
-        "sck {args:?} succeeded: {}",
-        text(&out.stdout)
-    );
-    (out.status.code().unwrap_or(-1), text(&out.stderr))
 }
 
 fn unique_org(prefix: &str) -> String {
@@ -127,18 +98,15 @@ fn end_to_end(url: &str) {
     let db = [("SCK_DATABASE_URL", url), ("SCK_DEPLOYMENT", "acme-prod")];
 
     // key generate: private key file (0600) + verifier key on stdout
-    let vkey = ok(
-        &[
-            "ledger",
-            "key",
-            "generate",
-            "--name",
-            "ledger.acme.example/gw-1",
-            "-o",
-            &d("gw.key"),
-        ],
-        &[],
-    )
+    let vkey = cli::ok(&[
+        "ledger",
+        "key",
+        "generate",
+        "--name",
+        "ledger.acme.example/gw-1",
+        "-o",
+        &d("gw.key"),
+    ])
     .trim()
     .to_owned();
     assert!(vkey.starts_with("ledger.acme.example/gw-1+"), "{vkey}");
@@ -150,49 +118,40 @@ fn end_to_end(url: &str) {
     }
     let key = LedgerKey::load_file(Path::new(&d("gw.key"))).unwrap();
     assert_eq!(key.verifier().to_string(), vkey);
-    let (code, err) = fails(
-        &[
-            "ledger",
-            "key",
-            "generate",
-            "--name",
-            "x/y",
-            "-o",
-            &d("gw.key"),
-        ],
-        &[],
-    );
+    let (code, err) = cli::fails(&[
+        "ledger",
+        "key",
+        "generate",
+        "--name",
+        "x/y",
+        "-o",
+        &d("gw.key"),
+    ]);
     assert_eq!(code, 1, "{err}");
 
     let org = unique_org("acme");
     fill_log(url, &org, &key, 45);
 
     // export (--database-url flag) and verify offline
-    let out = ok(
-        &[
-            "ledger",
-            "export",
-            "--org",
-            &org,
-            "--database-url",
-            url,
-            "--deployment",
-            "acme-prod",
-            "-o",
-            &d("export.tar.gz"),
-        ],
-        &[],
-    );
+    let out = cli::ok(&[
+        "ledger",
+        "export",
+        "--org",
+        &org,
+        "--database-url",
+        url,
+        "--deployment",
+        "acme-prod",
+        "-o",
+        &d("export.tar.gz"),
+    ]);
     assert!(out.contains("exported 45 entries"), "{out}");
-    let out = ok(
-        &["ledger", "verify", &d("export.tar.gz"), "--key", &vkey],
-        &[],
-    );
+    let out = cli::ok(&["ledger", "verify", &d("export.tar.gz"), "--key", &vkey]);
     assert!(out.contains("OK: 45 entries"), "{out}");
     assert!(out.contains("5 checkpoints"), "{out}");
 
     // a partial export verifies on its own too (start frontier in the manifest)
-    ok(
+    cli::succeeded(cli::run_with_env(
         &[
             "ledger",
             "export",
@@ -206,11 +165,8 @@ fn end_to_end(url: &str) {
             &d("part.tar.gz"),
         ],
         &db,
-    );
-    let out = ok(
-        &["ledger", "verify", &d("part.tar.gz"), "--key", &vkey],
-        &[],
-    );
+    ));
+    let out = cli::ok(&["ledger", "verify", &d("part.tar.gz"), "--key", &vkey]);
     assert!(out.contains("OK: 28 entries (seq 12..40)"), "{out}");
 
     // tampering is named by seq, exit status 2
@@ -221,7 +177,7 @@ fn end_to_end(url: &str) {
             l[17] = l[17].replace("dec-0017", "dec-0071");
         },
     );
-    let (code, err) = fails(&["ledger", "verify", &d("bad.tar.gz"), "--key", &vkey], &[]);
+    let (code, err) = cli::fails(&["ledger", "verify", &d("bad.tar.gz"), "--key", &vkey]);
     assert_eq!(code, 2);
     assert!(err.contains("first bad entry: seq 17"), "{err}");
     tamper(
@@ -231,10 +187,7 @@ fn end_to_end(url: &str) {
             l.remove(8);
         },
     );
-    let (_, err) = fails(
-        &["ledger", "verify", &d("bad2.tar.gz"), "--key", &vkey],
-        &[],
-    );
+    let (_, err) = cli::fails(&["ledger", "verify", &d("bad2.tar.gz"), "--key", &vkey]);
     assert!(err.contains("seq 8"), "{err}");
 
     // a key we do not trust
@@ -242,36 +195,33 @@ fn end_to_end(url: &str) {
         .unwrap()
         .verifier()
         .to_string();
-    let (code, err) = fails(
-        &["ledger", "verify", &d("export.tar.gz"), "--key", &other],
-        &[],
-    );
+    let (code, err) = cli::fails(&["ledger", "verify", &d("export.tar.gz"), "--key", &other]);
     assert_eq!(code, 2);
     assert!(err.contains("seq 0") && err.contains("signature"), "{err}");
     // no key at all, or a malformed one
-    let (code, _) = fails(&["ledger", "verify", &d("export.tar.gz")], &[]);
+    let (code, _) = cli::fails(&["ledger", "verify", &d("export.tar.gz")]);
     assert_eq!(code, 1);
-    let (code, err) = fails(
-        &["ledger", "verify", &d("export.tar.gz"), "--key", "nope"],
-        &[],
-    );
+    let (code, err) = cli::fails(&["ledger", "verify", &d("export.tar.gz"), "--key", "nope"]);
     assert_eq!(code, 1);
     assert!(err.contains("invalid key"), "{err}");
 
     // verify the database in place (env-configured URL)
-    let out = ok(
+    let out = cli::succeeded(cli::run_with_env(
         &["ledger", "verify", "--db", "--org", &org, "--key", &vkey],
         &db,
-    );
+    ));
     assert!(out.contains("OK: 45 entries"), "{out}");
-    let out = ok(&["ledger", "verify", "--db", "--org", &org], &db);
+    let out = cli::succeeded(cli::run_with_env(
+        &["ledger", "verify", "--db", "--org", &org],
+        &db,
+    ));
     assert!(out.contains("OK: 45 entries"), "{out}");
 
     // proofs
-    let p: serde_json::Value = serde_json::from_str(&ok(
+    let p: serde_json::Value = serde_json::from_str(&cli::succeeded(cli::run_with_env(
         &["ledger", "proof", "inclusion", "--org", &org, "--seq", "7"],
         &db,
-    ))
+    )))
     .unwrap();
     let proof: Vec<Hash> = p["proof"]
         .as_array()
@@ -287,7 +237,7 @@ fn end_to_end(url: &str) {
         &b64_hash(&p["root"]),
     )
     .unwrap();
-    let c: serde_json::Value = serde_json::from_str(&ok(
+    let c: serde_json::Value = serde_json::from_str(&cli::succeeded(cli::run_with_env(
         &[
             "ledger",
             "proof",
@@ -300,7 +250,7 @@ fn end_to_end(url: &str) {
             "45",
         ],
         &db,
-    ))
+    )))
     .unwrap();
     let proof: Vec<Hash> = c["proof"]
         .as_array()
@@ -317,15 +267,15 @@ fn end_to_end(url: &str) {
     )
     .unwrap();
     assert_eq!(c["to_root"], p["root"]);
-    let (code, err) = fails(
+    let (code, err) = cli::failed(cli::run_with_env(
         &["ledger", "proof", "inclusion", "--org", &org, "--seq", "45"],
         &db,
-    );
+    ));
     assert_eq!(code, 1);
     assert!(err.starts_with("error: "), "{err}");
 
     // unknown org
-    let (code, err) = fails(
+    let (code, err) = cli::failed(cli::run_with_env(
         &[
             "ledger",
             "export",
@@ -335,7 +285,7 @@ fn end_to_end(url: &str) {
             &d("x.tar.gz"),
         ],
         &db,
-    );
+    ));
     assert_eq!(code, 1);
     assert!(err.contains("no ledger log"), "{err}");
 }
@@ -359,9 +309,7 @@ fn ledger_cli_on_postgres() {
 #[test]
 fn default_database_is_created_under_sck_data() {
     let dir = tempfile::tempdir().unwrap();
-    let out = Command::new(env!("CARGO_BIN_EXE_sck"))
-        .args(["ledger", "verify", "--db", "--org", "nobody"])
-        .env_remove("SCK_DATABASE_URL")
+    let out = cli::command(&["ledger", "verify", "--db", "--org", "nobody"])
         .current_dir(dir.path())
         .output()
         .unwrap();

@@ -14,50 +14,18 @@ mod support;
 
 use std::cell::RefCell;
 use std::collections::BTreeSet;
-use std::io::Write;
 
 use serde_json::{json, Value};
-use support::{post_json, post_raw, repo, Reply, Server};
-
-use sck_gateway::xsck::canonical::{self, Scheme, SignedRequest};
+use support::http::{gzip, post_json, post_raw, request as send, Reply};
+use support::release::{compile_request, Source};
+use support::server::Server;
+use support::signed::{Call, Key, VERIFY};
+use support::{repo, sidecar};
 
 const PUBLIC: &str = "https://gateway.example.com";
 const ORG: &str = "acme";
 const ANS: &str = "ans://v1.0.0.agent.acme.example.com";
 const METHODS: [&str; 5] = ["get", "post", "put", "delete", "patch"];
-
-/// Sends any request and reads the whole answer.
-fn send(method: &str, url: &str, headers: &[(&str, &str)], body: &[u8]) -> Reply {
-    let mut request = ureq::http::Request::builder()
-        .method(method.to_uppercase().as_str())
-        .uri(url);
-    for (name, value) in headers {
-        request = request.header(*name, *value);
-    }
-    let mut response = support::agent()
-        .run(request.body(body.to_vec()).unwrap())
-        .expect("request completes");
-    Reply {
-        status: response.status().as_u16(),
-        headers: response.headers().clone(),
-        body: response
-            .body_mut()
-            .with_config()
-            .limit(64 << 20)
-            .read_to_vec()
-            .unwrap(),
-    }
-}
-
-fn text(reply: &Reply) -> String {
-    String::from_utf8_lossy(&reply.body).into_owned()
-}
-
-fn gzip(bytes: &[u8]) -> Vec<u8> {
-    let mut encoder = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
-    encoder.write_all(bytes).unwrap();
-    encoder.finish().unwrap()
-}
 
 /// The published document and the answers checked against it.
 struct Contract {
@@ -69,7 +37,7 @@ struct Contract {
 impl Contract {
     fn fetch(server: &Server) -> Contract {
         let reply = send("get", &format!("{}/openapi.json", server.url), &[], &[]);
-        assert_eq!(reply.status, 200, "{}", text(&reply));
+        assert_eq!(reply.status, 200, "{}", reply.text());
         let contract = Contract {
             doc: reply.json(),
             succeeded: RefCell::default(),
@@ -112,7 +80,7 @@ impl Contract {
         assert!(
             response.is_object(),
             "{method} {template} answered {status}, which is not documented: {}",
-            text(reply)
+            reply.text()
         );
         if (200..300).contains(&reply.status) {
             self.succeeded
@@ -372,7 +340,7 @@ fn the_document_is_valid_openapi_and_documents_every_served_route() {
             reply.status != 404 && reply.status != 405,
             "{method} {template} is documented but not served ({}): {}",
             reply.status,
-            text(&reply)
+            reply.text()
         );
         contract.check(method, template, &reply);
         // Every method the router serves on this path is documented. (The X-SCK layer
@@ -439,7 +407,7 @@ impl Api {
             reply.status,
             status,
             "{method} {template}: {}",
-            text(&reply)
+            reply.text()
         );
         self.contract.check(method, template, &reply);
         reply
@@ -550,7 +518,7 @@ fn ops_and_credentials(api: &Api) -> (String, String) {
 fn bundles(api: &Api, admin: &str, sidecar: &str) {
     let key = Some(admin);
     let compile = "/api/v1/enforcement/bundles/compile";
-    let source = |version: &str| json!({"organizationId": ORG, "name": "gateway", "version": version, "files": support::policy_files()});
+    let source = |version: &str| compile_request(ORG, "gateway", version, &Source::policies());
     let v1 = api.post(compile, compile, key, source("1.0.0"), 201).json()["id"]
         .as_str()
         .unwrap()
@@ -859,39 +827,8 @@ fn tokens_and_decisions(api: &Api, admin: &str) {
 
 /// An X-SCK signed `POST /verify` of `body` (signed with `secret` unless `tamper`).
 fn signed_verify(api: &Api, secret: &str, body: &[u8], tamper: bool) -> Reply {
-    let timestamp = time::OffsetDateTime::now_utc().unix_timestamp().to_string();
-    let nonce = uuid::Uuid::new_v4().simple().to_string();
-    let authority = canonical::authority_of(PUBLIC);
-    let request = SignedRequest {
-        method: "POST",
-        authority: &authority,
-        path: "/api/v1/enforcement/verify",
-        query: "",
-        body,
-    };
-    let message = canonical::string_to_sign(
-        Scheme::HmacSha256,
-        &request,
-        &timestamp,
-        Some(&nonce),
-        ANS,
-        ORG,
-    );
-    let key = if tamper { "wrong secret" } else { secret };
-    let signature = canonical::sign_hmac(key.as_bytes(), &message).header_value();
-    send(
-        "post",
-        &api.url("/api/v1/enforcement/verify"),
-        &[
-            ("Content-Type", "application/json"),
-            ("X-SCK-Signature", &signature),
-            ("X-SCK-Timestamp", &timestamp),
-            ("X-SCK-ANS-ID", ANS),
-            ("X-SCK-Organization", ORG),
-            ("X-SCK-Nonce", &nonce),
-        ],
-        body,
-    )
+    let key = Key::Hmac(if tamper { "wrong secret" } else { secret }.into());
+    Call::new(PUBLIC, ANS, ORG, body.to_vec()).send(&api.server.url, &key)
 }
 
 /// Identity pins and X-SCK signed calls.
@@ -932,7 +869,7 @@ fn identities_and_verify(api: &Api, admin: &str) {
     api.get(pins, pins, key, 200);
     api.get(pins, &format!("{pins}?organizationId=default"), key, 404);
 
-    let verify = "/api/v1/enforcement/verify";
+    let verify = VERIFY;
     let body = serde_json::to_vec(&json!({"action": "bundles.evaluate", "resource": {"org": ORG}}))
         .unwrap();
     let answer = api
@@ -1010,12 +947,7 @@ fn fleet(api: &Api, admin: &str, sidecar: &str) {
         json_headers[1],
         ("Content-Encoding", "gzip"),
     ];
-    let report = serde_json::to_vec(&json!({
-        "labels": {"id": "opa-1", "version": "0.60.0"},
-        "bundles": {"gateway": {"name": "gateway", "active_revision": "1.0.0", "last_successful_activation": "2026-01-01T00:00:00Z"}},
-        "plugins": {"bundle": {"state": "OK"}}
-    }))
-    .unwrap();
+    let report = serde_json::to_vec(&sidecar::status_report("opa-1", "1.0.0")).unwrap();
     api.send("post", "/status", "/status", &json_headers, &report, 200);
     api.send(
         "post",
@@ -1042,12 +974,12 @@ fn fleet(api: &Api, admin: &str, sidecar: &str) {
         401,
     );
 
-    let event = |id: &str| {
-        json!({"labels": {"id": "opa-1", "version": "0.60.0"}, "decision_id": id, "path": "sck/gateway/decision",
-               "input": {"action": "tools.call"}, "result": {"allow": true}, "timestamp": "2026-01-01T00:00:00Z"})
-    };
     let batch = |ids: &[&str]| {
-        gzip(&serde_json::to_vec(&ids.iter().map(|id| event(id)).collect::<Vec<_>>()).unwrap())
+        let events: Vec<Value> = ids
+            .iter()
+            .map(|id| sidecar::decision(id, "opa-1"))
+            .collect();
+        gzip(&serde_json::to_vec(&events).unwrap())
     };
     let logs = api
         .send(

@@ -7,88 +7,21 @@ mod support;
 use std::time::{Duration, Instant};
 
 use base64::Engine as _;
+use sck_bundler::sha256_hex as sha256;
 use sck_bundler::{Bundle, Limits, VerificationConfig, VerificationKey};
 use serde_json::{json, Value};
-use support::{
-    fresh_postgres_database, get, metric_value, metrics_text, policy_files, post_json, post_raw,
-    Server,
-};
-
-const API: &str = "/api/v1/enforcement";
-
-fn compile(url: &str, key: &str, org: &str, version: &str) -> support::Reply {
-    post_json(
-        &format!("{url}{API}/bundles/compile"),
-        Some(key),
-        &json!({"organizationId": org, "name": "gateway", "version": version, "files": policy_files()}),
-    )
-}
-
-/// compile → publish → activate; returns the bundle id.
-fn release(url: &str, key: &str, org: &str, version: &str) -> String {
-    let compiled = compile(url, key, org, version);
-    assert_eq!(
-        compiled.status,
-        201,
-        "{}",
-        String::from_utf8_lossy(&compiled.body)
-    );
-    let id = compiled.json()["id"].as_str().unwrap().to_owned();
-    let published = post_json(
-        &format!("{url}{API}/bundles/publish"),
-        Some(key),
-        &json!({"bundleId": id}),
-    );
-    assert_eq!(
-        published.status,
-        200,
-        "{}",
-        String::from_utf8_lossy(&published.body)
-    );
-    assert_eq!(published.json()["status"], "PUBLISHED");
-    let activated = post_json(
-        &format!("{url}{API}/bundles/activate"),
-        Some(key),
-        &json!({"bundleId": id}),
-    );
-    assert_eq!(
-        activated.status,
-        200,
-        "{}",
-        String::from_utf8_lossy(&activated.body)
-    );
-    id
-}
-
-fn fetch(
-    url: &str,
-    org: &str,
-    token: &str,
-    etag: Option<&str>,
-    wait: Option<u64>,
-) -> support::Reply {
-    let auth = format!("Bearer {token}");
-    let inm = etag.map(|e| format!("\"{e}\""));
-    let prefer = wait.map(|w| format!("modes=snapshot,delta;wait={w}"));
-    let mut headers = vec![("Authorization", auth.as_str())];
-    if let Some(v) = &inm {
-        headers.push(("If-None-Match", v.as_str()));
-    }
-    if let Some(v) = &prefer {
-        headers.push(("Prefer", v.as_str()));
-    }
-    get(&format!("{url}/bundles/{org}/gateway.tar.gz"), &headers)
-}
-
-fn sha256(bytes: &[u8]) -> String {
-    sck_bundler::sha256_hex(bytes)
-}
+use support::db::{self, Deployment};
+use support::http::{bearer, get, get_as, gzip, post_json, post_oversized, post_raw, Reply, API};
+use support::release::{self, compile_policies as compile, compile_request, Source};
+use support::server::Server;
+use support::sidecar::fetch_bundle as fetch;
+use support::{cli, ledger, metrics, orgs};
 
 #[test]
 fn lifecycle_and_sidecar_fetches_end_to_end() {
     let server = Server::start();
-    let root = server.root_key.clone().unwrap();
-    let token = server.sidecar_token.clone().unwrap();
+    let root = server.root();
+    let token = server.sidecar().to_owned();
 
     // The bootstrap bundle is served with its digest as ETag, then 304.
     let first = fetch(&server.url, "default", &token, None, None);
@@ -110,18 +43,11 @@ fn lifecycle_and_sidecar_fetches_end_to_end() {
     let (tok, tag) = (token.clone(), etag.clone());
     let poller = std::thread::spawn(move || {
         let started = Instant::now();
-        let reply = get(
-            &format!("{url}/bundles/default/gateway.tar.gz"),
-            &[
-                ("Authorization", &format!("Bearer {tok}")),
-                ("If-None-Match", &format!("\"{tag}\"")),
-                ("Prefer", "modes=snapshot,delta;wait=60"),
-            ],
-        );
+        let reply = fetch(&url, "default", &tok, Some(&tag), Some(60));
         (reply, started.elapsed())
     });
     std::thread::sleep(Duration::from_millis(300));
-    let v2 = release(&server.url, &root, "default", "2.0.0");
+    let v2 = release::release(&server.url, root, "default", "2.0.0").id;
     let (reply, waited) = poller.join().unwrap();
     assert_eq!(reply.status, 200);
     assert_eq!(
@@ -143,31 +69,28 @@ fn lifecycle_and_sidecar_fetches_end_to_end() {
     assert_eq!(idle.status, 304);
 
     // Published versions are also served immutably by digest.
-    let by_digest = get(
+    let by_digest = get_as(
         &format!("{}/bundles/default/sha256/{etag}.tar.gz", server.url),
-        &[("Authorization", &format!("Bearer {token}"))],
+        &token,
     );
     assert_eq!(by_digest.status, 200);
     assert_eq!(sha256(&by_digest.body), etag);
 
     // Anti-downgrade: the old version needs an explicit rollback.
-    let list = get(
+    let list = get_as(
         &format!("{}{API}/bundles?status=SUPERSEDED", server.url),
-        &[("Authorization", &format!("Bearer {root}"))],
+        root,
     );
     let v1 = list.json()["bundles"][0]["id"].as_str().unwrap().to_owned();
     let refused = post_json(
         &format!("{}{API}/bundles/activate", server.url),
-        Some(&root),
+        Some(root),
         &json!({"bundleId": v1}),
     );
-    assert_eq!(
-        (refused.status, refused.code()),
-        (409, "downgrade_refused".into())
-    );
+    refused.assert_problem(409, "downgrade_refused");
     let rolled = post_json(
         &format!("{}{API}/bundles/activate", server.url),
-        Some(&root),
+        Some(root),
         &json!({"bundleId": v1, "rollback": true}),
     );
     assert_eq!(rolled.status, 200);
@@ -180,23 +103,14 @@ fn lifecycle_and_sidecar_fetches_end_to_end() {
     let revoke = |body: Value| {
         post_json(
             &format!("{}{API}/bundles/revoke", server.url),
-            Some(&root),
+            Some(root),
             &body,
         )
     };
     let needs_choice = revoke(json!({"bundleId": v1, "reason": "bad rule"}));
-    assert_eq!(
-        (needs_choice.status, needs_choice.code()),
-        (409, "choice_required".into())
-    );
+    needs_choice.assert_problem(409, "choice_required");
     let revoked = revoke(json!({"bundleId": v1, "reason": "bad rule", "rollbackTo": v2}));
-    assert_eq!(
-        revoked.status,
-        200,
-        "{}",
-        String::from_utf8_lossy(&revoked.body)
-    );
-    assert_eq!(revoked.json()["bundle"]["status"], "REVOKED");
+    assert_eq!(revoked.expect(200)["bundle"]["status"], "REVOKED");
     assert_eq!(
         sha256(&fetch(&server.url, "default", &token, None, None).body),
         v2_sha
@@ -205,13 +119,13 @@ fn lifecycle_and_sidecar_fetches_end_to_end() {
     // A revoked version is never activated or served again.
     let again = post_json(
         &format!("{}{API}/bundles/activate", server.url),
-        Some(&root),
+        Some(root),
         &json!({"bundleId": v1, "rollback": true}),
     );
-    assert_eq!((again.status, again.code()), (409, "bundle_revoked".into()));
-    let gone = get(
+    again.assert_problem(409, "bundle_revoked");
+    let gone = get_as(
         &format!("{}/bundles/default/sha256/{etag}.tar.gz", server.url),
-        &[("Authorization", &format!("Bearer {token}"))],
+        &token,
     );
     assert_eq!(gone.status, 404);
 
@@ -219,39 +133,17 @@ fn lifecycle_and_sidecar_fetches_end_to_end() {
     let none = revoke(json!({"bundleId": v2, "reason": "incident", "allowNoActive": true}));
     assert_eq!(none.status, 200);
     let missing = fetch(&server.url, "default", &token, None, None);
-    assert_eq!(
-        (missing.status, missing.code()),
-        (404, "no_active_bundle".into())
-    );
+    missing.assert_problem(404, "no_active_bundle");
 
     // Versions are immutable: the same version cannot be compiled twice.
-    let dup = compile(&server.url, &root, "default", "2.0.0");
-    assert_eq!((dup.status, dup.code()), (409, "version_exists".into()));
+    let dup = compile(&server.url, root, "default", "2.0.0");
+    dup.assert_problem(409, "version_exists");
 
     // Every transition is in the org's ledger, and the log verifies.
-    let data_dir = server.data_dir.clone();
+    let (data_dir, db) = (server.data_dir.clone(), server.database_url.clone());
     assert!(server.stop().success());
-    let db = data_dir.join("sck.db").display().to_string();
-    let verify = std::process::Command::new(env!("CARGO_BIN_EXE_sck"))
-        .args([
-            "ledger",
-            "verify",
-            "--db",
-            "--org",
-            "default",
-            "--quiet",
-            "--database-url",
-            &db,
-        ])
-        .output()
-        .unwrap();
-    assert!(
-        verify.status.success(),
-        "{}",
-        String::from_utf8_lossy(&verify.stderr)
-    );
-    let export = support::export_ledger(&db, "default", &data_dir);
-    let entries: Vec<String> = support::export_entries(&export)
+    ledger::verify_db(&db, "default");
+    let entries: Vec<String> = ledger::exported_entries(&db, "default", &data_dir)
         .iter()
         .map(|e| e["type"].as_str().unwrap().to_owned())
         .collect();
@@ -350,7 +242,7 @@ fn refused_request_heads_get_problem_bodies() {
         ),
     ];
     for (why, bytes, status, code) in cases {
-        let reply = support::send_raw(&authority, &bytes);
+        let reply = support::http::send_raw(&authority, &bytes);
         assert_eq!(
             (reply.status, reply.code()),
             (status, code.to_owned()),
@@ -365,11 +257,11 @@ fn refused_request_heads_get_problem_bodies() {
         assert_eq!(reply.json()["status"], status, "{why}");
     }
     // Within the limits, the same requests are served.
-    let served = support::send_raw(&authority, &request(get_health, &header(60 << 10)));
+    let served = support::http::send_raw(&authority, &request(get_health, &header(60 << 10)));
     assert_eq!(served.status, 200);
-    let long = support::send_raw(&authority, &request(&path(16_000), b""));
-    assert_eq!((long.status, long.code()), (404, "not_found".into()));
-    let obs_text = support::send_raw(&authority, &request(get_health, b"X-A: caf\xe9\r\n"));
+    let long = support::http::send_raw(&authority, &request(&path(16_000), b""));
+    long.assert_problem(404, "not_found");
+    let obs_text = support::http::send_raw(&authority, &request(get_health, b"X-A: caf\xe9\r\n"));
     assert_eq!(obs_text.status, 200);
 }
 
@@ -377,21 +269,15 @@ fn refused_request_heads_get_problem_bodies() {
 /// active `2.0.0` is refused at compile (and, were it there, would not count as newer).
 #[test]
 fn versions_of_equal_precedence_are_one_version() {
-    support::on_each_backend(|server| {
-        let root = server.root_key.clone().unwrap();
-        release(&server.url, &root, "default", "2.0.0");
+    db::on_each_backend(|server| {
+        let root = server.root();
+        release::release(&server.url, root, "default", "2.0.0");
         for same in ["2.0.0+evil", "2", "2.0.0"] {
-            let reply = compile(&server.url, &root, "default", same);
-            assert_eq!(
-                (reply.status, reply.code()),
-                (409, "version_exists".into()),
-                "{same}: {}",
-                String::from_utf8_lossy(&reply.body)
-            );
+            compile(&server.url, root, "default", same).assert_problem(409, "version_exists");
         }
-        let versions: Vec<Value> = get(
+        let versions: Vec<Value> = get_as(
             &format!("{}{API}/bundles?organizationId=default", server.url),
-            &[("Authorization", &format!("Bearer {root}"))],
+            root,
         )
         .json()["bundles"]
             .as_array()
@@ -402,7 +288,7 @@ fn versions_of_equal_precedence_are_one_version() {
         assert!(!versions.contains(&json!("2.0.0+evil")), "{versions:?}");
         // A pre-release of a newer version and the newer version itself are new versions.
         for newer in ["2.0.1-rc.1", "2.0.1"] {
-            release(&server.url, &root, "default", newer);
+            release::release(&server.url, root, "default", newer);
         }
     });
 }
@@ -410,37 +296,19 @@ fn versions_of_equal_precedence_are_one_version() {
 #[test]
 fn orgs_are_isolated() {
     let server = Server::start();
-    let root = server.root_key.clone().unwrap();
-    let api = |path: &str| format!("{}{API}{path}", server.url);
+    let (url, root) = (&server.url, server.root());
+    let api = |path: &str| format!("{url}{API}{path}");
     for org in ["org-a", "org-b"] {
-        assert_eq!(
-            post_json(&api("/orgs"), Some(&root), &json!({"organizationId": org})).status,
-            201
-        );
+        orgs::create(url, root, org);
     }
-    let key = |org: &str, kind: &str| {
-        let reply = post_json(
-            &api("/credentials"),
-            Some(&root),
-            &json!({"organizationId": org, "kind": kind}),
-        );
-        assert_eq!(reply.status, 201);
-        reply.json()["secret"].as_str().unwrap().to_owned()
-    };
+    let key = |org: &str, kind: &str| orgs::credential(url, root, org, kind);
     let (admin_a, admin_b) = (key("org-a", "admin"), key("org-b", "admin"));
     let sidecar_a = key("org-a", "sidecar");
-    let b_bundle = release(&server.url, &admin_b, "org-b", "1.0.0");
+    let b_bundle = release::release(url, &admin_b, "org-b", "1.0.0").id;
 
     // org-a's admin key cannot see, compile for, publish, activate or revoke org-b's bundles.
-    let foreign_compile = compile(&server.url, &admin_a, "org-b", "9.0.0");
-    assert_eq!(
-        (foreign_compile.status, foreign_compile.code()),
-        (403, "forbidden".into())
-    );
-    let foreign_get = get(
-        &api(&format!("/bundles/{b_bundle}")),
-        &[("Authorization", &format!("Bearer {admin_a}"))],
-    );
+    compile(url, &admin_a, "org-b", "9.0.0").assert_problem(403, "forbidden");
+    let foreign_get = get_as(&api(&format!("/bundles/{b_bundle}")), &admin_a);
     assert_eq!(foreign_get.status, 404);
     for op in ["publish", "activate"] {
         let reply = post_json(
@@ -456,35 +324,20 @@ fn orgs_are_isolated() {
         &json!({"bundleId": b_bundle, "reason": "x", "allowNoActive": true}),
     );
     assert_eq!(foreign_revoke.status, 404);
-    let foreign_list = get(
-        &api("/bundles?organizationId=org-b"),
-        &[("Authorization", &format!("Bearer {admin_a}"))],
-    );
+    let foreign_list = get_as(&api("/bundles?organizationId=org-b"), &admin_a);
     assert_eq!(foreign_list.status, 403);
-    let own_list = get(
-        &api("/bundles"),
-        &[("Authorization", &format!("Bearer {admin_a}"))],
-    );
+    let own_list = get_as(&api("/bundles"), &admin_a);
     assert_eq!(own_list.json()["bundles"].as_array().unwrap().len(), 0);
 
     // org-a's sidecar cannot fetch org-b's bundle; no credential or a wrong one is 401.
+    assert_eq!(fetch(url, "org-b", &sidecar_a, None, None).status, 403);
     assert_eq!(
-        fetch(&server.url, "org-b", &sidecar_a, None, None).status,
-        403
-    );
-    assert_eq!(
-        fetch(&server.url, "org-b", "sck_sidecar_forged", None, None).status,
+        fetch(url, "org-b", "sck_sidecar_forged", None, None).status,
         401
     );
-    assert_eq!(
-        fetch(&server.url, "org-b", &admin_b, None, None).status,
-        401
-    );
-    let anonymous = get(&format!("{}/bundles/org-b/gateway.tar.gz", server.url), &[]);
-    assert_eq!(
-        (anonymous.status, anonymous.code()),
-        (401, "unauthorized".into())
-    );
+    assert_eq!(fetch(url, "org-b", &admin_b, None, None).status, 401);
+    let anonymous = get(&format!("{url}/bundles/org-b/gateway.tar.gz"), &[]);
+    anonymous.assert_problem(401, "unauthorized");
     // An org admin cannot create orgs or credentials for another org.
     assert_eq!(
         post_json(
@@ -507,13 +360,8 @@ fn orgs_are_isolated() {
 }
 
 /// Asserts a refusal's status and code, and that its detail mentions `needle`.
-fn assert_problem(reply: &support::Reply, name: &str, status: u16, code: &str, needle: &str) {
-    let body = reply.json();
-    assert_eq!(
-        (reply.status, reply.code()),
-        (status, code.to_owned()),
-        "{name}: {body}"
-    );
+fn assert_refused(reply: &Reply, name: &str, status: u16, code: &str, needle: &str) {
+    let body = reply.assert_problem(status, code);
     assert!(
         body["detail"].as_str().unwrap().contains(needle),
         "{name}: {body}"
@@ -527,13 +375,13 @@ fn malformed_input_is_refused_with_status_and_code() {
         ("SCK_BUNDLES__MAX_FILES", "20"),
         ("SCK_BUNDLES__MAX_DECOMPRESSED_BYTES", "2097152"),
     ]);
-    let root = server.root_key.clone().unwrap();
+    let root = server.root();
     let compile_url = format!("{}{API}/bundles/compile", server.url);
-    let send = |files: Value| {
-        post_json(
-            &compile_url,
-            Some(&root),
-            &json!({"organizationId": "default", "name": "bad", "version": "1", "files": files}),
+    let send = |source: Source| {
+        release::compile(
+            &server.url,
+            root,
+            &compile_request("default", "bad", "1", &source),
         )
     };
     let cases: Vec<(&str, Value, u16, &str, &str)> = vec![
@@ -609,18 +457,13 @@ fn malformed_input_is_refused_with_status_and_code() {
         ),
     ];
     for (name, files, status, code, needle) in cases {
-        let reply = send(files);
-        assert_problem(&reply, name, status, code, needle);
-        assert_eq!(
-            reply.header("content-type").as_deref(),
-            Some("application/problem+json")
-        );
+        assert_refused(&send(Source::Files(files)), name, status, code, needle);
     }
 
     // Every problem is listed with its position, not only the first.
-    let many = send(
+    let many = send(Source::Files(
         json!({"x/p.rego": "package x\nimport rego.v1\na := io.jwt.decode(1)\nb := http.send({})\n"}),
-    );
+    ));
     let diagnostics = many.json()["diagnostics"].clone();
     assert_eq!(
         diagnostics.as_array().map(Vec::len),
@@ -751,72 +594,50 @@ fn malformed_input_is_refused_with_status_and_code() {
             header.set_cksum();
             builder.append(&header, bytes.as_slice()).unwrap();
         }
-        let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
-        std::io::Write::write_all(&mut gz, &builder.into_inner().unwrap()).unwrap();
-        let tarball = base64::engine::general_purpose::STANDARD.encode(gz.finish().unwrap());
-        let reply = post_json(
-            &compile_url,
-            Some(&root),
-            &json!({"organizationId": "default", "name": "bad", "version": "1", "tarball": tarball}),
-        );
-        assert_problem(&reply, name, status, code, needle);
+        let tarball = gzip(&builder.into_inner().unwrap());
+        assert_refused(&send(Source::Tarball(tarball)), name, status, code, needle);
     }
     let not_base64 = post_json(
         &compile_url,
-        Some(&root),
+        Some(root),
         &json!({"organizationId": "default", "name": "bad", "version": "1", "tarball": "%%%"}),
     );
-    assert_eq!(
-        (not_base64.status, not_base64.code()),
-        (400, "invalid_request".into())
-    );
+    not_base64.assert_problem(400, "invalid_request");
 
     // Broken JSON, wrong types, unknown fields, wrong content type, oversized bodies.
     let broken = post_raw(
         &compile_url,
-        Some(&root),
+        Some(root),
         "application/json",
         b"{\"organizationId\": ",
     );
-    assert_eq!((broken.status, broken.code()), (400, "invalid_json".into()));
-    let mistyped = post_json(&compile_url, Some(&root), &json!({"organizationId": 5}));
-    assert_eq!(
-        (mistyped.status, mistyped.code()),
-        (400, "invalid_json".into())
-    );
+    broken.assert_problem(400, "invalid_json");
+    let mistyped = post_json(&compile_url, Some(root), &json!({"organizationId": 5}));
+    mistyped.assert_problem(400, "invalid_json");
     let unknown = post_json(
         &format!("{}{API}/bundles/activate", server.url),
-        Some(&root),
+        Some(root),
         &json!({"bundleId": "x", "force": true}),
     );
-    assert_eq!(
-        (unknown.status, unknown.code()),
-        (400, "invalid_json".into())
-    );
+    unknown.assert_problem(400, "invalid_json");
     // A struct is an object, not the array of its field values serde would also read.
     let positional = post_json(
         &format!("{}{API}/orgs", server.url),
-        Some(&root),
+        Some(root),
         &json!(["acme"]),
     );
-    assert_eq!(
-        (positional.status, positional.code()),
-        (400, "invalid_json".into())
-    );
+    positional.assert_problem(400, "invalid_json");
     let created = post_json(
         &format!("{}{API}/orgs", server.url),
-        Some(&root),
+        Some(root),
         &json!({"organizationId": "acme"}),
     );
     assert_eq!(created.status, 201, "the refused request created no org");
-    let text = post_raw(&compile_url, Some(&root), "text/plain", b"{}");
-    assert_eq!(
-        (text.status, text.code()),
-        (415, "unsupported_media_type".into())
-    );
+    let text = post_raw(&compile_url, Some(root), "text/plain", b"{}");
+    text.assert_problem(415, "unsupported_media_type");
     let huge = format!("{{\"organizationId\": \"{}\"}}", "x".repeat(2 << 20));
-    let bearer = format!("Bearer {root}");
-    let oversized = support::post_oversized(
+    let bearer = bearer(root);
+    let oversized = post_oversized(
         &compile_url,
         &[
             ("Authorization", &bearer),
@@ -824,59 +645,38 @@ fn malformed_input_is_refused_with_status_and_code() {
         ],
         huge.as_bytes(),
     );
-    assert_eq!(
-        (oversized.status, oversized.code()),
-        (413, "payload_too_large".into())
-    );
+    oversized.assert_problem(413, "payload_too_large");
     let bad_version = post_json(
         &compile_url,
-        Some(&root),
+        Some(root),
         &json!({"organizationId": "default", "name": "bad", "version": "latest", "files": {}}),
     );
-    assert_eq!(
-        (bad_version.status, bad_version.code()),
-        (400, "invalid_request".into())
-    );
-    let bad_status = get(
+    bad_version.assert_problem(400, "invalid_request");
+    let bad_status = get_as(
         &format!("{}{API}/bundles?status=%27%20OR%201%3D1%20--", server.url),
-        &[("Authorization", &format!("Bearer {root}"))],
+        root,
     );
-    assert_eq!(
-        (bad_status.status, bad_status.code()),
-        (400, "invalid_request".into())
-    );
+    bad_status.assert_problem(400, "invalid_request");
     let unknown_bundle = post_json(
         &format!("{}{API}/bundles/publish", server.url),
-        Some(&root),
+        Some(root),
         &json!({"bundleId": "' OR '1'='1"}),
     );
-    assert_eq!(
-        (unknown_bundle.status, unknown_bundle.code()),
-        (404, "not_found".into())
-    );
+    unknown_bundle.assert_problem(404, "not_found");
 
     // SQL-looking strings are data, never SQL: stored and listed verbatim.
     let sqlish = post_json(
         &compile_url,
-        Some(&root),
+        Some(root),
         &json!({"organizationId": "default", "name": "sqlish", "version": "1",
                 "revision": "'; DROP TABLE bundles; --",
                 "files": {"x'; DROP TABLE bundles; --/p.rego": "package x\n"}}),
     );
-    assert_eq!(
-        sqlish.status,
-        201,
-        "{}",
-        String::from_utf8_lossy(&sqlish.body)
-    );
-    assert_eq!(sqlish.json()["revision"], "'; DROP TABLE bundles; --");
+    assert_eq!(sqlish.expect(201)["revision"], "'; DROP TABLE bundles; --");
 
     // The server is still healthy and nothing was stored for the refused uploads.
     assert_eq!(get(&format!("{}/health", server.url), &[]).status, 200);
-    let all = get(
-        &format!("{}{API}/bundles?name=bad", server.url),
-        &[("Authorization", &format!("Bearer {root}"))],
-    );
+    let all = get_as(&format!("{}{API}/bundles?name=bad", server.url), root);
     assert_eq!(all.json()["bundles"].as_array().unwrap().len(), 0);
 }
 
@@ -885,8 +685,8 @@ fn malformed_input_is_refused_with_status_and_code() {
 #[test]
 fn sidecar_follows_opa_polling_protocol_and_verifies_signatures() {
     let server = Server::start();
-    let token = server.sidecar_token.clone().unwrap();
-    let out = server.cli(&[
+    let token = server.sidecar().to_owned();
+    let yaml = cli::succeeded(server.cli(&[
         "opa-config",
         "--org",
         "default",
@@ -894,13 +694,7 @@ fn sidecar_follows_opa_polling_protocol_and_verifies_signatures() {
         "gateway",
         "--sidecar-token",
         &token,
-    ]);
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let yaml = String::from_utf8(out.stdout).unwrap();
+    ]));
     let config: Value = yaml_serde::from_str(&yaml).unwrap();
     let service = &config["services"]["sck"];
     let bundle = &config["bundles"]["gateway"];
@@ -948,11 +742,11 @@ fn sidecar_follows_opa_polling_protocol_and_verifies_signatures() {
             .collect();
         if round > 0 {
             let server_url = server.url.clone();
-            let root = server.root_key.clone().unwrap();
+            let root = server.root().to_owned();
             let version = format!("{}.0.0", round + 1);
             std::thread::spawn(move || {
                 std::thread::sleep(Duration::from_millis(200));
-                release(&server_url, &root, "default", &version);
+                release::release(&server_url, &root, "default", &version);
             });
         }
         let reply = get(&resource, &refs);
@@ -971,14 +765,13 @@ fn sidecar_follows_opa_polling_protocol_and_verifies_signatures() {
 /// wakes its long polls.
 #[test]
 fn two_replicas_on_postgres_share_activations() {
-    let Some(database) = fresh_postgres_database() else {
+    let Some(deployment) = Deployment::postgres() else {
         return;
     };
-    let dir = tempfile::tempdir().unwrap();
-    let a = Server::start_on(dir.path(), &database);
-    let b = Server::start_on(dir.path(), &database);
-    let root = a.root_key.clone().expect("replica A bootstrapped");
-    let token = a.sidecar_token.clone().unwrap();
+    let a = deployment.replica();
+    let b = deployment.replica();
+    let root = a.root();
+    let token = a.sidecar().to_owned();
     assert!(
         b.root_key.is_none(),
         "replica B found the database bootstrapped"
@@ -992,19 +785,12 @@ fn two_replicas_on_postgres_share_activations() {
     let (tok, tag) = (token.clone(), etag.clone());
     let poller = std::thread::spawn(move || {
         let started = Instant::now();
-        let reply = get(
-            &format!("{b_url}/bundles/default/gateway.tar.gz"),
-            &[
-                ("Authorization", &format!("Bearer {tok}")),
-                ("If-None-Match", &format!("\"{tag}\"")),
-                ("Prefer", "modes=snapshot,delta;wait=60"),
-            ],
-        );
+        let reply = fetch(&b_url, "default", &tok, Some(&tag), Some(60));
         (reply, started.elapsed())
     });
     std::thread::sleep(Duration::from_millis(500));
     let activated_at = Instant::now();
-    release(&a.url, &root, "default", "2.0.0");
+    release::release(&a.url, root, "default", "2.0.0");
     let (reply, _) = poller.join().unwrap();
     let woke_after = activated_at.elapsed();
     assert_eq!(reply.status, 200);
@@ -1036,8 +822,7 @@ fn publish_signs_with_es256_rs256_or_hs256_signers() {
         )
         .unwrap();
     });
-    let root = server.root_key.clone().unwrap();
-    let token = server.sidecar_token.clone().unwrap();
+    let (root, token) = (server.root(), server.sidecar());
     let signers = get(&format!("{}{API}/signers", server.url), &[]).json();
     let algorithms: Vec<(String, String)> = signers["signers"]
         .as_array()
@@ -1078,26 +863,14 @@ fn publish_signs_with_es256_rs256_or_hs256_signers() {
             "HS256",
         ),
     ] {
-        let compiled = compile(&server.url, &root, "default", version);
-        let id = compiled.json()["id"].as_str().unwrap().to_owned();
-        let published = post_json(
-            &format!("{}{API}/bundles/publish", server.url),
-            Some(&root),
-            &json!({"bundleId": id, "signerId": signer}),
-        );
-        assert_eq!(published.json()["signerId"], signer);
-        let activated = post_json(
-            &format!("{}{API}/bundles/activate", server.url),
-            Some(&root),
-            &json!({"bundleId": id}),
-        );
-        assert_eq!(
-            activated.status,
-            200,
-            "{}",
-            String::from_utf8_lossy(&activated.body)
-        );
-        let reply = fetch(&server.url, "default", &token, None, None);
+        let id = compile(&server.url, root, "default", version).expect(201)["id"]
+            .as_str()
+            .unwrap()
+            .to_owned();
+        let published = release::publish(&server.url, root, &id, Some(signer));
+        assert_eq!(published["signerId"], signer);
+        release::activate(&server.url, root, &id, false);
+        let reply = fetch(&server.url, "default", token, None, None);
         let bundle = Bundle::read(&reply.body, &Limits::default()).unwrap();
         let verified = bundle
             .verify(&VerificationConfig {
@@ -1117,13 +890,10 @@ fn publish_signs_with_es256_rs256_or_hs256_signers() {
     }
     let unknown = post_json(
         &format!("{}{API}/bundles/publish", server.url),
-        Some(&root),
-        &json!({"bundleId": compile(&server.url, &root, "default", "4.0.0").json()["id"], "signerId": "nope"}),
+        Some(root),
+        &json!({"bundleId": compile(&server.url, root, "default", "4.0.0").json()["id"], "signerId": "nope"}),
     );
-    assert_eq!(
-        (unknown.status, unknown.code()),
-        (400, "unknown_signer".into())
-    );
+    unknown.assert_problem(400, "unknown_signer");
 }
 
 /// Concurrent activations of one org/name serialise: every call answers, and afterwards
@@ -1131,26 +901,16 @@ fn publish_signs_with_es256_rs256_or_hs256_signers() {
 #[test]
 fn concurrent_activations_leave_exactly_one_active_version() {
     let server = Server::start();
-    let root = server.root_key.clone().unwrap();
-    let token = server.sidecar_token.clone().unwrap();
+    let (root, token) = (server.root(), server.sidecar());
     let ids: Vec<String> = (2..8)
         .map(|major| {
-            let id = compile(&server.url, &root, "default", &format!("{major}.0.0")).json()["id"]
-                .as_str()
-                .unwrap()
-                .to_owned();
-            post_json(
-                &format!("{}{API}/bundles/publish", server.url),
-                Some(&root),
-                &json!({"bundleId": id}),
-            );
-            id
+            release::published(&server.url, root, "default", &format!("{major}.0.0"), None)
         })
         .collect();
     let handles: Vec<_> = ids
         .iter()
         .map(|id| {
-            let (url, root, id) = (server.url.clone(), root.clone(), id.clone());
+            let (url, root, id) = (server.url.clone(), root.to_owned(), id.clone());
             std::thread::spawn(move || {
                 post_json(
                     &format!("{url}{API}/bundles/activate"),
@@ -1164,17 +924,17 @@ fn concurrent_activations_leave_exactly_one_active_version() {
     for handle in handles {
         assert_eq!(handle.join().unwrap(), 200);
     }
-    let active = get(
+    let active = get_as(
         &format!(
             "{}{API}/bundles?organizationId=default&name=gateway&status=ACTIVE",
             server.url
         ),
-        &[("Authorization", &format!("Bearer {root}"))],
+        root,
     )
     .json();
     let active = active["bundles"].as_array().unwrap();
     assert_eq!(active.len(), 1, "{active:?}");
-    let served = fetch(&server.url, "default", &token, None, None);
+    let served = fetch(&server.url, "default", token, None, None);
     assert_eq!(
         Some(sha256(&served.body)),
         active[0]["sha256"].as_str().map(str::to_owned)
@@ -1186,15 +946,8 @@ fn concurrent_activations_leave_exactly_one_active_version() {
 fn cli_lifecycle_commands_call_the_api() {
     let server = Server::start();
     let policies = support::repo().join("policies");
-    let run = |args: &[&str]| {
-        let out = server.cli(args);
-        assert!(
-            out.status.success(),
-            "sck {args:?}: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        serde_json::from_slice::<Value>(&out.stdout).unwrap()
-    };
+    let run =
+        |args: &[&str]| serde_json::from_str::<Value>(&cli::succeeded(server.cli(args))).unwrap();
     let draft = run(&[
         "bundle",
         "compile",
@@ -1224,23 +977,18 @@ fn cli_lifecycle_commands_call_the_api() {
 #[test]
 fn ledger_api_serves_entries_proofs_checkpoints_and_exports() {
     let server = Server::start_with_env(&[("SCK_LEDGER__CHECKPOINT_EVERY", "1")]);
-    let root = server.root_key.clone().unwrap();
-    release(&server.url, &root, "default", "2.0.0");
-    let auth = format!("Bearer {root}");
+    let root = server.root();
+    release::release(&server.url, root, "default", "2.0.0");
     let api = |path: &str| format!("{}/api/v1/ledger/default{path}", server.url);
-    let page = get(&api("/entries?from=0&limit=5"), &[("Authorization", &auth)]).json();
+    let page = get_as(&api("/entries?from=0&limit=5"), root).json();
     let size = page["size"].as_u64().unwrap();
     assert!(size >= 5, "{page}");
     assert_eq!(page["entries"].as_array().unwrap().len(), 5);
     assert_eq!(page["entries"][0]["entry"]["seq"], 0);
-    let third = get(&api("/entries/2"), &[("Authorization", &auth)]).json();
+    let third = get_as(&api("/entries/2"), root).json();
     assert_eq!(third["seq"], 2);
 
-    let proof = get(
-        &api(&format!("/proof/inclusion?seq=2&size={size}")),
-        &[("Authorization", &auth)],
-    )
-    .json();
+    let proof = get_as(&api(&format!("/proof/inclusion?seq=2&size={size}")), root).json();
     let b64 = |v: &Value| -> [u8; 32] {
         base64::engine::general_purpose::STANDARD
             .decode(v.as_str().unwrap())
@@ -1254,82 +1002,47 @@ fn ledger_api_serves_entries_proofs_checkpoints_and_exports() {
         .try_into()
         .unwrap();
     sck_ledger::merkle::verify_inclusion(&leaf, 2, size, &path, &b64(&proof["root"])).unwrap();
-    let consistency = get(
-        &api(&format!("/proof/consistency?from=3&to={size}")),
-        &[("Authorization", &auth)],
-    );
+    let consistency = get_as(&api(&format!("/proof/consistency?from=3&to={size}")), root);
     assert_eq!(consistency.status, 200);
 
-    let note = get(&api("/checkpoint"), &[("Authorization", &auth)]);
+    let note = get_as(&api("/checkpoint"), root);
     assert_eq!(note.status, 200);
     assert!(String::from_utf8_lossy(&note.body).starts_with("sck/default\n"));
-    let keys = get(&api("/keys"), &[]).json();
-    let verifier = keys["keys"][0]["verifier"].as_str().unwrap().to_owned();
-
-    let export = get(&api("/export"), &[("Authorization", &auth)]);
-    assert_eq!(export.status, 200);
-    let file = server.data_dir.join("api-export.tar.gz");
-    std::fs::write(&file, &export.body).unwrap();
-    let verify = std::process::Command::new(env!("CARGO_BIN_EXE_sck"))
-        .args(["ledger", "verify", "--quiet", "--key", &verifier])
-        .arg(&file)
-        .output()
-        .unwrap();
-    assert!(
-        verify.status.success(),
-        "{}",
-        String::from_utf8_lossy(&verify.stderr)
-    );
+    let verifier = ledger::published_keys(&server.url, "default")[0].clone();
+    let export = ledger::api_export(&server.url, root, "default", &server.data_dir);
+    ledger::verify_export(&export, &[verifier]);
 
     // Another org's admin key sees nothing of this ledger.
-    post_json(
-        &format!("{}{API}/orgs", server.url),
-        Some(&root),
-        &json!({"organizationId": "org-x"}),
-    );
-    let other = post_json(
-        &format!("{}{API}/credentials", server.url),
-        Some(&root),
-        &json!({"organizationId": "org-x", "kind": "admin"}),
-    )
-    .json()["secret"]
-        .as_str()
-        .unwrap()
-        .to_owned();
-    let denied = get(
-        &api("/entries"),
-        &[("Authorization", &format!("Bearer {other}"))],
-    );
+    orgs::create(&server.url, root, "org-x");
+    let other = orgs::credential(&server.url, root, "org-x", "admin");
+    let denied = get_as(&api("/entries"), &other);
     assert_eq!(denied.status, 404);
-    let bad = get(
-        &api("/proof/inclusion?seq=99999&size=3"),
-        &[("Authorization", &auth)],
-    );
-    assert_eq!((bad.status, bad.code()), (400, "invalid_request".into()));
+    let bad = get_as(&api("/proof/inclusion?seq=99999&size=3"), root);
+    bad.assert_problem(400, "invalid_request");
 }
 
 /// Restarting with a new ledger key rotates: the old public key stays published with its
 /// validity window closed, and the log still verifies with both keys.
 #[test]
 fn a_new_ledger_key_at_start_rotates_the_published_keys() {
-    let dir = tempfile::tempdir().unwrap();
-    let db = dir.path().join("sck.db").display().to_string();
-    let first = Server::start_on(dir.path(), &db);
-    let root = first.root_key.clone().unwrap();
+    let deployment = Deployment::sqlite();
+    let first = deployment.replica();
+    let root = first.root().to_owned();
     assert!(first.stop().success());
-    std::fs::remove_file(dir.path().join("ledger.key")).unwrap();
-    let generated = std::process::Command::new(env!("CARGO_BIN_EXE_sck"))
-        .args(["ledger", "key", "generate", "--name", "sck-ledger-2", "-o"])
-        .arg(dir.path().join("ledger.key"))
-        .output()
-        .unwrap();
-    assert!(
-        generated.status.success(),
-        "{}",
-        String::from_utf8_lossy(&generated.stderr)
-    );
-    let second = Server::start_on(dir.path(), &db);
-    release(&second.url, &root, "default", "2.0.0");
+    let key_file = deployment.data_dir().join("ledger.key");
+    std::fs::remove_file(&key_file).unwrap();
+    let key_file = key_file.display().to_string();
+    cli::ok(&[
+        "ledger",
+        "key",
+        "generate",
+        "--name",
+        "sck-ledger-2",
+        "-o",
+        &key_file,
+    ]);
+    let second = deployment.replica();
+    release::release(&second.url, &root, "default", "2.0.0");
     let keys = get(&format!("{}/api/v1/ledger/default/keys", second.url), &[]).json();
     let keys = keys["keys"].as_array().unwrap();
     assert_eq!(keys.len(), 2, "{keys:?}");
@@ -1337,24 +1050,7 @@ fn a_new_ledger_key_at_start_rotates_the_published_keys() {
     assert_eq!(current.len(), 1);
     assert_eq!(current[0]["name"], "sck-ledger-2");
     assert!(second.stop().success());
-    let verify = std::process::Command::new(env!("CARGO_BIN_EXE_sck"))
-        .args([
-            "ledger",
-            "verify",
-            "--db",
-            "--org",
-            "default",
-            "--quiet",
-            "--database-url",
-            &db,
-        ])
-        .output()
-        .unwrap();
-    assert!(
-        verify.status.success(),
-        "{}",
-        String::from_utf8_lossy(&verify.stderr)
-    );
+    ledger::verify_db(&deployment.database_url, "default");
 }
 
 /// A stored bundle whose bytes were changed behind sck's back (disk corruption, a hostile DBA
@@ -1362,61 +1058,47 @@ fn a_new_ledger_key_at_start_rotates_the_published_keys() {
 #[test]
 fn a_corrupted_bundle_row_is_refused_at_activation() {
     let server = Server::start();
-    let root = server.root_key.clone().unwrap();
-    let token = server.sidecar_token.clone().unwrap();
-    let compiled = compile(&server.url, &root, "default", "2.0.0");
-    let id = compiled.json()["id"].as_str().unwrap().to_owned();
-    let published = post_json(
-        &format!("{}{API}/bundles/publish", server.url),
-        Some(&root),
-        &json!({"bundleId": id}),
-    );
-    assert_eq!(published.status, 200);
-    let before = sha256(&fetch(&server.url, "default", &token, None, None).body);
+    let (root, token) = (server.root(), server.sidecar());
+    let id = release::published(&server.url, root, "default", "2.0.0", None);
+    let before = sha256(&fetch(&server.url, "default", token, None, None).body);
 
-    let db = server.data_dir.join("sck.db");
-    let runtime = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .unwrap();
-    runtime.block_on(async {
-        use sqlx::Connection;
-        let mut conn = sqlx::SqliteConnection::connect(&format!("sqlite:{}", db.display())).await.unwrap();
-        // The immutability trigger refuses the change...
-        let refused = sqlx::query("UPDATE bundles SET tarball = x'00' WHERE id = $1").bind(&id).execute(&mut conn).await;
-        assert!(refused.is_err());
-        // ...so simulate corruption below it.
-        sqlx::query("DROP TRIGGER bundles_immutable").execute(&mut conn).await.unwrap();
-        sqlx::query("UPDATE bundles SET tarball = substr(tarball, 1, length(tarball) - 7) || x'00000000000000' WHERE id = $1")
-            .bind(&id)
-            .execute(&mut conn)
-            .await
-            .unwrap();
-    });
+    let db = &server.database_url;
+    // The immutability trigger refuses the change...
+    let refused = db::sqlite_execute(
+        db,
+        "UPDATE bundles SET tarball = x'00' WHERE id = $1",
+        &[&id],
+    );
+    assert!(refused.is_err());
+    // ...so simulate corruption below it.
+    db::sqlite_execute(db, "DROP TRIGGER bundles_immutable", &[]).unwrap();
+    db::sqlite_execute(
+        db,
+        "UPDATE bundles SET tarball = substr(tarball, 1, length(tarball) - 7) || x'00000000000000' WHERE id = $1",
+        &[&id],
+    )
+    .unwrap();
     let activated = post_json(
         &format!("{}{API}/bundles/activate", server.url),
-        Some(&root),
+        Some(root),
         &json!({"bundleId": id}),
     );
-    assert_eq!(
-        (activated.status, activated.code()),
-        (409, "bundle_corrupt".into())
-    );
+    activated.assert_problem(409, "bundle_corrupt");
     assert!(activated.json()["detail"]
         .as_str()
         .unwrap()
         .contains("integrity check"));
     // ...and reported to operators.
     assert_eq!(
-        metric_value(
-            &metrics_text(&server.url),
+        metrics::value(
+            &metrics::text(&server.url),
             "sck_bundle_integrity_failures_total{org=\"default\"}"
         ),
         Some(1.0)
     );
     // The previous version is still the one served.
     assert_eq!(
-        sha256(&fetch(&server.url, "default", &token, None, None).body),
+        sha256(&fetch(&server.url, "default", token, None, None).body),
         before
     );
 }

@@ -14,112 +14,41 @@ use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine as _;
 use jsonwebtoken::{Algorithm, EncodingKey, Header};
 use serde_json::{json, Value};
-use support::{
-    fresh_postgres_database, get, metric_value, metrics_text, post_json, post_raw, Reply, Server,
-};
+use support::db::{self, Deployment};
+use support::http::{get, get_as, merged, post_json, post_raw, API};
+use support::server::Server;
+use support::tokens::{current, ed_header, forge, introspect, issue_reply, jwt_part, revoke};
+use support::{cli, ledger, metrics, orgs, sidecar, tokens, unix_now as now};
 
-const API: &str = "/api/v1/enforcement";
 const AUDIENCE: &str = "urn:sck:enforcement";
 
-fn root(server: &Server) -> &str {
-    server
-        .root_key
-        .as_deref()
-        .expect("first start prints a root key")
-}
-
-fn body(reply: &Reply) -> String {
-    String::from_utf8_lossy(&reply.body).into_owned()
-}
-
-fn create_issuer(server: &Server, key: &str, org: &str, name: &str, ceiling: i64) -> String {
-    let reply = post_json(
-        &format!("{}{API}/tokens/issuers", server.url),
-        Some(key),
-        &json!({"organizationId": org, "name": name, "loaCeiling": ceiling,
-                "scopes": ["mcp:invoke", "tools:read"]}),
-    );
-    assert_eq!(reply.status, 201, "{}", body(&reply));
-    reply.json()["id"].as_str().unwrap().to_owned()
-}
-
-fn issue_request(server: &Server, key: &str, request: &Value) -> Reply {
-    post_json(
-        &format!("{}{API}/tokens/issue", server.url),
-        Some(key),
-        request,
-    )
-}
-
-fn issue(server: &Server, key: &str, issuer: &str, loa: i64) -> Value {
-    let reply = issue_request(
-        server,
+/// Creates issuer `name` of `org` with LoA ceiling `ceiling` and this file's scopes; its id.
+fn create_issuer(server: &Server, key: &str, org: &str, name: &str, ceiling: u64) -> String {
+    tokens::create_issuer(
+        &server.url,
         key,
-        &json!({"organizationId": "default", "artifactId": "agent-7", "artifactType": "mcp-client",
-                "loaLevel": loa, "scope": ["mcp:invoke"], "issuerId": issuer}),
-    );
-    assert_eq!(reply.status, 201, "{}", body(&reply));
-    reply.json()
-}
-
-/// `GET /tokens/current` with a bearer gateway token: the one verification function.
-fn current(server: &Server, token: &str) -> Reply {
-    get(
-        &format!("{}{API}/tokens/current", server.url),
-        &[("Authorization", &format!("Bearer {token}"))],
+        org,
+        name,
+        ceiling,
+        &["mcp:invoke", "tools:read"],
     )
 }
 
-fn introspect(server: &Server, key: &str, token: &str) -> Value {
-    let reply = post_json(
-        &format!("{}{API}/tokens/introspect", server.url),
-        Some(key),
-        &json!({"token": token}),
-    );
-    assert_eq!(reply.status, 200, "{}", body(&reply));
-    reply.json()
-}
-
-fn revoke(server: &Server, key: &str, request: &Value) -> Reply {
-    post_json(
-        &format!("{}{API}/tokens/revoke", server.url),
-        Some(key),
-        request,
+/// Issues an `mcp:invoke` token at `loa` to artifact `agent-7` (an `mcp-client`) of the default
+/// org; the answer.
+fn issue(server: &Server, key: &str, issuer: &str, loa: u64) -> Value {
+    let request = tokens::request("default", issuer, "agent-7", loa, json!(["mcp:invoke"]));
+    tokens::issue(
+        &server.url,
+        key,
+        &merged(&request, json!({"artifactType": "mcp-client"})),
     )
-}
-
-fn jwt_part(token: &str, index: usize) -> Value {
-    let part = token.split('.').nth(index).unwrap();
-    serde_json::from_slice(&URL_SAFE_NO_PAD.decode(part).unwrap()).unwrap()
-}
-
-fn now() -> i64 {
-    time::OffsetDateTime::now_utc().unix_timestamp()
-}
-
-/// Signs `claims` with the server's active Ed25519 key file (`header` set by the caller).
-fn sign_with_server_key(server: &Server, kid: &str, header: &Header, claims: &Value) -> String {
-    let pem = std::fs::read(
-        server
-            .data_dir
-            .join("token-keys")
-            .join(format!("{kid}.pem")),
-    )
-    .unwrap();
-    jsonwebtoken::encode(header, claims, &EncodingKey::from_ed_pem(&pem).unwrap()).unwrap()
-}
-
-fn ed_header(kid: &str) -> Header {
-    let mut header = Header::new(Algorithm::EdDSA);
-    header.typ = Some("at+jwt".into());
-    header.kid = Some(kid.into());
-    header
 }
 
 #[test]
 fn issue_introspect_revoke_with_levels_of_assurance() {
     let server = Server::start();
-    let key = root(&server);
+    let key = server.root();
     let issuer = create_issuer(&server, key, "default", "portal", 3);
     let issued = issue(&server, key, &issuer, 3);
     let token = issued["token"].as_str().unwrap();
@@ -180,8 +109,8 @@ fn issue_introspect_revoke_with_levels_of_assurance() {
     }
 
     // The policy input view.
-    let seen = current(&server, token);
-    assert_eq!(seen.status, 200, "{}", body(&seen));
+    let seen = current(&server.url, token);
+    assert_eq!(seen.status, 200, "{}", seen.text());
     let seen = seen.json();
     assert_eq!(seen["loa"], 3);
     assert_eq!(seen["scope"], json!(["mcp:invoke"]));
@@ -190,7 +119,7 @@ fn issue_introspect_revoke_with_levels_of_assurance() {
     assert_eq!(seen["sub"], "agent-7");
 
     // RFC 7662 introspection (JSON and form bodies).
-    let active = introspect(&server, key, token);
+    let active = introspect(&server.url, key, token);
     assert_eq!(active["active"], true);
     assert_eq!(active["loa"], 3);
     assert_eq!(active["acr"], "urn:sck:loa:3");
@@ -204,7 +133,7 @@ fn issue_introspect_revoke_with_levels_of_assurance() {
         "application/x-www-form-urlencoded",
         format!("token={token}&token_type_hint=access_token").as_bytes(),
     );
-    assert_eq!(form.status, 200, "{}", body(&form));
+    assert_eq!(form.status, 200, "{}", form.text());
     assert_eq!(form.json()["active"], true);
     // Introspection needs an admin key.
     let anonymous = post_json(
@@ -217,7 +146,7 @@ fn issue_introspect_revoke_with_levels_of_assurance() {
     // Malformed tokens: exactly {"active": false}.
     for junk in ["", "x", "a.b.c", &token[..token.len() - 3]] {
         assert_eq!(
-            introspect(&server, key, junk),
+            introspect(&server.url, key, junk),
             json!({"active": false}),
             "{junk:?}"
         );
@@ -228,34 +157,40 @@ fn issue_introspect_revoke_with_levels_of_assurance() {
         json!({"token": "not-a-token"}),
         json!({"tokenId": "no-such-id", "organizationId": "default"}),
     ] {
-        let reply = revoke(&server, key, &request);
-        assert_eq!(reply.status, 200, "{}", body(&reply));
+        let reply = revoke(&server.url, key, &request);
+        assert_eq!(reply.status, 200, "{}", reply.text());
     }
     let reply = revoke(
-        &server,
+        &server.url,
         key,
         &json!({"token": token, "organizationId": "default"}),
     );
-    assert_eq!(reply.status, 200, "{}", body(&reply));
-    assert_eq!(introspect(&server, key, token), json!({"active": false}));
-    let refused = current(&server, token);
+    assert_eq!(reply.status, 200, "{}", reply.text());
+    assert_eq!(
+        introspect(&server.url, key, token),
+        json!({"active": false})
+    );
+    let refused = current(&server.url, token);
     assert_eq!(refused.status, 401);
     assert_eq!(refused.code(), "token_revoked");
     // Revoking again is still 200.
-    assert_eq!(revoke(&server, key, &json!({"token": token})).status, 200);
+    assert_eq!(
+        revoke(&server.url, key, &json!({"token": token})).status,
+        200
+    );
 
     // By id, with a form body.
     let second = issue(&server, key, &issuer, 2);
     let second_token = second["token"].as_str().unwrap();
-    assert_eq!(current(&server, second_token).status, 200);
+    assert_eq!(current(&server.url, second_token).status, 200);
     let form = post_raw(
         &format!("{}{API}/tokens/revoke", server.url),
         Some(key),
         "application/x-www-form-urlencoded",
         format!("token_id={}", second["tokenId"].as_str().unwrap()).as_bytes(),
     );
-    assert_eq!(form.status, 200, "{}", body(&form));
-    assert_eq!(current(&server, second_token).code(), "token_revoked");
+    assert_eq!(form.status, 200, "{}", form.text());
+    assert_eq!(current(&server.url, second_token).code(), "token_revoked");
 
     // The ledger and database hold the token's hash and jti, never the token or a private key.
     let mut stored = Vec::new();
@@ -285,17 +220,11 @@ fn issue_introspect_revoke_with_levels_of_assurance() {
 #[test]
 fn issue_refusals_have_codes() {
     let server = Server::start();
-    let key = root(&server);
+    let key = server.root();
     let issuer = create_issuer(&server, key, "default", "portal", 2);
     let base = json!({"organizationId": "default", "artifactId": "a", "artifactType": "t",
                       "loaLevel": 2, "scope": ["mcp:invoke"], "issuerId": issuer});
-    let with = |patch: Value| {
-        let mut request = base.clone();
-        for (k, v) in patch.as_object().unwrap() {
-            request[k] = v.clone();
-        }
-        request
-    };
+    let with = |patch: Value| merged(&base, patch);
     let cases = [
         (with(json!({"loaLevel": 3})), 403, "loa_above_ceiling"),
         (
@@ -322,15 +251,15 @@ fn issue_refusals_have_codes() {
         (with(json!({"extra": 1})), 400, "invalid_json"),
     ];
     for (request, status, code) in cases {
-        let reply = issue_request(&server, key, &request);
+        let reply = issue_reply(&server.url, key, &request);
         assert_eq!(
             (reply.status, reply.code()),
             (status, code.to_owned()),
             "{request}: {}",
-            body(&reply)
+            reply.text()
         );
     }
-    assert_eq!(issue_request(&server, key, &base).status, 201);
+    assert_eq!(issue_reply(&server.url, key, &base).status, 201);
 
     // Per-org maximum TTL.
     let set = post_json(
@@ -338,67 +267,49 @@ fn issue_refusals_have_codes() {
         Some(key),
         &json!({"organizationId": "default", "maxTtlSeconds": 600}),
     );
-    assert_eq!(set.status, 200, "{}", body(&set));
+    assert_eq!(set.status, 200, "{}", set.text());
     assert_eq!(set.json()["defaultTtlSeconds"], 600);
-    let reply = issue_request(&server, key, &with(json!({"ttlSeconds": 601})));
+    let reply = issue_reply(&server.url, key, &with(json!({"ttlSeconds": 601})));
     assert_eq!(reply.code(), "ttl_above_maximum");
     assert_eq!(
-        issue_request(&server, key, &with(json!({"ttlSeconds": 600}))).status,
+        issue_reply(&server.url, key, &with(json!({"ttlSeconds": 600}))).status,
         201
     );
 
     // Another org: its admin key may not issue for "default", nor use default's issuer.
-    assert_eq!(
-        post_json(
-            &format!("{}{API}/orgs", server.url),
-            Some(key),
-            &json!({"organizationId": "acme"})
-        )
-        .status,
-        201
+    orgs::create(&server.url, key, "acme");
+    let acme_key = orgs::credential(&server.url, key, "acme", "admin");
+    let reply = issue_reply(&server.url, &acme_key, &base);
+    reply.assert_problem(403, "forbidden");
+    let reply = issue_reply(
+        &server.url,
+        &acme_key,
+        &with(json!({"organizationId": "acme"})),
     );
-    let acme_key = post_json(
-        &format!("{}{API}/credentials", server.url),
-        Some(key),
-        &json!({"organizationId": "acme", "kind": "admin"}),
-    )
-    .json()["secret"]
-        .as_str()
-        .unwrap()
-        .to_owned();
-    let reply = issue_request(&server, &acme_key, &base);
-    assert_eq!((reply.status, reply.code().as_str()), (403, "forbidden"));
-    let reply = issue_request(&server, &acme_key, &with(json!({"organizationId": "acme"})));
-    assert_eq!(
-        (reply.status, reply.code().as_str()),
-        (404, "issuer_not_found")
-    );
-    let reply = issue_request(&server, "sck_admin_wrong", &base);
-    assert_eq!((reply.status, reply.code().as_str()), (401, "unauthorized"));
+    reply.assert_problem(404, "issuer_not_found");
+    let reply = issue_reply(&server.url, "sck_admin_wrong", &base);
+    reply.assert_problem(401, "unauthorized");
 
     // An org key sees its own issuers only, and another org's tokens as inactive.
-    let listed = get(
-        &format!("{}{API}/tokens/issuers", server.url),
-        &[("Authorization", &format!("Bearer {acme_key}"))],
-    );
+    let listed = get_as(&format!("{}{API}/tokens/issuers", server.url), &acme_key);
     assert_eq!(listed.json()["issuers"], json!([]));
-    let token = issue_request(&server, key, &base).json()["token"]
+    let token = issue_reply(&server.url, key, &base).json()["token"]
         .as_str()
         .unwrap()
         .to_owned();
     assert_eq!(
-        introspect(&server, &acme_key, &token),
+        introspect(&server.url, &acme_key, &token),
         json!({"active": false})
     );
-    assert_eq!(introspect(&server, key, &token)["active"], true);
+    assert_eq!(introspect(&server.url, key, &token)["active"], true);
     // ... and cannot revoke it (200, but nothing happens).
     assert_eq!(
-        revoke(&server, &acme_key, &json!({"token": token})).status,
+        revoke(&server.url, &acme_key, &json!({"token": token})).status,
         200
     );
-    assert_eq!(current(&server, &token).status, 200);
+    assert_eq!(current(&server.url, &token).status, 200);
     let reply = revoke(
-        &server,
+        &server.url,
         &acme_key,
         &json!({"token": token, "organizationId": "default"}),
     );
@@ -422,32 +333,26 @@ fn issue_refusals_have_codes() {
 #[test]
 fn verification_refusals_have_codes() {
     let server = Server::start();
-    let key = root(&server);
+    let key = server.root();
     let issuer = create_issuer(&server, key, "default", "portal", 4);
     let issued = issue(&server, key, &issuer, 4);
     let token = issued["token"].as_str().unwrap();
     let kid = issued["keyId"].as_str().unwrap();
     let claims = jwt_part(token, 1);
     let t = now();
-    let with = |patch: Value| {
-        let mut c = claims.clone();
-        for (k, v) in patch.as_object().unwrap() {
-            c[k] = v.clone();
-        }
-        c
-    };
+    let with = |patch: Value| merged(&claims, patch);
     // A correctly forged token verifies (so each case below fails for its one reason).
-    let fresh = sign_with_server_key(
-        &server,
+    let fresh = forge(
+        &server.data_dir,
         kid,
         &ed_header(kid),
         &with(json!({"jti": "forged-ok"})),
     );
     assert_eq!(
-        current(&server, &fresh).status,
+        current(&server.url, &fresh).status,
         200,
         "{}",
-        body(&current(&server, &fresh))
+        current(&server.url, &fresh).text()
     );
 
     let mut jwt_typ = ed_header(kid);
@@ -510,8 +415,7 @@ fn verification_refusals_have_codes() {
         parts[2]
     );
 
-    let sign =
-        |header: &Header, patch: Value| sign_with_server_key(&server, kid, header, &with(patch));
+    let sign = |header: &Header, patch: Value| forge(&server.data_dir, kid, header, &with(patch));
     let mut cases: Vec<(String, &str, &str)> = vec![
         (none, "invalid_token", "alg none"),
         (wrong_key, "signature_mismatch", "another key under our kid"),
@@ -565,15 +469,15 @@ fn verification_refusals_have_codes() {
         cases.push((forged, "algorithm_mismatch", "HS256 with the public key"));
     }
     for (forged, code, why) in cases {
-        let reply = current(&server, &forged);
+        let reply = current(&server.url, &forged);
         assert_eq!(
             (reply.status, reply.code()),
             (401, code.to_owned()),
             "{why}: {}",
-            body(&reply)
+            reply.text()
         );
         assert_eq!(
-            introspect(&server, key, &forged),
+            introspect(&server.url, key, &forged),
             json!({"active": false}),
             "{why}"
         );
@@ -583,18 +487,15 @@ fn verification_refusals_have_codes() {
         &ed_header(kid),
         json!({"exp": t - 2, "iat": t - 60, "nbf": t - 60, "jti": "nearly"}),
     );
-    assert_eq!(current(&server, &nearly).status, 200);
+    assert_eq!(current(&server.url, &nearly).status, 200);
     // Missing and malformed Authorization headers.
     let reply = get(&format!("{}{API}/tokens/current", server.url), &[]);
-    assert_eq!((reply.status, reply.code().as_str()), (401, "unauthorized"));
+    reply.assert_problem(401, "unauthorized");
     let reply = get(
         &format!("{}{API}/tokens/current", server.url),
         &[("Authorization", "Basic abc")],
     );
-    assert_eq!(
-        (reply.status, reply.code().as_str()),
-        (401, "invalid_token")
-    );
+    reply.assert_problem(401, "invalid_token");
 }
 
 /// Defence in depth for a leaked key file: a token signed with sck's own key is refused, with
@@ -604,35 +505,26 @@ fn verification_refusals_have_codes() {
 /// claims issuing requires.
 #[test]
 fn tokens_sck_could_not_have_issued_are_refused() {
-    support::on_each_backend(|server| {
-        let key = root(server);
+    db::on_each_backend(|server| {
+        let key = server.root();
         let issuer = create_issuer(server, key, "default", "low", 2);
         let issued = issue(server, key, &issuer, 2);
         let kid = issued["keyId"].as_str().unwrap();
         let claims = jwt_part(issued["token"].as_str().unwrap(), 1);
-        let acme = post_json(
-            &format!("{}{API}/orgs", server.url),
-            Some(key),
-            &json!({"organizationId": "acme"}),
-        );
-        assert_eq!(acme.status, 201);
+        orgs::create(&server.url, key, "acme");
         let foreign = create_issuer(server, key, "acme", "theirs", 4);
         let t = now();
-        let forge = |header: &Header, patch: Value| {
-            let mut c = claims.clone();
-            c["jti"] = json!(uuid::Uuid::new_v4().to_string());
-            for (k, v) in patch.as_object().unwrap() {
-                c[k] = v.clone();
-            }
-            sign_with_server_key(server, kid, header, &c)
+        let forged = |header: &Header, patch: Value| {
+            let fresh = merged(&claims, json!({"jti": uuid::Uuid::new_v4().to_string()}));
+            forge(&server.data_dir, kid, header, &merged(&fresh, patch))
         };
         // A forgery that changes nothing verifies, so each case fails for its one reason.
-        let plain = forge(&ed_header(kid), json!({}));
+        let plain = forged(&ed_header(kid), json!({}));
         assert_eq!(
-            current(server, &plain).status,
+            current(&server.url, &plain).status,
             200,
             "{}",
-            body(&current(server, &plain))
+            current(&server.url, &plain).text()
         );
 
         let mut crit = ed_header(kid);
@@ -641,90 +533,90 @@ fn tokens_sck_could_not_have_issued_are_refused() {
         crit_empty.crit = Some(vec![]);
         let cases = [
             (
-                forge(&crit, json!({})),
+                forged(&crit, json!({})),
                 "unsupported_critical_header",
                 "crit",
             ),
             (
-                forge(&crit_empty, json!({})),
+                forged(&crit_empty, json!({})),
                 "unsupported_critical_header",
                 "crit []",
             ),
             (
-                forge(&ed_header(kid), json!({"exp": t + 10 * 365 * 86_400})),
+                forged(&ed_header(kid), json!({"exp": t + 10 * 365 * 86_400})),
                 "ttl_above_maximum",
                 "exp in ten years",
             ),
             (
-                forge(&ed_header(kid), json!({"exp": t + 3601})),
+                forged(&ed_header(kid), json!({"exp": t + 3601})),
                 "ttl_above_maximum",
                 "one second over the maximum TTL",
             ),
             (
-                forge(&ed_header(kid), json!({"iat": t + 3600, "exp": t + 4000})),
+                forged(&ed_header(kid), json!({"iat": t + 3600, "exp": t + 4000})),
                 "issued_in_future",
                 "iat in an hour",
             ),
             (
-                forge(&ed_header(kid), json!({"loa": 3, "acr": "urn:sck:loa:3"})),
+                forged(&ed_header(kid), json!({"loa": 3, "acr": "urn:sck:loa:3"})),
                 "loa_above_ceiling",
                 "loa 3 from a ceiling-2 issuer",
             ),
             (
-                forge(&ed_header(kid), json!({"client_id": "iss_unknown"})),
+                forged(&ed_header(kid), json!({"client_id": "iss_unknown"})),
                 "unknown_client",
                 "unknown client_id",
             ),
             (
-                forge(&ed_header(kid), json!({"client_id": foreign})),
+                forged(&ed_header(kid), json!({"client_id": foreign})),
                 "unknown_client",
                 "another org's issuer",
             ),
             (
-                forge(&ed_header(kid), json!({"scope": "mcp:invoke admin:all"})),
+                forged(&ed_header(kid), json!({"scope": "mcp:invoke admin:all"})),
                 "scope_not_allowed",
                 "a scope outside the issuer's",
             ),
             (
-                forge(&ed_header(kid), json!({"sub": ""})),
+                forged(&ed_header(kid), json!({"sub": ""})),
                 "invalid_claim",
                 "empty sub",
             ),
             (
-                forge(&ed_header(kid), json!({"sub": "  "})),
+                forged(&ed_header(kid), json!({"sub": "  "})),
                 "invalid_claim",
                 "blank sub",
             ),
             (
-                forge(&ed_header(kid), json!({"sub": "a\u{1}b"})),
+                forged(&ed_header(kid), json!({"sub": "a\u{1}b"})),
                 "invalid_claim",
                 "control character in sub",
             ),
             (
-                forge(&ed_header(kid), json!({"artifact_id": ""})),
+                forged(&ed_header(kid), json!({"artifact_id": ""})),
                 "invalid_claim",
                 "empty artifact_id",
             ),
         ];
         for (forged, code, why) in &cases {
-            let reply = current(server, forged);
+            let reply = current(&server.url, forged);
             assert_eq!(
                 (reply.status, reply.code()),
                 (401, (*code).to_owned()),
                 "{why}: {}",
-                body(&reply)
+                reply.text()
             );
             assert_eq!(
-                introspect(server, key, forged),
+                introspect(&server.url, key, forged),
                 json!({"active": false}),
                 "{why}"
             );
         }
-        let metrics = metrics_text(&server.url);
+        let metrics = metrics::text(&server.url);
         for (_, code, _) in &cases {
             let series = format!("sck_token_verifications_total{{result=\"{code}\"}}");
             assert!(
-                metric_value(&metrics, &series).is_some_and(|n| n >= 1.0),
+                metrics::value(&metrics, &series).is_some_and(|n| n >= 1.0),
                 "{series}"
             );
         }
@@ -732,42 +624,33 @@ fn tokens_sck_could_not_have_issued_are_refused() {
         // Lowering the org's maximum TTL ends longer tokens at once, cached ones too.
         let long = issue(server, key, &issuer, 1);
         let long = long["token"].as_str().unwrap();
-        assert_eq!(current(server, long).status, 200);
+        assert_eq!(current(&server.url, long).status, 200);
         let lowered = post_json(
             &format!("{}{API}/tokens/settings", server.url),
             Some(key),
             &json!({"organizationId": "default", "maxTtlSeconds": 600, "defaultTtlSeconds": 300}),
         );
-        assert_eq!(lowered.status, 200, "{}", body(&lowered));
-        let reply = current(server, long);
-        assert_eq!(
-            (reply.status, reply.code()),
-            (401, "ttl_above_maximum".into())
-        );
+        assert_eq!(lowered.status, 200, "{}", lowered.text());
+        let reply = current(&server.url, long);
+        reply.assert_problem(401, "ttl_above_maximum");
         let short = issue(server, key, &issuer, 1);
         assert_eq!(
-            current(server, short["token"].as_str().unwrap()).status,
+            current(&server.url, short["token"].as_str().unwrap()).status,
             200
         );
     });
 }
 
 fn rotate(server: &Server) -> Value {
-    let out = server.cli(&["keys", "rotate"]);
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    serde_json::from_slice(&out.stdout).unwrap()
+    serde_json::from_str(&cli::succeeded(server.cli(&["keys", "rotate"]))).unwrap()
 }
 
 #[test]
 fn rotation_keeps_retiring_keys_verifying() {
     let server = Server::start();
-    let key = root(&server);
+    let key = server.root();
     // Issuers through the CLI too.
-    let out = server.cli(&[
+    let out = cli::succeeded(server.cli(&[
         "issuer",
         "create",
         "--org",
@@ -778,13 +661,8 @@ fn rotation_keeps_retiring_keys_verifying() {
         "2",
         "--scope",
         "mcp:invoke",
-    ]);
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let issuer: Value = serde_json::from_slice(&out.stdout).unwrap();
+    ]));
+    let issuer: Value = serde_json::from_str(&out).unwrap();
     assert_eq!(issuer["loaCeiling"], 2);
     let out = server.cli(&["issuer", "list", "--org", "default"]);
     assert!(String::from_utf8_lossy(&out.stdout).contains("\"cli\""));
@@ -803,11 +681,11 @@ fn rotation_keeps_retiring_keys_verifying() {
         .contains(rotation["activated"].as_str().unwrap()));
     // Both tokens verify: the old one under the retiring key.
     assert_eq!(
-        current(&server, before["token"].as_str().unwrap()).status,
+        current(&server.url, before["token"].as_str().unwrap()).status,
         200
     );
     assert_eq!(
-        current(&server, after["token"].as_str().unwrap()).status,
+        current(&server.url, after["token"].as_str().unwrap()).status,
         200
     );
     let jwks = get(&format!("{}/.well-known/jwks.json", server.url), &[]).json();
@@ -831,21 +709,8 @@ fn rotation_keeps_retiring_keys_verifying() {
         "{listed}"
     );
     // Org keys may not rotate.
-    let acme = post_json(
-        &format!("{}{API}/orgs", server.url),
-        Some(key),
-        &json!({"organizationId": "acme"}),
-    );
-    assert_eq!(acme.status, 201);
-    let acme_key = post_json(
-        &format!("{}{API}/credentials", server.url),
-        Some(key),
-        &json!({"organizationId": "acme", "kind": "admin"}),
-    )
-    .json()["secret"]
-        .as_str()
-        .unwrap()
-        .to_owned();
+    orgs::create(&server.url, key, "acme");
+    let acme_key = orgs::credential(&server.url, key, "acme", "admin");
     let reply = post_json(
         &format!("{}{API}/tokens/keys/rotate", server.url),
         Some(&acme_key),
@@ -858,17 +723,11 @@ fn rotation_keeps_retiring_keys_verifying() {
 /// ledger as they were. No body, `null` or `{}` rotates.
 #[test]
 fn key_rotation_refuses_any_body_but_nothing_or_an_empty_object() {
-    support::on_each_backend(|server| {
-        let key = root(server);
+    db::on_each_backend(|server| {
+        let key = server.root();
         let url = format!("{}{API}/tokens/keys/rotate", server.url);
-        let keys = || {
-            get(
-                &format!("{}{API}/tokens/keys", server.url),
-                &[("Authorization", &format!("Bearer {key}"))],
-            )
-            .json()
-        };
-        let system_log = || support::ledger_size(server, "default");
+        let keys = || get_as(&format!("{}{API}/tokens/keys", server.url), key).json();
+        let system_log = || ledger::size(&server.url, key, "default");
         let (keys_before, log_before) = (keys(), system_log());
         let deep = format!("{}{}", "[".repeat(5000), "]".repeat(5000));
         let garbage: [&[u8]; 8] = [
@@ -889,7 +748,7 @@ fn key_rotation_refuses_any_body_but_nothing_or_an_empty_object() {
                     (400, "invalid_json".to_owned()),
                     "{}: {}",
                     String::from_utf8_lossy(sent),
-                    body(&reply)
+                    reply.text()
                 );
             }
         }
@@ -897,7 +756,7 @@ fn key_rotation_refuses_any_body_but_nothing_or_an_empty_object() {
         assert_eq!(system_log(), log_before, "a refused rotation was ledgered");
         for sent in [&b""[..], b"{}", b" { } ", b"null"] {
             let reply = post_raw(&url, Some(key), "application/json", sent);
-            assert_eq!(reply.status, 200, "{}", body(&reply));
+            assert_eq!(reply.status, 200, "{}", reply.text());
         }
         assert_ne!(keys(), keys_before);
     });
@@ -907,39 +766,35 @@ fn key_rotation_refuses_any_body_but_nothing_or_an_empty_object() {
 fn hs256_with_a_configured_secret() {
     let secret = "an-hs256-shared-secret-of-at-least-32-bytes";
     let server = Server::start_with_env(&[("SCK_TOKENS_HS256_SECRET", secret)]);
-    let key = root(&server);
+    let key = server.root();
     let reply = post_json(
         &format!("{}{API}/tokens/issuers", server.url),
         Some(key),
         &json!({"organizationId": "default", "name": "shared", "loaCeiling": 2,
                 "scopes": ["mcp:invoke"], "algorithm": "HS256"}),
     );
-    assert_eq!(reply.status, 201, "{}", body(&reply));
+    assert_eq!(reply.status, 201, "{}", reply.text());
     let issued = issue(&server, key, reply.json()["id"].as_str().unwrap(), 2);
     let token = issued["token"].as_str().unwrap();
     assert_eq!(jwt_part(token, 0)["alg"], "HS256");
-    assert_eq!(current(&server, token).status, 200);
+    assert_eq!(current(&server.url, token).status, 200);
     // The secret's kid is not served, and nothing resembling the secret is.
     let jwks = get(&format!("{}/.well-known/jwks.json", server.url), &[]);
-    assert!(!body(&jwks).contains(issued["keyId"].as_str().unwrap()));
-    assert!(!body(&jwks).contains(&URL_SAFE_NO_PAD.encode(secret)));
+    assert!(!jwks.text().contains(issued["keyId"].as_str().unwrap()));
+    assert!(!jwks.text().contains(&URL_SAFE_NO_PAD.encode(secret)));
     // An EdDSA-signed token claiming the HS256 kid is refused before any signature check.
     let claims = jwt_part(token, 1);
-    let forged = sign_with_server_key(
-        &server,
+    let forged = forge(
+        &server.data_dir,
         &active_kid(&server, key),
         &ed_header(issued["keyId"].as_str().unwrap()),
         &claims,
     );
-    assert_eq!(current(&server, &forged).code(), "algorithm_mismatch");
+    assert_eq!(current(&server.url, &forged).code(), "algorithm_mismatch");
 }
 
 fn active_kid(server: &Server, key: &str) -> String {
-    let listed = get(
-        &format!("{}{API}/tokens/keys", server.url),
-        &[("Authorization", &format!("Bearer {key}"))],
-    )
-    .json();
+    let listed = get_as(&format!("{}{API}/tokens/keys", server.url), key).json();
     listed["keys"]
         .as_array()
         .unwrap()
@@ -953,52 +808,52 @@ fn active_kid(server: &Server, key: &str) -> String {
 
 #[test]
 fn revocations_survive_a_restart() {
-    let server = Server::start();
-    let key = root(&server).to_owned();
+    let deployment = Deployment::sqlite();
+    let server = deployment.replica();
+    let key = server.root().to_owned();
     let issuer = create_issuer(&server, &key, "default", "portal", 2);
     let revoked = issue(&server, &key, &issuer, 2);
     let kept = issue(&server, &key, &issuer, 2);
     assert_eq!(
-        revoke(&server, &key, &json!({"tokenId": revoked["tokenId"]})).status,
+        revoke(&server.url, &key, &json!({"tokenId": revoked["tokenId"]})).status,
         200
     );
-    let dir = server.data_dir.clone();
     assert!(server.stop().success());
 
-    let again = Server::start_on(&dir, &dir.join("sck.db").display().to_string());
-    let refused = current(&again, revoked["token"].as_str().unwrap());
+    let again = deployment.replica();
+    let refused = current(&again.url, revoked["token"].as_str().unwrap());
     assert_eq!(refused.code(), "token_revoked");
     assert_eq!(
-        introspect(&again, &key, revoked["token"].as_str().unwrap()),
+        introspect(&again.url, &key, revoked["token"].as_str().unwrap()),
         json!({"active": false})
     );
-    assert_eq!(current(&again, kept["token"].as_str().unwrap()).status, 200);
-    drop(again);
-    let _ = std::fs::remove_dir_all(&dir);
+    assert_eq!(
+        current(&again.url, kept["token"].as_str().unwrap()).status,
+        200
+    );
 }
 
 #[test]
 fn revocation_on_one_replica_is_enforced_by_another_within_a_second() {
-    let Some(url) = fresh_postgres_database() else {
+    let Some(deployment) = Deployment::postgres() else {
         return;
     };
-    let dir = tempfile::tempdir().unwrap();
-    let a = Server::start_on(dir.path(), &url);
-    let b = Server::start_on(dir.path(), &url);
-    let key = a.root_key.clone().expect("first replica bootstraps");
-    let issuer = create_issuer(&a, &key, "default", "portal", 3);
-    let issued = issue(&a, &key, &issuer, 3);
+    let a = deployment.replica();
+    let b = deployment.replica();
+    let key = a.root();
+    let issuer = create_issuer(&a, key, "default", "portal", 3);
+    let issued = issue(&a, key, &issuer, 3);
     let token = issued["token"].as_str().unwrap();
     // B verifies (and caches) it.
     for _ in 0..3 {
-        assert_eq!(current(&b, token).status, 200);
+        assert_eq!(current(&b.url, token).status, 200);
     }
-    let reply = revoke(&a, &key, &json!({"token": token}));
+    let reply = revoke(&a.url, key, &json!({"token": token}));
     assert_eq!(reply.status, 200);
     let revoked_at = Instant::now();
     // Bounded wait for the NOTIFY-driven update on B.
     loop {
-        let reply = current(&b, token);
+        let reply = current(&b.url, token);
         if reply.status == 401 {
             assert_eq!(reply.code(), "token_revoked");
             break;
@@ -1014,28 +869,18 @@ fn revocation_on_one_replica_is_enforced_by_another_within_a_second() {
         revoked_at.elapsed()
     );
     // Rotation on B is seen by A: a token B signs with its new key verifies on A.
-    let out = Command::new(env!("CARGO_BIN_EXE_sck"))
-        .args(["keys", "rotate"])
-        .env("SCK_SERVER", &b.url)
-        .env("SCK_ADMIN_KEY", &key)
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let fresh = issue(&b, &key, &issuer, 3);
+    cli::succeeded(cli::remote(&b.url, key, &["keys", "rotate"]));
+    let fresh = issue(&b, key, &issuer, 3);
     let started = Instant::now();
     loop {
-        let reply = current(&a, fresh["token"].as_str().unwrap());
+        let reply = current(&a.url, fresh["token"].as_str().unwrap());
         if reply.status == 200 {
             break;
         }
         assert!(
             started.elapsed() < Duration::from_secs(2),
             "{}",
-            body(&reply)
+            reply.text()
         );
         std::thread::sleep(Duration::from_millis(20));
     }
@@ -1084,21 +929,19 @@ fn pyjwt_verifies_issued_tokens_before_and_after_rotation() {
         "python3 with PyJWT and cryptography is required (pip install pyjwt cryptography)"
     );
     let server = Server::start();
-    let key = root(&server);
+    let key = server.root();
     let issuer = create_issuer(&server, key, "default", "portal", 3);
     let before = issue(&server, key, &issuer, 3);
     let iss = jwt_part(before["token"].as_str().unwrap(), 1)["iss"]
         .as_str()
         .unwrap()
         .to_owned();
-    let out = pyjwt_verify(&server, before["token"].as_str().unwrap(), &iss);
-    assert!(
-        out.status.success(),
-        "{}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let verified: Value = serde_json::from_slice(&out.stdout).unwrap();
+    let out = cli::succeeded(pyjwt_verify(
+        &server,
+        before["token"].as_str().unwrap(),
+        &iss,
+    ));
+    let verified: Value = serde_json::from_str(&out).unwrap();
     assert_eq!(verified["claims"]["loa"], 3);
     assert_eq!(verified["kid"], before["keyId"]);
 
@@ -1106,13 +949,11 @@ fn pyjwt_verifies_issued_tokens_before_and_after_rotation() {
     let after = issue(&server, key, &issuer, 3);
     assert_ne!(after["keyId"], before["keyId"]);
     for token in [&before, &after] {
-        let out = pyjwt_verify(&server, token["token"].as_str().unwrap(), &iss);
-        assert!(
-            out.status.success(),
-            "{}{}",
-            String::from_utf8_lossy(&out.stdout),
-            String::from_utf8_lossy(&out.stderr)
-        );
+        cli::succeeded(pyjwt_verify(
+            &server,
+            token["token"].as_str().unwrap(),
+            &iss,
+        ));
     }
     // PyJWT refuses a token with a flipped signature byte (the script really verifies).
     let token = after["token"].as_str().unwrap();
@@ -1130,27 +971,27 @@ fn pyjwt_verifies_issued_tokens_before_and_after_rotation() {
 #[test]
 fn operator_metrics_are_exported() {
     let server = Server::start_with_env(&[("SCK_LEDGER__CHECKPOINT_EVERY", "1")]);
-    let key = root(&server);
+    let key = server.root();
     let issuer = create_issuer(&server, key, "default", "portal", 3);
     let issued = issue(&server, key, &issuer, 3);
     let token = issued["token"].as_str().unwrap();
-    let decided = post_json(
-        &format!("{}{API}/decide", server.url),
-        Some(token),
+    let decided = tokens::decide(
+        &server.url,
+        token,
         &json!({"action": "tools.invoke", "resource": {"org": "default", "tool": "search.web"}}),
     );
-    assert_eq!(decided.status, 200, "{}", body(&decided));
-    assert_eq!(revoke(&server, key, &json!({"token": token})).status, 200);
-    let sidecar = server.sidecar_token.clone().unwrap();
-    let fetched = get(
-        &format!("{}/bundles/default/gateway.tar.gz", server.url),
-        &[("Authorization", &format!("Bearer {sidecar}"))],
+    assert_eq!(decided.status, 200, "{}", decided.text());
+    assert_eq!(
+        revoke(&server.url, key, &json!({"token": token})).status,
+        200
     );
+    let fetched = sidecar::fetch_bundle(&server.url, "default", server.sidecar(), None, None);
     assert_eq!(fetched.status, 200);
 
-    let text = metrics_text(&server.url);
+    let text = metrics::text(&server.url);
     let value = |series: &str| -> f64 {
-        metric_value(&text, series).unwrap_or_else(|| panic!("no `{series}` in /metrics:\n{text}"))
+        metrics::value(&text, series)
+            .unwrap_or_else(|| panic!("no `{series}` in /metrics:\n{text}"))
     };
     assert_eq!(value("sck_tokens_issued_total{org=\"default\"}"), 1.0);
     assert_eq!(value("sck_tokens_revoked_total{org=\"default\"}"), 1.0);

@@ -10,178 +10,34 @@ use std::process::Command;
 
 use base64::Engine;
 use serde_json::{json, Value};
-use support::{post_json, repo, Reply, Server};
+use support::db::Deployment;
+use support::http::{get_as, post_json, post_oversized, API};
+use support::server::Server;
+use support::signed::{pin_hmac, send, Call, Key, VERIFY};
+use support::{cli, ledger, orgs, release, repo, unix_now as now};
 
-use sck_gateway::xsck::canonical::{self, Scheme, SignedRequest};
-
-const API: &str = "/api/v1/enforcement";
 const PUBLIC: &str = "https://gateway.example.com";
 const ANS: &str = "ans://v1.0.0.agent.example.com";
 const ORG: &str = "org-acme";
-const VERIFY: &str = "/api/v1/enforcement/verify";
 
 fn body() -> Vec<u8> {
     serde_json::to_vec(&json!({"action": "bundles.evaluate", "resource": {"org": ORG}})).unwrap()
 }
 
-fn now() -> i64 {
-    time::OffsetDateTime::now_utc().unix_timestamp()
+/// A call of [`ANS`] for [`ORG`] to the gateway at [`PUBLIC`], posting [`body`].
+fn signed_call() -> Call {
+    Call::new(PUBLIC, ANS, ORG, body())
 }
 
-fn nonce() -> String {
-    uuid::Uuid::new_v4().simple().to_string()
-}
-
-/// A signing key for tests.
-enum Key {
-    Hmac(String),
-    Ed(ed25519_dalek::SigningKey),
-}
-
-/// What to sign and how to send it (each field can be tampered with separately).
-struct Call {
-    authority: String,
-    path_and_query: String,
-    signed_path_and_query: Option<String>,
-    body: Vec<u8>,
-    signed_body: Option<Vec<u8>>,
-    timestamp: String,
-    nonce: Option<String>,
-    ans_id: String,
-    org: String,
-    signed_org: Option<String>,
-    extra: Vec<(String, String)>,
-    drop: Option<&'static str>,
-}
-
-impl Call {
-    fn new() -> Call {
-        Call {
-            authority: canonical::authority_of(PUBLIC),
-            path_and_query: VERIFY.into(),
-            signed_path_and_query: None,
-            body: body(),
-            signed_body: None,
-            timestamp: now().to_string(),
-            nonce: Some(nonce()),
-            ans_id: ANS.into(),
-            org: ORG.into(),
-            signed_org: None,
-            extra: Vec::new(),
-            drop: None,
-        }
-    }
-
-    fn headers(&self, key: &Key) -> Vec<(String, String)> {
-        let signed_target = self
-            .signed_path_and_query
-            .as_deref()
-            .unwrap_or(&self.path_and_query);
-        let (path, query) = signed_target.split_once('?').unwrap_or((signed_target, ""));
-        let request = SignedRequest {
-            method: "POST",
-            authority: &self.authority,
-            path,
-            query,
-            body: self.signed_body.as_deref().unwrap_or(&self.body),
-        };
-        let scheme = match key {
-            Key::Hmac(_) => Scheme::HmacSha256,
-            Key::Ed(_) => Scheme::Ed25519,
-        };
-        let message = canonical::string_to_sign(
-            scheme,
-            &request,
-            &self.timestamp,
-            self.nonce.as_deref(),
-            &self.ans_id,
-            self.signed_org.as_deref().unwrap_or(&self.org),
-        );
-        let signature = match key {
-            Key::Hmac(secret) => canonical::sign_hmac(secret.as_bytes(), &message),
-            Key::Ed(k) => canonical::sign_ed25519(k, &message),
-        };
-        let mut headers = vec![
-            ("X-SCK-Signature".into(), signature.header_value()),
-            ("X-SCK-Timestamp".into(), self.timestamp.clone()),
-            ("X-SCK-ANS-ID".into(), self.ans_id.clone()),
-            ("X-SCK-Organization".into(), self.org.clone()),
-        ];
-        if let Some(n) = &self.nonce {
-            headers.push(("X-SCK-Nonce".into(), n.clone()));
-        }
-        headers.retain(|(n, _): &(String, String)| Some(n.as_str()) != self.drop);
-        headers.extend(self.extra.iter().cloned());
-        headers
-    }
-
-    fn send(&self, base: &str, key: &Key) -> Reply {
-        send(base, &self.path_and_query, &self.headers(key), &self.body)
-    }
-}
-
-fn send(base: &str, target: &str, headers: &[(String, String)], body: &[u8]) -> Reply {
-    let mut request = support::agent()
-        .post(format!("{base}{target}"))
-        .header("Content-Type", "application/json");
-    for (k, v) in headers {
-        request = request.header(k.as_str(), v.as_str());
-    }
-    let mut response = request.send(body).expect("request completes");
-    Reply {
-        status: response.status().as_u16(),
-        headers: response.headers().clone(),
-        body: response.body_mut().read_to_vec().unwrap(),
-    }
-}
-
+/// Creates `org` and activates `policies/` as its gateway bundle.
 fn release(server: &Server, org: &str) {
-    let root = server.root_key.as_deref();
-    let api = |p: &str| format!("{}{API}{p}", server.url);
-    assert_eq!(
-        post_json(&api("/orgs"), root, &json!({"organizationId": org})).status,
-        201
-    );
-    let compiled = post_json(
-        &api("/bundles/compile"),
-        root,
-        &json!({"organizationId": org, "name": "gateway", "version": "1.0.0", "files": support::policy_files()}),
-    );
-    assert_eq!(
-        compiled.status,
-        201,
-        "{}",
-        String::from_utf8_lossy(&compiled.body)
-    );
-    let id = compiled.json()["id"].clone();
-    assert_eq!(
-        post_json(&api("/bundles/publish"), root, &json!({"bundleId": id})).status,
-        200
-    );
-    assert_eq!(
-        post_json(&api("/bundles/activate"), root, &json!({"bundleId": id})).status,
-        200
-    );
+    orgs::create(&server.url, server.root(), org);
+    release::release(&server.url, server.root(), org, "1.0.0");
 }
 
 /// Pins `ans` to `org` with an HMAC key; returns (secret, key id).
-fn pin_hmac(server: &Server, org: &str, ans: &str) -> (String, String) {
-    let reply = post_json(
-        &format!("{}{API}/identities", server.url),
-        server.root_key.as_deref(),
-        &json!({"organizationId": org, "ansId": ans, "scheme": "hmac-sha256"}),
-    );
-    assert_eq!(
-        reply.status,
-        201,
-        "{}",
-        String::from_utf8_lossy(&reply.body)
-    );
-    let v = reply.json();
-    (
-        v["key"]["secret"].as_str().unwrap().to_owned(),
-        v["key"]["keyId"].as_str().unwrap().to_owned(),
-    )
+fn pin(server: &Server, org: &str, ans: &str) -> (String, String) {
+    pin_hmac(&server.url, server.root(), org, ans)
 }
 
 fn server() -> Server {
@@ -192,14 +48,14 @@ fn server() -> Server {
 fn signed_calls_verify_decide_and_every_must_fail_case_has_its_code() {
     let server = server();
     release(&server, ORG);
-    let (secret, key_id) = pin_hmac(&server, ORG, ANS);
+    let (secret, key_id) = pin(&server, ORG, ANS);
     let key = Key::Hmac(secret.clone());
     let url = server.url.clone();
 
     // Accepted: decision with the verified caller and a ledger receipt.
-    let call = Call::new();
+    let call = signed_call();
     let ok = call.send(&url, &key);
-    assert_eq!(ok.status, 200, "{}", String::from_utf8_lossy(&ok.body));
+    assert_eq!(ok.status, 200, "{}", ok.text());
     let answer = ok.json();
     assert_eq!(answer["allow"], true, "{answer}");
     assert_eq!(answer["caller"]["ans_id"], ANS);
@@ -211,7 +67,7 @@ fn signed_calls_verify_decide_and_every_must_fail_case_has_its_code() {
     assert_eq!(call.send(&url, &key).code(), "replayed_nonce");
 
     // RFC 3339 timestamps are accepted; with the Key-Id header too.
-    let mut c = Call::new();
+    let mut c = signed_call();
     c.timestamp = time::OffsetDateTime::from_unix_timestamp(now())
         .unwrap()
         .format(&time::format_description::well_known::Rfc3339)
@@ -222,14 +78,9 @@ fn signed_calls_verify_decide_and_every_must_fail_case_has_its_code() {
     // One changed byte in body, path, query, authority, timestamp, nonce, ANS ID, org.
     let expect = |c: Call, code: &str| {
         let reply = c.send(&url, &key);
-        assert_eq!(
-            reply.code(),
-            code,
-            "{}",
-            String::from_utf8_lossy(&reply.body)
-        );
+        assert_eq!(reply.code(), code, "{}", reply.text());
     };
-    let mut c = Call::new();
+    let mut c = signed_call();
     c.signed_body = Some(
         body()
             .into_iter()
@@ -237,27 +88,27 @@ fn signed_calls_verify_decide_and_every_must_fail_case_has_its_code() {
             .collect(),
     );
     expect(c, "signature_mismatch");
-    let mut c = Call::new();
+    let mut c = signed_call();
     c.signed_path_and_query = Some("/api/v1/enforcement/verifz".into());
     expect(c, "signature_mismatch");
-    let mut c = Call::new();
+    let mut c = signed_call();
     c.path_and_query = format!("{VERIFY}?dry_run=true");
     c.signed_path_and_query = Some(format!("{VERIFY}?dry_run=truf"));
     expect(c, "signature_mismatch");
-    let mut c = Call::new();
+    let mut c = signed_call();
     c.path_and_query = format!("{VERIFY}?dry_run=true&region=eu");
     assert_eq!(c.send(&url, &key).status, 200, "a signed query verifies");
-    let mut c = Call::new();
+    let mut c = signed_call();
     c.authority = "gateway.example.con".into();
     expect(c, "signature_mismatch");
-    let mut c = Call::new();
+    let mut c = signed_call();
     c.authority = server.url.trim_start_matches("http://").into();
     expect(c, "signature_mismatch");
-    let mut c = Call::new();
+    let mut c = signed_call();
     c.signed_org = Some("org-acmf".into());
     expect(c, "signature_mismatch");
     // Timestamp, nonce and ANS ID: sign one value, send another.
-    let c = Call::new();
+    let c = signed_call();
     let mut headers = c.headers(&key);
     for (name, value) in &mut headers {
         if name == "X-SCK-Timestamp" {
@@ -268,7 +119,7 @@ fn signed_calls_verify_decide_and_every_must_fail_case_has_its_code() {
         send(&url, VERIFY, &headers, &c.body).code(),
         "signature_mismatch"
     );
-    let c = Call::new();
+    let c = signed_call();
     let mut headers = c.headers(&key);
     for (name, value) in &mut headers {
         if name == "X-SCK-Nonce" {
@@ -282,31 +133,31 @@ fn signed_calls_verify_decide_and_every_must_fail_case_has_its_code() {
 
     // Timestamp 301 s off, both directions; 299 s is fine.
     for offset in [301, -301] {
-        let mut c = Call::new();
+        let mut c = signed_call();
         c.timestamp = (now() + offset).to_string();
         expect(c, "timestamp_skew");
     }
-    let mut c = Call::new();
+    let mut c = signed_call();
     c.timestamp = (now() - 290).to_string();
     assert_eq!(c.send(&url, &key).status, 200);
 
     // Unknown ANS ID; the ANS ID pinned to another org; a key pinned to another ANS ID.
-    let mut c = Call::new();
+    let mut c = signed_call();
     c.ans_id = "ans://v1.0.0.unknown.example.com".into();
     expect(c, "unknown_identity");
     let other_ans = "ans://v1.0.0.other.example.com";
-    let (other_secret, _) = pin_hmac(&server, "default", other_ans);
-    let mut c = Call::new();
+    let (other_secret, _) = pin(&server, "default", other_ans);
+    let mut c = signed_call();
     c.ans_id = other_ans.into();
     let reply = c.send(&url, &Key::Hmac(other_secret.clone()));
     assert_eq!(reply.code(), "org_mismatch");
-    let c = Call::new();
+    let c = signed_call();
     assert_eq!(
         c.send(&url, &Key::Hmac(other_secret)).code(),
         "signature_mismatch"
     );
     // The other pin's key id named for this ANS ID is not tried either.
-    let mut c = Call::new();
+    let mut c = signed_call();
     c.extra
         .push(("X-SCK-Key-Id".into(), "xk_not_this_pin".into()));
     expect(c, "signature_mismatch");
@@ -319,10 +170,10 @@ fn signed_calls_verify_decide_and_every_must_fail_case_has_its_code() {
         "X-SCK-ANS-ID",
         "X-SCK-Organization",
     ] {
-        let mut c = Call::new();
+        let mut c = signed_call();
         c.drop = Some(name);
         expect(c, "missing_header");
-        let c = Call::new();
+        let c = signed_call();
         let mut headers = c.headers(&key);
         let copy = headers.iter().find(|(n, _)| n == name).unwrap().clone();
         headers.push(copy);
@@ -333,12 +184,12 @@ fn signed_calls_verify_decide_and_every_must_fail_case_has_its_code() {
         );
     }
     // A control character HTTP itself allows (tab) inside a value.
-    let mut c = Call::new();
+    let mut c = signed_call();
     c.org = "org\tacme".into();
     expect(c, "invalid_header");
     // CR or LF inside a header value: never a 2xx (refused by the HTTP layer or by X-SCK).
     for bad in ["org-acme\rx", "org-\nacme"] {
-        let c = Call::new();
+        let c = signed_call();
         let mut raw = format!("POST {VERIFY} HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n", c.body.len());
         for (n, v) in c.headers(&key) {
             let v = if n == "X-SCK-Organization" {
@@ -360,7 +211,7 @@ fn signed_calls_verify_decide_and_every_must_fail_case_has_its_code() {
         );
     }
     // Oversized body.
-    let mut c = Call::new();
+    let mut c = signed_call();
     c.body = vec![b' '; (1 << 20) + 1];
     let mut headers = c.headers(&key);
     headers.push(("Content-Type".into(), "application/json".into()));
@@ -368,7 +219,7 @@ fn signed_calls_verify_decide_and_every_must_fail_case_has_its_code() {
         .iter()
         .map(|(k, v)| (k.as_str(), v.as_str()))
         .collect();
-    let reply = support::post_oversized(&format!("{url}{}", c.path_and_query), &headers, &c.body);
+    let reply = post_oversized(&format!("{url}{}", c.path_and_query), &headers, &c.body);
     assert_eq!(reply.status, 413);
     assert_eq!(reply.code(), "body_too_large");
 
@@ -377,46 +228,33 @@ fn signed_calls_verify_decide_and_every_must_fail_case_has_its_code() {
     let public = base64::engine::general_purpose::STANDARD.encode(ed.verifying_key().to_bytes());
     let rotated = post_json(
         &format!("{url}{API}/identities/rotate"),
-        server.root_key.as_deref(),
+        Some(server.root()),
         &json!({"organizationId": ORG, "ansId": ANS, "scheme": "ed25519", "publicKey": public}),
     );
-    assert_eq!(
-        rotated.status,
-        200,
-        "{}",
-        String::from_utf8_lossy(&rotated.body)
-    );
-    let reply = Call::new().send(&url, &Key::Ed(ed.clone()));
-    assert_eq!(
-        reply.status,
-        200,
-        "{}",
-        String::from_utf8_lossy(&reply.body)
-    );
+    assert_eq!(rotated.status, 200, "{}", rotated.text());
+    let reply = signed_call().send(&url, &Key::Ed(ed.clone()));
+    assert_eq!(reply.status, 200, "{}", reply.text());
     assert_eq!(reply.json()["caller"]["scheme"], "ed25519");
     // Both live keys verify.
-    assert_eq!(Call::new().send(&url, &key).status, 200);
+    assert_eq!(signed_call().send(&url, &key).status, 200);
     // A third key retires the oldest (the HMAC key).
     let again = post_json(
         &format!("{url}{API}/identities/rotate"),
-        server.root_key.as_deref(),
+        Some(server.root()),
         &json!({"organizationId": ORG, "ansId": ANS, "scheme": "hmac-sha256"}),
     );
     assert_eq!(again.status, 200);
     assert_eq!(again.json()["retired"], json!([key_id]));
-    assert_eq!(Call::new().send(&url, &key).code(), "signature_mismatch");
-    assert_eq!(Call::new().send(&url, &Key::Ed(ed.clone())).status, 200);
+    assert_eq!(signed_call().send(&url, &key).code(), "signature_mismatch");
+    assert_eq!(signed_call().send(&url, &Key::Ed(ed.clone())).status, 200);
 
     // Listing never shows secrets.
-    let listed = support::get(
+    let listed = get_as(
         &format!("{url}{API}/identities?organizationId={ORG}"),
-        &[(
-            "Authorization",
-            &format!("Bearer {}", server.root_key.as_deref().unwrap()),
-        )],
+        server.root(),
     );
     assert_eq!(listed.status, 200);
-    let text = String::from_utf8_lossy(&listed.body).into_owned();
+    let text = listed.text();
     assert!(!text.contains(&secret) && !text.contains("sckx_"), "{text}");
     assert_eq!(
         listed.json()["identities"][0]["keys"]
@@ -429,24 +267,22 @@ fn signed_calls_verify_decide_and_every_must_fail_case_has_its_code() {
     // Revocation: refused from then on.
     let revoked = post_json(
         &format!("{url}{API}/identities/revoke"),
-        server.root_key.as_deref(),
+        Some(server.root()),
         &json!({"organizationId": ORG, "ansId": ANS, "reason": "test"}),
     );
     assert_eq!(revoked.status, 200);
     assert_eq!(
-        Call::new().send(&url, &Key::Ed(ed)).code(),
+        signed_call().send(&url, &Key::Ed(ed)).code(),
         "identity_revoked"
     );
 
     // The ledger holds every outcome, and never a secret.
-    let data_dir = server.data_dir.clone();
+    let (data_dir, db) = (server.data_dir.clone(), server.database_url.clone());
     assert!(server.stop().success());
     let mut kinds = std::collections::BTreeMap::<String, usize>::new();
     let mut reasons = std::collections::BTreeSet::<String>::new();
     for org in [ORG, "default"] {
-        let db = data_dir.join("sck.db").display().to_string();
-        let export = support::export_ledger(&db, org, &data_dir);
-        for entry in support::export_entries(&export) {
+        for entry in ledger::exported_entries(&db, org, &data_dir) {
             let text = entry.to_string();
             assert!(!text.contains(&secret) && !text.contains("sckx_"), "{text}");
             let Some(kind) = entry["type"].as_str().or(entry["kind"].as_str()) else {
@@ -493,13 +329,7 @@ fn identities_are_org_scoped_and_never_trusted_on_first_use() {
     let url = &server.url;
     release(&server, ORG);
     // An org admin key cannot pin into another org, nor list it.
-    let key = post_json(
-        &format!("{url}{API}/credentials"),
-        root,
-        &json!({"organizationId": ORG, "kind": "admin"}),
-    );
-    assert_eq!(key.status, 201, "{}", String::from_utf8_lossy(&key.body));
-    let org_key = key.json()["secret"].as_str().unwrap().to_owned();
+    let org_key = orgs::credential(url, server.root(), ORG, "admin");
     {
         let reply = post_json(
             &format!("{url}{API}/identities"),
@@ -507,25 +337,22 @@ fn identities_are_org_scoped_and_never_trusted_on_first_use() {
             &json!({"organizationId": "default", "ansId": "ans://x.example.com"}),
         );
         assert_eq!(reply.status, 403);
-        let listed = support::get(
+        let listed = get_as(
             &format!("{url}{API}/identities?organizationId=default"),
-            &[("Authorization", &format!("Bearer {org_key}"))],
+            &org_key,
         );
         assert_eq!(listed.status, 404);
     }
     // No trust on first use: a signed call for an unpinned ANS ID is refused, and no pin appears.
-    let c = Call::new();
+    let c = signed_call();
     assert_eq!(
         c.send(url, &Key::Hmac("anything".into())).code(),
         "unknown_identity"
     );
-    let listed = support::get(
-        &format!("{url}{API}/identities"),
-        &[("Authorization", &format!("Bearer {}", root.unwrap()))],
-    );
+    let listed = get_as(&format!("{url}{API}/identities"), server.root());
     assert_eq!(listed.json()["identities"], json!([]));
     // An ANS ID belongs to one org: pinning it again (any org) conflicts.
-    pin_hmac(&server, ORG, ANS);
+    pin(&server, ORG, ANS);
     for org in [ORG, "default"] {
         let reply = post_json(
             &format!("{url}{API}/identities"),
@@ -551,33 +378,30 @@ fn identities_are_org_scoped_and_never_trusted_on_first_use() {
 fn the_example_clients_are_accepted_end_to_end() {
     let server = server();
     release(&server, ORG);
-    let (secret, _) = pin_hmac(&server, ORG, ANS);
+    let (secret, _) = pin(&server, ORG, ANS);
     let dir = tempfile::tempdir().unwrap();
     let body_file = dir.path().join("body.json");
     std::fs::write(&body_file, body()).unwrap();
     let target = format!("{}{VERIFY}", server.url);
+    // What every client is told about the call it signs.
+    let call = [
+        "--url",
+        target.as_str(),
+        "--public-url",
+        PUBLIC,
+        "--ans-id",
+        ANS,
+        "--org",
+        ORG,
+    ];
     let out = Command::new("python3")
         .arg(repo().join("examples/sign_request.py"))
-        .args([
-            "--url",
-            &target,
-            "--public-url",
-            PUBLIC,
-            "--ans-id",
-            ANS,
-            "--org",
-            ORG,
-        ])
+        .args(call)
         .args(["--secret", &secret, "--body-file"])
         .arg(&body_file)
         .output()
         .unwrap();
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    assert!(
-        out.status.success(),
-        "{stdout} {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    let stdout = cli::succeeded(out);
     let answer: Value = serde_json::from_str(stdout.trim()).unwrap();
     assert_eq!(answer["allow"], true, "{answer}");
     assert_eq!(answer["caller"]["ans_id"], ANS);
@@ -603,12 +427,7 @@ fn the_example_clients_are_accepted_end_to_end() {
             .env("SCK_PUBLIC_URL", PUBLIC)
             .output()
             .unwrap();
-        let stdout = String::from_utf8_lossy(&out.stdout);
-        assert!(
-            out.status.success(),
-            "{stdout} {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
+        let stdout = cli::succeeded(out);
         assert_eq!(
             serde_json::from_str::<Value>(stdout.trim()).unwrap()["allow"],
             true
@@ -618,31 +437,15 @@ fn the_example_clients_are_accepted_end_to_end() {
     }
 
     // `sck sign-request` prints headers that verify.
-    let out = Command::new(env!("CARGO_BIN_EXE_sck"))
-        .args([
-            "sign-request",
-            "--url",
-            &target,
-            "--public-url",
-            PUBLIC,
-            "--ans-id",
-            ANS,
-            "--org",
-            ORG,
-            "--key",
-            &secret,
-            "--body-file",
-        ])
-        .arg(&body_file)
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
+    let out = cli::ok(
+        &[
+            &["sign-request"][..],
+            &call,
+            &["--key", &secret, "--body-file", body_file.to_str().unwrap()],
+        ]
+        .concat(),
     );
-    let headers: Vec<(String, String)> = String::from_utf8(out.stdout)
-        .unwrap()
+    let headers: Vec<(String, String)> = out
         .lines()
         .filter_map(|l| {
             l.split_once(": ")
@@ -651,12 +454,7 @@ fn the_example_clients_are_accepted_end_to_end() {
         .collect();
     assert_eq!(headers.len(), 5);
     let reply = send(&server.url, VERIFY, &headers, &body());
-    assert_eq!(
-        reply.status,
-        200,
-        "{}",
-        String::from_utf8_lossy(&reply.body)
-    );
+    assert_eq!(reply.status, 200, "{}", reply.text());
     assert_eq!(
         send(&server.url, VERIFY, &headers, &body()).code(),
         "replayed_nonce"
@@ -665,49 +463,25 @@ fn the_example_clients_are_accepted_end_to_end() {
 
 #[test]
 fn a_replay_on_a_second_postgresql_replica_is_refused() {
-    let Some(db) = support::fresh_postgres_database() else {
+    let Some(deployment) = Deployment::postgres() else {
         return;
     };
-    let dir = tempfile::tempdir().unwrap();
-    let a = Server::start_on(dir.path(), &db);
-    let b = Server::start_on(dir.path(), &db);
-    let root = a.root_key.clone();
-    let reply = post_json(
-        &format!("{}{API}/identities", a.url),
-        root.as_deref(),
-        &json!({"organizationId": "default", "ansId": ANS}),
-    );
-    assert_eq!(
-        reply.status,
-        201,
-        "{}",
-        String::from_utf8_lossy(&reply.body)
-    );
-    let secret = reply.json()["key"]["secret"].as_str().unwrap().to_owned();
+    let a = deployment.replica();
+    let b = deployment.replica();
+    let (secret, _) = pin(&a, "default", ANS);
     let key = Key::Hmac(secret);
     // Replicas use the default public_url, so that is the signed authority.
-    let mut c = Call::new();
-    c.authority = "127.0.0.1:8080".into();
-    c.org = "default".into();
+    let replica_call = || Call::new("http://127.0.0.1:8080", ANS, "default", body());
+    let c = replica_call();
     let headers = c.headers(&key);
     let first = send(&a.url, VERIFY, &headers, &c.body);
-    assert_eq!(
-        first.status,
-        200,
-        "{}",
-        String::from_utf8_lossy(&first.body)
-    );
+    assert_eq!(first.status, 200, "{}", first.text());
     let second = send(&b.url, VERIFY, &headers, &c.body);
     assert_eq!(second.code(), "replayed_nonce");
     // A fresh nonce verifies on the second replica (it shares the pin and the master key).
-    let mut c2 = Call::new();
-    c2.authority = "127.0.0.1:8080".into();
-    c2.org = "default".into();
-    assert_eq!(c2.send(&b.url, &key).status, 200);
+    assert_eq!(replica_call().send(&b.url, &key).status, 200);
     // Concurrent duplicates on both replicas: exactly one is accepted.
-    let mut c3 = Call::new();
-    c3.authority = "127.0.0.1:8080".into();
-    c3.org = "default".into();
+    let c3 = replica_call();
     let headers = c3.headers(&key);
     let results: Vec<u16> = std::thread::scope(|s| {
         let handles: Vec<_> = (0..8)
@@ -766,25 +540,20 @@ fn the_layer_protects_any_route() {
     });
     let base = format!("http://{addr}");
     let key = Key::Hmac(secret);
-    let mut c = Call::new();
+    let mut c = signed_call();
     c.path_and_query = "/internal/whoami".into();
     let reply = c.send(&base, &key);
-    assert_eq!(
-        reply.status,
-        200,
-        "{}",
-        String::from_utf8_lossy(&reply.body)
-    );
+    assert_eq!(reply.status, 200, "{}", reply.text());
     assert_eq!(
         String::from_utf8(reply.body).unwrap(),
         format!("{ANS} {ORG} {}", body().len())
     );
     assert_eq!(c.send(&base, &key).code(), "replayed_nonce");
-    let mut unsigned = Call::new();
+    let mut unsigned = signed_call();
     unsigned.path_and_query = "/internal/whoami".into();
     unsigned.drop = Some("X-SCK-Signature");
     assert_eq!(unsigned.send(&base, &key).code(), "missing_header");
-    let mut wrong = Call::new();
+    let mut wrong = signed_call();
     wrong.path_and_query = "/internal/whoami".into();
     assert_eq!(
         wrong.send(&base, &Key::Hmac("nope".into())).code(),

@@ -7,17 +7,16 @@
 //! Kubernetes pod's init container and sck container ([`PodUp`]).
 
 use std::collections::BTreeMap;
-use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use yaml_serde::Value as Yaml;
 
-pub use super::opa::free_port;
-use super::{get, repo};
-
-pub const SCK: &str = env!("CARGO_BIN_EXE_sck");
+use super::cli::{self, run_ok};
+use super::http::get;
+use super::server::{secret, wait_for_address};
+use super::{free_port, repo};
 
 // ---------------------------------------------------------------------------------------------
 // Running a command that serves
@@ -37,48 +36,28 @@ impl Running {
             .stdout(Stdio::piped())
             .stderr(std::fs::File::create(&stderr).unwrap());
         let mut child = command.spawn().expect("the command starts");
-        let (tx, rx) = std::sync::mpsc::channel();
-        let out = child.stdout.take().unwrap();
-        std::thread::spawn(move || {
-            for line in BufReader::new(out).lines().map_while(Result::ok) {
-                if tx.send(line).is_err() {
-                    break;
-                }
-            }
-        });
-        let deadline = Instant::now() + Duration::from_secs(90);
-        let mut stdout = Vec::new();
-        loop {
-            let Ok(line) = rx.recv_timeout(deadline.saturating_duration_since(Instant::now()))
-            else {
+        match wait_for_address(&mut child, Duration::from_secs(90)) {
+            Ok(started) => Running {
+                child,
+                url: started.url,
+                stdout: started.stdout,
+                stderr,
+            },
+            Err(stdout) => {
                 let _ = child.kill();
                 let _ = child.wait();
                 panic!(
                     "no `sck listening on` within 90 s; stdout {stdout:?}; stderr:\n{}",
                     std::fs::read_to_string(&stderr).unwrap_or_default()
                 );
-            };
-            if let Some(addr) = line.strip_prefix("sck listening on ") {
-                let url = addr.trim().to_owned();
-                return Running {
-                    child,
-                    url,
-                    stdout,
-                    stderr,
-                };
             }
-            stdout.push(line);
         }
     }
 
     /// The secret printed at first start on the line starting with `label`.
     pub fn secret(&self, label: &str) -> String {
-        self.stdout
-            .iter()
-            .find(|l| l.starts_with(label))
-            .and_then(|l| l.rsplit(' ').next())
+        secret(&self.stdout, label)
             .unwrap_or_else(|| panic!("no {label:?} line in {:?}", self.stdout))
-            .to_owned()
     }
 
     /// The base URL on loopback (the server may listen on 0.0.0.0).
@@ -88,18 +67,13 @@ impl Running {
 
     /// Sends SIGTERM (docker stop, systemctl stop, pod termination) and requires a clean exit.
     pub fn stop(mut self) {
-        let status = Command::new("kill")
-            .args(["-TERM", &self.child.id().to_string()])
-            .status()
-            .unwrap();
-        assert!(status.success());
+        super::terminate(self.child.id());
         let exit = self.child.wait().unwrap();
         assert!(
             exit.success(),
             "exit after SIGTERM: {exit}; stderr:\n{}",
             std::fs::read_to_string(&self.stderr).unwrap_or_default()
         );
-        std::mem::forget(self);
     }
 }
 
@@ -108,21 +82,6 @@ impl Drop for Running {
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
-}
-
-pub fn run_ok(command: &mut Command) -> Output {
-    let output = command.output().expect("command runs");
-    assert!(
-        output.status.success(),
-        "{command:?} failed: {}\n{}",
-        String::from_utf8_lossy(&output.stdout),
-        String::from_utf8_lossy(&output.stderr)
-    );
-    output
-}
-
-pub fn sck(args: &[&str]) -> Output {
-    run_ok(Command::new(SCK).args(args))
 }
 
 /// `/health` and `/ready` (the probes' and the healthcheck's endpoints) answer 200.
@@ -315,7 +274,7 @@ pub fn image(data: &Path) -> Image {
     for (source, destination, from_stage) in dockerfile.copies() {
         if from_stage {
             assert!(source.ends_with("/sck"), "the only build artifact is sck");
-            paths.add(&destination, SCK);
+            paths.add(&destination, cli::BIN);
         } else {
             paths.add(&destination, repo().join(source.trim_end_matches('/')));
         }
@@ -471,7 +430,7 @@ impl ComposeUp {
         let image = image(&volume);
 
         // One database and one data volume for both replicas and the job, as in the file.
-        let database = super::fresh_postgres_database()
+        let database = super::db::fresh_postgres_database()
             .unwrap_or_else(|| volume.join("sck.db").display().to_string());
         let replicas = ["sck-1", "sck-2"];
         for name in replicas.iter().chain(&["opa-config"]) {
@@ -536,7 +495,7 @@ impl ComposeUp {
         let mut paths = PathMap::default();
         paths.add(&image.volume, &volume);
         let script = paths.apply_in(&script);
-        let bin = Path::new(SCK).parent().unwrap().display().to_string();
+        let bin = Path::new(cli::BIN).parent().unwrap().display().to_string();
         let mut job_env = compose_env_for("opa-config", free_port());
         job_env.insert("PATH".into(), format!("{bin}:/usr/bin:/bin"));
 
@@ -625,7 +584,7 @@ impl PodUp {
         // The Secrets and the ConfigMap, made as deploy/README.md says.
         let keygen = root.join("keygen");
         std::fs::create_dir(&keygen).unwrap();
-        sck(&[
+        cli::ok(&[
             "bundle",
             "keygen",
             "--out",
@@ -633,7 +592,7 @@ impl PodUp {
         ]);
         std::fs::copy(keygen.join("sck-es256.pem"), signers.join("sck-es256.pem")).unwrap();
         let ledger_key = keygen.join("ledger.key");
-        sck(&[
+        cli::ok(&[
             "ledger",
             "key",
             "generate",
@@ -739,6 +698,6 @@ fn mount_map(container: &Yaml, volumes: &BTreeMap<String, PathBuf>) -> PathMap {
     for mount in container["volumeMounts"].as_sequence().unwrap() {
         paths.add(text(&mount["mountPath"]), &volumes[text(&mount["name"])]);
     }
-    paths.add("/usr/local/bin/sck", SCK);
+    paths.add("/usr/local/bin/sck", cli::BIN);
     paths
 }

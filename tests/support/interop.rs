@@ -1,6 +1,7 @@
-//! What the interop targets share on sck's side: the bundle lifecycle driven through the REST
-//! API as an operator drives it, `sck opa-config` as a sidecar's only configuration, the fleet
-//! view, and throw-away signing keys made with openssl (no private key is committed).
+//! What the interop targets share on sck's side: `sck opa-config` as a sidecar's only
+//! configuration, an OPA sidecar started on it, the decisions it makes and how the ledger and
+//! the fleet view record them, and throw-away signing keys made with openssl (no private key
+//! is committed). Bundle releases are [`super::release`].
 
 use std::collections::BTreeMap;
 use std::path::Path;
@@ -9,138 +10,14 @@ use std::time::{Duration, Instant};
 
 use serde_json::{json, Value};
 
-use super::{get, post_json, Server};
-
-pub const API: &str = "/api/v1/enforcement";
-
-fn ok(reply: super::Reply, status: u16, what: &str) -> Value {
-    assert_eq!(
-        reply.status,
-        status,
-        "{what}: {}",
-        String::from_utf8_lossy(&reply.body)
-    );
-    reply.json()
-}
-
-/// A version made active by [`release`] (or [`activate`]).
-#[derive(Debug, Clone)]
-pub struct Active {
-    pub id: String,
-    pub version: String,
-    pub revision: String,
-    /// The tarball's SHA-256: the ETag sck serves and OPA logs on activation.
-    pub sha256: String,
-}
-
-impl Active {
-    fn from_record(record: &Value) -> Active {
-        let field = |name: &str| record[name].as_str().unwrap_or_default().to_owned();
-        Active {
-            id: field("id"),
-            version: field("version"),
-            revision: field("revision"),
-            sha256: field("sha256"),
-        }
-    }
-}
-
-/// Compiles `files` into a draft of bundle `gateway`; returns its id.
-pub fn compile(url: &str, key: &str, org: &str, version: &str, files: Value) -> String {
-    let answer = ok(
-        post_json(
-            &format!("{url}{API}/bundles/compile"),
-            Some(key),
-            &json!({"organizationId": org, "name": "gateway", "version": version, "files": files}),
-        ),
-        201,
-        "compile",
-    );
-    answer["id"].as_str().unwrap().to_owned()
-}
-
-/// Publishes draft `id`, signed by `signer` (the default signer when `None`).
-pub fn publish(url: &str, key: &str, id: &str, signer: Option<&str>) {
-    let mut body = json!({"bundleId": id});
-    if let Some(signer) = signer {
-        body["signerId"] = json!(signer);
-    }
-    ok(
-        post_json(&format!("{url}{API}/bundles/publish"), Some(key), &body),
-        200,
-        "publish",
-    );
-}
-
-/// Activates published version `id` (a downgrade needs `rollback`).
-pub fn activate(url: &str, key: &str, id: &str, rollback: bool) -> Active {
-    let answer = ok(
-        post_json(
-            &format!("{url}{API}/bundles/activate"),
-            Some(key),
-            &json!({"bundleId": id, "rollback": rollback}),
-        ),
-        200,
-        "activate",
-    );
-    Active::from_record(&answer["bundle"])
-}
-
-/// Revokes `id` with the given extra fields (`rollbackTo` or `allowNoActive`); returns the
-/// version activated in its place, if any.
-pub fn revoke(url: &str, key: &str, id: &str, extra: Value) -> Option<Active> {
-    let mut body = json!({"bundleId": id, "reason": "interop test"});
-    body.as_object_mut()
-        .unwrap()
-        .extend(extra.as_object().unwrap().clone());
-    let answer = ok(
-        post_json(&format!("{url}{API}/bundles/revoke"), Some(key), &body),
-        200,
-        "revoke",
-    );
-    answer
-        .get("rolledBackTo")
-        .filter(|r| !r.is_null())
-        .map(Active::from_record)
-}
-
-/// compile (`policies/`) → publish (by `signer`), for org `default`; returns the bundle id.
-pub fn published(url: &str, key: &str, version: &str, signer: Option<&str>) -> String {
-    let id = compile(
-        url,
-        key,
-        "default",
-        version,
-        Value::Object(super::policy_files()),
-    );
-    publish(url, key, &id, signer);
-    id
-}
-
-/// [`published`], then activated.
-pub fn release(url: &str, key: &str, version: &str, signer: Option<&str>) -> Active {
-    activate(url, key, &published(url, key, version, signer), false)
-}
-
-/// The active version of org `default`'s bundle `gateway`.
-pub fn active(url: &str, key: &str) -> Active {
-    let list = ok(
-        get(
-            &format!("{url}{API}/bundles?organizationId=default&name=gateway&status=ACTIVE"),
-            &[("Authorization", &format!("Bearer {key}"))],
-        ),
-        200,
-        "list",
-    );
-    Active::from_record(&list["bundles"][0])
-}
+use super::server::Server;
+use super::{cli, ledger, release, sidecar};
 
 /// The decision ids of `decision.sidecar` entries in `org`'s ledger, with how often each
 /// occurs.
 pub fn ledgered_decisions(database_url: &str, dir: &Path) -> BTreeMap<String, usize> {
-    let export = super::export_ledger(database_url, "default", dir);
     let mut counts = BTreeMap::new();
-    for entry in super::export_entries(&export) {
+    for entry in ledger::exported_entries(database_url, "default", dir) {
         if entry["type"] == "decision.sidecar" {
             let id = entry["body"]["decision_id"].as_str().unwrap().to_owned();
             *counts.entry(id).or_insert(0) += 1;
@@ -169,23 +46,18 @@ pub fn decide(opa: &super::opa::OpaServer, count: usize, tag: &str) -> Vec<Strin
 pub fn opa_config(server: &Server, args: &[&str]) -> String {
     let mut all = vec!["opa-config", "--org", "default", "--bundle", "gateway"];
     all.extend_from_slice(args);
-    let out = server.cli(&all);
-    assert!(
-        out.status.success(),
-        "sck opa-config: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8(out.stdout).unwrap()
+    cli::succeeded(server.cli(&all))
 }
 
 /// `sck opa-config` for a sidecar with `server`'s first-start sidecar token that reaches sck at
 /// `service_url` (a relay, another replica), plus `flags` (`--status`, `--decision-logs`).
 pub fn sidecar_config(server: &Server, service_url: &str, flags: &[&str]) -> String {
-    let token = server
-        .sidecar_token
-        .clone()
-        .expect("first start printed a sidecar token");
-    let mut args = vec!["--sidecar-token", &token, "--service-url", service_url];
+    let mut args = vec![
+        "--sidecar-token",
+        server.sidecar(),
+        "--service-url",
+        service_url,
+    ];
     args.extend_from_slice(flags);
     opa_config(server, &args)
 }
@@ -195,20 +67,9 @@ pub fn sidecar_config(server: &Server, service_url: &str, flags: &[&str]) -> Str
 pub fn start_sidecar(dir: &Path, config: &str, url: &str, key: &str) -> super::opa::OpaServer {
     let started = Instant::now();
     let opa = super::opa::OpaServer::configured(dir, config, &[]);
-    opa.wait_for_activation(&active(url, key).sha256, started, Duration::from_secs(40));
+    let active = release::active(url, key, "default");
+    opa.wait_for_activation(&active.sha256, started, Duration::from_secs(40));
     opa
-}
-
-/// The fleet view of org `default`.
-pub fn fleet(url: &str, key: &str) -> Value {
-    ok(
-        get(
-            &format!("{url}{API}/fleet?org=default"),
-            &[("Authorization", &format!("Bearer {key}"))],
-        ),
-        200,
-        "fleet",
-    )
 }
 
 /// Polls the fleet view until `done` holds for it, or panics after `within`.
@@ -220,7 +81,7 @@ pub fn wait_for_fleet(
 ) -> Value {
     let deadline = Instant::now() + within;
     loop {
-        let view = fleet(url, key);
+        let view = sidecar::fleet(url, key, "default");
         if done(&view) {
             return view;
         }
@@ -249,15 +110,7 @@ pub fn sidecar_state(view: &Value) -> Option<(bool, Option<String>, bool)> {
 }
 
 fn openssl(args: &[&str]) {
-    let out = Command::new("openssl")
-        .args(args)
-        .output()
-        .expect("openssl runs");
-    assert!(
-        out.status.success(),
-        "openssl {args:?}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    cli::run_ok(Command::new("openssl").args(args));
 }
 
 /// The signing key kinds OPA and sck share.

@@ -65,14 +65,7 @@ pub fn major() -> u32 {
         .expect("numeric major version")
 }
 
-/// A loopback port that was free a moment ago (OPA does not report the port it bound for `:0`).
-pub fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
+pub use super::free_port;
 
 /// A running `opa run --server`; killed when dropped.
 pub struct OpaServer {
@@ -166,7 +159,9 @@ impl OpaServer {
             if let Ok(Some(_)) = server.child.lock().unwrap().try_wait() {
                 break;
             }
-            let health = super::agent().get(&format!("{}/health", server.url)).call();
+            let health = super::http::agent()
+                .get(&format!("{}/health", server.url))
+                .call();
             assert!(
                 !matches!(&health, Ok(r) if r.status() == 200),
                 "OPA started with {args:?}; log:\n{}",
@@ -193,10 +188,7 @@ impl OpaServer {
     /// decision logs), and waits for it to exit.
     pub fn stop(self) -> std::process::ExitStatus {
         let mut child = self.child.lock().unwrap();
-        Command::new("kill")
-            .args(["-TERM", &child.id().to_string()])
-            .status()
-            .unwrap();
+        super::terminate(child.id());
         child.wait().unwrap()
     }
 
@@ -230,20 +222,14 @@ impl OpaServer {
     /// The manifest revision OPA holds for bundle `name` (`data.system.bundles`), if any. Each
     /// call is a decision OPA logs; its id is returned too.
     pub fn bundle_revision(&self, name: &str) -> (Option<String>, String) {
-        let reply = super::get(
+        let answer = super::http::get(
             &format!(
                 "{}/v1/data/system/bundles/{name}/manifest/revision",
                 self.url
             ),
             &[],
-        );
-        assert_eq!(
-            reply.status,
-            200,
-            "{}",
-            String::from_utf8_lossy(&reply.body)
-        );
-        let answer = reply.json();
+        )
+        .expect(200);
         (
             answer["result"].as_str().map(str::to_owned),
             answer["decision_id"]
@@ -263,7 +249,7 @@ impl OpaServer {
     pub fn wait_healthy(&self, query: &str, within: Duration) {
         let deadline = Instant::now() + within;
         loop {
-            let answer = super::agent()
+            let answer = super::http::agent()
                 .get(&format!("{}/health{query}", self.url))
                 .call();
             if matches!(&answer, Ok(r) if r.status() == 200) {
@@ -293,8 +279,8 @@ impl OpaServer {
     }
 
     /// `POST /v1/data/{path}` with `{"input": input}`; the whole answer.
-    pub fn data(&self, path: &str, input: &serde_json::Value) -> super::Reply {
-        super::post_json(
+    pub fn data(&self, path: &str, input: &serde_json::Value) -> super::http::Reply {
+        super::http::post_json(
             &format!("{}/v1/data/{path}", self.url),
             None,
             &serde_json::json!({ "input": input }),

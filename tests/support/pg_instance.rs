@@ -10,6 +10,9 @@
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
+use super::cli::run_ok;
+use super::free_port;
+
 /// A PostgreSQL server owned by one test.
 pub struct PgInstance {
     bin: PathBuf,
@@ -50,12 +53,6 @@ fn running_as_root() -> bool {
     String::from_utf8_lossy(&out.stdout).trim() == "0"
 }
 
-/// A loopback TCP port nobody listens on right now.
-fn free_port() -> u16 {
-    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind a free port");
-    listener.local_addr().unwrap().port()
-}
-
 impl PgInstance {
     /// Creates a cluster (user `sck`, trust authentication), starts it and creates database `sck`.
     pub fn start() -> PgInstance {
@@ -74,11 +71,13 @@ impl PgInstance {
         if as_root {
             let exists = Command::new("id").arg("postgres").output().unwrap();
             if !exists.status.success() {
-                run(Command::new("useradd").args(["--system", "--no-create-home", "postgres"]));
+                run_ok(Command::new("useradd").args(["--system", "--no-create-home", "postgres"]));
             }
-            run(Command::new("chown")
-                .args(["-R", "postgres"])
-                .arg(dir.path()));
+            run_ok(
+                Command::new("chown")
+                    .args(["-R", "postgres"])
+                    .arg(dir.path()),
+            );
         }
         let pg = PgInstance {
             bin,
@@ -86,7 +85,7 @@ impl PgInstance {
             port: free_port(),
             as_root,
         };
-        run(pg.command("initdb").arg("-D").arg(pg.data()).args([
+        run_ok(pg.command("initdb").arg("-D").arg(pg.data()).args([
             "-U",
             "sck",
             "--auth=trust",
@@ -95,7 +94,7 @@ impl PgInstance {
             "--no-sync",
         ]));
         pg.start_server();
-        run(pg.command("createdb").args([
+        run_ok(pg.command("createdb").args([
             "-h",
             "127.0.0.1",
             "-p",
@@ -115,7 +114,7 @@ impl PgInstance {
     /// Kills the server the way a crash or an operator's `pg_ctl stop -m immediate` does: every
     /// connection is cut and the next start runs crash recovery. Returns once it is down.
     pub fn stop(&self) {
-        run(self.command("pg_ctl").arg("-D").arg(self.data()).args([
+        run_ok(self.command("pg_ctl").arg("-D").arg(self.data()).args([
             "-m",
             "immediate",
             "-w",
@@ -135,13 +134,14 @@ impl PgInstance {
             self.port,
             self.dir.path().display()
         );
-        run(self
-            .command("pg_ctl")
-            .arg("-D")
-            .arg(self.data())
-            .arg("-l")
-            .arg(self.dir.path().join("server.log"))
-            .args(["-w", "-t", "60", "-o", &options, "start"]));
+        run_ok(
+            self.command("pg_ctl")
+                .arg("-D")
+                .arg(self.data())
+                .arg("-l")
+                .arg(self.dir.path().join("server.log"))
+                .args(["-w", "-t", "60", "-o", &options, "start"]),
+        );
     }
 
     fn data(&self) -> PathBuf {
@@ -175,17 +175,4 @@ impl Drop for PgInstance {
             .args(["-m", "immediate", "-w", "stop"])
             .output();
     }
-}
-
-/// Runs `command`, failing the test with its output if it fails.
-fn run(command: &mut Command) {
-    let out = command
-        .output()
-        .unwrap_or_else(|e| panic!("cannot run {command:?}: {e}"));
-    assert!(
-        out.status.success(),
-        "{command:?} failed: {}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
 }
