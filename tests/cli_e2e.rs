@@ -11,7 +11,10 @@ use std::sync::mpsc::{self, Receiver};
 use std::time::{Duration, Instant};
 
 use serde_json::Value;
-use support::{succeeded, Server};
+use support::cli::succeeded;
+use support::db::on_each_backend;
+use support::ledger;
+use support::server::Server;
 
 /// How long a test waits for an expected line or exit before failing.
 const PATIENCE: Duration = Duration::from_secs(60);
@@ -95,7 +98,7 @@ fn tailed(stdout: &str) -> Vec<(u64, String)> {
 
 #[test]
 fn token_decide_revoke_and_tail_through_the_cli() {
-    support::on_each_backend(|server| {
+    on_each_backend(|server| {
         let issued = json(&succeeded(
             server.cli(&[
                 "token",
@@ -278,10 +281,10 @@ impl Follower {
 
 #[test]
 fn tail_follow_prints_new_entries_and_stops_on_sigterm() {
-    support::on_each_backend(|server| {
+    on_each_backend(|server| {
         let token = issue_token(server);
         let follower = Follower::start(server);
-        let size = support::ledger_size(server, "default");
+        let size = ledger::size(&server.url, server.root(), "default");
         // The entries written so far come first...
         assert_eq!(follower.until_seq(size - 1), "token.issued");
         // ...then one appended after the tail started.
@@ -308,7 +311,7 @@ fn tail_follow_stops_with_an_error_when_the_server_goes_away() {
 
 #[test]
 fn a_wrong_admin_key_shows_the_servers_code_and_exits_1() {
-    support::on_each_backend(|server| {
+    on_each_backend(|server| {
         for args in [
             &["token", "introspect", "x"][..],
             &["token", "revoke", "x"],
@@ -330,7 +333,7 @@ fn a_wrong_admin_key_shows_the_servers_code_and_exits_1() {
                 "mcp:invoke",
             ],
         ] {
-            let size = support::ledger_size(server, "default");
+            let size = ledger::size(&server.url, server.root(), "default");
             let out = Command::new(env!("CARGO_BIN_EXE_sck"))
                 .args(args)
                 .env("SCK_SERVER", &server.url)
@@ -350,7 +353,7 @@ fn a_wrong_admin_key_shows_the_servers_code_and_exits_1() {
             );
             assert!(out.stdout.is_empty());
             assert_eq!(
-                support::ledger_size(server, "default"),
+                ledger::size(&server.url, server.root(), "default"),
                 size,
                 "nothing changed"
             );

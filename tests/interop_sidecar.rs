@@ -301,7 +301,7 @@ fn decision_logs_land_exactly_once(server: &Server) {
     assert!(opa.stop().success());
     // The new instance decides once it has activated the bundle (`/health` alone answers
     // before that, and an undefined decision has no `allow`).
-    let opa = interop::start_sidecar(dir.path(), &config, &server.url, &root(server));
+    let opa = interop::start_sidecar(dir.path(), &config, &server.url, server.root());
     made.extend(interop::decide(&opa, 2, "after-restart"));
     assert!(opa.stop().success());
 
