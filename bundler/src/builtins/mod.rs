@@ -26,6 +26,7 @@ pub mod arith;
 pub mod bigfloat;
 pub mod bounds;
 pub mod dates;
+pub mod durations;
 pub mod json_paths;
 pub mod objects;
 pub mod regex;
@@ -174,6 +175,11 @@ pub const OVERRIDES: &[Override] = &[
         name: "time.add_date",
         nargs: 4,
         fcn: dates::add_date_ns,
+    },
+    Override {
+        name: "time.parse_duration_ns",
+        nargs: 1,
+        fcn: durations::parse_duration_ns,
     },
     Override {
         name: "urlquery.decode",
