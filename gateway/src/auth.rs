@@ -8,26 +8,18 @@ use axum::extract::FromRequestParts;
 use axum::http::request::Parts;
 
 use crate::api_error::{ApiError, ApiResult};
+use crate::extract::{bearer_credential, BearerRefusal};
 use crate::registry::{Credential, CredentialKind};
 use crate::state::AppState;
 
 fn bearer(parts: &Parts) -> ApiResult<&str> {
-    let value = parts
-        .headers
-        .get(axum::http::header::AUTHORIZATION)
-        .ok_or_else(|| ApiError::unauthorized("missing Authorization: Bearer credential"))?;
-    let text = value
-        .to_str()
-        .map_err(|_| ApiError::unauthorized("malformed Authorization header"))?;
-    let (scheme, token) = text
-        .split_once(' ')
-        .ok_or_else(|| ApiError::unauthorized("malformed Authorization header"))?;
-    if !scheme.eq_ignore_ascii_case("bearer") || token.trim().is_empty() {
-        return Err(ApiError::unauthorized(
-            "expected Authorization: Bearer <credential>",
-        ));
-    }
-    Ok(token.trim())
+    bearer_credential(parts).map_err(|refusal| {
+        ApiError::unauthorized(match refusal {
+            BearerRefusal::Missing => "missing Authorization: Bearer credential",
+            BearerRefusal::Malformed => "malformed Authorization header",
+            BearerRefusal::NotBearer => "expected Authorization: Bearer <credential>",
+        })
+    })
 }
 
 async fn authenticate(

@@ -1,6 +1,7 @@
-//! Request-body extraction with sck's error format: a malformed, mistyped or oversized JSON
-//! body is answered with a problem+json `invalid_json` (or `payload_too_large`) naming the
-//! problem, never with axum's plain-text rejection.
+//! Request extraction with sck's error format: a malformed, mistyped or oversized JSON body is
+//! answered with a problem+json `invalid_json` (or `payload_too_large`) naming the problem,
+//! never with axum's plain-text rejection; the one `Authorization: Bearer` parser, whose
+//! refusal each credential's extractor words for its own kind of credential.
 //!
 //! Invariant: every POST handler takes a body extractor. A handler without one accepts any
 //! body, so a garbage request acts like a valid one; routes whose body is optional take
@@ -14,6 +15,31 @@ use serde::de::DeserializeOwned;
 use serde::Deserialize;
 
 use crate::api_error::ApiError;
+
+/// Why a request carries no bearer credential.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum BearerRefusal {
+    /// No `Authorization` header.
+    Missing,
+    /// A header value that is not text, or has no space after a scheme.
+    Malformed,
+    /// Another scheme than `Bearer` (case-insensitive), or an empty credential.
+    NotBearer,
+}
+
+/// `Authorization: Bearer <credential>` → the credential, trimmed.
+pub fn bearer_credential(parts: &axum::http::request::Parts) -> Result<&str, BearerRefusal> {
+    let value = parts
+        .headers
+        .get(axum::http::header::AUTHORIZATION)
+        .ok_or(BearerRefusal::Missing)?;
+    let text = value.to_str().map_err(|_| BearerRefusal::Malformed)?;
+    let (scheme, credential) = text.split_once(' ').ok_or(BearerRefusal::Malformed)?;
+    if !scheme.eq_ignore_ascii_case("bearer") || credential.trim().is_empty() {
+        return Err(BearerRefusal::NotBearer);
+    }
+    Ok(credential.trim())
+}
 
 /// A JSON request body of type `T`: a JSON object (see [`Object`]).
 #[derive(Debug, Clone)]

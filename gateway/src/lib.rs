@@ -8,6 +8,7 @@ pub mod auth;
 pub mod bootstrap;
 pub mod budget;
 pub mod cli;
+pub mod clock;
 pub mod config;
 pub mod db;
 pub mod decisions;

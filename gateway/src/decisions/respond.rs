@@ -15,6 +15,7 @@ use sha2::Digest;
 use super::rate_limit::Limited;
 use super::{DecisionRecord, DecisionService, Principal, RequestFacts};
 use crate::api_error::ApiError;
+use crate::clock::unix_now;
 
 /// A decision request. Policies see only these fields and the verified facts the gateway
 /// adds (`token` or `caller`, `request`, `now`); any other field is refused.
@@ -73,11 +74,6 @@ pub fn rate_limited(limited: Limited) -> Response {
         HeaderValue::from_str(&seconds.to_string()).expect("digits"),
     );
     response
-}
-
-/// Now, in Unix seconds.
-pub fn unix_now() -> i64 {
-    time::OffsetDateTime::now_utc().unix_timestamp()
 }
 
 /// Refuses anything but a [`DecisionRequest`] (`400 invalid_request`).

@@ -39,6 +39,7 @@ use sqlx::Row;
 
 use crate::api_error::{ApiError, ApiResult};
 use crate::budget::{Budget, Reservation};
+use crate::clock::unix_now;
 use crate::config::FleetConfig;
 use crate::db::{new_id, now, with_pool};
 
@@ -72,10 +73,6 @@ pub struct FleetService {
     decompression: Budget,
     /// When each org's gauges were last recomputed after a status report.
     refreshed: Arc<Mutex<HashMap<String, Instant>>>,
-}
-
-fn unix_now() -> i64 {
-    time::OffsetDateTime::now_utc().unix_timestamp()
 }
 
 impl FleetService {

@@ -22,8 +22,9 @@ use serde_json::{json, Value};
 use sqlx::Row;
 use time::OffsetDateTime;
 
-use super::{unix_now, FleetService, InputRow};
+use super::{FleetService, InputRow};
 use crate::api_error::{ApiError, ApiResult};
+use crate::clock::unix_now;
 use crate::db::{new_id, with_pool};
 
 /// Rows deleted per transaction.

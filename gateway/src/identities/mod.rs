@@ -29,6 +29,7 @@ use serde_json::json;
 use sqlx::Row;
 
 use crate::api_error::{ApiError, ApiResult};
+use crate::clock::unix_now;
 use crate::db::with_pool;
 use sealing::MasterKey;
 
@@ -131,10 +132,6 @@ pub fn validate_ans_id(ans_id: &str) -> ApiResult<()> {
         ));
     }
     Ok(())
-}
-
-fn unix_now() -> i64 {
-    time::OffsetDateTime::now_utc().unix_timestamp()
 }
 
 fn unix_micros() -> i64 {

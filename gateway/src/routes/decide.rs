@@ -13,9 +13,8 @@ use utoipa::ToSchema;
 use utoipa_axum::{router::OpenApiRouter, routes};
 
 use crate::api_error::ApiError;
-use crate::decisions::respond::{
-    self, facts, rate_limited, unix_now, DecisionAnswer, DecisionRequest,
-};
+use crate::clock::unix_now;
+use crate::decisions::respond::{self, facts, rate_limited, DecisionAnswer, DecisionRequest};
 use crate::decisions::{DecisionRecord, Principal};
 use crate::extract::OptionalJsonBody;
 use crate::state::AppState;

@@ -29,6 +29,7 @@ use sha2::Digest;
 use sqlx::Row;
 
 use super::throttle::ReloadThrottle;
+use crate::clock::unix_now;
 use crate::db::with_pool;
 
 /// Lifecycle state of a signing key.
@@ -142,10 +143,6 @@ type KeyRow = (
     Option<i64>,
     Option<i64>,
 );
-
-fn unix_now() -> i64 {
-    time::OffsetDateTime::now_utc().unix_timestamp()
-}
 
 /// The public JWK of an Ed25519 key, `kid` set to its RFC 7638 thumbprint.
 pub fn ed25519_jwk(public: &[u8; 32]) -> Result<Jwk, String> {

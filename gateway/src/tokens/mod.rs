@@ -55,8 +55,10 @@ pub use keys::{KeyRecord, KeyRing, KeyState, Rotation};
 pub use verify::{acr_for, Claims, Verifier, VerifySettings};
 
 use crate::api_error::{ApiError, ApiResult};
+use crate::clock::unix_now;
 use crate::config::Config;
 use crate::db::with_pool;
+use crate::extract::{bearer_credential, BearerRefusal};
 use crate::state::AppState;
 
 /// The PostgreSQL notification channel for revocations and key changes.
@@ -205,10 +207,6 @@ impl std::fmt::Debug for TokenService {
             .field("keys", &self.inner.keys)
             .finish_non_exhaustive()
     }
-}
-
-fn unix_now() -> i64 {
-    time::OffsetDateTime::now_utc().unix_timestamp()
 }
 
 /// SHA-256 hex of a token, as recorded in the ledger and `issued_tokens`.
@@ -909,23 +907,18 @@ impl TokenService {
 
 /// `Authorization: Bearer <token>` → the token text.
 pub fn bearer_token(parts: &Parts) -> ApiResult<&str> {
-    let value = parts
-        .headers
-        .get(axum::http::header::AUTHORIZATION)
-        .ok_or_else(|| ApiError::unauthorized("missing Authorization: Bearer gateway token"))?;
-    let text = value
-        .to_str()
-        .map_err(|_| verify::reject("invalid_token", "malformed Authorization header"))?;
-    let (scheme, token) = text
-        .split_once(' ')
-        .ok_or_else(|| verify::reject("invalid_token", "malformed Authorization header"))?;
-    if !scheme.eq_ignore_ascii_case("bearer") || token.trim().is_empty() {
-        return Err(verify::reject(
+    bearer_credential(parts).map_err(|refusal| match refusal {
+        BearerRefusal::Missing => {
+            ApiError::unauthorized("missing Authorization: Bearer gateway token")
+        }
+        BearerRefusal::Malformed => {
+            verify::reject("invalid_token", "malformed Authorization header")
+        }
+        BearerRefusal::NotBearer => verify::reject(
             "invalid_token",
             "expected Authorization: Bearer <gateway token>",
-        ));
-    }
-    Ok(token.trim())
+        ),
+    })
 }
 
 /// A verified gateway token from `Authorization: Bearer` (via [`TokenService::verify`]).

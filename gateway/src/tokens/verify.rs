@@ -31,6 +31,7 @@ use sha2::Digest;
 use super::directory::{Directory, Snapshot};
 use super::keys::KeyRing;
 use crate::api_error::ApiError;
+use crate::clock::unix_now;
 
 /// Longest token text accepted (ours are well under 1 KiB).
 pub const MAX_TOKEN_BYTES: usize = 8 * 1024;
@@ -84,10 +85,6 @@ type CacheKey = [u8; 32];
 pub struct Verifier {
     revoked: RwLock<HashMap<String, i64>>,
     cache: Mutex<HashMap<CacheKey, Arc<VerifiedToken>>>,
-}
-
-fn unix_now() -> i64 {
-    time::OffsetDateTime::now_utc().unix_timestamp()
 }
 
 fn map_jwt_error(kind: &ErrorKind) -> ApiError {

@@ -21,6 +21,7 @@ use sck_wire::principal::VerifiedCaller;
 
 use super::pipeline::XsckVerifier;
 use crate::api_error::ApiError;
+use crate::clock::unix_now;
 
 /// The verified upstream caller of this request (put there by the layer).
 #[derive(Debug, Clone)]
@@ -42,10 +43,6 @@ impl<S: Send + Sync> FromRequestParts<S> for SignedCaller {
                 )
             })
     }
-}
-
-fn unix_now() -> i64 {
-    time::OffsetDateTime::now_utc().unix_timestamp()
 }
 
 /// The middleware function: verify, then run the inner service with the verified caller.
