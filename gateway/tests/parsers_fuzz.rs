@@ -16,8 +16,8 @@ use sck_gateway::edge::{check_head, Head};
 use sck_gateway::fleet::events::{gunzip_bounded, parse_batch};
 use sck_gateway::fleet::status::parse_status;
 use sck_gateway::fleet::{InputPolicy, Uploader};
-use sck_gateway::xsck::canonical::{self, Signature};
 use sck_ledger::canonical::sha256_hex as canonical_sha256;
+use sck_wire::xsck::{self as canonical, Signature};
 use serde_json::{json, Value};
 
 fn gzip(bytes: &[u8]) -> Vec<u8> {

@@ -1,11 +1,11 @@
 //! X-SCK signed upstream calls as a pinned caller makes them: an identity pin with an HMAC
 //! key, and a [`Call`] signed with HMAC-SHA256 or Ed25519 over sck's own canonical string
-//! (`xsck::canonical`, so the tests sign exactly what the gateway verifies). Every part of a
+//! (`sck_wire::xsck`, so the tests sign exactly what the gateway verifies). Every part of a
 //! call can be changed apart from what was signed, for the "must fail" cases.
 
 use serde_json::json;
 
-use sck_gateway::xsck::canonical::{self, Scheme, SignedRequest};
+use sck_wire::xsck::{self as canonical, Scheme, SignedRequest};
 
 use super::http::{post_json, request, Reply, API};
 

@@ -15,8 +15,3 @@
 pub mod layer;
 pub mod nonces;
 pub mod pipeline;
-
-/// The wire format's old path, kept for callers outside the crate that still name it (the
-/// end-to-end tests); code in this crate imports `sck_wire::xsck`.
-pub use sck_wire::xsck as canonical;
-pub use sck_wire::xsck::Rejection;
