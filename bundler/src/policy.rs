@@ -253,62 +253,55 @@ pub fn check(bundle: &Bundle) -> Result<CheckReport> {
     for module in bundle.modules() {
         match module_ast(bundle, module) {
             Ok((package, ast)) => {
+                let mut report = |offset: usize, message: String| {
+                    let (line, col) = position(module.source, offset);
+                    let path = module.path.to_owned();
+                    problems.push(
+                        Diagnostic {
+                            path,
+                            line,
+                            col,
+                            message,
+                        }
+                        .to_string(),
+                    );
+                };
                 let mut found = Vec::new();
                 calls(module.source, &ast, &mut found);
                 for (name, offset) in found {
                     if let Some(entry) = unsupported_builtin(name) {
-                        let (line, col) = position(module.source, offset);
                         let what = if entry.ends_with('.') {
                             format!("built-ins {entry}*")
                         } else {
                             format!("built-in {entry}")
                         };
-                        problems.push(
-                            Diagnostic {
-                                path: module.path.to_owned(),
-                                line,
-                                col,
-                                message: format!(
-                                    "{name}: {what} cannot be evaluated by sck (regorus)"
-                                ),
-                            }
-                            .to_string(),
+                        report(
+                            offset,
+                            format!("{name}: {what} cannot be evaluated by sck (regorus)"),
                         );
                     }
                 }
                 let mut nested = Vec::new();
                 negated_nested_calls(&ast, &mut nested);
                 for offset in nested {
-                    let (line, col) = position(module.source, offset);
-                    problems.push(
-                        Diagnostic {
-                            path: module.path.to_owned(),
-                            line,
-                            col,
-                            message: "a call inside `not`: OPA evaluates it before negating (the \
-                                      literal is undefined when the call is), regorus inside the \
-                                      negation; bind it first (`n := count(x)`, then `not n == 1`)"
-                                .to_owned(),
-                        }
-                        .to_string(),
+                    report(
+                        offset,
+                        "a call inside `not`: OPA evaluates it before negating (the literal is \
+                         undefined when the call is), regorus inside the negation; bind it first \
+                         (`n := count(x)`, then `not n == 1`)"
+                            .to_owned(),
                     );
                 }
                 for (rule, offset) in rule_names(module.source, &ast) {
                     let mut path = package_segments(&package);
                     path.extend(rule.split('.').map(str::to_owned));
                     if data_at(&bundle.data, &path) {
-                        let (line, col) = position(module.source, offset);
-                        problems.push(
-                            Diagnostic {
-                                path: module.path.to_owned(),
-                                line,
-                                col,
-                                message: format!(
-                                    "rule {package}.{rule} conflicts with data at /{}",
-                                    path.join("/")
-                                ),
-                            }
-                            .to_string(),
+                        report(
+                            offset,
+                            format!(
+                                "rule {package}.{rule} conflicts with data at /{}",
+                                path.join("/")
+                            ),
                         );
                     }
                 }

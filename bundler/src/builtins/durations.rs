@@ -11,14 +11,15 @@ use regorus::Value;
 use super::delegate;
 
 /// Nanoseconds per unit, as Go's `unitMap` (both micro signs included).
-fn unit(name: &str) -> Option<u64> {
+fn unit(name: &[u8]) -> Option<u64> {
     Some(match name {
-        "ns" => 1,
-        "us" | "\u{b5}s" | "\u{3bc}s" => 1_000,
-        "ms" => 1_000_000,
-        "s" => 1_000_000_000,
-        "m" => 60_000_000_000,
-        "h" => 3_600_000_000_000,
+        b"ns" => 1,
+        // `µs` (U+00B5) and `μs` (U+03BC), as UTF-8.
+        b"us" | b"\xc2\xb5s" | b"\xce\xbcs" => 1_000,
+        b"ms" => 1_000_000,
+        b"s" => 1_000_000_000,
+        b"m" => 60_000_000_000,
+        b"h" => 3_600_000_000_000,
         _ => return None,
     })
 }
@@ -106,9 +107,10 @@ pub fn parse(text: &str) -> Result<i64, String> {
         if end == 0 {
             return Err(format!("time: missing unit in duration {text:?}"));
         }
-        let name = String::from_utf8_lossy(&s[..end]);
-        let per = unit(&name)
-            .ok_or_else(|| format!("time: unknown unit {name:?} in duration {text:?}"))?;
+        let per = unit(&s[..end]).ok_or_else(|| {
+            let name = String::from_utf8_lossy(&s[..end]);
+            format!("time: unknown unit {name:?} in duration {text:?}")
+        })?;
         s = &s[end..];
         if v > LIMIT / per {
             return Err(invalid());
