@@ -1,12 +1,16 @@
-//! The one error type of the HTTP API: every failure becomes an RFC 9457
-//! `application/problem+json` body with the HTTP status and a stable machine-readable `code`.
+//! The HTTP face of errors: every failure becomes an RFC 9457 `application/problem+json` body
+//! with the HTTP status and a stable machine-readable `code`. Services fail with
+//! [`EnforceError`]; this module is the one place its [`Kind`] becomes a status.
 //!
-//! Internal failures (database, ledger) are logged with their cause and answered with a generic
-//! message: details of the server never leak to a client, and neither do secrets.
+//! Internal failures (database, ledger) are answered with a generic message and their cause is
+//! logged once, by [`log_causes`] in the request's span: details of the server never leak to a
+//! client, and neither do secrets. Constructors never log.
 
 use axum::http::{header, StatusCode};
 use axum::response::{IntoResponse, Response};
 use serde::Serialize;
+
+use crate::error::{Cause, EnforceError, Kind};
 
 /// A failure to report to an API client.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -18,6 +22,8 @@ pub struct ApiError {
     pub diagnostics: Vec<String>,
     /// Seconds for a `Retry-After` header (a transient refusal).
     pub retry_after: Option<u64>,
+    /// What the log says about an unexpected failure (never answered).
+    pub cause: Option<Box<Cause>>,
 }
 
 #[derive(Serialize)]
@@ -40,6 +46,7 @@ impl ApiError {
             detail: detail.into(),
             diagnostics: Vec::new(),
             retry_after: None,
+            cause: None,
         }
     }
 
@@ -65,31 +72,18 @@ impl ApiError {
 
     /// An unexpected server-side failure: logged in full, reported generically.
     pub fn internal(context: &str, error: impl std::fmt::Display) -> Self {
-        tracing::error!(context, error = %error, "internal error");
-        Self::new(
-            StatusCode::INTERNAL_SERVER_ERROR,
-            "internal_error",
-            format!("{context} failed; see the server log"),
-        )
+        EnforceError::internal(context, error).into()
     }
 
     /// 503 with `Retry-After`: the server is at a capacity bound (concurrent compiles, the
     /// decompression budget); the same request may succeed later.
     pub fn busy(code: &'static str, detail: impl Into<String>, retry_after_secs: u64) -> Self {
-        ApiError {
-            retry_after: Some(retry_after_secs),
-            ..Self::new(StatusCode::SERVICE_UNAVAILABLE, code, detail)
-        }
+        EnforceError::busy(code, detail, retry_after_secs).into()
     }
 
     /// The database or ledger is unreachable: fail closed, the client may retry.
     pub fn unavailable(context: &str, error: impl std::fmt::Display) -> Self {
-        tracing::error!(context, error = %error, "dependency unavailable");
-        Self::new(
-            StatusCode::SERVICE_UNAVAILABLE,
-            "unavailable",
-            format!("{context} is unavailable; retry later"),
-        )
+        EnforceError::unavailable(context, error).into()
     }
 }
 
@@ -127,8 +121,22 @@ impl IntoResponse for ApiError {
                 .headers_mut()
                 .insert(header::RETRY_AFTER, header::HeaderValue::from(seconds));
         }
+        if let Some(cause) = self.cause {
+            response.extensions_mut().insert(*cause);
+        }
         response
     }
+}
+
+/// Logs the cause of every internal failure answered, once, in the request's span (the
+/// answer itself carries only the generic detail).
+pub async fn log_causes(request: axum::extract::Request, next: axum::middleware::Next) -> Response {
+    let response = next.run(request).await;
+    if let Some(cause) = response.extensions().get::<Cause>() {
+        let status = response.status().as_u16();
+        tracing::error!(status, context = %cause.context, error = %cause.error, "request failed");
+    }
+    response
 }
 
 /// Gives every error answer a problem body: those produced below the handlers (a wrong method,
@@ -176,84 +184,54 @@ pub async fn problem_for_bare_errors(
     problem
 }
 
-impl From<sck_bundler::BundleError> for ApiError {
-    fn from(e: sck_bundler::BundleError) -> Self {
-        let status = match e.code() {
-            "bundle_too_large" => StatusCode::PAYLOAD_TOO_LARGE,
-            "decompression_busy" => return crate::budget::exhausted(),
-            "io_error" => return ApiError::internal("bundle", e),
-            _ => StatusCode::UNPROCESSABLE_ENTITY,
-        };
-        let code = match e.code() {
-            "policy_invalid" | "bundle_invalid" => "bundle_invalid",
-            other => other,
-        };
-        let diagnostics = match &e {
-            sck_bundler::BundleError::Policy(problems) => problems.clone(),
-            _ => Vec::new(),
-        };
+/// The status of each kind of service failure.
+pub fn status_of(kind: Kind) -> StatusCode {
+    match kind {
+        Kind::Invalid => StatusCode::BAD_REQUEST,
+        Kind::Unauthorized => StatusCode::UNAUTHORIZED,
+        Kind::Forbidden => StatusCode::FORBIDDEN,
+        Kind::NotFound => StatusCode::NOT_FOUND,
+        Kind::Conflict => StatusCode::CONFLICT,
+        Kind::TooLarge => StatusCode::PAYLOAD_TOO_LARGE,
+        Kind::Unprocessable => StatusCode::UNPROCESSABLE_ENTITY,
+        Kind::RateLimited => StatusCode::TOO_MANY_REQUESTS,
+        Kind::Unavailable => StatusCode::SERVICE_UNAVAILABLE,
+        Kind::Internal => StatusCode::INTERNAL_SERVER_ERROR,
+    }
+}
+
+impl From<EnforceError> for ApiError {
+    fn from(e: EnforceError) -> Self {
         ApiError {
-            diagnostics,
-            ..ApiError::new(status, code, e.to_string())
+            status: status_of(e.kind),
+            code: e.code,
+            detail: e.detail,
+            diagnostics: e.diagnostics,
+            retry_after: e.retry_after,
+            cause: e.cause,
         }
     }
 }
 
-impl From<sck_ledger::error::LedgerError> for ApiError {
-    fn from(e: sck_ledger::error::LedgerError) -> Self {
-        use sck_ledger::error::LedgerError as E;
-        match e {
-            E::UnknownLog(org) => ApiError::not_found(format!("no ledger log for {org}")),
-            E::OutOfRange(message) => ApiError::bad_request("invalid_request", message),
-            E::Proof(e) => ApiError::bad_request("invalid_request", e.to_string()),
-            other => ApiError::unavailable("ledger", other),
-        }
-    }
-}
-
-/// A refused signed call: 400 for a malformed request, 413 for an oversize body, 401 otherwise.
-impl From<sck_wire::xsck::Rejection> for ApiError {
-    fn from(r: sck_wire::xsck::Rejection) -> Self {
-        let status = match r {
-            sck_wire::xsck::Rejection::BodyTooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
-            _ if r.is_malformed() => StatusCode::BAD_REQUEST,
-            _ => StatusCode::UNAUTHORIZED,
-        };
-        ApiError::new(status, r.code(), r.detail())
-    }
-}
-
-/// A refused decision-log upload: 413 past a size limit, 503 past the shared decompression
-/// budget, 400 otherwise (with the per-event problems as diagnostics).
-impl From<sck_wire::opa_logs::UploadError> for ApiError {
-    fn from(e: sck_wire::opa_logs::UploadError) -> Self {
-        use sck_wire::opa_logs::UploadError as E;
-        let status = match e {
-            E::BudgetExhausted => return crate::budget::exhausted(),
-            E::TooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
-            E::InvalidGzip(_) | E::InvalidJson(_) | E::InvalidBatch { .. } => {
-                StatusCode::BAD_REQUEST
+/// Other crates' refusals reach a handler through [`EnforceError`], which decides their kind.
+macro_rules! through_enforce_error {
+    ($($source:ty),* $(,)?) => {$(
+        impl From<$source> for ApiError {
+            fn from(e: $source) -> Self {
+                EnforceError::from(e).into()
             }
-        };
-        ApiError {
-            diagnostics: e.diagnostics().to_vec(),
-            ..ApiError::new(status, e.code(), e.to_string())
         }
-    }
+    )*};
 }
 
-/// A refused status report: 400 `invalid_status`.
-impl From<sck_wire::opa_status::StatusRefused> for ApiError {
-    fn from(e: sck_wire::opa_status::StatusRefused) -> Self {
-        ApiError::bad_request(e.code(), e.to_string())
-    }
-}
-
-impl From<sqlx::Error> for ApiError {
-    fn from(e: sqlx::Error) -> Self {
-        ApiError::unavailable("database", e)
-    }
-}
+through_enforce_error!(
+    sqlx::Error,
+    sck_bundler::BundleError,
+    sck_ledger::error::LedgerError,
+    sck_wire::xsck::Rejection,
+    sck_wire::opa_logs::UploadError,
+    sck_wire::opa_status::StatusRefused,
+);
 
 /// Result alias for handlers.
 pub type ApiResult<T> = Result<T, ApiError>;

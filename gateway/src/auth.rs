@@ -1,4 +1,4 @@
-//! Who is calling: axum extractors for admin keys and sidecar credentials.
+//! Who is calling: axum extractors for admin keys, sidecar credentials and gateway tokens.
 //!
 //! Both read `Authorization: Bearer <secret>` and look the secret's SHA-256 up in the registry.
 //! A route's signature states who may call it (`AdminKey`, `SidecarCredential`); org checks
@@ -11,6 +11,7 @@ use crate::api_error::{ApiError, ApiResult};
 use crate::extract::{bearer_credential, BearerRefusal};
 use crate::registry::{Credential, CredentialKind};
 use crate::state::AppState;
+use sck_wire::principal::VerifiedToken;
 
 fn bearer(parts: &Parts) -> ApiResult<&str> {
     bearer_credential(parts).map_err(|refusal| {
@@ -159,5 +160,35 @@ mod tests {
     fn a_missing_header_is_a_401() {
         let (parts, ()) = Request::new(()).into_parts();
         assert_eq!(bearer(&parts).unwrap_err().code, "unauthorized");
+    }
+}
+
+/// `Authorization: Bearer <token>` → the token text.
+fn bearer_token(parts: &Parts) -> ApiResult<&str> {
+    bearer_credential(parts).map_err(|refusal| match refusal {
+        BearerRefusal::Missing => {
+            ApiError::unauthorized("missing Authorization: Bearer gateway token")
+        }
+        BearerRefusal::Malformed => ApiError::from(crate::tokens::verify::reject(
+            "invalid_token",
+            "malformed Authorization header",
+        )),
+        BearerRefusal::NotBearer => ApiError::from(crate::tokens::verify::reject(
+            "invalid_token",
+            "expected Authorization: Bearer <gateway token>",
+        )),
+    })
+}
+
+/// A verified gateway token from `Authorization: Bearer` (via `TokenService::verify`).
+#[derive(Debug, Clone)]
+pub struct GatewayToken(pub VerifiedToken);
+
+impl FromRequestParts<AppState> for GatewayToken {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> ApiResult<Self> {
+        let token = bearer_token(parts)?;
+        Ok(GatewayToken(state.tokens.verify(token).await?))
     }
 }

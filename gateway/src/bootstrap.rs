@@ -6,22 +6,20 @@ use sck_bundler::SourceTree;
 use sck_ledger::entry::{Event, EventType};
 use serde_json::json;
 
-use crate::api_error::{ApiError, ApiResult};
+use crate::config::Config;
+use crate::error::{EnforceError, EnforceResult};
+use crate::lifecycle::Lifecycle;
 use crate::lifecycle::{CompileRequest, Source};
 use crate::registry::CredentialKind;
-use crate::routes::credentials::issue_credential;
-use crate::state::AppState;
 
 /// The version the bootstrap bundle gets.
 const BOOTSTRAP_VERSION: &str = "1.0.0";
 
 /// Bootstraps an empty deployment; does nothing on a database that has an org.
-pub async fn run(state: &AppState) -> ApiResult<()> {
-    let lifecycle = &state.lifecycle;
+pub async fn run(config: &Config, lifecycle: &Lifecycle) -> EnforceResult<()> {
     if !lifecycle.registry.is_empty().await? {
         return Ok(());
     }
-    let config = &state.config;
     let org = &config.bundles.default_org;
     crate::org_names::check_new_org(org)?;
     lifecycle.registry.ensure_org(org).await?;
@@ -33,10 +31,11 @@ pub async fn run(state: &AppState) -> ApiResult<()> {
         EventType::CredentialCreated,
         json!({"credential_id": root_id, "kind": "admin", "scope": "root", "actor": "bootstrap"}),
     )
-    .map_err(|e| ApiError::internal("ledger event", e))?;
+    .map_err(|e| EnforceError::internal("ledger event", e))?;
     lifecycle.ledger.append("system", event).await?;
-    let (_, sidecar_secret) =
-        issue_credential(state, CredentialKind::Sidecar, org, "bootstrap").await?;
+    let (_, sidecar_secret) = lifecycle
+        .issue_credential(CredentialKind::Sidecar, org, "bootstrap")
+        .await?;
 
     let mut bundle_line = String::from("no bootstrap policies configured");
     if let Some(dir) = &config.bundles.bootstrap_policies {

@@ -12,7 +12,7 @@
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
-use crate::api_error::{ApiError, ApiResult};
+use crate::error::{EnforceError, EnforceResult};
 
 /// Seconds a client is told to wait after a capacity refusal.
 pub const RETRY_AFTER_SECS: u64 = 1;
@@ -54,7 +54,7 @@ impl Budget {
     /// trailer declares (RFC 1952 `ISIZE`, capped at `max_bytes`), so that concurrent uploads
     /// are admitted whole or refused at once instead of starving each other halfway. The
     /// trailer is the client's word: bytes beyond it are charged as they are inflated.
-    pub fn reserve_for_gzip(&self, gzipped: &[u8], max_bytes: u64) -> ApiResult<Reservation> {
+    pub fn reserve_for_gzip(&self, gzipped: &[u8], max_bytes: u64) -> EnforceResult<Reservation> {
         let declared = gzipped
             .last_chunk::<4>()
             .map_or(0, |isize| u32::from_le_bytes(*isize) as u64);
@@ -148,8 +148,8 @@ impl Drop for Reservation {
 }
 
 /// The answer to work refused by the budget of decompressed bytes.
-pub fn exhausted() -> ApiError {
-    ApiError::busy(
+pub fn exhausted() -> EnforceError {
+    EnforceError::busy(
         "decompression_busy",
         "the server's budget of decompressed bytes in flight is exhausted by other requests; retry later",
         RETRY_AFTER_SECS,

@@ -13,6 +13,7 @@ pub mod config;
 pub mod db;
 pub mod decisions;
 pub mod edge;
+pub mod error;
 pub mod examples;
 pub mod extract;
 pub mod files;

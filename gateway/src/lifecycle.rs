@@ -17,7 +17,6 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
-use axum::http::StatusCode;
 use sck_bundler::decision::EvalLimits;
 use sck_bundler::policy::{self, TestOutcome, TestStatus};
 use sck_bundler::{BuildOptions, Bundle, Limits, SckIdentity, SourceTree};
@@ -26,9 +25,11 @@ use sck_ledger::Ledger;
 use serde_json::json;
 
 use crate::activations::ActivationHub;
-use crate::api_error::{ApiError, ApiResult};
 use crate::budget::{Budget, Reservation, RETRY_AFTER_SECS};
-use crate::registry::{version_key, Activation, BundleRecord, NewBundle, Registry, Revocation};
+use crate::error::{EnforceError, EnforceResult};
+use crate::registry::{
+    version_key, Activation, BundleRecord, CredentialKind, NewBundle, Registry, Revocation,
+};
 use crate::signers::Signers;
 
 /// A compile request's source.
@@ -80,7 +81,7 @@ impl Drop for StopOnDrop {
 
 /// Refuses a bundle whose tests did not all pass: `policy_test_timeout` if any test ran out of
 /// time, `bundle_invalid` otherwise; every failing test is named in the diagnostics.
-fn refuse_failed_tests(outcomes: &[TestOutcome]) -> ApiResult<()> {
+fn refuse_failed_tests(outcomes: &[TestOutcome]) -> EnforceResult<()> {
     let failures: Vec<String> = outcomes
         .iter()
         .filter_map(|t| match &t.status {
@@ -106,9 +107,9 @@ fn refuse_failed_tests(outcomes: &[TestOutcome]) -> ApiResult<()> {
     } else {
         "bundle_invalid"
     };
-    Err(ApiError {
+    Err(EnforceError {
         diagnostics: failures.clone(),
-        ..ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, code, failures.join("\n"))
+        ..EnforceError::unprocessable(code, failures.join("\n"))
     })
 }
 
@@ -119,7 +120,7 @@ fn signed_identity(
     limits: &Limits,
     verification: &sck_bundler::VerificationConfig,
     reservation: &mut Reservation,
-) -> ApiResult<Result<sck_bundler::manifest::SckMetadata, String>> {
+) -> EnforceResult<Result<sck_bundler::manifest::SckMetadata, String>> {
     let bundle = match Bundle::read_metered(tarball, limits, reservation) {
         Ok(bundle) => bundle,
         Err(sck_bundler::BundleError::BudgetExhausted) => return Err(crate::budget::exhausted()),
@@ -140,7 +141,7 @@ fn source_tree(
     source: Source,
     limits: &Limits,
     reservation: &mut Reservation,
-) -> ApiResult<SourceTree> {
+) -> EnforceResult<SourceTree> {
     Ok(match source {
         Source::Tree(tree) => tree,
         Source::Files(files) => SourceTree::from_files(
@@ -167,7 +168,7 @@ fn source_tree(
 }
 
 /// Names are path segments of bundle URLs: keep them simple.
-pub fn check_name(what: &str, value: &str) -> ApiResult<()> {
+pub fn check_name(what: &str, value: &str) -> EnforceResult<()> {
     let ok = !value.is_empty()
         && value.len() <= 128
         && value
@@ -177,7 +178,7 @@ pub fn check_name(what: &str, value: &str) -> ApiResult<()> {
     if ok {
         Ok(())
     } else {
-        Err(ApiError::bad_request(
+        Err(EnforceError::invalid(
             "invalid_request",
             format!("{what} {value:?} must be 1-128 characters of A-Z a-z 0-9 - _ . (not starting with .)"),
         ))
@@ -185,27 +186,56 @@ pub fn check_name(what: &str, value: &str) -> ApiResult<()> {
 }
 
 impl Lifecycle {
-    async fn record(&self, org: &str, kind: EventType, body: serde_json::Value) -> ApiResult<()> {
-        let event = Event::new(kind, body).map_err(|e| ApiError::internal("ledger event", e))?;
+    async fn record(
+        &self,
+        org: &str,
+        kind: EventType,
+        body: serde_json::Value,
+    ) -> EnforceResult<()> {
+        let event =
+            Event::new(kind, body).map_err(|e| EnforceError::internal("ledger event", e))?;
         self.ledger.append(org, event).await?;
         Ok(())
     }
 
+    /// Creates an admin key or sidecar credential of `org` and records `credential.created`
+    /// (id only) in the org's log. Returns the id and the secret, shown this once.
+    pub async fn issue_credential(
+        &self,
+        kind: CredentialKind,
+        org: &str,
+        actor: &str,
+    ) -> EnforceResult<(String, String)> {
+        let (id, secret) = self.registry.create_credential(kind, Some(org)).await?;
+        let kind_name = format!("{kind:?}").to_lowercase();
+        self.record(
+            org,
+            EventType::CredentialCreated,
+            json!({"credential_id": id, "kind": kind_name, "actor": actor}),
+        )
+        .await?;
+        Ok((id, secret))
+    }
+
     /// Compiles and tests a source tree into a DRAFT version. Returns the record and the
     /// Rego test results.
-    pub async fn compile(&self, actor: &str, request: CompileRequest) -> ApiResult<BundleRecord> {
+    pub async fn compile(
+        &self,
+        actor: &str,
+        request: CompileRequest,
+    ) -> EnforceResult<BundleRecord> {
         check_name("organizationId", &request.org)?;
         check_name("name", &request.name)?;
-        version_key(&request.version).map_err(|e| ApiError::bad_request("invalid_request", e))?;
+        version_key(&request.version).map_err(|e| EnforceError::invalid("invalid_request", e))?;
         if !self.registry.org_exists(&request.org).await? {
-            return Err(ApiError::not_found(format!(
+            return Err(EnforceError::not_found(format!(
                 "organization {} not found",
                 request.org
             )));
         }
         let mut slot = self.compiles.reservation();
         if !slot.grow(1) {
-            return Err(ApiError::busy(
+            return Err(EnforceError::busy(
                 "compile_busy",
                 "as many compiles as [bundles] max_concurrent_compiles allows are running; retry later",
                 RETRY_AFTER_SECS,
@@ -237,7 +267,7 @@ impl Lifecycle {
         let stopped = Arc::new(AtomicBool::new(false));
         let _stop_when_dropped = StopOnDrop(stopped.clone());
         // Inflating and compiling is CPU work on untrusted input: keep it off the async workers.
-        let built = tokio::task::spawn_blocking(move || -> ApiResult<_> {
+        let built = tokio::task::spawn_blocking(move || -> EnforceResult<_> {
             // Held until this work ends, even when nobody waits for it any more.
             let _slot = slot;
             let source = source_tree(source, &limits, &mut reservation)?;
@@ -250,7 +280,7 @@ impl Lifecycle {
             Ok((built, source.sha256()))
         })
         .await
-        .map_err(|e| ApiError::internal("compile", e))??;
+        .map_err(|e| EnforceError::internal("compile", e))??;
         let (built, source_sha256) = built;
         let record = self
             .registry
@@ -279,10 +309,10 @@ impl Lifecycle {
         actor: &str,
         id: &str,
         signer: Option<&str>,
-    ) -> ApiResult<BundleRecord> {
+    ) -> EnforceResult<BundleRecord> {
         let record = self.get(id).await?;
         if record.status != crate::registry::Status::Draft {
-            return Err(ApiError::conflict(
+            return Err(EnforceError::conflict(
                 "not_draft",
                 format!(
                     "bundle {id} is {:?}; published versions are immutable",
@@ -291,7 +321,7 @@ impl Lifecycle {
             ));
         }
         let signer = self.signers.get(signer).ok_or_else(|| {
-            ApiError::bad_request(
+            EnforceError::invalid(
                 "unknown_signer",
                 format!("no signer {:?}", signer.unwrap_or("")),
             )
@@ -300,18 +330,18 @@ impl Lifecycle {
             .registry
             .tarball(id)
             .await?
-            .ok_or_else(|| ApiError::not_found(format!("bundle {id} not found")))?;
+            .ok_or_else(|| EnforceError::not_found(format!("bundle {id} not found")))?;
         let limits = self.limits;
         let config = signer.signing_config();
         let mut reservation = self
             .decompression
             .reserve_for_gzip(&tarball, limits.max_decompressed_bytes)?;
-        let signed = tokio::task::spawn_blocking(move || -> ApiResult<_> {
+        let signed = tokio::task::spawn_blocking(move || -> EnforceResult<_> {
             let bundle = Bundle::read_metered(&tarball, &limits, &mut reservation)?;
             Ok(sck_bundler::sign_bundle(&bundle, &config)?)
         })
         .await
-        .map_err(|e| ApiError::internal("publish", e))??;
+        .map_err(|e| EnforceError::internal("publish", e))??;
         let published = self
             .registry
             .publish(id, &signer.id, &signed.tarball, &signed.sha256)
@@ -327,17 +357,16 @@ impl Lifecycle {
     }
 
     /// Checks the stored tarball of a published version before it may be served.
-    async fn check_servable(&self, record: &BundleRecord) -> ApiResult<()> {
-        let tarball = self
-            .registry
-            .tarball(&record.id)
-            .await?
-            .ok_or_else(|| ApiError::not_found(format!("bundle {} not found", record.id)))?;
+    async fn check_servable(&self, record: &BundleRecord) -> EnforceResult<()> {
+        let tarball =
+            self.registry.tarball(&record.id).await?.ok_or_else(|| {
+                EnforceError::not_found(format!("bundle {} not found", record.id))
+            })?;
         let corrupt = |why: String| {
             tracing::error!(org = %record.organization_id, bundle = %record.id, reason = %why, "stored bundle failed its integrity check");
             metrics::counter!("sck_bundle_integrity_failures_total", "org" => record.organization_id.clone())
                 .increment(1);
-            ApiError::conflict(
+            EnforceError::conflict(
                 "bundle_corrupt",
                 format!(
                     "stored bundle {} failed its integrity check: {why}",
@@ -362,7 +391,7 @@ impl Lifecycle {
             signed_identity(&tarball, &limits, &verification, &mut reservation)
         })
         .await
-        .map_err(|e| ApiError::internal("activate", e))??
+        .map_err(|e| EnforceError::internal("activate", e))??
         .map_err(corrupt)?;
         if (sck.org.as_str(), sck.name.as_str(), sck.version.as_str())
             != (
@@ -379,7 +408,12 @@ impl Lifecycle {
     }
 
     /// Activates a published version (`rollback` allows an older version).
-    pub async fn activate(&self, actor: &str, id: &str, rollback: bool) -> ApiResult<Activation> {
+    pub async fn activate(
+        &self,
+        actor: &str,
+        id: &str,
+        rollback: bool,
+    ) -> EnforceResult<Activation> {
         let record = self.get(id).await?;
         if record.sha256.is_some() {
             self.check_servable(&record).await?;
@@ -403,7 +437,7 @@ impl Lifecycle {
         activated: &BundleRecord,
         superseded: Option<&BundleRecord>,
         rollback: bool,
-    ) -> ApiResult<()> {
+    ) -> EnforceResult<()> {
         self.hub
             .announce(&activated.organization_id, &activated.name)
             .await;
@@ -434,9 +468,9 @@ impl Lifecycle {
         reason: &str,
         rollback_to: Option<&str>,
         allow_no_active: bool,
-    ) -> ApiResult<Revocation> {
+    ) -> EnforceResult<Revocation> {
         if reason.trim().is_empty() {
-            return Err(ApiError::bad_request(
+            return Err(EnforceError::invalid(
                 "invalid_request",
                 "reason is required",
             ));
@@ -477,19 +511,19 @@ impl Lifecycle {
     }
 
     /// A version by id, or 404.
-    pub async fn get(&self, id: &str) -> ApiResult<BundleRecord> {
+    pub async fn get(&self, id: &str) -> EnforceResult<BundleRecord> {
         self.registry
             .get(id)
             .await?
-            .ok_or_else(|| ApiError::not_found(format!("bundle {id} not found")))
+            .ok_or_else(|| EnforceError::not_found(format!("bundle {id} not found")))
     }
 
     /// A version of `org` by id, or the same 404 as for an unknown id (another org's version
     /// is not revealed).
-    async fn get_in(&self, org: &str, id: &str) -> ApiResult<BundleRecord> {
+    async fn get_in(&self, org: &str, id: &str) -> EnforceResult<BundleRecord> {
         match self.get(id).await? {
             record if record.organization_id == org => Ok(record),
-            _ => Err(ApiError::not_found(format!("bundle {id} not found"))),
+            _ => Err(EnforceError::not_found(format!("bundle {id} not found"))),
         }
     }
 }

@@ -5,7 +5,7 @@
 //! `sck admin create-org` or the first-start bootstrap passed [`check_new_org`], so no org's
 //! log is the deployment-wide `system` log and no org id is a fixed segment of a route.
 
-use crate::api_error::{ApiError, ApiResult};
+use crate::error::{EnforceError, EnforceResult};
 
 /// Names no new organization may have (in any letter case): `system` is the ledger's
 /// deployment-wide log (an org of that name would read and write it); `sha256` is the fixed
@@ -15,13 +15,13 @@ pub const RESERVED_ORG_NAMES: &[&str] = &["system", "sha256"];
 
 /// Accepts `org` as the id of a new organization: a valid name
 /// ([`crate::lifecycle::check_name`]) that is not reserved (`400 reserved_name`).
-pub fn check_new_org(org: &str) -> ApiResult<()> {
+pub fn check_new_org(org: &str) -> EnforceResult<()> {
     crate::lifecycle::check_name("organizationId", org)?;
     if RESERVED_ORG_NAMES
         .iter()
         .any(|reserved| reserved.eq_ignore_ascii_case(org))
     {
-        return Err(ApiError::bad_request(
+        return Err(EnforceError::invalid(
             "reserved_name",
             format!(
                 "organization id {org:?} is reserved by sck (reserved: {})",

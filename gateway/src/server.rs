@@ -129,6 +129,7 @@ pub fn app(state: AppState) -> Router {
         .layer(axum::middleware::from_fn(
             crate::api_error::problem_for_bare_errors,
         ))
+        .layer(axum::middleware::from_fn(crate::api_error::log_causes))
         .layer(PropagateRequestIdLayer::new(REQUEST_ID))
         .layer(TraceLayer::new_for_http().make_span_with(|request: &Request| {
             let id = request
@@ -313,7 +314,7 @@ fn survive_file_size_limit() -> Result<(), String> {
 pub async fn serve(config: Config, examples: bool) -> Result<(), String> {
     survive_file_size_limit()?;
     let state = open(config).await?;
-    bootstrap::run(&state)
+    bootstrap::run(&state.config, &state.lifecycle)
         .await
         .map_err(|e| format!("bootstrap: {e}"))?;
     state

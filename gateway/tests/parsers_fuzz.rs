@@ -10,6 +10,7 @@
 use std::io::Write;
 
 use proptest::prelude::*;
+use sck_gateway::api_error::status_of;
 use sck_gateway::budget::Budget;
 use sck_gateway::config::Config;
 use sck_gateway::edge::{check_head, Head};
@@ -233,7 +234,7 @@ proptest! {
         let bytes = serde_json::to_vec(&document).unwrap();
         match parse_batch(&bytes, &uploader(), &policy(store_input), 3) {
             Err(e) => {
-                prop_assert!(e.status.is_client_error(), "{}", e);
+                prop_assert!(status_of(e.kind).is_client_error(), "{}", e);
                 prop_assert!(!e.code.is_empty());
             }
             Ok(batch) => {
@@ -280,13 +281,13 @@ proptest! {
                     prop_assert_eq!(budget.in_use(), out.len() as u64);
                 }
                 Err(e) if e.code == "decompression_busy" => {
-                    prop_assert_eq!(e.status.as_u16(), 503);
+                    prop_assert_eq!(status_of(e.kind).as_u16(), 503);
                     prop_assert!(e.retry_after.is_some());
                     if let Some(size) = inflates_to {
                         prop_assert!(capacity < size.min(max.saturating_add(1)));
                     }
                 }
-                Err(e) => prop_assert!(e.status.is_client_error(), "{}", e),
+                Err(e) => prop_assert!(status_of(e.kind).is_client_error(), "{}", e),
             }
             prop_assert!(budget.in_use() <= capacity);
             drop(reservation);

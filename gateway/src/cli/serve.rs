@@ -195,7 +195,7 @@ pub fn admin(command: AdminCommand) -> Result<ExitCode, CliError> {
     runtime()?.block_on(async move {
         let state = crate::server::open(config).await.map_err(CliError::new)?;
         let registry = &state.lifecycle.registry;
-        let fail = |e: crate::api_error::ApiError| CliError::new(e.detail);
+        let fail = |e: crate::error::EnforceError| CliError::new(e.detail);
         let result = match (&command, org) {
             (AdminCommand::CreateOrg(_), Some(org)) => {
                 crate::org_names::check_new_org(&org).map_err(fail)?;
@@ -214,10 +214,11 @@ pub fn admin(command: AdminCommand) -> Result<ExitCode, CliError> {
                         "organization {org} not found (create it with `sck admin create-org {org}`)"
                     )));
                 }
-                let (id, secret) =
-                    crate::routes::credentials::issue_credential(&state, kind, &org, "cli")
-                        .await
-                        .map_err(fail)?;
+                let (id, secret) = state
+                    .lifecycle
+                    .issue_credential(kind, &org, "cli")
+                    .await
+                    .map_err(fail)?;
                 println!(
                     "{} credential {id} for org {org}:\n{secret}",
                     if kind == CredentialKind::Admin {

@@ -18,7 +18,7 @@ use sck_wire::principal::{VerifiedCaller, VerifiedToken};
 use serde::Serialize;
 use serde_json::{json, Value};
 
-use crate::api_error::{ApiError, ApiResult};
+use crate::error::{EnforceError, EnforceResult};
 use snapshots::{Snapshot, Snapshots};
 
 /// The request facts recorded with a decision.
@@ -189,7 +189,7 @@ impl DecisionService {
         principal: Principal<'_>,
         request: &RequestFacts,
         rule: Option<&str>,
-    ) -> ApiResult<(DecisionRecord, Option<Value>)> {
+    ) -> EnforceResult<(DecisionRecord, Option<Value>)> {
         let org = principal.org();
         let decision_id = uuid::Uuid::new_v4().to_string();
         let snapshot = self.snapshots.get(org);
@@ -263,7 +263,8 @@ impl DecisionService {
             "request": {"method": request.method, "path": request.path},
             "input_sha256": document_sha256(&input),
         });
-        let event = Event::new(kind, body).map_err(|e| ApiError::internal("ledger event", e))?;
+        let event =
+            Event::new(kind, body).map_err(|e| EnforceError::internal("ledger event", e))?;
         let receipt = self.ledger.append(org, event).await?;
         metrics::counter!("sck_decisions_total", "org" => org.to_owned(), "result" => if allow { "allow" } else { "deny" })
             .increment(1);

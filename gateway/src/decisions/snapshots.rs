@@ -18,7 +18,7 @@ use sck_bundler::decision::{EvalLimits, Evaluator, Mode};
 use sck_bundler::{Bundle, Limits};
 use tokio::sync::Mutex;
 
-use crate::api_error::ApiResult;
+use crate::error::EnforceResult;
 use crate::registry::{ActiveBundle, Registry};
 
 /// One org's compiled, active policy.
@@ -99,7 +99,7 @@ impl Snapshots {
 
     /// Brings every org's snapshot in line with the registry: compiles what changed, drops
     /// what is no longer active, and swaps the whole map at once.
-    pub async fn refresh(&self) -> ApiResult<()> {
+    pub async fn refresh(&self) -> EnforceResult<()> {
         let _guard = self.rebuild.lock().await;
         let heads = self.registry.active_heads(&self.bundle_name).await?;
         let current = self.map.load_full();

@@ -3,12 +3,12 @@
 //!
 //! Invariant: every decompressed byte is charged to the request's [`Reservation`] before it
 //! is kept, and every refusal keeps the code `sck_wire` gives it (status from
-//! `From<UploadError> for ApiError`).
+//! `From<UploadError> for EnforceError`).
 
 use sck_wire::opa_logs::{self, InputPolicy, SidecarDecision, Uploader};
 
-use crate::api_error::ApiError;
 use crate::budget::Reservation;
+use crate::error::EnforceError;
 
 /// [`opa_logs::gunzip_bounded`] charging `reservation`; past the shared budget, 503
 /// `decompression_busy`.
@@ -16,7 +16,7 @@ pub fn gunzip_bounded(
     body: &[u8],
     max_bytes: u64,
     reservation: &mut Reservation,
-) -> Result<Vec<u8>, ApiError> {
+) -> Result<Vec<u8>, EnforceError> {
     Ok(opa_logs::gunzip_bounded(body, max_bytes, &mut |n| {
         reservation.charge(n)
     })?)
@@ -28,7 +28,7 @@ pub fn parse_batch(
     uploader: &Uploader<'_>,
     policy: &InputPolicy,
     max_events: usize,
-) -> Result<Vec<SidecarDecision>, ApiError> {
+) -> Result<Vec<SidecarDecision>, EnforceError> {
     Ok(opa_logs::parse_batch(json, uploader, policy, max_events)?)
 }
 
@@ -36,7 +36,7 @@ pub fn parse_batch(
 mod tests {
     use super::*;
     use crate::budget::Budget;
-    use axum::http::StatusCode;
+    use crate::error::Kind;
     use std::io::Write;
 
     fn gz(bytes: &[u8]) -> Vec<u8> {
@@ -57,12 +57,8 @@ mod tests {
         assert_eq!(budget.in_use(), 10_000);
         let refused = gunzip_bounded(&body, 10_000, &mut budget.reservation()).unwrap_err();
         assert_eq!(
-            (refused.status, refused.code, refused.retry_after),
-            (
-                StatusCode::SERVICE_UNAVAILABLE,
-                "decompression_busy",
-                Some(1)
-            )
+            (refused.kind, refused.code, refused.retry_after),
+            (Kind::Unavailable, "decompression_busy", Some(1))
         );
         drop(first);
         assert_eq!(budget.in_use(), 0);

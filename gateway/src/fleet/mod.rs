@@ -30,18 +30,17 @@ use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use axum::http::StatusCode;
 use sck_ledger::entry::{Event, EventType};
 use sck_ledger::store::{Backend, Store};
 use sck_ledger::Ledger;
 use serde_json::{json, Value};
 use sqlx::Row;
 
-use crate::api_error::{ApiError, ApiResult};
 use crate::budget::{Budget, Reservation};
 use crate::clock::unix_now;
 use crate::config::FleetConfig;
 use crate::db::{new_id, now, with_pool};
+use crate::error::{EnforceError, EnforceResult, Kind};
 
 pub use sck_wire::opa_logs::{InputPolicy, SidecarDecision, StoredInput, Uploader};
 pub use sck_wire::opa_status::{ActiveRevision, StatusReport};
@@ -111,7 +110,7 @@ impl FleetService {
 
     /// A reservation of the shared budget of decompressed bytes for inflating one gzip
     /// upload (its declared size held up front); 503 `decompression_busy` when it is in use.
-    pub fn reserve_for_gzip(&self, body: &[u8]) -> ApiResult<Reservation> {
+    pub fn reserve_for_gzip(&self, body: &[u8]) -> EnforceResult<Reservation> {
         self.decompression
             .reserve_for_gzip(body, self.config.max_decompressed_bytes)
     }
@@ -127,7 +126,7 @@ impl FleetService {
         org: &str,
         uploader: &Uploader<'_>,
         report: &StatusReport,
-    ) -> ApiResult<()> {
+    ) -> EnforceResult<()> {
         let ts = now();
         let labels = report.labels.to_string();
         let bundles = Value::Object(report.bundles.clone()).to_string();
@@ -160,7 +159,7 @@ impl FleetService {
     }
 
     /// The manifest revision of every active bundle of `org`, by bundle name.
-    async fn active_revisions(&self, org: &str) -> ApiResult<BTreeMap<String, ActiveRevision>> {
+    async fn active_revisions(&self, org: &str) -> EnforceResult<BTreeMap<String, ActiveRevision>> {
         let mut out = BTreeMap::new();
         with_pool!(&self.store, pool => {
             for row in sqlx::query(
@@ -184,7 +183,7 @@ impl FleetService {
     }
 
     /// The fleet view of `org` (and its drift gauges, refreshed on the way).
-    pub async fn view(&self, org: &str) -> ApiResult<Value> {
+    pub async fn view(&self, org: &str) -> EnforceResult<Value> {
         let active = self.active_revisions(org).await?;
         let stale_before = unix_now() - self.config.stale_after_secs as i64;
         let mut sidecars = Vec::new();
@@ -198,9 +197,9 @@ impl FleetService {
             .fetch_all(pool)
             .await?
             {
-                let parse = |column: &str| -> ApiResult<Value> {
+                let parse = |column: &str| -> EnforceResult<Value> {
                     let text: String = row.try_get(column)?;
-                    serde_json::from_str(&text).map_err(|e| ApiError::internal("fleet row", e))
+                    serde_json::from_str(&text).map_err(|e| EnforceError::internal("fleet row", e))
                 };
                 let bundles = match parse("bundles")? {
                     Value::Object(map) => map,
@@ -244,7 +243,7 @@ impl FleetService {
 
     /// Recomputes `org`'s gauges after a status report, at most once a second per org (the
     /// background task and every fleet view refresh them too).
-    pub async fn refresh_gauges_soon(&self, org: &str) -> ApiResult<()> {
+    pub async fn refresh_gauges_soon(&self, org: &str) -> EnforceResult<()> {
         let due = {
             let mut refreshed = self.refreshed.lock().unwrap_or_else(|p| p.into_inner());
             let now = Instant::now();
@@ -263,7 +262,7 @@ impl FleetService {
     }
 
     /// Recomputes the drift gauges of every org that has sidecars.
-    pub async fn refresh_all_gauges(&self) -> ApiResult<()> {
+    pub async fn refresh_all_gauges(&self) -> EnforceResult<()> {
         let mut orgs: Vec<String> = Vec::new();
         with_pool!(&self.store, pool => {
             for row in sqlx::query("SELECT DISTINCT org_id FROM fleet_sidecars").fetch_all(pool).await? {
@@ -298,7 +297,11 @@ impl FleetService {
 
     /// Appends every decision of a validated batch to `org`'s ledger exactly once (see the
     /// module header), returning after all of them are durable.
-    pub async fn ingest(&self, org: &str, batch: Vec<SidecarDecision>) -> ApiResult<IngestOutcome> {
+    pub async fn ingest(
+        &self,
+        org: &str,
+        batch: Vec<SidecarDecision>,
+    ) -> EnforceResult<IngestOutcome> {
         let mut outcome = IngestOutcome {
             received: batch.len(),
             ..IngestOutcome::default()
@@ -310,7 +313,7 @@ impl FleetService {
         let mut prepared: Vec<Prepared> = Vec::with_capacity(batch.len());
         for d in batch {
             let event = Event::new(EventType::DecisionSidecar, d.body)
-                .map_err(|e| ApiError::bad_request("invalid_decision_log", e.to_string()))?;
+                .map_err(|e| EnforceError::invalid("invalid_decision_log", e.to_string()))?;
             prepared.push((d.decision_id, event, d.input));
         }
         let size_at_claim = self.ledger.reader().size(org).await?;
@@ -398,7 +401,7 @@ impl FleetService {
                 .find_map(Result::err)
                 .map(|e| e.to_string())
                 .unwrap_or_default();
-            return Err(ApiError::unavailable("ledger", error));
+            return Err(EnforceError::unavailable("ledger", error));
         }
         outcome.appended = to_append.len();
         metrics::counter!("sck_fleet_decisions_ingested_total", "org" => org.to_owned())
@@ -406,8 +409,7 @@ impl FleetService {
         metrics::counter!("sck_fleet_decisions_duplicate_total", "org" => org.to_owned())
             .increment(outcome.duplicates as u64);
         if !in_progress.is_empty() {
-            return Err(ApiError::new(
-                StatusCode::SERVICE_UNAVAILABLE,
+            return Err(EnforceError::new(Kind::Unavailable,
                 "ingest_in_progress",
                 format!(
                     "{} decision(s) of this upload are being recorded by another request; retry later",
@@ -425,7 +427,7 @@ impl FleetService {
         claim: &str,
         size_at_claim: u64,
         prepared: &[Prepared],
-    ) -> ApiResult<HashSet<String>> {
+    ) -> EnforceResult<HashSet<String>> {
         let mut claimed = HashSet::new();
         let at = unix_now();
         let size = size_at_claim as i64;
@@ -451,7 +453,12 @@ impl FleetService {
     }
 
     /// Looks at a decision id someone claimed earlier; takes a stale claim over.
-    async fn take_over(&self, org: &str, decision_id: &str, claim: &str) -> ApiResult<Existing> {
+    async fn take_over(
+        &self,
+        org: &str,
+        decision_id: &str,
+        claim: &str,
+    ) -> EnforceResult<Existing> {
         let lease_start = unix_now() - self.config.claim_lease_secs as i64;
         let existing = with_pool!(&self.store, pool => {
             let row = sqlx::query(
@@ -500,7 +507,7 @@ impl FleetService {
     }
 
     /// Decision ids (and seqs) of the `decision.sidecar` entries of `org` from `from` on.
-    async fn scan_for(&self, org: &str, from: u64) -> ApiResult<HashMap<String, u64>> {
+    async fn scan_for(&self, org: &str, from: u64) -> EnforceResult<HashMap<String, u64>> {
         let reader = self.ledger.reader();
         let mut found = HashMap::new();
         let mut next = from;
@@ -527,7 +534,12 @@ impl FleetService {
 
     /// Marks every claim of this request committed (its entries are durable), storing the
     /// kept inputs of those entries in the same transaction.
-    async fn commit_claim(&self, org: &str, claim: &str, inputs: &[InputRow<'_>]) -> ApiResult<()> {
+    async fn commit_claim(
+        &self,
+        org: &str,
+        claim: &str,
+        inputs: &[InputRow<'_>],
+    ) -> EnforceResult<()> {
         let backend = self.store.backend();
         with_pool!(&self.store, pool => {
             let mut tx = match backend {
@@ -556,7 +568,7 @@ impl FleetService {
         done: &[&str],
         failed: &[&str],
         inputs: &[InputRow<'_>],
-    ) -> ApiResult<()> {
+    ) -> EnforceResult<()> {
         let backend = self.store.backend();
         with_pool!(&self.store, pool => {
             let mut tx = match backend {

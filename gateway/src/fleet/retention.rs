@@ -23,9 +23,9 @@ use sqlx::Row;
 use time::OffsetDateTime;
 
 use super::{FleetService, InputRow};
-use crate::api_error::{ApiError, ApiResult};
 use crate::clock::unix_now;
 use crate::db::{new_id, with_pool};
+use crate::error::{EnforceError, EnforceResult};
 
 /// Rows deleted per transaction.
 const BATCH: i64 = 500;
@@ -161,13 +161,13 @@ impl FleetService {
         org: &str,
         cutoff: OffsetDateTime,
         actor: &str,
-    ) -> ApiResult<u64> {
+    ) -> EnforceResult<u64> {
         self.log_abandoned_runs().await?;
         self.prune_org(org, cutoff, actor).await
     }
 
     /// Applies every org's `input_retention_days` as of `now`.
-    pub async fn prune_expired(&self, now: OffsetDateTime) -> ApiResult<Vec<Pruned>> {
+    pub async fn prune_expired(&self, now: OffsetDateTime) -> EnforceResult<Vec<Pruned>> {
         self.log_abandoned_runs().await?;
         let mut orgs: Vec<String> = Vec::new();
         with_pool!(&self.store, pool => {
@@ -213,7 +213,12 @@ impl FleetService {
         });
     }
 
-    async fn prune_org(&self, org: &str, cutoff: OffsetDateTime, actor: &str) -> ApiResult<u64> {
+    async fn prune_org(
+        &self,
+        org: &str,
+        cutoff: OffsetDateTime,
+        actor: &str,
+    ) -> EnforceResult<u64> {
         let run = new_id("prn");
         let mut total = 0u64;
         loop {
@@ -238,7 +243,7 @@ impl FleetService {
         run: &str,
         cutoff_us: i64,
         actor: &str,
-    ) -> ApiResult<u64> {
+    ) -> EnforceResult<u64> {
         let backend = self.store.backend();
         let lock = match backend {
             Backend::Sqlite => "",
@@ -284,7 +289,7 @@ impl FleetService {
 
     /// Appends the entry of a run whose owner crashed (its lease ran out) — once: the lease is
     /// taken over by compare-and-set, so concurrent runs do not both log it.
-    async fn log_abandoned_runs(&self) -> ApiResult<()> {
+    async fn log_abandoned_runs(&self) -> EnforceResult<()> {
         let now = unix_now();
         let mut stale: Vec<(String, i64)> = Vec::new();
         with_pool!(&self.store, pool => {
@@ -319,7 +324,7 @@ impl FleetService {
     }
 
     /// Appends the `retention.inputs_pruned` entry of a pending run and marks it logged.
-    async fn log_run(&self, run: &str) -> ApiResult<()> {
+    async fn log_run(&self, run: &str) -> EnforceResult<()> {
         let row = with_pool!(&self.store, pool => {
             let row = sqlx::query(
                 "SELECT org_id, cutoff_us, pruned, actor FROM fleet_input_prunes WHERE run_id = $1 AND state = 'pending'",
@@ -341,7 +346,7 @@ impl FleetService {
             return Ok(());
         };
         let cutoff = OffsetDateTime::from_unix_timestamp_nanos(i128::from(cutoff_us) * 1000)
-            .map_err(|e| ApiError::internal("pruning run", e))?;
+            .map_err(|e| EnforceError::internal("pruning run", e))?;
         let event = Event::new(
             EventType::RetentionInputsPruned,
             json!({
@@ -352,7 +357,7 @@ impl FleetService {
                 "actor": actor,
             }),
         )
-        .map_err(|e| ApiError::internal("ledger event", e))?;
+        .map_err(|e| EnforceError::internal("ledger event", e))?;
         self.ledger.append(&org, event).await?;
         with_pool!(&self.store, pool => {
             sqlx::query("UPDATE fleet_input_prunes SET state = 'logged' WHERE run_id = $1")

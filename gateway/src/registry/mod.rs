@@ -22,8 +22,8 @@ use serde::Serialize;
 use sha2::Digest;
 use sqlx::Row;
 
-use crate::api_error::{ApiError, ApiResult};
 use crate::db::{new_id, now, with_pool};
+use crate::error::{EnforceError, EnforceResult};
 
 /// Lifecycle states of a bundle version.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, utoipa::ToSchema)]
@@ -163,7 +163,7 @@ macro_rules! record {
             name: row.try_get("name")?,
             version: row.try_get("version")?,
             status: Status::parse(&status).ok_or_else(|| {
-                ApiError::internal("read bundle", format!("unknown bundle status {status:?}"))
+                EnforceError::internal("read bundle", format!("unknown bundle status {status:?}"))
             })?,
             revision: row.try_get("revision")?,
             source_sha256: row.try_get("source_sha256")?,
@@ -213,7 +213,7 @@ impl Registry {
     }
 
     /// True when nothing has ever been set up (no org exists).
-    pub async fn is_empty(&self) -> ApiResult<bool> {
+    pub async fn is_empty(&self) -> EnforceResult<bool> {
         let count: i64 = with_pool!(&self.store, pool => {
             sqlx::query("SELECT COUNT(*) AS n FROM orgs").fetch_one(pool).await?.try_get("n")?
         });
@@ -221,7 +221,7 @@ impl Registry {
     }
 
     /// Creates `org` if it does not exist.
-    pub async fn ensure_org(&self, org: &str) -> ApiResult<()> {
+    pub async fn ensure_org(&self, org: &str) -> EnforceResult<()> {
         with_pool!(&self.store, pool => {
             sqlx::query("INSERT INTO orgs (id, created_at) VALUES ($1, $2) ON CONFLICT (id) DO NOTHING")
                 .bind(org)
@@ -232,7 +232,7 @@ impl Registry {
         Ok(())
     }
 
-    pub async fn org_exists(&self, org: &str) -> ApiResult<bool> {
+    pub async fn org_exists(&self, org: &str) -> EnforceResult<bool> {
         let row = with_pool!(&self.store, pool => {
             sqlx::query("SELECT id FROM orgs WHERE id = $1").bind(org).fetch_optional(pool).await?.is_some()
         });
@@ -244,7 +244,7 @@ impl Registry {
         &self,
         kind: CredentialKind,
         org: Option<&str>,
-    ) -> ApiResult<(String, String)> {
+    ) -> EnforceResult<(String, String)> {
         let mut random = [0u8; 32];
         rand::rngs::OsRng.fill_bytes(&mut random);
         let secret = format!(
@@ -271,7 +271,7 @@ impl Registry {
         &self,
         kind: CredentialKind,
         secret: &str,
-    ) -> ApiResult<Option<Credential>> {
+    ) -> EnforceResult<Option<Credential>> {
         if !secret.starts_with(kind.prefix()) {
             return Ok(None);
         }
@@ -293,7 +293,7 @@ impl Registry {
     /// has (`2.0.0+build` next to `2.0.0`, or `2` next to `2.0.0`) is a conflict: versions are
     /// immutable, and build metadata does not make a different version (SemVer §10). The head
     /// row is locked first, so two compiles of equal versions cannot both pass the check.
-    pub async fn insert_draft(&self, new: NewBundle) -> ApiResult<BundleRecord> {
+    pub async fn insert_draft(&self, new: NewBundle) -> EnforceResult<BundleRecord> {
         let id = new_id("bnd");
         let created = now();
         let lock = match self.store.backend() {
@@ -359,14 +359,14 @@ impl Registry {
                     new.version, new.org, new.name
                 )
             };
-            return Err(ApiError::conflict("version_exists", detail));
+            return Err(EnforceError::conflict("version_exists", detail));
         }
         self.get(&id)
             .await?
-            .ok_or_else(|| ApiError::internal("insert bundle", "row vanished"))
+            .ok_or_else(|| EnforceError::internal("insert bundle", "row vanished"))
     }
 
-    pub async fn get(&self, id: &str) -> ApiResult<Option<BundleRecord>> {
+    pub async fn get(&self, id: &str) -> EnforceResult<Option<BundleRecord>> {
         let sql = format!("SELECT {BUNDLE_COLUMNS} FROM bundles WHERE id = $1");
         let found = with_pool!(&self.store, pool => {
             match sqlx::query(sqlx::AssertSqlSafe(sql)).bind(id).fetch_optional(pool).await? {
@@ -378,7 +378,7 @@ impl Registry {
     }
 
     /// The stored tarball of a version.
-    pub async fn tarball(&self, id: &str) -> ApiResult<Option<Vec<u8>>> {
+    pub async fn tarball(&self, id: &str) -> EnforceResult<Option<Vec<u8>>> {
         let found = with_pool!(&self.store, pool => {
             match sqlx::query("SELECT tarball FROM bundles WHERE id = $1").bind(id).fetch_optional(pool).await? {
                 Some(row) => Some(row.try_get::<Vec<u8>, _>("tarball")?),
@@ -394,7 +394,7 @@ impl Registry {
         org: Option<&str>,
         name: Option<&str>,
         status: Option<Status>,
-    ) -> ApiResult<Vec<BundleRecord>> {
+    ) -> EnforceResult<Vec<BundleRecord>> {
         let sql = format!(
             "SELECT {BUNDLE_COLUMNS} FROM bundles WHERE ($1 IS NULL OR org_id = $1) \
              AND ($2 IS NULL OR name = $2) AND ($3 IS NULL OR status = $3) \
@@ -422,7 +422,7 @@ impl Registry {
         signer_id: &str,
         tarball: &[u8],
         sha256: &str,
-    ) -> ApiResult<BundleRecord> {
+    ) -> EnforceResult<BundleRecord> {
         let updated = with_pool!(&self.store, pool => {
             sqlx::query(
                 "UPDATE bundles SET status = 'PUBLISHED', tarball = $1, sha256 = $2, signer_id = $3, published_at = $4 \
@@ -438,18 +438,18 @@ impl Registry {
             .rows_affected()
         });
         if updated == 0 {
-            return Err(ApiError::conflict(
+            return Err(EnforceError::conflict(
                 "not_draft",
                 format!("bundle {id} is not a DRAFT; published versions are immutable"),
             ));
         }
         self.get(id)
             .await?
-            .ok_or_else(|| ApiError::internal("publish bundle", "row vanished"))
+            .ok_or_else(|| EnforceError::internal("publish bundle", "row vanished"))
     }
 
     /// The active version of `org`/`name`, if any.
-    pub async fn active(&self, org: &str, name: &str) -> ApiResult<Option<ActiveBundle>> {
+    pub async fn active(&self, org: &str, name: &str) -> EnforceResult<Option<ActiveBundle>> {
         let found = with_pool!(&self.store, pool => {
             match sqlx::query(
                 "SELECT b.id, b.version, b.sha256 FROM bundle_heads h JOIN bundles b ON b.id = h.active_bundle_id \
@@ -472,7 +472,7 @@ impl Registry {
     }
 
     /// The active version of bundle `name` in every org that has one.
-    pub async fn active_heads(&self, name: &str) -> ApiResult<Vec<(String, ActiveBundle)>> {
+    pub async fn active_heads(&self, name: &str) -> EnforceResult<Vec<(String, ActiveBundle)>> {
         let mut heads = Vec::new();
         with_pool!(&self.store, pool => {
             for row in sqlx::query(
@@ -497,7 +497,11 @@ impl Registry {
     }
 
     /// A published (never revoked) version of `org` by digest.
-    pub async fn published_by_sha256(&self, org: &str, sha256: &str) -> ApiResult<Option<String>> {
+    pub async fn published_by_sha256(
+        &self,
+        org: &str,
+        sha256: &str,
+    ) -> EnforceResult<Option<String>> {
         let found = with_pool!(&self.store, pool => {
             match sqlx::query(
                 "SELECT id FROM bundles WHERE org_id = $1 AND sha256 = $2 AND status IN ('PUBLISHED', 'ACTIVE', 'SUPERSEDED') \
@@ -517,11 +521,11 @@ impl Registry {
 
     /// Makes `id` the active version of its org/name. Refuses drafts, revoked versions and
     /// digests, and — unless `rollback` — versions older than the active one.
-    pub async fn activate(&self, id: &str, rollback: bool) -> ApiResult<Activation> {
+    pub async fn activate(&self, id: &str, rollback: bool) -> EnforceResult<Activation> {
         let target = self
             .get(id)
             .await?
-            .ok_or_else(|| ApiError::not_found(format!("bundle {id} not found")))?;
+            .ok_or_else(|| EnforceError::not_found(format!("bundle {id} not found")))?;
         let lock = match self.store.backend() {
             Backend::Sqlite => "SELECT active_bundle_id FROM bundle_heads WHERE org_id = $1 AND name = $2",
             Backend::Postgres => {
@@ -529,7 +533,7 @@ impl Registry {
             }
         };
         let ts = now();
-        let outcome: Result<Option<String>, ApiError> = with_pool!(&self.store, pool => {
+        let outcome: Result<Option<String>, EnforceError> = with_pool!(&self.store, pool => {
             let mut tx = match self.store.backend() {
                 Backend::Sqlite => pool.begin_with("BEGIN IMMEDIATE").await?,
                 Backend::Postgres => pool.begin().await?,
@@ -554,7 +558,7 @@ impl Registry {
                             .await?
                             .try_get("version")?;
                         if !rollback && !is_newer(&target.version, &current_version) {
-                            return Err(ApiError::conflict(
+                            return Err(EnforceError::conflict(
                                 "downgrade_refused",
                                 format!(
                                     "version {} is not newer than the active version {current_version}; activate it as an explicit rollback",
@@ -593,7 +597,7 @@ impl Registry {
         let activated = self
             .get(id)
             .await?
-            .ok_or_else(|| ApiError::internal("activate bundle", "row vanished"))?;
+            .ok_or_else(|| EnforceError::internal("activate bundle", "row vanished"))?;
         Ok(Activation {
             activated,
             superseded,
@@ -610,11 +614,11 @@ impl Registry {
         reason: &str,
         rollback_to: Option<&str>,
         allow_no_active: bool,
-    ) -> ApiResult<Revocation> {
+    ) -> EnforceResult<Revocation> {
         let target = self
             .get(id)
             .await?
-            .ok_or_else(|| ApiError::not_found(format!("bundle {id} not found")))?;
+            .ok_or_else(|| EnforceError::not_found(format!("bundle {id} not found")))?;
         let rollback = match rollback_to {
             Some(rid) => {
                 // Another org's version is answered as an unknown id: its existence is not
@@ -623,9 +627,9 @@ impl Registry {
                     .get(rid)
                     .await?
                     .filter(|r| r.organization_id == target.organization_id)
-                    .ok_or_else(|| ApiError::not_found(format!("bundle {rid} not found")))?;
+                    .ok_or_else(|| EnforceError::not_found(format!("bundle {rid} not found")))?;
                 if r.name != target.name {
-                    return Err(ApiError::bad_request(
+                    return Err(EnforceError::invalid(
                         "invalid_rollback",
                         format!(
                             "rollbackTo {rid} is not a version of {}/{}",
@@ -634,7 +638,7 @@ impl Registry {
                     ));
                 }
                 if r.id == target.id {
-                    return Err(ApiError::bad_request(
+                    return Err(EnforceError::invalid(
                         "invalid_rollback",
                         "cannot roll back to the revoked version",
                     ));
@@ -650,7 +654,7 @@ impl Registry {
             }
         };
         let ts = now();
-        let was_active: Result<bool, ApiError> = with_pool!(&self.store, pool => {
+        let was_active: Result<bool, EnforceError> = with_pool!(&self.store, pool => {
             let mut tx = match self.store.backend() {
                 Backend::Sqlite => pool.begin_with("BEGIN IMMEDIATE").await?,
                 Backend::Postgres => pool.begin().await?,
@@ -659,17 +663,17 @@ impl Registry {
             let current_id: Option<String> = head.try_get("active_bundle_id")?;
             let status: String = sqlx::query("SELECT status FROM bundles WHERE id = $1").bind(id).fetch_one(&mut *tx).await?.try_get("status")?;
             if status == "REVOKED" {
-                return Err(ApiError::conflict("already_revoked", format!("bundle {id} is already revoked")));
+                return Err(EnforceError::conflict("already_revoked", format!("bundle {id} is already revoked")));
             }
             let was_active = current_id.as_deref() == Some(id);
             if !was_active && rollback.is_some() {
-                return Err(ApiError::bad_request(
+                return Err(EnforceError::invalid(
                     "invalid_rollback",
                     "rollbackTo applies only when revoking the active version",
                 ));
             }
             if was_active && rollback.is_none() && !allow_no_active {
-                return Err(ApiError::conflict(
+                return Err(EnforceError::conflict(
                     "choice_required",
                     "this version is active: name a published version in rollbackTo, or set allowNoActive to leave no active bundle",
                 ));
@@ -716,7 +720,7 @@ impl Registry {
         let revoked = self
             .get(id)
             .await?
-            .ok_or_else(|| ApiError::internal("revoke bundle", "row vanished"))?;
+            .ok_or_else(|| EnforceError::internal("revoke bundle", "row vanished"))?;
         let rolled_back_to = match rollback {
             Some(r) => self.get(&r.id).await?,
             None => None,
@@ -735,24 +739,24 @@ fn activation_check(
     status: &str,
     revoked: bool,
     current: Option<&str>,
-) -> ApiResult<()> {
+) -> EnforceResult<()> {
     match status {
-        "DRAFT" => Err(ApiError::conflict(
+        "DRAFT" => Err(EnforceError::conflict(
             "not_published",
             format!("bundle {} is a DRAFT; publish it first", target.id),
         )),
-        "REVOKED" => Err(ApiError::conflict(
+        "REVOKED" => Err(EnforceError::conflict(
             "bundle_revoked",
             format!("bundle {} is revoked and can never be activated", target.id),
         )),
-        _ if revoked => Err(ApiError::conflict(
+        _ if revoked => Err(EnforceError::conflict(
             "bundle_revoked",
             format!(
                 "bundle digest {} is revoked",
                 target.sha256.as_deref().unwrap_or("")
             ),
         )),
-        "ACTIVE" if current != Some(target.id.as_str()) => Err(ApiError::internal(
+        "ACTIVE" if current != Some(target.id.as_str()) => Err(EnforceError::internal(
             "activate bundle",
             "status ACTIVE without being the head",
         )),

@@ -5,9 +5,7 @@
 use axum::extract::State;
 use axum::http::StatusCode;
 use axum::Json;
-use sck_ledger::entry::{Event, EventType};
 use serde::{Deserialize, Serialize};
-use serde_json::json;
 use utoipa::ToSchema;
 use utoipa_axum::{router::OpenApiRouter, routes};
 
@@ -102,7 +100,10 @@ async fn create_credential(
         }
     };
     super::require_org(&state, &body.organization_id).await?;
-    let (id, secret) = issue_credential(&state, kind, &body.organization_id, admin.actor()).await?;
+    let (id, secret) = state
+        .lifecycle
+        .issue_credential(kind, &body.organization_id, admin.actor())
+        .await?;
     Ok((
         StatusCode::CREATED,
         Json(NewCredential {
@@ -112,25 +113,4 @@ async fn create_credential(
             secret,
         }),
     ))
-}
-
-/// Creates a credential and records `credential.created` (id only) in the org's log.
-pub async fn issue_credential(
-    state: &AppState,
-    kind: CredentialKind,
-    org: &str,
-    actor: &str,
-) -> ApiResult<(String, String)> {
-    let (id, secret) = state
-        .lifecycle
-        .registry
-        .create_credential(kind, Some(org))
-        .await?;
-    let event = Event::new(
-        EventType::CredentialCreated,
-        json!({"credential_id": id, "kind": format!("{kind:?}").to_lowercase(), "actor": actor}),
-    )
-    .map_err(|e| ApiError::internal("ledger event", e))?;
-    state.lifecycle.ledger.append(org, event).await?;
-    Ok((id, secret))
 }

@@ -13,12 +13,12 @@ use utoipa::ToSchema;
 use utoipa_axum::{router::OpenApiRouter, routes};
 
 use crate::api_error::ApiError;
+use crate::auth::GatewayToken;
 use crate::clock::unix_now;
 use crate::decisions::respond::{self, facts, rate_limited, DecisionAnswer, DecisionRequest};
 use crate::decisions::{DecisionRecord, Principal};
 use crate::extract::OptionalJsonBody;
 use crate::state::AppState;
-use crate::tokens::GatewayToken;
 
 pub fn router() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()

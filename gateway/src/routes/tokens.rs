@@ -19,11 +19,12 @@ use utoipa_axum::{router::OpenApiRouter, routes};
 
 use crate::api_error::{ApiError, ApiResult};
 use crate::auth::AdminKey;
+use crate::auth::GatewayToken;
 use crate::extract::{JsonBody, NoParameters, OptionalJsonBody, QueryParams};
 use crate::state::AppState;
 use crate::tokens::issuers::{Issuer, OrgTokenSettings};
 use crate::tokens::keys::{KeyRecord, Rotation};
-use crate::tokens::{GatewayToken, IssueRequest, IssuedToken, RevokeTarget};
+use crate::tokens::{IssueRequest, IssuedToken, RevokeTarget};
 
 pub fn router() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()

@@ -16,7 +16,7 @@ use sck_ledger::store::Store;
 
 use super::issuers::{self, Issuer, OrgTokenSettings};
 use super::throttle::ReloadThrottle;
-use crate::api_error::ApiResult;
+use crate::error::EnforceResult;
 
 /// One consistent view of the issuers and org settings.
 #[derive(Debug)]
@@ -56,7 +56,7 @@ impl std::fmt::Debug for Directory {
 
 impl Directory {
     /// Loads the directory of `store` (org settings default to `defaults`).
-    pub async fn open(store: Store, defaults: OrgTokenSettings) -> ApiResult<Directory> {
+    pub async fn open(store: Store, defaults: OrgTokenSettings) -> EnforceResult<Directory> {
         let snapshot = load(&store, defaults).await?;
         let throttle = ReloadThrottle::new();
         throttle.reloaded();
@@ -74,7 +74,7 @@ impl Directory {
     }
 
     /// Reads every issuer and org setting again.
-    pub async fn reload(&self) -> ApiResult<()> {
+    pub async fn reload(&self) -> EnforceResult<()> {
         let snapshot = load(&self.store, self.defaults).await?;
         self.snapshot.store(Arc::new(snapshot));
         self.throttle.reloaded();
@@ -89,7 +89,7 @@ impl Directory {
     }
 }
 
-async fn load(store: &Store, defaults: OrgTokenSettings) -> ApiResult<Snapshot> {
+async fn load(store: &Store, defaults: OrgTokenSettings) -> EnforceResult<Snapshot> {
     let issuers = issuers::list(store, None)
         .await?
         .into_iter()

@@ -11,8 +11,8 @@ use sck_ledger::store::Store;
 use serde::Serialize;
 use sqlx::Row;
 
-use crate::api_error::{ApiError, ApiResult};
 use crate::db::{new_id, with_pool};
+use crate::error::{EnforceError, EnforceResult};
 
 /// A token issuer of one org.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, utoipa::ToSchema)]
@@ -36,7 +36,7 @@ pub struct OrgTokenSettings {
 }
 
 /// Scope tokens: RFC 6749 `scope-token` characters (printable ASCII but space, `"` and `\`).
-pub fn check_scope(scope: &str) -> ApiResult<()> {
+pub fn check_scope(scope: &str) -> EnforceResult<()> {
     let ok = !scope.is_empty()
         && scope.len() <= 128
         && scope
@@ -45,7 +45,7 @@ pub fn check_scope(scope: &str) -> ApiResult<()> {
     if ok {
         Ok(())
     } else {
-        Err(ApiError::bad_request(
+        Err(EnforceError::invalid(
             "invalid_request",
             format!("scope {scope:?} is not a valid scope token (1-128 printable characters, no spaces, quotes or backslashes)"),
         ))
@@ -60,9 +60,9 @@ fn issuer_from(
     scopes: String,
     algorithm: String,
     created_at: i64,
-) -> ApiResult<Issuer> {
+) -> EnforceResult<Issuer> {
     let scopes: Vec<String> = serde_json::from_str(&scopes)
-        .map_err(|e| ApiError::internal("read issuer", format!("issuer {id} scopes: {e}")))?;
+        .map_err(|e| EnforceError::internal("read issuer", format!("issuer {id} scopes: {e}")))?;
     Ok(Issuer {
         loa_ceiling: u8::try_from(loa).unwrap_or(0),
         id,
@@ -97,10 +97,11 @@ pub async fn create(
     loa_ceiling: u8,
     scopes: &[String],
     algorithm: &str,
-) -> ApiResult<Issuer> {
+) -> EnforceResult<Issuer> {
     let id = new_id("iss");
     let created_at = time::OffsetDateTime::now_utc().unix_timestamp();
-    let scopes_json = serde_json::to_string(scopes).map_err(|e| ApiError::internal("issuer", e))?;
+    let scopes_json =
+        serde_json::to_string(scopes).map_err(|e| EnforceError::internal("issuer", e))?;
     let inserted = with_pool!(store, pool => {
         sqlx::query(
             "INSERT INTO token_issuers (id, org_id, name, loa_ceiling, scopes, algorithm, created_at) \
@@ -118,7 +119,7 @@ pub async fn create(
         .rows_affected()
     });
     if inserted == 0 {
-        return Err(ApiError::conflict(
+        return Err(EnforceError::conflict(
             "issuer_exists",
             format!("organization {org} already has an issuer named {name}"),
         ));
@@ -135,7 +136,7 @@ pub async fn create(
 }
 
 /// `org`'s issuer `id` (`None` for an id of another org, as for an unknown one).
-pub async fn get(store: &Store, org: &str, id: &str) -> ApiResult<Option<Issuer>> {
+pub async fn get(store: &Store, org: &str, id: &str) -> EnforceResult<Option<Issuer>> {
     let sql = "SELECT id, org_id, name, loa_ceiling, scopes, algorithm, created_at FROM token_issuers WHERE id = $1 AND org_id = $2";
     let found = with_pool!(store, pool => {
         match sqlx::query(sql).bind(id).bind(org).fetch_optional(pool).await? {
@@ -147,7 +148,7 @@ pub async fn get(store: &Store, org: &str, id: &str) -> ApiResult<Option<Issuer>
 }
 
 /// Issuers of `org` (all orgs when `None`), by name.
-pub async fn list(store: &Store, org: Option<&str>) -> ApiResult<Vec<Issuer>> {
+pub async fn list(store: &Store, org: Option<&str>) -> EnforceResult<Vec<Issuer>> {
     let issuers = with_pool!(store, pool => {
         let rows = sqlx::query(
             "SELECT id, org_id, name, loa_ceiling, scopes, algorithm, created_at FROM token_issuers \
@@ -176,7 +177,7 @@ macro_rules! settings_row {
 }
 
 /// The TTL settings of every org that has its own.
-pub async fn all_settings(store: &Store) -> ApiResult<HashMap<String, OrgTokenSettings>> {
+pub async fn all_settings(store: &Store) -> EnforceResult<HashMap<String, OrgTokenSettings>> {
     let all = with_pool!(store, pool => {
         let rows = sqlx::query("SELECT org_id, default_ttl_seconds, max_ttl_seconds FROM token_org_settings")
             .fetch_all(pool)
@@ -195,7 +196,7 @@ pub async fn settings(
     store: &Store,
     org: &str,
     defaults: OrgTokenSettings,
-) -> ApiResult<OrgTokenSettings> {
+) -> EnforceResult<OrgTokenSettings> {
     let found = with_pool!(store, pool => {
         match sqlx::query("SELECT default_ttl_seconds, max_ttl_seconds FROM token_org_settings WHERE org_id = $1")
             .bind(org)
@@ -210,7 +211,7 @@ pub async fn settings(
 }
 
 /// Stores the TTL settings of `org`.
-pub async fn set_settings(store: &Store, org: &str, value: OrgTokenSettings) -> ApiResult<()> {
+pub async fn set_settings(store: &Store, org: &str, value: OrgTokenSettings) -> EnforceResult<()> {
     with_pool!(store, pool => {
         sqlx::query(
             "INSERT INTO token_org_settings (org_id, default_ttl_seconds, max_ttl_seconds) VALUES ($1, $2, $3) \

@@ -7,7 +7,7 @@
 //!
 //! Invariants:
 //! - Every route that accepts a gateway token calls [`TokenService::verify`] (directly or via
-//!   the [`GatewayToken`] extractor); there is no other path that accepts one.
+//!   the `GatewayToken` extractor of the HTTP edge); there is no other path that accepts one.
 //! - An issuer never mints a LoA above its ceiling, a scope outside its set, or a TTL above
 //!   its org's maximum; tokens are only issued for the issuer's own org.
 //! - Every issue, revocation and key change is appended to the ledger before the API answers;
@@ -36,9 +36,6 @@ use std::collections::HashMap;
 use std::sync::{Arc, Weak};
 use std::time::Duration;
 
-use axum::extract::FromRequestParts;
-use axum::http::request::Parts;
-use axum::http::StatusCode;
 use jsonwebtoken::jwk::JwkSet;
 use jsonwebtoken::Header;
 use sck_ledger::entry::{Event, EventType};
@@ -54,12 +51,10 @@ pub use issuers::{Issuer, OrgTokenSettings};
 pub use keys::{KeyRecord, KeyRing, KeyState, Rotation};
 pub use verify::{acr_for, Claims, Verifier, VerifySettings};
 
-use crate::api_error::{ApiError, ApiResult};
 use crate::clock::unix_now;
 use crate::config::Config;
 use crate::db::with_pool;
-use crate::extract::{bearer_credential, BearerRefusal};
-use crate::state::AppState;
+use crate::error::{EnforceError, EnforceResult, Kind};
 
 /// The PostgreSQL notification channel for revocations and key changes.
 pub const CHANNEL: &str = "sck_tokens";
@@ -214,8 +209,8 @@ pub fn token_sha256(token: &str) -> String {
     hex::encode(sha2::Sha256::digest(token.as_bytes()))
 }
 
-fn event(kind: EventType, body: Value) -> ApiResult<Event> {
-    Event::new(kind, body).map_err(|e| ApiError::internal("ledger event", e))
+fn event(kind: EventType, body: Value) -> EnforceResult<Event> {
+    Event::new(kind, body).map_err(|e| EnforceError::internal("ledger event", e))
 }
 
 /// The text claims (`sub`, `artifact_id`, `artifact_type`) sck issues: 1-256 characters, not
@@ -224,9 +219,9 @@ fn is_valid_text(value: &str) -> bool {
     !value.trim().is_empty() && value.len() <= 256 && !value.chars().any(char::is_control)
 }
 
-fn check_text(field: &str, value: &str) -> ApiResult<()> {
+fn check_text(field: &str, value: &str) -> EnforceResult<()> {
     if !is_valid_text(value) {
-        return Err(ApiError::bad_request(
+        return Err(EnforceError::invalid(
             "invalid_request",
             format!("{field} must be 1-256 characters without control characters"),
         ));
@@ -310,7 +305,7 @@ impl TokenService {
     }
 
     /// The one verification function for gateway tokens (see [`verify`]).
-    pub async fn verify(&self, bearer: &str) -> Result<VerifiedToken, ApiError> {
+    pub async fn verify(&self, bearer: &str) -> Result<VerifiedToken, EnforceError> {
         let result = self
             .inner
             .verifier
@@ -331,7 +326,7 @@ impl TokenService {
 
     /// Verification without the cache (and without the revocation check): what a cache miss
     /// costs. For benchmarks and tests.
-    pub async fn verify_uncached(&self, bearer: &str) -> Result<VerifiedToken, ApiError> {
+    pub async fn verify_uncached(&self, bearer: &str) -> Result<VerifiedToken, EnforceError> {
         self.inner
             .verifier
             .verify_uncached(
@@ -366,14 +361,14 @@ impl TokenService {
         loa_ceiling: i64,
         scopes: &[String],
         algorithm: Option<&str>,
-    ) -> ApiResult<Issuer> {
+    ) -> EnforceResult<Issuer> {
         crate::lifecycle::check_name("name", name)?;
         let loa = u8::try_from(loa_ceiling)
             .ok()
             .filter(|l| (1..=4).contains(l))
-            .ok_or_else(|| ApiError::bad_request("invalid_request", "loaCeiling must be 1-4"))?;
+            .ok_or_else(|| EnforceError::invalid("invalid_request", "loaCeiling must be 1-4"))?;
         if scopes.is_empty() {
-            return Err(ApiError::bad_request(
+            return Err(EnforceError::invalid(
                 "invalid_request",
                 "scopes must name at least one scope",
             ));
@@ -388,13 +383,13 @@ impl TokenService {
             "EdDSA" => "EdDSA",
             "HS256" if self.inner.settings.hs256_secret.is_some() => "HS256",
             "HS256" => {
-                return Err(ApiError::bad_request(
+                return Err(EnforceError::invalid(
                     "hs256_not_configured",
                     "HS256 needs SCK_TOKENS_HS256_SECRET on the server",
                 ))
             }
             other => {
-                return Err(ApiError::bad_request(
+                return Err(EnforceError::invalid(
                     "invalid_request",
                     format!("algorithm {other:?} is not EdDSA or HS256"),
                 ))
@@ -407,19 +402,19 @@ impl TokenService {
 
     /// After a change of issuers or org settings: this replica's directory reloads, the others
     /// are told.
-    async fn directory_changed(&self) -> ApiResult<()> {
+    async fn directory_changed(&self) -> EnforceResult<()> {
         self.inner.directory.reload().await?;
         self.notify("issuers").await;
         Ok(())
     }
 
     /// Issuers of `org` (every org for `None`).
-    pub async fn list_issuers(&self, org: Option<&str>) -> ApiResult<Vec<Issuer>> {
+    pub async fn list_issuers(&self, org: Option<&str>) -> EnforceResult<Vec<Issuer>> {
         issuers::list(&self.inner.store, org).await
     }
 
     /// The TTL settings of `org`.
-    pub async fn org_settings(&self, org: &str) -> ApiResult<OrgTokenSettings> {
+    pub async fn org_settings(&self, org: &str) -> EnforceResult<OrgTokenSettings> {
         issuers::settings(&self.inner.store, org, self.inner.settings.defaults).await
     }
 
@@ -429,10 +424,10 @@ impl TokenService {
         org: &str,
         default_ttl: Option<i64>,
         max_ttl: i64,
-    ) -> ApiResult<OrgTokenSettings> {
+    ) -> EnforceResult<OrgTokenSettings> {
         let ceiling = self.inner.settings.defaults.max_ttl_seconds;
         if !(1..=ceiling).contains(&max_ttl) {
-            return Err(ApiError::bad_request(
+            return Err(EnforceError::invalid(
                 "invalid_request",
                 format!("maxTtlSeconds must be 1-{ceiling}"),
             ));
@@ -441,7 +436,7 @@ impl TokenService {
             .unwrap_or(self.inner.settings.defaults.default_ttl_seconds)
             .min(max_ttl);
         if default_ttl < 1 {
-            return Err(ApiError::bad_request(
+            return Err(EnforceError::invalid(
                 "invalid_request",
                 "defaultTtlSeconds must be at least 1",
             ));
@@ -456,7 +451,7 @@ impl TokenService {
     }
 
     /// Issues a token; the caller has been authorized for `request.organization_id`.
-    pub async fn issue(&self, request: &IssueRequest, actor: &str) -> ApiResult<IssuedToken> {
+    pub async fn issue(&self, request: &IssueRequest, actor: &str) -> EnforceResult<IssuedToken> {
         let org = request.organization_id.as_str();
         check_text("artifactId", &request.artifact_id)?;
         check_text("artifactType", &request.artifact_type)?;
@@ -467,10 +462,10 @@ impl TokenService {
             .ok()
             .filter(|l| (1..=4).contains(l))
             .ok_or_else(|| {
-                ApiError::bad_request("invalid_request", "loaLevel must be an integer 1-4")
+                EnforceError::invalid("invalid_request", "loaLevel must be an integer 1-4")
             })?;
         if request.scope.is_empty() {
-            return Err(ApiError::bad_request(
+            return Err(EnforceError::invalid(
                 "invalid_request",
                 "scope must name at least one scope",
             ));
@@ -482,8 +477,8 @@ impl TokenService {
         let issuer = issuers::get(&self.inner.store, org, &request.issuer_id)
             .await?
             .ok_or_else(|| {
-                ApiError::new(
-                    StatusCode::NOT_FOUND,
+                EnforceError::new(
+                    Kind::NotFound,
                     "issuer_not_found",
                     format!(
                         "issuer {} not found in organization {org}",
@@ -492,8 +487,7 @@ impl TokenService {
                 )
             })?;
         if loa > issuer.loa_ceiling {
-            return Err(ApiError::new(
-                StatusCode::FORBIDDEN,
+            return Err(EnforceError::forbidden(
                 "loa_above_ceiling",
                 format!(
                     "loaLevel {loa} is above the ceiling {} of issuer {}",
@@ -508,8 +502,7 @@ impl TokenService {
             .map(String::as_str)
             .collect();
         if !outside.is_empty() {
-            return Err(ApiError::new(
-                StatusCode::FORBIDDEN,
+            return Err(EnforceError::forbidden(
                 "scope_not_allowed",
                 format!("issuer {} may not grant: {}", issuer.id, outside.join(" ")),
             ));
@@ -517,14 +510,13 @@ impl TokenService {
         let settings = self.org_settings(org).await?;
         let ttl = request.ttl_seconds.unwrap_or(settings.default_ttl_seconds);
         if ttl < 1 {
-            return Err(ApiError::bad_request(
+            return Err(EnforceError::invalid(
                 "invalid_request",
                 "ttlSeconds must be at least 1",
             ));
         }
         if ttl > settings.max_ttl_seconds {
-            return Err(ApiError::new(
-                StatusCode::FORBIDDEN,
+            return Err(EnforceError::forbidden(
                 "ttl_above_maximum",
                 format!(
                     "ttlSeconds {ttl} is above the maximum {} of organization {org}",
@@ -538,8 +530,8 @@ impl TokenService {
             _ => ring.ed25519.clone(),
         }
         .ok_or_else(|| {
-            ApiError::new(
-                StatusCode::SERVICE_UNAVAILABLE,
+            EnforceError::new(
+                Kind::Unavailable,
                 "signing_key_unavailable",
                 format!(
                     "no {} signing key is available on this replica",
@@ -575,7 +567,7 @@ impl TokenService {
         header.typ = Some(verify::TOKEN_TYPE.into());
         header.kid = Some(key.kid.clone());
         let token = jsonwebtoken::encode(&header, &claims, &key.encoding)
-            .map_err(|e| ApiError::internal("sign token", e))?;
+            .map_err(|e| EnforceError::internal("sign token", e))?;
         let digest = token_sha256(&token);
         with_pool!(&self.inner.store, pool => {
             sqlx::query(
@@ -661,7 +653,7 @@ impl TokenService {
         target: &RevokeTarget,
         org_filter: Option<&str>,
         actor: &str,
-    ) -> ApiResult<bool> {
+    ) -> EnforceResult<bool> {
         let now = unix_now();
         let found: Option<(String, String, i64, String)> = match target {
             RevokeTarget::Token(token) => match self.verify(token).await {
@@ -733,13 +725,13 @@ impl TokenService {
     }
 
     /// Rotates the signing keys (`next → active → retiring`, new `next`) on every replica.
-    pub async fn rotate_keys(&self, actor: &str) -> ApiResult<Rotation> {
+    pub async fn rotate_keys(&self, actor: &str) -> EnforceResult<Rotation> {
         let rotation = self
             .inner
             .keys
             .rotate()
             .await
-            .map_err(|e| ApiError::unavailable("key rotation", e))?;
+            .map_err(|e| EnforceError::unavailable("key rotation", e))?;
         self.notify("keys").await;
         self.record_key_event(EventType::KeyCreated, &rotation.next, "next", actor)
             .await?;
@@ -763,7 +755,7 @@ impl TokenService {
         kid: &str,
         state: &str,
         actor: &str,
-    ) -> ApiResult<()> {
+    ) -> EnforceResult<()> {
         self.inner
             .ledger
             .append(
@@ -902,34 +894,5 @@ impl TokenService {
         if let Err(e) = deleted {
             tracing::warn!(error = %e, "could not delete expired revocations");
         }
-    }
-}
-
-/// `Authorization: Bearer <token>` → the token text.
-pub fn bearer_token(parts: &Parts) -> ApiResult<&str> {
-    bearer_credential(parts).map_err(|refusal| match refusal {
-        BearerRefusal::Missing => {
-            ApiError::unauthorized("missing Authorization: Bearer gateway token")
-        }
-        BearerRefusal::Malformed => {
-            verify::reject("invalid_token", "malformed Authorization header")
-        }
-        BearerRefusal::NotBearer => verify::reject(
-            "invalid_token",
-            "expected Authorization: Bearer <gateway token>",
-        ),
-    })
-}
-
-/// A verified gateway token from `Authorization: Bearer` (via [`TokenService::verify`]).
-#[derive(Debug, Clone)]
-pub struct GatewayToken(pub VerifiedToken);
-
-impl FromRequestParts<AppState> for GatewayToken {
-    type Rejection = ApiError;
-
-    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> ApiResult<Self> {
-        let token = bearer_token(parts)?;
-        state.tokens.verify(token).await.map(GatewayToken)
     }
 }

@@ -21,7 +21,6 @@
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, RwLock};
 
-use axum::http::StatusCode;
 use jsonwebtoken::errors::ErrorKind;
 use jsonwebtoken::{Algorithm, Validation};
 use sck_wire::principal::VerifiedToken;
@@ -30,8 +29,8 @@ use sha2::Digest;
 
 use super::directory::{Directory, Snapshot};
 use super::keys::KeyRing;
-use crate::api_error::ApiError;
 use crate::clock::unix_now;
+use crate::error::EnforceError;
 
 /// Longest token text accepted (ours are well under 1 KiB).
 pub const MAX_TOKEN_BYTES: usize = 8 * 1024;
@@ -65,8 +64,8 @@ pub fn acr_for(loa: u8) -> String {
 }
 
 /// A refusal: `401` with a stable code. Details name the check, never token content.
-pub fn reject(code: &'static str, detail: &str) -> ApiError {
-    ApiError::new(StatusCode::UNAUTHORIZED, code, detail.to_owned())
+pub fn reject(code: &'static str, detail: &str) -> EnforceError {
+    EnforceError::unauthorized(code, detail.to_owned())
 }
 
 /// Verification settings.
@@ -87,7 +86,7 @@ pub struct Verifier {
     cache: Mutex<HashMap<CacheKey, Arc<VerifiedToken>>>,
 }
 
-fn map_jwt_error(kind: &ErrorKind) -> ApiError {
+fn map_jwt_error(kind: &ErrorKind) -> EnforceError {
     match kind {
         ErrorKind::InvalidSignature => reject("signature_mismatch", "signature does not verify"),
         ErrorKind::ExpiredSignature => reject("token_expired", "token has expired"),
@@ -156,7 +155,7 @@ impl Verifier {
         directory: &Directory,
         settings: &VerifySettings,
         token: &str,
-    ) -> Result<VerifiedToken, ApiError> {
+    ) -> Result<VerifiedToken, EnforceError> {
         if token.is_empty() || token.len() > MAX_TOKEN_BYTES {
             return Err(reject("invalid_token", "malformed token"));
         }
@@ -204,7 +203,7 @@ impl Verifier {
         directory: &Directory,
         settings: &VerifySettings,
         token: &str,
-    ) -> Result<VerifiedToken, ApiError> {
+    ) -> Result<VerifiedToken, EnforceError> {
         if token.is_empty() || token.len() > MAX_TOKEN_BYTES {
             return Err(reject("invalid_token", "malformed token"));
         }
@@ -294,7 +293,7 @@ impl Verifier {
 
 /// [`check_issuable`] against the directory's snapshot; a refusal reloads it (at most once a
 /// second) and checks again, so an issuer or setting just created on another replica counts.
-async fn check_directory(directory: &Directory, token: &VerifiedToken) -> Result<(), ApiError> {
+async fn check_directory(directory: &Directory, token: &VerifiedToken) -> Result<(), EnforceError> {
     match check_issuable(&directory.snapshot(), token) {
         Err(_) if directory.reload_if_stale().await => check_issuable(&directory.snapshot(), token),
         result => result,
@@ -305,7 +304,7 @@ async fn check_directory(directory: &Directory, token: &VerifiedToken) -> Result
 /// (defence in depth against a leaked key file): its `client_id` must be an issuer of its org,
 /// signing with that issuer's algorithm, within its LoA ceiling and scopes, and it may not
 /// live (`exp - iat`) longer than its org's maximum TTL. What issuing checks, checked again.
-fn check_issuable(directory: &Snapshot, token: &VerifiedToken) -> Result<(), ApiError> {
+fn check_issuable(directory: &Snapshot, token: &VerifiedToken) -> Result<(), EnforceError> {
     let issuer = directory
         .issuer(&token.client_id)
         .filter(|issuer| issuer.organization_id == token.org)
@@ -358,6 +357,8 @@ pub fn algorithm_name(alg: Algorithm) -> &'static str {
 #[cfg(test)]
 mod tests {
     use std::sync::OnceLock;
+
+    use crate::error::Kind;
 
     use base64::engine::general_purpose::URL_SAFE_NO_PAD;
     use base64::Engine as _;
@@ -474,7 +475,11 @@ mod tests {
     /// The `client_id` [`sign`] replaces by the issuer of the signing algorithm.
     const ISSUER: &str = "the-signing-issuer";
 
-    fn verify(f: &Fixture, verifier: &Verifier, token: &str) -> Result<VerifiedToken, ApiError> {
+    fn verify(
+        f: &Fixture,
+        verifier: &Verifier,
+        token: &str,
+    ) -> Result<VerifiedToken, EnforceError> {
         f.runtime
             .block_on(verifier.verify(&f.keys, &f.directory, &f.settings, token))
     }
@@ -692,7 +697,7 @@ mod tests {
             let claims: Claims = serde_json::from_value(payload).unwrap();
             let token = sign(f, hs256, &claims);
             let refusal = verify(f, &Verifier::default(), &token).unwrap_err();
-            prop_assert_eq!((refusal.status, refusal.code), (StatusCode::UNAUTHORIZED, code));
+            prop_assert_eq!((refusal.kind, refusal.code), (Kind::Unauthorized, code));
         }
     }
 
@@ -723,11 +728,11 @@ mod tests {
     }
 
     /// A refusal of caller input is a 401 with a code, never a server error.
-    fn refused(result: Result<VerifiedToken, ApiError>) -> Result<(), TestCaseError> {
+    fn refused(result: Result<VerifiedToken, EnforceError>) -> Result<(), TestCaseError> {
         match result {
             Ok(v) => Err(TestCaseError::fail(format!("verified: {v:?}"))),
             Err(e) => {
-                prop_assert_eq!(e.status, StatusCode::UNAUTHORIZED, "{}", e);
+                prop_assert_eq!(e.kind, Kind::Unauthorized, "{}", e);
                 prop_assert!(!e.code.is_empty());
                 Ok(())
             }

@@ -55,9 +55,7 @@ pub async fn verify_signed_request(
     let bytes = match axum::body::to_bytes(body, verifier.max_body_bytes()).await {
         Ok(bytes) => bytes,
         Err(_) => {
-            return verifier
-                .reject_oversized(&parts.method, &parts.uri)
-                .await
+            return ApiError::from(verifier.reject_oversized(&parts.method, &parts.uri).await)
                 .into_response()
         }
     };
@@ -76,7 +74,7 @@ pub async fn verify_signed_request(
             next.run(Request::from_parts(parts, Body::from(bytes)))
                 .await
         }
-        Err(e) => e.into_response(),
+        Err(e) => ApiError::from(e).into_response(),
     }
 }
 

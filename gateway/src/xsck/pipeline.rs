@@ -24,8 +24,8 @@ use sck_wire::principal::VerifiedCaller;
 use sck_wire::xsck::{self as canonical, Rejection, SignedRequest};
 
 use super::nonces::NonceStore;
-use crate::api_error::ApiError;
 use crate::config::XsckConfig;
+use crate::error::EnforceError;
 use crate::identities::Identities;
 
 /// Longest path kept in a ledger entry.
@@ -94,7 +94,7 @@ impl XsckVerifier {
     }
 
     /// Ledgers and answers a request refused before its body could be read in full.
-    pub async fn reject_oversized(&self, method: &Method, uri: &Uri) -> ApiError {
+    pub async fn reject_oversized(&self, method: &Method, uri: &Uri) -> EnforceError {
         let claimed = Claimed {
             method,
             path: uri.path(),
@@ -117,7 +117,7 @@ impl XsckVerifier {
         headers: &HeaderMap,
         body: &[u8],
         now: i64,
-    ) -> Result<VerifiedCaller, ApiError> {
+    ) -> Result<VerifiedCaller, EnforceError> {
         let parsed = canonical::parse_headers(
             headers.iter().map(|(n, v)| (n.as_str(), v.as_bytes())),
             self.settings.require_nonce,
@@ -205,7 +205,7 @@ impl XsckVerifier {
                 2 * self.settings.max_skew_secs,
             )
             .await
-            .map_err(|e| ApiError::unavailable("replay store", e))?;
+            .map_err(|e| EnforceError::unavailable("replay store", e))?;
         if !fresh {
             let rejection = Rejection::ReplayedNonce;
             self.record_rejection(&claimed, Some(&pin.org), &rejection)
@@ -242,7 +242,7 @@ impl XsckVerifier {
         claimed: &Claimed<'_>,
         pin_org: Option<&str>,
         rejection: &Rejection,
-    ) -> Result<(), ApiError> {
+    ) -> Result<(), EnforceError> {
         metrics::counter!("sck_xsck_total", "result" => rejection.code()).increment(1);
         let org = pin_org.unwrap_or(&self.settings.fallback_org);
         let header = match rejection {
@@ -267,8 +267,9 @@ impl XsckVerifier {
         .await
     }
 
-    async fn append(&self, org: &str, kind: EventType, body: Value) -> Result<(), ApiError> {
-        let event = Event::new(kind, body).map_err(|e| ApiError::internal("ledger event", e))?;
+    async fn append(&self, org: &str, kind: EventType, body: Value) -> Result<(), EnforceError> {
+        let event =
+            Event::new(kind, body).map_err(|e| EnforceError::internal("ledger event", e))?;
         self.ledger.append(org, event).await?;
         Ok(())
     }
