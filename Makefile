@@ -62,7 +62,7 @@ test-interop:
 	  exit 2; \
 	fi
 	@echo "test-interop: $$("$(OPA_BIN)" version | head -n 1) ($(OPA_BIN))"
-	SCK_OPA="$(OPA_BIN)" scripts/with-postgres.sh $(CARGO) test -p sck-gateway --locked --features interop --test 'interop_*'
+	SCK_OPA="$(OPA_BIN)" scripts/with-postgres.sh $(CARGO) test -p sck --locked --features interop --test 'interop_*'
 
 bench:
 	$(CARGO) bench -p sck-bundler --bench bundle

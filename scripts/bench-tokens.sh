@@ -40,4 +40,4 @@ wrk -t2 -c16 -d10s --latency -H "Authorization: Bearer $TOKEN" "$URL/api/v1/enfo
   | grep -E "Requests/sec|Latency|50%|99%|Non-2xx"
 
 echo "== in-process: cached vs uncached verification, issue latency (criterion)"
-cd "$ROOT" && cargo bench -p sck-gateway --bench tokens 2>&1 | grep -E "^(verify|issue)|time:|error"
+cd "$ROOT" && cargo bench -p sck-enforce --bench tokens 2>&1 | grep -E "^(verify|issue)|time:|error"

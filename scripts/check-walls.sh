@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # The walls between crates, checked on the resolved dependency graph (Cargo.lock), not on
-# conventions: a pure crate whose normal dependencies (on any target) include a runtime,
+# conventions: a crate whose normal dependencies (on any target) include a runtime,
 # database or HTTP crate fails the check, naming the path that pulls it in.
 #
 # Usage: scripts/check-walls.sh   (run by `make test` and `make lint`; exit status 1 on a breach)
@@ -10,6 +10,8 @@ cd "$(dirname "$0")/.."
 # crate -> crates it must never depend on, directly or transitively.
 declare -A FORBIDDEN=(
   [sck-wire]="tokio sqlx sqlx-core axum axum-core hyper hyper-util tower tower-http http http-body reqwest ureq mio"
+  # Services: storage and a runtime, but no HTTP server, client or router.
+  [sck-enforce]="axum axum-core hyper hyper-util tower tower-http http http-body utoipa-axum httparse reqwest ureq sck-gateway"
 )
 
 status=0

@@ -508,10 +508,10 @@ fn a_replay_on_a_second_postgresql_replica_is_refused() {
 #[test]
 fn the_layer_protects_any_route() {
     use axum::routing::post;
-    use sck_gateway::xsck::layer::{require_signed_caller, SignedCaller};
+    use sck_gateway::signed_caller::{require_signed_caller, SignedCaller};
 
     let dir = tempfile::tempdir().unwrap();
-    let config = sck_gateway::config::Config {
+    let config = sck_enforce::config::Config {
         data_dir: dir.path().to_path_buf(),
         database_url: dir.path().join("sck.db").display().to_string(),
         public_url: PUBLIC.into(),
@@ -519,11 +519,11 @@ fn the_layer_protects_any_route() {
     };
     let runtime = tokio::runtime::Runtime::new().unwrap();
     let (addr, secret) = runtime.block_on(async {
-        let state = sck_gateway::server::open(config).await.unwrap();
-        let (_, key) = state
-            .xsck
+        let services = sck_enforce::Services::open(config).await.unwrap();
+        let (_, key) = services
+            .xsck()
             .identities
-            .create(ORG, ANS, &sck_gateway::identities::KeyRequest::Hmac, "test")
+            .create(ORG, ANS, &sck_enforce::identities::KeyRequest::Hmac, "test")
             .await
             .unwrap();
         async fn whoami(SignedCaller(caller): SignedCaller, body: axum::body::Bytes) -> String {
@@ -531,7 +531,7 @@ fn the_layer_protects_any_route() {
         }
         let app = require_signed_caller(
             axum::Router::new().route("/internal/whoami", post(whoami)),
-            state.xsck.clone(),
+            services.xsck().clone(),
         );
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();

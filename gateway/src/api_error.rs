@@ -10,7 +10,7 @@ use axum::http::{header, StatusCode};
 use axum::response::{IntoResponse, Response};
 use serde::Serialize;
 
-use crate::error::{Cause, EnforceError, Kind};
+use sck_enforce::error::{Cause, EnforceError, Kind};
 
 /// A failure to report to an API client.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -9,8 +9,8 @@ use axum::http::request::Parts;
 
 use crate::api_error::{ApiError, ApiResult};
 use crate::extract::{bearer_credential, BearerRefusal};
-use crate::registry::{Credential, CredentialKind};
 use crate::state::AppState;
+use sck_enforce::registry::{Credential, CredentialKind};
 use sck_wire::principal::VerifiedToken;
 
 fn bearer(parts: &Parts) -> ApiResult<&str> {
@@ -30,8 +30,7 @@ async fn authenticate(
 ) -> ApiResult<Credential> {
     let secret = bearer(parts)?;
     state
-        .lifecycle
-        .registry
+        .registry()
         .authenticate(kind, secret)
         .await?
         .ok_or_else(|| ApiError::unauthorized("unknown or revoked credential"))
@@ -169,11 +168,11 @@ fn bearer_token(parts: &Parts) -> ApiResult<&str> {
         BearerRefusal::Missing => {
             ApiError::unauthorized("missing Authorization: Bearer gateway token")
         }
-        BearerRefusal::Malformed => ApiError::from(crate::tokens::verify::reject(
+        BearerRefusal::Malformed => ApiError::from(sck_enforce::tokens::verify::reject(
             "invalid_token",
             "malformed Authorization header",
         )),
-        BearerRefusal::NotBearer => ApiError::from(crate::tokens::verify::reject(
+        BearerRefusal::NotBearer => ApiError::from(sck_enforce::tokens::verify::reject(
             "invalid_token",
             "expected Authorization: Bearer <gateway token>",
         )),
@@ -189,6 +188,6 @@ impl FromRequestParts<AppState> for GatewayToken {
 
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> ApiResult<Self> {
         let token = bearer_token(parts)?;
-        Ok(GatewayToken(state.tokens.verify(token).await?))
+        Ok(GatewayToken(state.tokens().verify(token).await?))
     }
 }

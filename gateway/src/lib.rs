@@ -1,31 +1,16 @@
-//! sck's gateway crate: the axum server (`sck serve`) and the `sck` command-line tool. Library
-//! code here wires the `sck-bundler` and `sck-ledger` crates to HTTP and storage; the binary in
-//! `main.rs` only calls [`cli::main`].
+//! sck's HTTP gateway: the only crate that knows HTTP. The axum server (`sck serve`), the
+//! routes and their OpenAPI document, the extractors that say who is calling (`AdminKey`,
+//! `SidecarCredential`, `GatewayToken`, `SignedCaller`), the edge's head and body limits, and
+//! the one mapping of a service failure (`sck_enforce::error::EnforceError`) to problem+json.
+//! The services themselves are `sck-enforce`'s.
 
-pub mod activations;
 pub mod api_error;
 pub mod auth;
-pub mod bootstrap;
-pub mod budget;
-pub mod cli;
-pub mod clock;
-pub mod config;
-pub mod db;
-pub mod decisions;
 pub mod edge;
-pub mod error;
 pub mod examples;
 pub mod extract;
-pub mod files;
-pub mod fleet;
-pub mod identities;
-pub mod lifecycle;
 pub mod openapi;
-pub mod org_names;
-pub mod registry;
 pub mod routes;
 pub mod server;
-pub mod signers;
+pub mod signed_caller;
 pub mod state;
-pub mod tokens;
-pub mod xsck;

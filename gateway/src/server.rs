@@ -6,7 +6,7 @@
 //! starts no further Rego test), and blocking work still running gets [`BLOCKING_WORK_GRACE`]
 //! before the process exits without it.
 
-use std::sync::{Arc, OnceLock};
+use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
 use axum::extract::{MatchedPath, Request};
@@ -15,21 +15,16 @@ use axum::middleware::Next;
 use axum::response::Response;
 use axum::Router;
 use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusHandle};
-use sck_bundler::Limits;
-use sck_ledger::{Ledger, LedgerKey, Store, WriterConfig};
+use sck_enforce::config::Config;
+use sck_enforce::{bootstrap, Services};
 use tower_http::limit::RequestBodyLimitLayer;
 use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
 use tower_http::timeout::TimeoutLayer;
 use tower_http::trace::TraceLayer;
 
-use crate::activations::ActivationHub;
 use crate::api_error::ApiError;
-use crate::config::Config;
-use crate::lifecycle::Lifecycle;
-use crate::registry::Registry;
-use crate::signers::Signers;
-use crate::state::{AppState, Services};
-use crate::{bootstrap, routes};
+use crate::routes;
+use crate::state::AppState;
 
 const REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
 
@@ -99,8 +94,8 @@ async fn not_found() -> ApiError {
 
 /// The whole HTTP application.
 pub fn app(state: AppState) -> Router {
-    let config = state.config.clone();
-    let timeout = Duration::from_secs(config.http.request_timeout_secs);
+    let timeout = Duration::from_secs(state.config().http.request_timeout_secs);
+    let max_body_bytes = state.config().http.max_body_bytes;
     // Long polls hold requests open on purpose: they are bounded by their own `wait` cap.
     let api = Router::new()
         .merge(routes::bundles::router())
@@ -123,8 +118,8 @@ pub fn app(state: AppState) -> Router {
         .fallback(not_found)
         .layer(axum::middleware::from_fn(track))
         .layer(axum::middleware::from_fn(crate::edge::limit_head))
-        .layer(RequestBodyLimitLayer::new(config.http.max_body_bytes))
-        .layer(axum::extract::DefaultBodyLimit::max(config.http.max_body_bytes))
+        .layer(RequestBodyLimitLayer::new(max_body_bytes))
+        .layer(axum::extract::DefaultBodyLimit::max(max_body_bytes))
         // Outside the body limit, so its 413 (sent before the body is read) gets a problem body.
         .layer(axum::middleware::from_fn(
             crate::api_error::problem_for_bare_errors,
@@ -143,146 +138,11 @@ pub fn app(state: AppState) -> Router {
         .with_state(state)
 }
 
-/// Loads the ledger signing key: `SCK_LEDGER_SIGNING_KEY`, else the key file (generated if missing).
-fn ledger_key(config: &Config) -> Result<LedgerKey, String> {
-    if let Some(key) = LedgerKey::from_env().map_err(|e| format!("SCK_LEDGER_SIGNING_KEY: {e}"))? {
-        return Ok(key);
-    }
-    let path = config
-        .ledger
-        .key_file
-        .clone()
-        .unwrap_or_else(|| config.data_dir.join("ledger.key"));
-    if path.exists() {
-        return LedgerKey::load_file(&path).map_err(|e| format!("{}: {e}", path.display()));
-    }
-    let key = LedgerKey::generate(&format!("{}-ledger", config.deployment))
-        .map_err(|e| format!("ledger key: {e}"))?;
-    crate::files::write_private(&path, key.to_private_text().as_bytes())?;
-    tracing::info!(path = %path.display(), "generated ledger checkpoint key");
-    Ok(key)
-}
-
-/// Starting with a new ledger key is a key rotation: the previous keys stay published but their
-/// validity windows are closed (all replicas of a deployment share one key).
-async fn retire_other_ledger_keys(ledger: &Ledger, key: LedgerKey) -> Result<(), String> {
-    let ours = key.verifier().to_string();
-    let keys = ledger
-        .reader()
-        .keys()
-        .await
-        .map_err(|e| format!("ledger keys: {e}"))?;
-    if keys
-        .iter()
-        .any(|k| k.valid_until.is_none() && k.verifier != ours)
-    {
-        tracing::info!(key = %key.name(), "new ledger key: retiring the previous ones");
-        ledger
-            .rotate_key(key)
-            .await
-            .map_err(|e| format!("ledger key rotation: {e}"))?;
-    }
-    Ok(())
-}
-
-/// Opens storage, the ledger and the signers, and builds the shared state.
+/// Opens the services and the metrics recorder into the state handlers share (nothing
+/// started: see `sck_enforce::Services::spawn_background`).
 pub async fn open(config: Config) -> Result<AppState, String> {
-    std::fs::create_dir_all(&config.data_dir)
-        .map_err(|e| format!("{}: {e}", config.data_dir.display()))?;
-    let store = Store::open(
-        &config.database_url,
-        &[
-            sck_ledger::schema::MIGRATIONS,
-            crate::registry::schema::MIGRATIONS,
-            crate::tokens::schema::MIGRATIONS,
-            crate::fleet::schema::MIGRATIONS,
-            crate::identities::schema::MIGRATIONS,
-        ],
-    )
-    .await
-    .map_err(|e| format!("database: {e}"))?;
-    let key = ledger_key(&config)?;
-    let ledger = Ledger::open(
-        store.clone(),
-        key.clone(),
-        WriterConfig {
-            deployment: config.deployment.clone(),
-            checkpoint_every: config.ledger.checkpoint_every,
-            checkpoint_interval: Duration::from_secs(config.ledger.checkpoint_interval_secs),
-            ..WriterConfig::default()
-        },
-    )
-    .await
-    .map_err(|e| format!("ledger: {e}"))?;
-    retire_other_ledger_keys(&ledger, key).await?;
-    let signers = Signers::load(
-        &config.data_dir.join("signers"),
-        &config.bundles.default_signer,
-    )?;
-    let tokens = crate::tokens::TokenService::open(store.clone(), ledger.clone(), &config)
-        .await
-        .map_err(|e| format!("tokens: {e}"))?;
-    let hub = ActivationHub::start(store.clone())
-        .await
-        .map_err(|e| format!("activation listener: {e}"))?;
-    let limits = Limits {
-        max_files: config.bundles.max_files,
-        max_decompressed_bytes: config.bundles.max_decompressed_bytes,
-    };
-    let master_key = crate::identities::sealing::MasterKey::load(
-        &config
-            .xsck
-            .master_key_file
-            .clone()
-            .unwrap_or_else(|| config.data_dir.join("master.key")),
-    )?;
-    let xsck = crate::xsck::pipeline::XsckVerifier::new(
-        crate::identities::Identities::new(store.clone(), ledger.clone(), master_key),
-        ledger.clone(),
-        &config.xsck,
-        &config.public_url,
-        &config.bundles.default_org,
-    );
-    let decompression = crate::budget::Budget::new(
-        "sck_decompression_bytes_in_flight",
-        config.http.decompression_budget_bytes,
-    );
-    let fleet = crate::fleet::FleetService::new(
-        store.clone(),
-        ledger.clone(),
-        &config.fleet,
-        decompression.clone(),
-    )?;
-    let registry = Registry::new(store);
-    let decisions = crate::decisions::DecisionService::new(
-        &config.decisions,
-        registry.clone(),
-        config.bundles.default_bundle.clone(),
-        limits,
-        ledger.clone(),
-    );
-    let lifecycle = Lifecycle {
-        registry,
-        ledger,
-        signers,
-        hub,
-        limits,
-        decompression,
-        compiles: crate::budget::Budget::new(
-            "sck_compiles_in_flight",
-            config.bundles.max_concurrent_compiles as u64,
-        ),
-        test_timeout: Duration::from_millis(config.bundles.test_timeout_ms),
-    };
-    Ok(AppState::new(Services {
-        config: Arc::new(config),
-        lifecycle,
-        metrics: metrics_handle()?,
-        tokens,
-        decisions,
-        fleet,
-        xsck,
-    }))
+    let services = Services::open(config).await?;
+    Ok(AppState::new(services, metrics_handle()?))
 }
 
 /// Resolves on SIGINT or SIGTERM. The handlers are installed when this is called (before the
@@ -314,36 +174,27 @@ fn survive_file_size_limit() -> Result<(), String> {
 pub async fn serve(config: Config, examples: bool) -> Result<(), String> {
     survive_file_size_limit()?;
     let state = open(config).await?;
-    bootstrap::run(&state.config, &state.lifecycle)
+    bootstrap::run(state.config(), state.lifecycle())
         .await
         .map_err(|e| format!("bootstrap: {e}"))?;
-    state
-        .decisions
-        .snapshots
-        .refresh()
+    state.spawn_background().await?;
+    let listener = tokio::net::TcpListener::bind(state.config().listen)
         .await
-        .map_err(|e| format!("loading active policies: {e}"))?;
-    state
-        .decisions
-        .spawn_background(state.lifecycle.hub.clone());
-    state.fleet.spawn_background(state.lifecycle.hub.clone());
-    let listener = tokio::net::TcpListener::bind(state.config.listen)
-        .await
-        .map_err(|e| format!("listen on {}: {e}", state.config.listen))?;
+        .map_err(|e| format!("listen on {}: {e}", state.config().listen))?;
     let addr = listener.local_addr().map_err(|e| e.to_string())?;
     let signal = shutdown_signal()?;
     println!("sck listening on http://{addr}");
     if examples {
-        let bundles = &state.config.bundles;
+        let bundles = &state.config().bundles;
         crate::examples::print(
             &format!("http://{addr}"),
-            &state.config.public_url,
+            &state.config().public_url,
             &bundles.default_org,
             &bundles.default_bundle,
         );
     }
     tracing::info!(%addr, "listening");
-    let grace = Duration::from_secs(state.config.http.shutdown_grace_secs);
+    let grace = Duration::from_secs(state.config().http.shutdown_grace_secs);
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
     let listener = crate::edge::GuardedListener(listener);
     let server = axum::serve(listener, app(state.clone())).with_graceful_shutdown(async move {
@@ -359,12 +210,7 @@ pub async fn serve(config: Config, examples: bool) -> Result<(), String> {
         result = server => result.map_err(|e| format!("server: {e}"))?,
         _ = deadline => tracing::warn!("grace period over; closing remaining connections"),
     }
-    state
-        .lifecycle
-        .ledger
-        .shutdown()
-        .await
-        .map_err(|e| format!("ledger shutdown: {e}"))?;
+    state.shutdown().await?;
     tracing::info!("stopped");
     Ok(())
 }

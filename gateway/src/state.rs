@@ -1,19 +1,29 @@
-//! The state every handler shares.
+//! The state every handler shares: the services and the process's metrics handle.
 
 use std::sync::Arc;
 
-use crate::config::Config;
-use crate::decisions::DecisionService;
-use crate::lifecycle::Lifecycle;
-use crate::tokens::TokenService;
+use metrics_exporter_prometheus::PrometheusHandle;
+use sck_enforce::Services;
 
 /// Shared server state: one pointer, so the per-request clone axum makes is a reference count.
+/// Dereferences to the [`Services`].
 #[derive(Debug, Clone)]
-pub struct AppState(Arc<Services>);
+pub struct AppState(Arc<Inner>);
+
+#[derive(Debug)]
+struct Inner {
+    services: Services,
+    metrics: PrometheusHandle,
+}
 
 impl AppState {
-    pub fn new(services: Services) -> AppState {
-        AppState(Arc::new(services))
+    pub fn new(services: Services, metrics: PrometheusHandle) -> AppState {
+        AppState(Arc::new(Inner { services, metrics }))
+    }
+
+    /// The Prometheus recorder's handle (rendered at `/metrics`).
+    pub fn metrics(&self) -> &PrometheusHandle {
+        &self.0.metrics
     }
 }
 
@@ -21,22 +31,6 @@ impl std::ops::Deref for AppState {
     type Target = Services;
 
     fn deref(&self) -> &Services {
-        &self.0
+        &self.0.services
     }
-}
-
-/// The services behind [`AppState`].
-#[derive(Debug)]
-pub struct Services {
-    pub config: Arc<Config>,
-    pub lifecycle: Lifecycle,
-    pub metrics: metrics_exporter_prometheus::PrometheusHandle,
-    /// Gateway tokens: issue, verify, introspect, revoke, keys.
-    pub tokens: TokenService,
-    /// Policy snapshots, evaluation and decision ledgering.
-    pub decisions: DecisionService,
-    /// OPA sidecar fleet: status reports, drift, decision-log ingestion.
-    pub fleet: crate::fleet::FleetService,
-    /// X-SCK verification of signed upstream calls and the identity pins it uses.
-    pub xsck: crate::xsck::pipeline::XsckVerifier,
 }

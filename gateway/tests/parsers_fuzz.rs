@@ -10,13 +10,13 @@
 use std::io::Write;
 
 use proptest::prelude::*;
+use sck_enforce::budget::Budget;
+use sck_enforce::config::Config;
+use sck_enforce::fleet::events::{gunzip_bounded, parse_batch};
+use sck_enforce::fleet::status::parse_status;
+use sck_enforce::fleet::{InputPolicy, Uploader};
 use sck_gateway::api_error::status_of;
-use sck_gateway::budget::Budget;
-use sck_gateway::config::Config;
 use sck_gateway::edge::{check_head, Head};
-use sck_gateway::fleet::events::{gunzip_bounded, parse_batch};
-use sck_gateway::fleet::status::parse_status;
-use sck_gateway::fleet::{InputPolicy, Uploader};
 use sck_ledger::canonical::sha256_hex as canonical_sha256;
 use sck_wire::xsck::{self as canonical, Signature};
 use serde_json::{json, Value};

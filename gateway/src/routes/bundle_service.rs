@@ -124,11 +124,11 @@ async fn active_bundle(
 ) -> ApiResult<Response> {
     sidecar.authorize_org(&org)?;
     let name = strip_tarball_suffix(&file)?;
-    let wait = prefer_wait(&headers).map(|w| w.min(state.config.http.long_poll_max_secs));
+    let wait = prefer_wait(&headers).map(|w| w.min(state.config().http.long_poll_max_secs));
     let deadline = tokio::time::Instant::now() + Duration::from_secs(wait.unwrap_or(0));
-    let registry = &state.lifecycle.registry;
+    let registry = &state.registry();
     // Subscribe before reading, so a change between the read and the wait is not missed.
-    let mut changes = state.lifecycle.hub.subscribe();
+    let mut changes = state.hub().subscribe();
     loop {
         let active = registry.active(&org, name).await?;
         if let Some(active) = &active {
@@ -189,7 +189,7 @@ async fn bundle_by_digest(
 ) -> ApiResult<Response> {
     sidecar.authorize_org(&org)?;
     let sha256 = strip_tarball_suffix(&file)?.to_ascii_lowercase();
-    let registry = &state.lifecycle.registry;
+    let registry = &state.registry();
     let id = registry
         .published_by_sha256(&org, &sha256)
         .await?

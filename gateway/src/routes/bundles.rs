@@ -13,9 +13,9 @@ use utoipa_axum::{router::OpenApiRouter, routes};
 use crate::api_error::{ApiError, ApiResult};
 use crate::auth::AdminKey;
 use crate::extract::{JsonBody, QueryParams};
-use crate::lifecycle::{CompileRequest, Source};
-use crate::registry::{BundleRecord, Status};
 use crate::state::AppState;
+use sck_enforce::lifecycle::{CompileRequest, Source};
+use sck_enforce::registry::{BundleRecord, Status};
 
 pub fn router() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()
@@ -29,7 +29,7 @@ pub fn router() -> OpenApiRouter<AppState> {
 
 /// The bundle `id` if `admin` may see its org (404 otherwise, as for an unknown id).
 async fn visible_bundle(state: &AppState, admin: &AdminKey, id: &str) -> ApiResult<BundleRecord> {
-    let record = state.lifecycle.get(id).await?;
+    let record = state.lifecycle().get(id).await?;
     admin.authorize_read(&record.organization_id, &format!("bundle {id}"))?;
     Ok(record)
 }
@@ -87,7 +87,7 @@ async fn compile_bundle(
         }
     };
     let record = state
-        .lifecycle
+        .lifecycle()
         .compile(
             admin.actor(),
             CompileRequest {
@@ -128,7 +128,7 @@ async fn publish_bundle(
 ) -> ApiResult<Json<BundleRecord>> {
     visible_bundle(&state, &admin, &body.bundle_id).await?;
     let published = state
-        .lifecycle
+        .lifecycle()
         .publish(admin.actor(), &body.bundle_id, body.signer_id.as_deref())
         .await?;
     Ok(Json(published))
@@ -173,11 +173,11 @@ async fn activate_bundle(
 ) -> ApiResult<Json<ActivationAnswer>> {
     visible_bundle(&state, &admin, &body.bundle_id).await?;
     let activation = state
-        .lifecycle
+        .lifecycle()
         .activate(admin.actor(), &body.bundle_id, body.rollback)
         .await?;
     // This replica enforces the new version before the activation is acknowledged.
-    state.decisions.snapshots.refresh().await?;
+    state.decisions().snapshots.refresh().await?;
     Ok(Json(ActivationAnswer {
         bundle: activation.activated,
         superseded: activation.superseded,
@@ -227,7 +227,7 @@ async fn revoke_bundle(
 ) -> ApiResult<Json<RevocationAnswer>> {
     visible_bundle(&state, &admin, &body.bundle_id).await?;
     let revocation = state
-        .lifecycle
+        .lifecycle()
         .revoke(
             admin.actor(),
             &body.bundle_id,
@@ -236,7 +236,7 @@ async fn revoke_bundle(
             body.allow_no_active,
         )
         .await?;
-    state.decisions.snapshots.refresh().await?;
+    state.decisions().snapshots.refresh().await?;
     Ok(Json(RevocationAnswer {
         bundle: revocation.revoked,
         rolled_back_to: revocation.rolled_back_to,
@@ -289,8 +289,7 @@ async fn list_bundles(
         None => None,
     };
     let bundles = state
-        .lifecycle
-        .registry
+        .registry()
         .list(org.as_deref(), query.name.as_deref(), status)
         .await?;
     Ok(Json(BundleList { bundles }))

@@ -12,8 +12,8 @@ use utoipa_axum::{router::OpenApiRouter, routes};
 use crate::api_error::{ApiError, ApiResult};
 use crate::auth::AdminKey;
 use crate::extract::JsonBody;
-use crate::registry::CredentialKind;
 use crate::state::AppState;
+use sck_enforce::registry::CredentialKind;
 
 pub fn router() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()
@@ -46,12 +46,8 @@ async fn create_org(
             "only the root key creates organizations",
         ));
     }
-    crate::org_names::check_new_org(&body.organization_id)?;
-    state
-        .lifecycle
-        .registry
-        .ensure_org(&body.organization_id)
-        .await?;
+    sck_enforce::org_names::check_new_org(&body.organization_id)?;
+    state.registry().ensure_org(&body.organization_id).await?;
     Ok((StatusCode::CREATED, Json(body)))
 }
 
@@ -101,7 +97,7 @@ async fn create_credential(
     };
     super::require_org(&state, &body.organization_id).await?;
     let (id, secret) = state
-        .lifecycle
+        .lifecycle()
         .issue_credential(kind, &body.organization_id, admin.actor())
         .await?;
     Ok((

@@ -14,11 +14,11 @@ use utoipa_axum::{router::OpenApiRouter, routes};
 
 use crate::api_error::ApiError;
 use crate::auth::GatewayToken;
-use crate::clock::unix_now;
-use crate::decisions::respond::{self, facts, rate_limited, DecisionAnswer, DecisionRequest};
-use crate::decisions::{DecisionRecord, Principal};
 use crate::extract::OptionalJsonBody;
+use crate::routes::respond::{self, facts, rate_limited, DecisionAnswer, DecisionRequest};
 use crate::state::AppState;
+use sck_enforce::clock::unix_now;
+use sck_enforce::decisions::{DecisionRecord, Principal};
 
 pub fn router() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()
@@ -43,7 +43,7 @@ async fn decide(
     body: Bytes,
 ) -> Result<Response, ApiError> {
     let principal = Principal::Token(&token);
-    respond::decide_and_answer(&state.decisions, principal, &method, &uri, &body).await
+    respond::decide_and_answer(state.decisions(), principal, &method, &uri, &body).await
 }
 
 /// `data.` + the URL path, each segment a Rego identifier.
@@ -103,7 +103,7 @@ async fn data_api(
     uri: Uri,
     body: OptionalJsonBody<DataRequest>,
 ) -> Result<Response, ApiError> {
-    let decisions = &state.decisions;
+    let decisions = &state.decisions();
     if let Err(limited) = decisions.limits.check(&token.org, &token.sub) {
         return Ok(rate_limited(limited));
     }

@@ -21,12 +21,12 @@ use utoipa_axum::{router::OpenApiRouter, routes};
 
 use crate::api_error::{ApiError, ApiResult};
 use crate::auth::{AdminKey, SidecarCredential};
-use crate::budget::Reservation;
 use crate::extract::QueryParams;
-use crate::fleet::events::{gunzip_bounded, parse_batch};
-use crate::fleet::status::parse_status;
-use crate::fleet::{ActiveRevision, FleetService, Uploader};
 use crate::state::AppState;
+use sck_enforce::budget::Reservation;
+use sck_enforce::fleet::events::{gunzip_bounded, parse_batch};
+use sck_enforce::fleet::status::parse_status;
+use sck_enforce::fleet::{ActiveRevision, FleetService, Uploader};
 
 pub fn router() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()
@@ -182,7 +182,7 @@ async fn record_status(
     upload: &Upload,
     partition: Option<&str>,
 ) -> ApiResult<Json<StatusAck>> {
-    let fleet = &state.fleet;
+    let fleet = &state.fleet();
     let (json, _reservation) = upload.json(fleet, false)?;
     let value: Value = serde_json::from_slice(&json).map_err(|e| {
         ApiError::bad_request(
@@ -269,7 +269,7 @@ async fn ingest_logs(
     upload: &Upload,
     partition: Option<&str>,
 ) -> ApiResult<Json<LogsAck>> {
-    let fleet = &state.fleet;
+    let fleet = &state.fleet();
     let config = fleet.config();
     let (json, _reservation) = upload.json(fleet, true)?;
     let org = &upload.org;
@@ -356,5 +356,5 @@ async fn fleet_view(
     })
     .await?
     .ok_or_else(|| ApiError::bad_request("invalid_request", "give ?org=<organization>"))?;
-    Ok(Json(state.fleet.view(&org).await?))
+    Ok(Json(state.fleet().view(&org).await?))
 }

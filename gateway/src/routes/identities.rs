@@ -22,8 +22,8 @@ use utoipa_axum::{router::OpenApiRouter, routes};
 use crate::api_error::{ApiError, ApiResult};
 use crate::auth::AdminKey;
 use crate::extract::{JsonBody, QueryParams};
-use crate::identities::{KeyRequest, NewKeyView, PinView};
 use crate::state::AppState;
+use sck_enforce::identities::{KeyRequest, NewKeyView, PinView};
 
 pub fn router() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()
@@ -72,7 +72,7 @@ async fn create_identity(
     super::require_org(&state, &body.organization_id).await?;
     let key = KeyRequest::parse(body.scheme.as_deref(), body.public_key.as_deref())?;
     let (identity, key) = state
-        .xsck
+        .xsck()
         .identities
         .create(&body.organization_id, &body.ans_id, &key, admin.actor())
         .await?;
@@ -111,7 +111,7 @@ async fn list_identities(
         admin.authorize_read(org, "organization")
     })
     .await?;
-    let identities = state.xsck.identities.list(org.as_deref()).await?;
+    let identities = state.xsck().identities.list(org.as_deref()).await?;
     Ok(Json(PinList { identities }))
 }
 
@@ -155,7 +155,7 @@ async fn rotate_identity(
     admin.authorize_org(&body.organization_id)?;
     let key = KeyRequest::parse(body.scheme.as_deref(), body.public_key.as_deref())?;
     let (identity, key, retired) = state
-        .xsck
+        .xsck()
         .identities
         .rotate(
             &body.organization_id,
@@ -211,7 +211,7 @@ async fn revoke_identity(
         ));
     }
     let identity = state
-        .xsck
+        .xsck()
         .identities
         .revoke(&body.organization_id, &body.ans_id, reason, admin.actor())
         .await?;

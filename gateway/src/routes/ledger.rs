@@ -102,7 +102,7 @@ async fn ledger_entries(
 ) -> ApiResult<Json<EntryPage>> {
     authorize_ledger(&admin, &org)?;
     let limit = page.limit.unwrap_or(100).min(MAX_PAGE);
-    let reader = state.lifecycle.ledger.reader();
+    let reader = state.ledger().reader();
     let rows = reader.entries(&org, page.from.unwrap_or(0), limit).await?;
     let size = reader.size(&org).await?;
     let entries = rows
@@ -127,12 +127,7 @@ async fn ledger_entry(
     Path((org, seq)): Path<(String, u64)>,
 ) -> ApiResult<Json<Leaf>> {
     authorize_ledger(&admin, &org)?;
-    let rows = state
-        .lifecycle
-        .ledger
-        .reader()
-        .entries(&org, seq, 1)
-        .await?;
+    let rows = state.ledger().reader().entries(&org, seq, 1).await?;
     let (seq, bytes, hash) = rows
         .first()
         .ok_or_else(|| ApiError::not_found(format!("no entry {seq} in the ledger of {org}")))?;
@@ -154,8 +149,7 @@ async fn latest_checkpoint(
 ) -> ApiResult<Response> {
     authorize_ledger(&admin, &org)?;
     let latest = state
-        .lifecycle
-        .ledger
+        .ledger()
         .reader()
         .latest_checkpoint(&org)
         .await?
@@ -213,8 +207,7 @@ async fn ledger_checkpoints(
 ) -> ApiResult<Json<CheckpointList>> {
     authorize_ledger(&admin, &org)?;
     let list = state
-        .lifecycle
-        .ledger
+        .ledger()
         .reader()
         .checkpoints(&org, range.from.unwrap_or(0), range.to.unwrap_or(u64::MAX))
         .await?;
@@ -267,7 +260,7 @@ async fn inclusion_proof(
     QueryParams(q): QueryParams<InclusionQuery>,
 ) -> ApiResult<Json<InclusionAnswer>> {
     authorize_ledger(&admin, &org)?;
-    let reader = state.lifecycle.ledger.reader();
+    let reader = state.ledger().reader();
     let size = match q.size {
         Some(size) => size,
         None => reader.size(&org).await?,
@@ -318,7 +311,7 @@ async fn consistency_proof(
     QueryParams(q): QueryParams<ConsistencyQuery>,
 ) -> ApiResult<Json<ConsistencyAnswer>> {
     authorize_ledger(&admin, &org)?;
-    let reader = state.lifecycle.ledger.reader();
+    let reader = state.ledger().reader();
     let to = match q.to {
         Some(to) => to,
         None => reader.size(&org).await?,
@@ -352,7 +345,7 @@ async fn export_ledger(
     authorize_ledger(&admin, &org)?;
     let mut archive = Vec::new();
     sck_ledger::export::write_export(
-        state.lifecycle.ledger.reader(),
+        state.ledger().reader(),
         &org,
         range.from.unwrap_or(0),
         range.to,
@@ -402,7 +395,7 @@ async fn ledger_keys(
     State(state): State<AppState>,
     Path(org): Path<String>,
 ) -> ApiResult<Json<LedgerKeys>> {
-    let reader = state.lifecycle.ledger.reader();
+    let reader = state.ledger().reader();
     Ok(Json(LedgerKeys {
         origin: reader.origin(&org),
         keys: reader.keys().await?,

@@ -12,6 +12,7 @@ pub mod fleet;
 pub mod identities;
 pub mod ledger;
 pub mod ops;
+pub mod respond;
 pub mod tokens;
 pub mod verify;
 
@@ -39,7 +40,7 @@ pub fn documented() -> OpenApiRouter<AppState> {
 
 /// `404` unless organization `org` exists (after the caller's key was authorized for it).
 async fn require_org(state: &AppState, org: &str) -> ApiResult<()> {
-    if state.lifecycle.registry.org_exists(org).await? {
+    if state.registry().org_exists(org).await? {
         Ok(())
     } else {
         Err(ApiError::not_found(format!("organization {org} not found")))

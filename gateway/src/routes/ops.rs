@@ -10,8 +10,8 @@ use serde::Serialize;
 use utoipa::ToSchema;
 use utoipa_axum::{router::OpenApiRouter, routes};
 
-use crate::signers::SignerInfo;
 use crate::state::AppState;
+use sck_enforce::signers::SignerInfo;
 
 pub fn router() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()
@@ -52,9 +52,9 @@ struct ReadinessChecks {
         (status = 503, description = "Not ready; `checks` says why", body = Readiness),
     ))]
 async fn ready(State(state): State<AppState>) -> (StatusCode, Json<Readiness>) {
-    let registry = &state.lifecycle.registry;
+    let registry = &state.registry();
     let database = registry.is_empty().await.is_ok();
-    let bundles = &state.config.bundles;
+    let bundles = &state.config().bundles;
     let bundle = match registry
         .active(&bundles.default_org, &bundles.default_bundle)
         .await
@@ -86,7 +86,7 @@ async fn ready(State(state): State<AppState>) -> (StatusCode, Json<Readiness>) {
 async fn metrics(State(state): State<AppState>) -> impl IntoResponse {
     (
         [(header::CONTENT_TYPE, "text/plain; version=0.0.4")],
-        state.metrics.render() + &state.decisions.snapshots.active_metric(),
+        state.metrics().render() + &state.decisions().snapshots.active_metric(),
     )
 }
 
@@ -99,6 +99,6 @@ struct SignerList {
     responses((status = 200, description = "The bundle signers and their public keys", body = SignerList)))]
 async fn list_signers(State(state): State<AppState>) -> Json<SignerList> {
     Json(SignerList {
-        signers: state.lifecycle.signers.infos(),
+        signers: state.lifecycle().signers().infos(),
     })
 }

@@ -22,9 +22,9 @@ use crate::auth::AdminKey;
 use crate::auth::GatewayToken;
 use crate::extract::{JsonBody, NoParameters, OptionalJsonBody, QueryParams};
 use crate::state::AppState;
-use crate::tokens::issuers::{Issuer, OrgTokenSettings};
-use crate::tokens::keys::{KeyRecord, Rotation};
-use crate::tokens::{IssueRequest, IssuedToken, RevokeTarget};
+use sck_enforce::tokens::issuers::{Issuer, OrgTokenSettings};
+use sck_enforce::tokens::keys::{KeyRecord, Rotation};
+use sck_enforce::tokens::{IssueRequest, IssuedToken, RevokeTarget};
 
 pub fn router() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()
@@ -55,7 +55,7 @@ async fn issue_token(
     JsonBody(body): JsonBody<IssueRequest>,
 ) -> ApiResult<(StatusCode, Json<IssuedToken>)> {
     admin.authorize_org(&body.organization_id)?;
-    let issued = state.tokens.issue(&body, admin.actor()).await?;
+    let issued = state.tokens().issue(&body, admin.actor()).await?;
     Ok((StatusCode::CREATED, Json(issued)))
 }
 
@@ -153,7 +153,7 @@ async fn introspect_token(
         .ok_or_else(|| ApiError::bad_request("invalid_request", "token is required (RFC 7662)"))?;
     Ok(Json(
         state
-            .tokens
+            .tokens()
             .introspect(&token, admin.0.org.as_deref())
             .await,
     ))
@@ -194,7 +194,7 @@ async fn revoke_token(
         }
     };
     let org = body.organization_id.as_deref().or(admin.0.org.as_deref());
-    state.tokens.revoke(&target, org, admin.actor()).await?;
+    state.tokens().revoke(&target, org, admin.actor()).await?;
     // RFC 7009: the same 200 whether or not the token was known.
     Ok(Json(Revoked {}))
 }
@@ -236,7 +236,7 @@ async fn jwks(
 ) -> ApiResult<([(header::HeaderName, &'static str); 1], Json<JwkSet>)> {
     Ok((
         [(header::CACHE_CONTROL, "public, max-age=60")],
-        Json(state.tokens.jwks()),
+        Json(state.tokens().jwks()),
     ))
 }
 
@@ -273,7 +273,7 @@ async fn create_issuer(
     admin.authorize_org(&body.organization_id)?;
     super::require_org(&state, &body.organization_id).await?;
     let issuer = state
-        .tokens
+        .tokens()
         .create_issuer(
             &body.organization_id,
             &body.name,
@@ -318,7 +318,7 @@ async fn list_issuers(
         admin.authorize_org(org)
     })
     .await?;
-    let issuers = state.tokens.list_issuers(org.as_deref()).await?;
+    let issuers = state.tokens().list_issuers(org.as_deref()).await?;
     Ok(Json(IssuerList { issuers }))
 }
 
@@ -358,7 +358,7 @@ async fn set_token_settings(
     admin.authorize_org(&body.organization_id)?;
     super::require_org(&state, &body.organization_id).await?;
     let settings = state
-        .tokens
+        .tokens()
         .set_org_settings(
             &body.organization_id,
             body.default_ttl_seconds,
@@ -391,7 +391,7 @@ async fn get_token_settings(
     })
     .await?
     .ok_or_else(|| ApiError::bad_request("invalid_request", "organizationId is required"))?;
-    let settings = state.tokens.org_settings(&org).await?;
+    let settings = state.tokens().org_settings(&org).await?;
     Ok(Json(OrgSettings {
         organization_id: org,
         settings,
@@ -414,7 +414,7 @@ async fn list_token_keys(
     _admin: AdminKey,
 ) -> ApiResult<Json<KeyList>> {
     Ok(Json(KeyList {
-        keys: state.tokens.key_records(),
+        keys: state.tokens().key_records(),
     }))
 }
 
@@ -437,5 +437,5 @@ async fn rotate_token_keys(
             "only the root key rotates the token signing keys",
         ));
     }
-    Ok(Json(state.tokens.rotate_keys(admin.actor()).await?))
+    Ok(Json(state.tokens().rotate_keys(admin.actor()).await?))
 }

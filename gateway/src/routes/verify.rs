@@ -12,10 +12,10 @@ use axum::Router;
 use utoipa_axum::{router::OpenApiRouter, routes};
 
 use crate::api_error::ApiError;
-use crate::decisions::respond::{self, DecisionAnswer, DecisionRequest};
-use crate::decisions::Principal;
+use crate::routes::respond::{self, DecisionAnswer, DecisionRequest};
+use crate::signed_caller::{require_signed_caller, SignedCaller};
 use crate::state::AppState;
-use crate::xsck::layer::{require_signed_caller, SignedCaller};
+use sck_enforce::decisions::Principal;
 
 /// The verify route with its OpenAPI operation (without the X-SCK layer).
 pub fn routes() -> OpenApiRouter<AppState> {
@@ -24,7 +24,7 @@ pub fn routes() -> OpenApiRouter<AppState> {
 
 /// The verify route, behind the X-SCK layer of `state`.
 pub fn router(state: &AppState) -> Router<AppState> {
-    require_signed_caller(routes().into(), state.xsck.clone())
+    require_signed_caller(routes().into(), state.xsck().clone())
 }
 
 #[utoipa::path(post, path = "/api/v1/enforcement/verify", tag = "decisions",
@@ -51,5 +51,5 @@ async fn verify(
     body: Bytes,
 ) -> Result<Response, ApiError> {
     let principal = Principal::Caller(&caller);
-    respond::decide_and_answer(&state.decisions, principal, &method, &uri, &body).await
+    respond::decide_and_answer(state.decisions(), principal, &method, &uri, &body).await
 }

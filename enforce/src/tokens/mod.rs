@@ -244,8 +244,8 @@ async fn load_revocations(store: &Store, since: i64) -> Result<HashMap<String, i
 }
 
 impl TokenService {
-    /// Opens the token service: key ring (creating the first keys), revoked ids from the
-    /// database, the cross-replica listener (PostgreSQL) and the periodic sweep.
+    /// Opens the token service: key ring (creating the first keys) and revoked ids from the
+    /// database; [`Self::spawn_background`] starts its listener and sweep.
     pub async fn open(
         store: Store,
         ledger: Ledger,
@@ -291,12 +291,14 @@ impl TokenService {
                     .map_err(|e| e.detail)?;
             }
         }
-        service
-            .start_listener()
-            .await
-            .map_err(|e| format!("token listener: {e}"))?;
-        service.start_sweep();
         Ok(service)
+    }
+
+    /// Starts the cross-replica listener (PostgreSQL) and the periodic sweep.
+    pub async fn spawn_background(&self) -> Result<(), sqlx::Error> {
+        self.start_listener().await?;
+        self.start_sweep();
+        Ok(())
     }
 
     /// The deployment-wide settings.

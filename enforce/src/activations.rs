@@ -19,14 +19,18 @@ pub struct ActivationHub {
 }
 
 impl ActivationHub {
-    /// A hub for `store`; on PostgreSQL it starts listening for other replicas' changes.
-    pub async fn start(store: Store) -> Result<ActivationHub, sqlx::Error> {
+    /// A hub for `store`; it hears other replicas once [`Self::listen`] runs.
+    pub fn new(store: Store) -> ActivationHub {
         let (tx, _) = watch::channel(0u64);
-        let hub = ActivationHub { tx, store };
-        if let Store::Postgres(pool) = &hub.store {
+        ActivationHub { tx, store }
+    }
+
+    /// On PostgreSQL, starts listening for other replicas' changes (a no-op on SQLite).
+    pub async fn listen(&self) -> Result<(), sqlx::Error> {
+        if let Store::Postgres(pool) = &self.store {
             let mut listener = sqlx::postgres::PgListener::connect_with(pool).await?;
             listener.listen(CHANNEL).await?;
-            let tx = hub.tx.clone();
+            let tx = self.tx.clone();
             tokio::spawn(async move {
                 loop {
                     match listener.recv().await {
@@ -43,7 +47,7 @@ impl ActivationHub {
                 }
             });
         }
-        Ok(hub)
+        Ok(())
     }
 
     /// Announces a change of `org`/`name` to this and (on PostgreSQL) every other replica.

@@ -7,8 +7,8 @@ use std::hint::black_box;
 use std::time::Duration;
 
 use criterion::{criterion_group, criterion_main, Criterion};
-use sck_gateway::config::Config;
-use sck_gateway::tokens::{IssueRequest, TokenService};
+use sck_enforce::config::Config;
+use sck_enforce::tokens::{IssueRequest, TokenService};
 use sck_ledger::{Ledger, LedgerKey, Store, WriterConfig};
 
 struct Bench {
@@ -41,7 +41,7 @@ fn setup() -> Bench {
             &config.database_url,
             &[
                 sck_ledger::schema::MIGRATIONS,
-                sck_gateway::tokens::schema::MIGRATIONS,
+                sck_enforce::tokens::schema::MIGRATIONS,
             ],
         )
         .await

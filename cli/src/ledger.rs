@@ -208,12 +208,13 @@ pub fn run(command: LedgerCommand) -> Result<ExitCode, CliError> {
 async fn inputs(a: InputsArgs) -> Result<ExitCode, CliError> {
     let store = Store::open(
         &a.db.database_url,
-        &[MIGRATIONS, crate::fleet::schema::MIGRATIONS],
+        &[MIGRATIONS, sck_enforce::fleet::schema::MIGRATIONS],
     )
     .await?;
-    let rows = crate::fleet::retention::stored_inputs(&store, &a.org, a.decision_id.as_deref())
-        .await
-        .map_err(|e| CliError::new(format!("database: {e}")))?;
+    let rows =
+        sck_enforce::fleet::retention::stored_inputs(&store, &a.org, a.decision_id.as_deref())
+            .await
+            .map_err(|e| CliError::new(format!("database: {e}")))?;
     for row in rows {
         println!("{row}");
     }
@@ -227,19 +228,22 @@ fn prune_inputs(a: PruneArgs) -> Result<ExitCode, CliError> {
                 .map_err(|e| CliError::new(format!("--before {before:?}: not RFC 3339 ({e})")))?
         }
         (None, Some(days)) => {
-            crate::fleet::retention::cutoff(time::OffsetDateTime::now_utc(), days)
+            sck_enforce::fleet::retention::cutoff(time::OffsetDateTime::now_utc(), days)
                 .ok_or_else(|| CliError::new(format!("--older-than {days}: too many days")))?
         }
         (None, None) => return Err(CliError::new("give --older-than DAYS or --before RFC3339")),
     };
-    let mut config = crate::config::Config::load(a.config.as_deref()).map_err(CliError::new)?;
+    let mut config =
+        sck_enforce::config::Config::load(a.config.as_deref()).map_err(CliError::new)?;
     if let Some(url) = a.database_url {
         config.database_url = url;
     }
     runtime()?.block_on(async move {
-        let state = crate::server::open(config).await.map_err(CliError::new)?;
-        let pruned = state.fleet.prune_inputs(&a.org, cutoff, "cli").await;
-        let shutdown = state.lifecycle.ledger.shutdown().await;
+        let state = sck_gateway::server::open(config)
+            .await
+            .map_err(CliError::new)?;
+        let pruned = state.fleet().prune_inputs(&a.org, cutoff, "cli").await;
+        let shutdown = state.ledger().shutdown().await;
         let pruned = pruned.map_err(|e| CliError::new(e.detail))?;
         shutdown?;
         println!(

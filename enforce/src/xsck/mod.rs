@@ -9,9 +9,8 @@
 //!   skew → pin (exists, same org, not revoked) → signature against only the pinned keys →
 //!   nonce — and ledgers every outcome (`upstream.verified` / `upstream.rejected` with the
 //!   reason code; never secrets, signatures or bodies).
-//! - [`layer`]: the same verification as a tower layer ([`layer::require_signed_caller`]) and
-//!   the [`layer::SignedCaller`] extractor, so any route can require a signed caller.
+//! - The HTTP gateway's `signed_caller` module runs the same verification as a tower layer and
+//!   a `SignedCaller` extractor, so any route can require a signed caller.
 
-pub mod layer;
 pub mod nonces;
 pub mod pipeline;

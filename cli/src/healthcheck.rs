@@ -11,7 +11,7 @@ use clap::Args;
 use serde_json::Value;
 
 use super::CliError;
-use crate::config::Config;
+use sck_enforce::config::Config;
 
 #[derive(Debug, Args)]
 pub struct HealthcheckArgs {

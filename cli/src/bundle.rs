@@ -576,7 +576,7 @@ fn eval(args: EvalArgs) -> Result<ExitCode, CliError> {
 
 fn keygen(args: KeygenArgs) -> Result<ExitCode, CliError> {
     let (key, pem) = SigningKey::generate_es256()?;
-    crate::files::write_private(&args.out, pem.as_bytes()).map_err(CliError::new)?;
+    sck_enforce::files::write_private(&args.out, pem.as_bytes()).map_err(CliError::new)?;
     let public_path = PathBuf::from(format!("{}.pub.pem", args.out.display()));
     let public = key.public_key_pem().unwrap_or_default();
     write_file(&public_path, public.as_bytes())?;

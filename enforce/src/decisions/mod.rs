@@ -7,7 +7,6 @@
 //! timeout or no active bundle all deny, with the reason in the response and the ledger.
 
 pub mod rate_limit;
-pub mod respond;
 pub mod snapshots;
 
 use std::sync::Arc;

@@ -10,8 +10,8 @@ use serde_json::Value;
 
 use super::client::{ApiClient, ServerArgs};
 use super::CliError;
-use crate::config::{Config, EXAMPLE};
-use crate::registry::CredentialKind;
+use sck_enforce::config::{Config, EXAMPLE};
+use sck_enforce::registry::CredentialKind;
 
 #[derive(Debug, Args)]
 pub struct ServeArgs {
@@ -159,9 +159,9 @@ pub fn serve(args: ServeArgs) -> Result<ExitCode, CliError> {
         config.listen = listen;
     }
     let runtime = runtime()?;
-    let served = runtime.block_on(crate::server::serve(config, args.examples));
+    let served = runtime.block_on(sck_gateway::server::serve(config, args.examples));
     // Dropping the runtime would wait for every blocking task, however long it runs.
-    runtime.shutdown_timeout(crate::server::BLOCKING_WORK_GRACE);
+    runtime.shutdown_timeout(sck_gateway::server::BLOCKING_WORK_GRACE);
     served.map_err(CliError::new)?;
     Ok(ExitCode::SUCCESS)
 }
@@ -193,12 +193,14 @@ pub fn admin(command: AdminCommand) -> Result<ExitCode, CliError> {
     };
     let config = load_config(database.config.as_ref(), database.database_url.clone())?;
     runtime()?.block_on(async move {
-        let state = crate::server::open(config).await.map_err(CliError::new)?;
-        let registry = &state.lifecycle.registry;
-        let fail = |e: crate::error::EnforceError| CliError::new(e.detail);
+        let state = sck_gateway::server::open(config)
+            .await
+            .map_err(CliError::new)?;
+        let registry = &state.registry();
+        let fail = |e: sck_enforce::error::EnforceError| CliError::new(e.detail);
         let result = match (&command, org) {
             (AdminCommand::CreateOrg(_), Some(org)) => {
-                crate::org_names::check_new_org(&org).map_err(fail)?;
+                sck_enforce::org_names::check_new_org(&org).map_err(fail)?;
                 registry.ensure_org(&org).await.map_err(fail)?;
                 println!("organization {org} exists");
                 Ok(())
@@ -215,7 +217,7 @@ pub fn admin(command: AdminCommand) -> Result<ExitCode, CliError> {
                     )));
                 }
                 let (id, secret) = state
-                    .lifecycle
+                    .lifecycle()
                     .issue_credential(kind, &org, "cli")
                     .await
                     .map_err(fail)?;
@@ -231,7 +233,7 @@ pub fn admin(command: AdminCommand) -> Result<ExitCode, CliError> {
             }
             _ => Err(CliError::new("give --org or --root")),
         };
-        let _ = state.lifecycle.ledger.shutdown().await;
+        let _ = state.ledger().shutdown().await;
         result
     })?;
     Ok(ExitCode::SUCCESS)

@@ -56,17 +56,17 @@ pub struct CompileRequest {
 /// The lifecycle service shared by the HTTP handlers and the bootstrap.
 #[derive(Debug, Clone)]
 pub struct Lifecycle {
-    pub registry: Registry,
-    pub ledger: Ledger,
-    pub signers: Signers,
-    pub hub: ActivationHub,
-    pub limits: Limits,
+    pub(crate) registry: Registry,
+    pub(crate) ledger: Ledger,
+    pub(crate) signers: Signers,
+    pub(crate) hub: ActivationHub,
+    pub(crate) limits: Limits,
     /// Decompressed bytes in flight, shared with the fleet uploads.
-    pub decompression: Budget,
+    pub(crate) decompression: Budget,
     /// Compiles running (one unit each).
-    pub compiles: Budget,
+    pub(crate) compiles: Budget,
     /// Time limit of each Rego test a compile runs.
-    pub test_timeout: Duration,
+    pub(crate) test_timeout: Duration,
 }
 
 /// Set when the request that started a compile is dropped, so its blocking work starts no
@@ -196,6 +196,11 @@ impl Lifecycle {
             Event::new(kind, body).map_err(|e| EnforceError::internal("ledger event", e))?;
         self.ledger.append(org, event).await?;
         Ok(())
+    }
+
+    /// The bundle signers by id.
+    pub fn signers(&self) -> &Signers {
+        &self.signers
     }
 
     /// Creates an admin key or sidecar credential of `org` and records `credential.created`

@@ -15,7 +15,6 @@
 
 use std::sync::Arc;
 
-use axum::http::{HeaderMap, Method, Uri};
 use sck_ledger::entry::{Event, EventType};
 use sck_ledger::Ledger;
 use serde_json::{json, Value};
@@ -50,9 +49,18 @@ struct Settings {
     fallback_org: String,
 }
 
+/// The request line of a call to verify, exactly as sent.
+#[derive(Debug, Clone, Copy)]
+pub struct Target<'a> {
+    pub method: &'a str,
+    pub path: &'a str,
+    /// The raw query without `?` (empty if none).
+    pub query: &'a str,
+}
+
 /// What the ledger learns about a request before it is verified (all caller-stated).
 struct Claimed<'a> {
-    method: &'a Method,
+    method: &'a str,
     path: &'a str,
     ans_id: Option<&'a str>,
     organization: Option<&'a str>,
@@ -70,7 +78,7 @@ impl XsckVerifier {
         fallback_org: &str,
     ) -> XsckVerifier {
         XsckVerifier {
-            nonces: NonceStore::start(identities.store().clone()),
+            nonces: NonceStore::new(identities.store().clone()),
             identities,
             ledger,
             settings: Arc::new(Settings {
@@ -81,6 +89,11 @@ impl XsckVerifier {
                 fallback_org: fallback_org.to_owned(),
             }),
         }
+    }
+
+    /// Starts the replay store's sweep.
+    pub fn spawn_background(&self) {
+        self.nonces.spawn_sweep();
     }
 
     /// The authority line signatures must use.
@@ -94,10 +107,10 @@ impl XsckVerifier {
     }
 
     /// Ledgers and answers a request refused before its body could be read in full.
-    pub async fn reject_oversized(&self, method: &Method, uri: &Uri) -> EnforceError {
+    pub async fn reject_oversized(&self, target: &Target<'_>) -> EnforceError {
         let claimed = Claimed {
-            method,
-            path: uri.path(),
+            method: target.method,
+            path: target.path,
             ans_id: None,
             organization: None,
             key_id: None,
@@ -110,24 +123,20 @@ impl XsckVerifier {
     }
 
     /// Verifies one request (see the module docs); `now` is unix seconds.
-    pub async fn verify(
+    pub async fn verify<'h>(
         &self,
-        method: &Method,
-        uri: &Uri,
-        headers: &HeaderMap,
+        target: &Target<'_>,
+        headers: impl IntoIterator<Item = (&'h str, &'h [u8])>,
         body: &[u8],
         now: i64,
     ) -> Result<VerifiedCaller, EnforceError> {
-        let parsed = canonical::parse_headers(
-            headers.iter().map(|(n, v)| (n.as_str(), v.as_bytes())),
-            self.settings.require_nonce,
-        );
+        let parsed = canonical::parse_headers(headers, self.settings.require_nonce);
         let parsed = match parsed {
             Ok(p) => p,
             Err(rejection) => {
                 let claimed = Claimed {
-                    method,
-                    path: uri.path(),
+                    method: target.method,
+                    path: target.path,
                     ans_id: None,
                     organization: None,
                     key_id: None,
@@ -137,8 +146,8 @@ impl XsckVerifier {
             }
         };
         let claimed = Claimed {
-            method,
-            path: uri.path(),
+            method: target.method,
+            path: target.path,
             ans_id: Some(&parsed.ans_id),
             organization: Some(&parsed.organization),
             key_id: parsed.key_id.as_deref(),
@@ -172,10 +181,10 @@ impl XsckVerifier {
             }
         };
         let request = SignedRequest {
-            method: method.as_str(),
+            method: target.method,
             authority: &self.settings.authority,
-            path: uri.path(),
-            query: uri.query().unwrap_or(""),
+            path: target.path,
+            query: target.query,
             body,
         };
         let message = canonical::string_to_sign_for(&request, &parsed);
@@ -227,8 +236,8 @@ impl XsckVerifier {
                 "scheme": caller.scheme,
                 "nonce": parsed.nonce,
                 "timestamp": parsed.timestamp,
-                "method": method.as_str(),
-                "path": truncate(uri.path()),
+                "method": target.method,
+                "path": truncate(target.path),
                 "body_sha256": canonical::body_sha256(body),
             }),
         )
@@ -260,7 +269,7 @@ impl XsckVerifier {
                 "ans_id": claimed.ans_id,
                 "organization": claimed.organization,
                 "key_id": claimed.key_id,
-                "method": claimed.method.as_str(),
+                "method": claimed.method,
                 "path": truncate(claimed.path),
             }),
         )

@@ -12,10 +12,10 @@ use serde::Serialize;
 use serde_json::Value;
 use sha2::Digest;
 
-use super::rate_limit::Limited;
-use super::{DecisionRecord, DecisionService, Principal, RequestFacts};
 use crate::api_error::ApiError;
-use crate::clock::unix_now;
+use sck_enforce::clock::unix_now;
+use sck_enforce::decisions::rate_limit::Limited;
+use sck_enforce::decisions::{DecisionRecord, DecisionService, Principal, RequestFacts};
 
 /// A decision request. Policies see only these fields and the verified facts the gateway
 /// adds (`token` or `caller`, `request`, `now`); any other field is refused.

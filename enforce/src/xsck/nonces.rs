@@ -5,7 +5,9 @@
 //! process: concurrent verifications share a transaction (one disk sync on SQLite), each
 //! learning from its own `INSERT ... ON CONFLICT` whether the pair was fresh. A row whose
 //! window has passed is taken over by the next use; a periodic sweep deletes old rows.
+//! The writer starts with the first claim; the sweep with [`NonceStore::spawn_sweep`].
 
+use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
 use sck_ledger::store::Store;
@@ -27,7 +29,8 @@ struct Claim {
 /// Handle to the replay store's writer.
 #[derive(Debug, Clone)]
 pub struct NonceStore {
-    tx: mpsc::Sender<Claim>,
+    store: Store,
+    writer: Arc<OnceLock<mpsc::Sender<Claim>>>,
 }
 
 impl std::fmt::Debug for Claim {
@@ -41,10 +44,26 @@ const CLAIM_SQL: &str = "INSERT INTO xsck_nonces (ans_id, nonce, expires_at) VAL
      WHERE xsck_nonces.expires_at <= $4";
 
 impl NonceStore {
-    /// Starts the writer and the sweeper on `store`.
-    pub fn start(store: Store) -> NonceStore {
-        let (tx, rx) = mpsc::channel::<Claim>(8192);
-        tokio::spawn(write_batches(store.clone(), rx));
+    /// The replay store on `store` (nothing started yet).
+    pub fn new(store: Store) -> NonceStore {
+        NonceStore {
+            store,
+            writer: Arc::default(),
+        }
+    }
+
+    /// The writer task's queue, starting the task on first use.
+    fn writer(&self) -> &mpsc::Sender<Claim> {
+        self.writer.get_or_init(|| {
+            let (tx, rx) = mpsc::channel::<Claim>(8192);
+            tokio::spawn(write_batches(self.store.clone(), rx));
+            tx
+        })
+    }
+
+    /// Starts the sweep that deletes rows whose window has passed, every minute.
+    pub fn spawn_sweep(&self) {
+        let store = self.store.clone();
         tokio::spawn(async move {
             loop {
                 tokio::time::sleep(Duration::from_secs(60)).await;
@@ -61,7 +80,6 @@ impl NonceStore {
                 }
             }
         });
-        NonceStore { tx }
     }
 
     /// Records the pair until `now + window`; `Ok(false)` if it is already recorded and live.
@@ -73,7 +91,7 @@ impl NonceStore {
         window: i64,
     ) -> Result<bool, String> {
         let (reply, answer) = oneshot::channel();
-        self.tx
+        self.writer()
             .send(Claim {
                 ans_id: ans_id.to_owned(),
                 nonce: nonce.to_owned(),

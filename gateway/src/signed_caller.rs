@@ -2,7 +2,7 @@
 //!
 //! ```ignore
 //! let routes = Router::new().route("/internal/thing", post(handler));
-//! let routes = sck_gateway::xsck::layer::require_signed_caller(routes, state.xsck.clone());
+//! let routes = crate::signed_caller::require_signed_caller(routes, state.xsck().clone());
 //! async fn handler(SignedCaller(caller): SignedCaller, body: Bytes) { /* caller is verified */ }
 //! ```
 //!
@@ -19,9 +19,9 @@ use axum::response::{IntoResponse, Response};
 use axum::Router;
 use sck_wire::principal::VerifiedCaller;
 
-use super::pipeline::XsckVerifier;
 use crate::api_error::ApiError;
-use crate::clock::unix_now;
+use sck_enforce::clock::unix_now;
+use sck_enforce::xsck::pipeline::{Target, XsckVerifier};
 
 /// The verified upstream caller of this request (put there by the layer).
 #[derive(Debug, Clone)]
@@ -52,23 +52,21 @@ pub async fn verify_signed_request(
     next: Next,
 ) -> Response {
     let (mut parts, body) = request.into_parts();
+    let target = Target {
+        method: parts.method.as_str(),
+        path: parts.uri.path(),
+        query: parts.uri.query().unwrap_or(""),
+    };
     let bytes = match axum::body::to_bytes(body, verifier.max_body_bytes()).await {
         Ok(bytes) => bytes,
-        Err(_) => {
-            return ApiError::from(verifier.reject_oversized(&parts.method, &parts.uri).await)
-                .into_response()
-        }
+        Err(_) => return ApiError::from(verifier.reject_oversized(&target).await).into_response(),
     };
-    match verifier
-        .verify(
-            &parts.method,
-            &parts.uri,
-            &parts.headers,
-            &bytes,
-            unix_now(),
-        )
-        .await
-    {
+    let headers = parts
+        .headers
+        .iter()
+        .map(|(name, value)| (name.as_str(), value.as_bytes()));
+    let verified = verifier.verify(&target, headers, &bytes, unix_now()).await;
+    match verified {
         Ok(caller) => {
             parts.extensions.insert(SignedCaller(caller));
             next.run(Request::from_parts(parts, Body::from(bytes)))
