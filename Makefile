@@ -32,10 +32,13 @@ run:
 ## tree, then deploy/.
 test: test-walls test-rust test-policies test-deploy
 
-## test-walls: pure crates (sck-wire) have no runtime, database or HTTP crate in their
-## dependency tree (scripts/check-walls.sh).
+## test-walls: sck-wire has no runtime, database or HTTP crate in its dependency tree and
+## sck-enforce no HTTP crate (scripts/check-walls.sh); no crate's modules import each other in
+## a circle (scripts/check-module-cycles.py; sck-bundler's bundle/policy/decision circles are
+## known and not yet checked).
 test-walls:
 	scripts/check-walls.sh
+	scripts/check-module-cycles.py ledger/src wire/src enforce/src gateway/src cli/src
 
 test-rust:
 	scripts/with-postgres.sh $(CARGO) test --workspace --locked

@@ -14,9 +14,6 @@ use std::sync::Arc;
 
 use crate::error::{EnforceError, EnforceResult};
 
-/// Seconds a client is told to wait after a capacity refusal.
-pub const RETRY_AFTER_SECS: u64 = 1;
-
 /// A shared capacity; what is in use is published as the gauge `gauge`.
 #[derive(Debug, Clone)]
 pub struct Budget {
@@ -62,7 +59,7 @@ impl Budget {
         if reservation.grow(declared.min(max_bytes)) {
             Ok(reservation)
         } else {
-            Err(exhausted())
+            Err(EnforceError::decompression_busy())
         }
     }
 
@@ -145,15 +142,6 @@ impl Drop for Reservation {
             self.budget.give_back(self.held);
         }
     }
-}
-
-/// The answer to work refused by the budget of decompressed bytes.
-pub fn exhausted() -> EnforceError {
-    EnforceError::busy(
-        "decompression_busy",
-        "the server's budget of decompressed bytes in flight is exhausted by other requests; retry later",
-        RETRY_AFTER_SECS,
-    )
 }
 
 #[cfg(test)]

@@ -11,8 +11,6 @@ use figment::providers::{Env, Format, Serialized, Toml};
 use figment::Figment;
 use serde::{Deserialize, Serialize};
 
-use crate::decisions::rate_limit::Rate;
-
 /// Everything `sck serve` can be told.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -86,6 +84,15 @@ pub struct LedgerConfig {
     pub checkpoint_interval_secs: u64,
 }
 
+/// A token-bucket limit for one kind of key.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Rate {
+    /// Sustained requests per second.
+    pub per_second: u32,
+    /// Requests allowed at once above the sustained rate.
+    pub burst: u32,
+}
+
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct DecisionConfig {
@@ -149,7 +156,7 @@ pub struct FleetConfig {
     /// How often expired stored inputs are pruned, in seconds.
     pub input_prune_interval_secs: u64,
     /// Per-org overrides of `store_input`, `mask` and `input_retention_days`.
-    pub orgs: std::collections::BTreeMap<String, crate::fleet::InputPolicy>,
+    pub orgs: std::collections::BTreeMap<String, sck_wire::opa_logs::InputPolicy>,
 }
 
 impl Default for FleetConfig {

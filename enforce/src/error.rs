@@ -7,6 +7,9 @@
 //! the HTTP edge logs it once, where the request's span is, and answers the generic detail.
 //! Constructors never log.
 
+/// Seconds a client is told to wait after a capacity refusal.
+pub const RETRY_AFTER_SECS: u64 = 1;
+
 /// What kind of failure: the HTTP edge maps each kind to one status.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Kind {
@@ -104,6 +107,16 @@ impl EnforceError {
         Self::new(Kind::Unavailable, code, detail).retry_after(retry_after)
     }
 
+    /// 503 `decompression_busy`: the process-wide budget of decompressed bytes in flight is
+    /// taken by other requests.
+    pub fn decompression_busy() -> Self {
+        Self::busy(
+            "decompression_busy",
+            "the server's budget of decompressed bytes in flight is exhausted by other requests; retry later",
+            RETRY_AFTER_SECS,
+        )
+    }
+
     /// The database or ledger is unreachable: fail closed, the client may retry.
     pub fn unavailable(context: &str, error: impl std::fmt::Display) -> Self {
         Self::new(
@@ -167,7 +180,7 @@ impl From<sck_bundler::BundleError> for EnforceError {
     fn from(e: sck_bundler::BundleError) -> Self {
         let kind = match e.code() {
             "bundle_too_large" => Kind::TooLarge,
-            "decompression_busy" => return crate::budget::exhausted(),
+            "decompression_busy" => return EnforceError::decompression_busy(),
             "io_error" => return EnforceError::internal("bundle", e),
             _ => Kind::Unprocessable,
         };
@@ -214,7 +227,7 @@ impl From<sck_wire::opa_logs::UploadError> for EnforceError {
     fn from(e: sck_wire::opa_logs::UploadError) -> Self {
         use sck_wire::opa_logs::UploadError as E;
         let kind = match e {
-            E::BudgetExhausted => return crate::budget::exhausted(),
+            E::BudgetExhausted => return EnforceError::decompression_busy(),
             E::TooLarge(_) => Kind::TooLarge,
             E::InvalidGzip(_) | E::InvalidJson(_) | E::InvalidBatch { .. } => Kind::Invalid,
         };

@@ -25,7 +25,8 @@ use sck_ledger::Ledger;
 use serde_json::json;
 
 use crate::activations::ActivationHub;
-use crate::budget::{Budget, Reservation, RETRY_AFTER_SECS};
+use crate::budget::{Budget, Reservation};
+use crate::error::RETRY_AFTER_SECS;
 use crate::error::{EnforceError, EnforceResult};
 use crate::registry::{
     version_key, Activation, BundleRecord, CredentialKind, NewBundle, Registry, Revocation,
@@ -123,7 +124,9 @@ fn signed_identity(
 ) -> EnforceResult<Result<sck_bundler::manifest::SckMetadata, String>> {
     let bundle = match Bundle::read_metered(tarball, limits, reservation) {
         Ok(bundle) => bundle,
-        Err(sck_bundler::BundleError::BudgetExhausted) => return Err(crate::budget::exhausted()),
+        Err(sck_bundler::BundleError::BudgetExhausted) => {
+            return Err(EnforceError::decompression_busy())
+        }
         Err(e) => return Ok(Err(e.to_string())),
     };
     if let Err(e) = bundle.verify(verification) {

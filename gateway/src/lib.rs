@@ -10,6 +10,7 @@ pub mod edge;
 pub mod examples;
 pub mod extract;
 pub mod openapi;
+pub mod respond;
 pub mod routes;
 pub mod server;
 pub mod signed_caller;

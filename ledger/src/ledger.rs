@@ -16,6 +16,7 @@ use crate::keys::LedgerKey;
 use crate::log_store::{Conn, KeyRecord, StoredCheckpoint};
 use crate::reader::LogReader;
 use crate::schema::MIGRATIONS;
+use crate::store::BeginWrite;
 use crate::store::Store;
 use crate::writer::{Command, Receipt, Writer, WriterConfig};
 
@@ -119,14 +120,14 @@ impl Ledger {
         let record = key_record(&key, &now);
         match self.inner.reader.store() {
             Store::Sqlite(pool) => {
-                let mut tx = pool.begin_with("BEGIN IMMEDIATE").await?;
+                let mut tx = pool.begin_write().await?;
                 let mut c = Conn::Sqlite(&mut tx);
                 c.insert_key(&record).await?;
                 c.retire_keys_except(&record.verifier, &now).await?;
                 tx.commit().await?;
             }
             Store::Postgres(pool) => {
-                let mut tx = pool.begin().await?;
+                let mut tx = pool.begin_write().await?;
                 let mut c = Conn::Postgres(&mut tx);
                 c.insert_key(&record).await?;
                 c.retire_keys_except(&record.verifier, &now).await?;

@@ -25,6 +25,7 @@ use crate::error::{LedgerError, Result};
 use crate::keys::LedgerKey;
 use crate::log_store::{Conn, Head, StoredCheckpoint};
 use crate::merkle::{consistency_proof, required_nodes, verify_consistency, Frontier, Hash};
+use crate::store::BeginWrite;
 use crate::store::Store;
 
 /// Proof that an entry was durably committed.
@@ -106,7 +107,7 @@ macro_rules! in_transaction {
     ($store:expr, $conn:ident => $body:expr) => {
         match $store {
             Store::Sqlite(pool) => {
-                let mut tx = pool.begin_with("BEGIN IMMEDIATE").await?;
+                let mut tx = pool.begin_write().await?;
                 let out = {
                     let mut $conn = Conn::Sqlite(&mut *tx);
                     $body
@@ -115,7 +116,7 @@ macro_rules! in_transaction {
                 out
             }
             Store::Postgres(pool) => {
-                let mut tx = pool.begin().await?;
+                let mut tx = pool.begin_write().await?;
                 let out = {
                     let mut $conn = Conn::Postgres(&mut *tx);
                     $body

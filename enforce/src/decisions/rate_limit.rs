@@ -9,14 +9,7 @@ use std::time::Duration;
 use governor::clock::{Clock, DefaultClock};
 use governor::{DefaultKeyedRateLimiter, Quota, RateLimiter};
 
-/// Limits for one kind of key.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
-pub struct Rate {
-    /// Sustained requests per second.
-    pub per_second: u32,
-    /// Requests allowed at once above the sustained rate.
-    pub burst: u32,
-}
+pub use crate::config::Rate;
 
 fn quota(rate: Rate) -> Quota {
     let per_second = NonZeroU32::new(rate.per_second.max(1)).expect("non-zero");

@@ -31,7 +31,8 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use sck_ledger::entry::{Event, EventType};
-use sck_ledger::store::{Backend, Store};
+use sck_ledger::store::BeginWrite;
+use sck_ledger::store::Store;
 use sck_ledger::Ledger;
 use serde_json::{json, Value};
 use sqlx::Row;
@@ -431,12 +432,8 @@ impl FleetService {
         let mut claimed = HashSet::new();
         let at = unix_now();
         let size = size_at_claim as i64;
-        let backend = self.store.backend();
         with_pool!(&self.store, pool => {
-            let mut tx = match backend {
-                Backend::Sqlite => pool.begin_with("BEGIN IMMEDIATE").await?,
-                Backend::Postgres => pool.begin().await?,
-            };
+            let mut tx = pool.begin_write().await?;
             for chunk in prepared.chunks(CLAIM_CHUNK) {
                 let sql = claim_sql(chunk.len());
                 let mut query = sqlx::query(sqlx::AssertSqlSafe(sql));
@@ -540,12 +537,8 @@ impl FleetService {
         claim: &str,
         inputs: &[InputRow<'_>],
     ) -> EnforceResult<()> {
-        let backend = self.store.backend();
         with_pool!(&self.store, pool => {
-            let mut tx = match backend {
-                Backend::Sqlite => pool.begin_with("BEGIN IMMEDIATE").await?,
-                Backend::Postgres => pool.begin().await?,
-            };
+            let mut tx = pool.begin_write().await?;
             retention::insert_inputs(&mut tx, org, inputs).await?;
             sqlx::query(
                 "UPDATE fleet_decisions SET state = 'committed' WHERE org_id = $1 AND claim_id = $2 AND state = 'claimed'",
@@ -569,12 +562,8 @@ impl FleetService {
         failed: &[&str],
         inputs: &[InputRow<'_>],
     ) -> EnforceResult<()> {
-        let backend = self.store.backend();
         with_pool!(&self.store, pool => {
-            let mut tx = match backend {
-                Backend::Sqlite => pool.begin_with("BEGIN IMMEDIATE").await?,
-                Backend::Postgres => pool.begin().await?,
-            };
+            let mut tx = pool.begin_write().await?;
             retention::insert_inputs(&mut tx, org, inputs).await?;
             for id in done {
                 sqlx::query("UPDATE fleet_decisions SET state = 'committed' WHERE org_id = $1 AND decision_id = $2 AND claim_id = $3")

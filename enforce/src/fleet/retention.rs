@@ -17,6 +17,7 @@
 use std::time::Duration;
 
 use sck_ledger::entry::{format_timestamp, Event, EventType};
+use sck_ledger::store::BeginWrite;
 use sck_ledger::store::{Backend, Store};
 use serde_json::{json, Value};
 use sqlx::Row;
@@ -255,10 +256,7 @@ impl FleetService {
              LIMIT $3{lock})"
         );
         let deleted = with_pool!(&self.store, pool => {
-            let mut tx = match backend {
-                Backend::Sqlite => pool.begin_with("BEGIN IMMEDIATE").await?,
-                Backend::Postgres => pool.begin().await?,
-            };
+            let mut tx = pool.begin_write().await?;
             let deleted = sqlx::query(sqlx::AssertSqlSafe(delete))
                 .bind(org)
                 .bind(cutoff_us)

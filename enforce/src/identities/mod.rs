@@ -21,6 +21,7 @@ use std::sync::Arc;
 use base64::Engine;
 use rand::RngCore;
 use sck_ledger::entry::{Event, EventType};
+use sck_ledger::store::BeginWrite;
 use sck_ledger::store::Store;
 use sck_ledger::Ledger;
 use sck_wire::xsck::{KeyMaterial, PinnedKey, Scheme};
@@ -251,7 +252,7 @@ impl Identities {
         let now = unix_now();
         let micros = unix_micros();
         let inserted = with_pool!(&self.store, pool => {
-            let mut tx = pool.begin().await?;
+            let mut tx = pool.begin_write().await?;
             let pin = sqlx::query(
                 "INSERT INTO identity_pins (ans_id, org_id, created_at, updated_at) VALUES ($1, $2, $3, $3) ON CONFLICT (ans_id) DO NOTHING",
             )
@@ -313,7 +314,7 @@ impl Identities {
         let now = unix_now();
         let micros = unix_micros();
         let outcome: Result<Vec<String>, EnforceError> = with_pool!(&self.store, pool => {
-            let mut tx = pool.begin().await?;
+            let mut tx = pool.begin_write().await?;
             // Writing the pin row first serialises concurrent changes of this pin.
             let touched = sqlx::query(
                 "UPDATE identity_pins SET updated_at = $1 WHERE ans_id = $2 AND org_id = $3 AND revoked_at IS NULL",
@@ -399,7 +400,7 @@ impl Identities {
     ) -> EnforceResult<PinView> {
         let now = unix_now();
         let revoked = with_pool!(&self.store, pool => {
-            let mut tx = pool.begin().await?;
+            let mut tx = pool.begin_write().await?;
             let done = sqlx::query(
                 "UPDATE identity_pins SET revoked_at = $1, updated_at = $1, revoke_reason = $2 WHERE ans_id = $3 AND org_id = $4 AND revoked_at IS NULL",
             )

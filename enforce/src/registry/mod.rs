@@ -17,6 +17,7 @@ pub mod schema;
 
 use base64::Engine as _;
 use rand::RngCore;
+use sck_ledger::store::BeginWrite;
 use sck_ledger::store::{Backend, Store};
 use serde::Serialize;
 use sha2::Digest;
@@ -305,10 +306,7 @@ impl Registry {
             }
         };
         let existing: Option<String> = with_pool!(&self.store, pool => {
-            let mut tx = match self.store.backend() {
-                Backend::Sqlite => pool.begin_with("BEGIN IMMEDIATE").await?,
-                Backend::Postgres => pool.begin().await?,
-            };
+            let mut tx = pool.begin_write().await?;
             sqlx::query("INSERT INTO bundle_heads (org_id, name) VALUES ($1, $2) ON CONFLICT (org_id, name) DO NOTHING")
                 .bind(&new.org)
                 .bind(&new.name)
@@ -534,10 +532,7 @@ impl Registry {
         };
         let ts = now();
         let outcome: Result<Option<String>, EnforceError> = with_pool!(&self.store, pool => {
-            let mut tx = match self.store.backend() {
-                Backend::Sqlite => pool.begin_with("BEGIN IMMEDIATE").await?,
-                Backend::Postgres => pool.begin().await?,
-            };
+            let mut tx = pool.begin_write().await?;
             let head = sqlx::query(lock).bind(&target.organization_id).bind(&target.name).fetch_one(&mut *tx).await?;
             let current_id: Option<String> = head.try_get("active_bundle_id")?;
             let status: String = sqlx::query("SELECT status FROM bundles WHERE id = $1").bind(id).fetch_one(&mut *tx).await?.try_get("status")?;
@@ -655,10 +650,7 @@ impl Registry {
         };
         let ts = now();
         let was_active: Result<bool, EnforceError> = with_pool!(&self.store, pool => {
-            let mut tx = match self.store.backend() {
-                Backend::Sqlite => pool.begin_with("BEGIN IMMEDIATE").await?,
-                Backend::Postgres => pool.begin().await?,
-            };
+            let mut tx = pool.begin_write().await?;
             let head = sqlx::query(lock).bind(&target.organization_id).bind(&target.name).fetch_one(&mut *tx).await?;
             let current_id: Option<String> = head.try_get("active_bundle_id")?;
             let status: String = sqlx::query("SELECT status FROM bundles WHERE id = $1").bind(id).fetch_one(&mut *tx).await?.try_get("status")?;

@@ -23,6 +23,7 @@ use jsonwebtoken::jwk::{
     OctetKeyPairParameters, OctetKeyPairType, PublicKeyUse, ThumbprintHash,
 };
 use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey};
+use sck_ledger::store::BeginWrite;
 use sck_ledger::store::{Backend, Store};
 use serde::Serialize;
 use sha2::Digest;
@@ -411,10 +412,7 @@ impl KeyRing {
         crate::files::write_private(&path, key.pem.0.as_bytes())?;
         let now = unix_now();
         let result: Result<Rotation, sqlx::Error> = with_pool!(&self.store, pool => async {
-            let mut tx = match self.store.backend() {
-                Backend::Sqlite => pool.begin_with("BEGIN IMMEDIATE").await?,
-                Backend::Postgres => pool.begin().await?,
-            };
+            let mut tx = pool.begin_write().await?;
             if self.store.backend() == Backend::Postgres {
                 sqlx::query("LOCK TABLE token_keys IN SHARE ROW EXCLUSIVE MODE")
                     .execute(&mut *tx)

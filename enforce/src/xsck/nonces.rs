@@ -10,6 +10,7 @@
 use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
+use sck_ledger::store::BeginWrite;
 use sck_ledger::store::Store;
 use tokio::sync::{mpsc, oneshot};
 
@@ -112,7 +113,7 @@ async fn write_batches(store: Store, mut rx: mpsc::Receiver<Claim>) {
     while rx.recv_many(&mut batch, MAX_BATCH).await > 0 {
         let result: Result<Vec<bool>, sqlx::Error> = with_pool!(&store, pool => {
             async {
-                let mut tx = pool.begin().await?;
+                let mut tx = pool.begin_write().await?;
                 let mut fresh = Vec::with_capacity(batch.len());
                 for claim in &batch {
                     let done = sqlx::query(CLAIM_SQL)

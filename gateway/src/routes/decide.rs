@@ -15,7 +15,7 @@ use utoipa_axum::{router::OpenApiRouter, routes};
 use crate::api_error::ApiError;
 use crate::auth::GatewayToken;
 use crate::extract::OptionalJsonBody;
-use crate::routes::respond::{self, facts, rate_limited, DecisionAnswer, DecisionRequest};
+use crate::respond::{self, facts, rate_limited, DecisionAnswer, DecisionRequest};
 use crate::state::AppState;
 use sck_enforce::clock::unix_now;
 use sck_enforce::decisions::{DecisionRecord, Principal};

@@ -12,7 +12,6 @@ pub mod fleet;
 pub mod identities;
 pub mod ledger;
 pub mod ops;
-pub mod respond;
 pub mod tokens;
 pub mod verify;
 

@@ -12,7 +12,7 @@ use axum::Router;
 use utoipa_axum::{router::OpenApiRouter, routes};
 
 use crate::api_error::ApiError;
-use crate::routes::respond::{self, DecisionAnswer, DecisionRequest};
+use crate::respond::{self, DecisionAnswer, DecisionRequest};
 use crate::signed_caller::{require_signed_caller, SignedCaller};
 use crate::state::AppState;
 use sck_enforce::decisions::Principal;

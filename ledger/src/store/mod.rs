@@ -55,6 +55,42 @@ pub enum Store {
     Postgres(PgPool),
 }
 
+/// The one way sck opens a transaction that writes, on either backend: `BEGIN IMMEDIATE` on
+/// SQLite (the write lock is taken at the start, so a transaction that reads and then writes
+/// never fails half-way with `SQLITE_BUSY` or deadlocks against another writer), a plain
+/// `BEGIN` on PostgreSQL (where rows are locked by the statements, `FOR UPDATE`). Used inside
+/// `match store { Store::Sqlite(pool) | Store::Postgres(pool) => ... }` bodies written once
+/// for both pools.
+pub trait BeginWrite {
+    type Database: sqlx::Database;
+
+    fn begin_write(
+        &self,
+    ) -> impl std::future::Future<
+        Output = std::result::Result<sqlx::Transaction<'static, Self::Database>, sqlx::Error>,
+    > + Send;
+}
+
+impl BeginWrite for SqlitePool {
+    type Database = sqlx::Sqlite;
+
+    async fn begin_write(
+        &self,
+    ) -> std::result::Result<sqlx::Transaction<'static, sqlx::Sqlite>, sqlx::Error> {
+        self.begin_with("BEGIN IMMEDIATE").await
+    }
+}
+
+impl BeginWrite for PgPool {
+    type Database = sqlx::Postgres;
+
+    async fn begin_write(
+        &self,
+    ) -> std::result::Result<sqlx::Transaction<'static, sqlx::Postgres>, sqlx::Error> {
+        self.begin().await
+    }
+}
+
 /// Tuning for [`Store::connect_with`].
 #[derive(Debug, Clone)]
 pub struct StoreOptions {
