@@ -235,6 +235,13 @@ impl From<sck_wire::opa_logs::UploadError> for EnforceError {
     }
 }
 
+/// A refused gateway token: unauthorized, with the check's code.
+impl From<sck_wire::token::TokenRefusal> for EnforceError {
+    fn from(r: sck_wire::token::TokenRefusal) -> Self {
+        EnforceError::unauthorized(r.code, r.detail)
+    }
+}
+
 /// A refused status report: `invalid_status`.
 impl From<sck_wire::opa_status::StatusRefused> for EnforceError {
     fn from(e: sck_wire::opa_status::StatusRefused) -> Self {

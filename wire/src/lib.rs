@@ -8,6 +8,9 @@
 //!   input hashing and masking, the `decision.sidecar` ledger body; refusals are
 //!   [`opa_logs::UploadError`].
 //! - [`opa_status`]: OPA status reports and drift; refusals are [`opa_status::StatusRefused`].
+//! - [`token`]: the pure core of gateway-token verification (`check(token, keys, settings,
+//!   now)`: header, pinned key and algorithm, signature, registered claims, time), refusals are
+//!   [`token::TokenRefusal`].
 //! - [`principal`]: who a verified request is for ([`principal::VerifiedToken`],
 //!   [`principal::VerifiedCaller`]), as policies see them.
 //!
@@ -20,4 +23,5 @@ pub mod canonical;
 pub mod opa_logs;
 pub mod opa_status;
 pub mod principal;
+pub mod token;
 pub mod xsck;

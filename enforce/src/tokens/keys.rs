@@ -15,6 +15,8 @@ use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, RwLock};
 
+use sck_wire::token::VerifyKey;
+
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine as _;
 use ed25519_dalek::pkcs8::EncodePrivateKey;
@@ -82,13 +84,6 @@ pub struct KeyRecord {
     pub retired_at: Option<i64>,
 }
 
-/// A key that verifies tokens, with its pinned algorithm.
-#[derive(Clone)]
-pub(crate) struct VerifyingKey {
-    pub alg: Algorithm,
-    pub decoding: DecodingKey,
-}
-
 /// A key that signs tokens.
 #[derive(Clone)]
 pub(crate) struct SigningKey {
@@ -100,7 +95,7 @@ pub(crate) struct SigningKey {
 /// One consistent snapshot of the keys, swapped whole on reload.
 #[derive(Default)]
 pub(crate) struct Ring {
-    pub verify: HashMap<String, VerifyingKey>,
+    pub verify: HashMap<String, VerifyKey>,
     pub ed25519: Option<SigningKey>,
     pub hs256: Option<SigningKey>,
     pub jwks: JwkSet,
@@ -346,7 +341,7 @@ impl KeyRing {
                 DecodingKey::from_ed_components(&x).map_err(|e| format!("key {kid}: {e}"))?;
             ring.verify.insert(
                 kid.clone(),
-                VerifyingKey {
+                VerifyKey {
                     alg: Algorithm::EdDSA,
                     decoding,
                 },
@@ -376,7 +371,7 @@ impl KeyRing {
         if let Some((kid, secret)) = &self.hs256 {
             ring.verify.insert(
                 kid.clone(),
-                VerifyingKey {
+                VerifyKey {
                     alg: Algorithm::HS256,
                     decoding: DecodingKey::from_secret(secret),
                 },

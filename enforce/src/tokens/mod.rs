@@ -42,6 +42,7 @@ use sck_ledger::entry::{Event, EventType};
 use sck_ledger::store::Store;
 use sck_ledger::Ledger;
 use sck_wire::principal::VerifiedToken;
+use sck_wire::token::{acr_for, algorithm_name, is_valid_text, Claims, TOKEN_TYPE};
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 use sha2::Digest;
@@ -49,7 +50,7 @@ use sqlx::Row;
 
 pub use issuers::{Issuer, OrgTokenSettings};
 pub use keys::{KeyRecord, KeyRing, KeyState, Rotation};
-pub use verify::{acr_for, Claims, Verifier, VerifySettings};
+pub use verify::{Verifier, VerifySettings};
 
 use crate::clock::unix_now;
 use crate::config::Config;
@@ -215,10 +216,6 @@ fn event(kind: EventType, body: Value) -> EnforceResult<Event> {
 
 /// The text claims (`sub`, `artifact_id`, `artifact_type`) sck issues: 1-256 characters, not
 /// all blank, no control characters.
-fn is_valid_text(value: &str) -> bool {
-    !value.trim().is_empty() && value.len() <= 256 && !value.chars().any(char::is_control)
-}
-
 fn check_text(field: &str, value: &str) -> EnforceResult<()> {
     if !is_valid_text(value) {
         return Err(EnforceError::invalid(
@@ -566,7 +563,7 @@ impl TokenService {
             artifact_type: request.artifact_type.clone(),
         };
         let mut header = Header::new(key.alg);
-        header.typ = Some(verify::TOKEN_TYPE.into());
+        header.typ = Some(TOKEN_TYPE.into());
         header.kid = Some(key.kid.clone());
         let token = jsonwebtoken::encode(&header, &claims, &key.encoding)
             .map_err(|e| EnforceError::internal("sign token", e))?;
@@ -594,7 +591,7 @@ impl TokenService {
                     EventType::TokenIssued,
                     json!({
                         "jti": claims.jti, "token_sha256": digest, "issuer_id": issuer.id,
-                        "kid": key.kid, "alg": verify::algorithm_name(key.alg), "sub": subject,
+                        "kid": key.kid, "alg": algorithm_name(key.alg), "sub": subject,
                         "loa": loa, "acr": claims.acr, "scope": scopes,
                         "artifact_id": claims.artifact_id, "artifact_type": claims.artifact_type,
                         "iat": now, "exp": claims.exp, "actor": actor,
@@ -617,7 +614,7 @@ impl TokenService {
             scope: scopes,
             issuer_id: issuer.id,
             key_id: key.kid,
-            algorithm: verify::algorithm_name(key.alg),
+            algorithm: algorithm_name(key.alg),
         })
     }
 

@@ -1,17 +1,11 @@
 //! The one verification of gateway tokens, and its cache.
 //!
-//! [`Verifier::verify`] is the only place a gateway token is accepted. In order, cheapest
-//! first: a size bound; the JOSE header (parsed by `jsonwebtoken`, so `alg: none` or any
-//! unknown algorithm is malformed); no `crit` (RFC 7515 §4.1.11: sck understands no extension
-//! header, so any critical one is refused); `typ` must be `at+jwt`; the `kid` must name a key
-//! we hold; the header's `alg` must be the one pinned to that key (this is what refuses HS256
-//! signed with a public key, or any other confusion); then `jsonwebtoken::decode` checks the
-//! signature with exactly that algorithm and `exp`/`nbf` (with a small leeway), `iss` and
-//! `aud`; the claims must be complete and consistent (`loa` 1–4, `acr` = `urn:sck:loa:<loa>`,
-//! `sub`/`artifact_id`/`artifact_type` as issuing requires them, `iat` not in the future);
-//! the token must be one sck could have issued ([`check_issuable`], against the in-memory
-//! [`Directory`]: a key file that leaked still cannot mint other tokens); finally the `jti`
-//! must not be revoked.
+//! [`Verifier::verify`] is the only place a gateway token is accepted: the pure checks of
+//! `sck_wire::token::check` (size, header, `crit`, `typ`, pinned key and algorithm, signature,
+//! `iss`/`aud`, `exp`/`nbf` with the leeway, claims, `iat`) against the current key ring
+//! (reloaded once if the `kid` is unknown, at most once a second); then that sck could have
+//! issued it ([`check_issuable`], against the in-memory [`Directory`]: a key file that leaked
+//! still cannot mint other tokens); finally the `jti` must not be revoked.
 //!
 //! A verified token is cached under the SHA-256 of its text until its `exp` (never longer).
 //! A cache hit still re-checks expiry, that its key still verifies, the directory (an org's
@@ -21,47 +15,14 @@
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, RwLock};
 
-use jsonwebtoken::errors::ErrorKind;
-use jsonwebtoken::{Algorithm, Validation};
 use sck_wire::principal::VerifiedToken;
-use serde::{Deserialize, Serialize};
+use sck_wire::token::{self as wire_token, algorithm_name, CheckSettings, MAX_TOKEN_BYTES};
 use sha2::Digest;
 
 use super::directory::{Directory, Snapshot};
 use super::keys::KeyRing;
 use crate::clock::unix_now;
 use crate::error::EnforceError;
-
-/// Longest token text accepted (ours are well under 1 KiB).
-pub const MAX_TOKEN_BYTES: usize = 8 * 1024;
-
-/// The RFC 9068 media type in `typ`.
-pub const TOKEN_TYPE: &str = "at+jwt";
-
-/// The claims of a gateway token, as signed.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Claims {
-    pub iss: String,
-    pub sub: String,
-    pub aud: String,
-    pub jti: String,
-    pub iat: i64,
-    pub nbf: i64,
-    pub exp: i64,
-    pub client_id: String,
-    pub org: String,
-    pub loa: u8,
-    pub acr: String,
-    /// RFC 9068: space-separated.
-    pub scope: String,
-    pub artifact_id: String,
-    pub artifact_type: String,
-}
-
-/// The `acr` value of a Level of Assurance.
-pub fn acr_for(loa: u8) -> String {
-    format!("urn:sck:loa:{loa}")
-}
 
 /// A refusal: `401` with a stable code. Details name the check, never token content.
 pub fn reject(code: &'static str, detail: &str) -> EnforceError {
@@ -84,23 +45,6 @@ type CacheKey = [u8; 32];
 pub struct Verifier {
     revoked: RwLock<HashMap<String, i64>>,
     cache: Mutex<HashMap<CacheKey, Arc<VerifiedToken>>>,
-}
-
-fn map_jwt_error(kind: &ErrorKind) -> EnforceError {
-    match kind {
-        ErrorKind::InvalidSignature => reject("signature_mismatch", "signature does not verify"),
-        ErrorKind::ExpiredSignature => reject("token_expired", "token has expired"),
-        ErrorKind::ImmatureSignature => reject("token_not_yet_valid", "token is not valid yet"),
-        ErrorKind::InvalidIssuer => reject("invalid_issuer", "token has the wrong issuer"),
-        ErrorKind::InvalidAudience => reject("invalid_audience", "token has the wrong audience"),
-        ErrorKind::InvalidAlgorithm => {
-            reject("algorithm_mismatch", "algorithm not allowed for this key")
-        }
-        ErrorKind::MissingRequiredClaim(_) => {
-            reject("invalid_token", "a required claim is missing")
-        }
-        _ => reject("invalid_token", "malformed token"),
-    }
 }
 
 impl Verifier {
@@ -204,88 +148,18 @@ impl Verifier {
         settings: &VerifySettings,
         token: &str,
     ) -> Result<VerifiedToken, EnforceError> {
-        if token.is_empty() || token.len() > MAX_TOKEN_BYTES {
-            return Err(reject("invalid_token", "malformed token"));
-        }
-        let header = jsonwebtoken::decode_header(token)
-            .map_err(|_| reject("invalid_token", "malformed token header"))?;
-        if header.crit.is_some() {
-            return Err(reject(
-                "unsupported_critical_header",
-                "token marks header parameters critical (crit); none is supported",
-            ));
-        }
-        match header.typ.as_deref() {
-            Some(t)
-                if t.eq_ignore_ascii_case(TOKEN_TYPE)
-                    || t.eq_ignore_ascii_case("application/at+jwt") => {}
-            _ => return Err(reject("invalid_token_type", "token typ must be at+jwt")),
-        }
-        let kid = header
-            .kid
-            .as_deref()
-            .ok_or_else(|| reject("unknown_key", "token names no key"))?;
-        let mut ring = keys.snapshot();
-        if !ring.verify.contains_key(kid) && keys.reload_if_stale().await {
-            ring = keys.snapshot();
-        }
-        let key = ring
-            .verify
-            .get(kid)
-            .ok_or_else(|| reject("unknown_key", "token names an unknown key"))?;
-        if header.alg != key.alg {
-            return Err(reject(
-                "algorithm_mismatch",
-                "token algorithm is not the one pinned to its key",
-            ));
-        }
-        let mut validation = Validation::new(key.alg);
-        validation.leeway = settings.leeway_secs;
-        validation.validate_exp = true;
-        validation.validate_nbf = true;
-        validation.validate_aud = true;
-        validation.set_required_spec_claims(&["exp", "nbf", "iss", "aud", "sub"]);
-        validation.set_issuer(&[&settings.issuer]);
-        validation.set_audience(&[&settings.audience]);
-        let data = jsonwebtoken::decode::<Claims>(token, &key.decoding, &validation)
-            .map_err(|e| map_jwt_error(e.kind()))?;
-        let claims = data.claims;
-        if !(1..=4).contains(&claims.loa) || claims.acr != acr_for(claims.loa) {
-            return Err(reject("invalid_token", "inconsistent level of assurance"));
-        }
-        if claims.jti.is_empty() || claims.org.is_empty() {
-            return Err(reject("invalid_token", "a required claim is missing"));
-        }
-        if ![&claims.sub, &claims.artifact_id, &claims.artifact_type]
-            .into_iter()
-            .all(|text| super::is_valid_text(text))
-        {
-            return Err(reject(
-                "invalid_claim",
-                "sub, artifact_id and artifact_type must be 1-256 characters without control characters",
-            ));
-        }
-        if claims.iat > unix_now() + settings.leeway_secs as i64 {
-            return Err(reject("issued_in_future", "token iat is in the future"));
-        }
-        let verified = VerifiedToken {
-            jti: claims.jti,
-            sub: claims.sub,
-            org: claims.org,
-            loa: claims.loa,
-            acr: claims.acr,
-            scope: claims.scope.split_whitespace().map(str::to_owned).collect(),
-            artifact_id: claims.artifact_id,
-            artifact_type: claims.artifact_type,
-            iss: claims.iss,
-            exp: claims.exp,
-            iat: claims.iat,
-            nbf: claims.nbf,
-            aud: claims.aud,
-            client_id: claims.client_id,
-            kid: kid.to_owned(),
-            alg: key.alg,
+        let check = CheckSettings {
+            issuer: &settings.issuer,
+            audience: &settings.audience,
+            leeway_secs: settings.leeway_secs,
         };
+        let now = unix_now();
+        let verified = match wire_token::check(token, &keys.snapshot().verify, &check, now) {
+            Err(refusal) if refusal.code == "unknown_key" && keys.reload_if_stale().await => {
+                wire_token::check(token, &keys.snapshot().verify, &check, now)
+            }
+            result => result,
+        }?;
         check_directory(directory, &verified).await?;
         Ok(verified)
     }
@@ -346,19 +220,12 @@ fn check_issuable(directory: &Snapshot, token: &VerifiedToken) -> Result<(), Enf
     Ok(())
 }
 
-/// `Algorithm` names as they appear in the API.
-pub fn algorithm_name(alg: Algorithm) -> &'static str {
-    match alg {
-        Algorithm::HS256 => "HS256",
-        _ => "EdDSA",
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use std::sync::OnceLock;
 
     use crate::error::Kind;
+    use sck_wire::token::{acr_for, Claims, TOKEN_TYPE};
 
     use base64::engine::general_purpose::URL_SAFE_NO_PAD;
     use base64::Engine as _;
