@@ -330,43 +330,80 @@ impl FleetService {
                 others.push(i);
             }
         }
-        // Decision ids some request claimed before: committed, stale (recover) or in progress.
-        let mut in_progress = Vec::new();
+        let prior = self.resolve_prior(org, &claim, &prepared, others).await?;
+        outcome.duplicates += prior.duplicates;
+        to_append.extend(prior.append);
+        to_append.sort_unstable();
+        self.append_and_commit(org, &claim, &prepared, &to_append, prior.durable)
+            .await?;
+        outcome.appended = to_append.len();
+        metrics::counter!("sck_fleet_decisions_ingested_total", "org" => org.to_owned())
+            .increment(outcome.appended as u64);
+        metrics::counter!("sck_fleet_decisions_duplicate_total", "org" => org.to_owned())
+            .increment(outcome.duplicates as u64);
+        if prior.in_progress > 0 {
+            return Err(EnforceError::new(Kind::Unavailable,
+                "ingest_in_progress",
+                format!(
+                    "{} decision(s) of this upload are being recorded by another request; retry later",
+                    prior.in_progress
+                ),
+            ));
+        }
+        Ok(outcome)
+    }
+
+    /// What became of the decision ids (`others`, indexes into `prepared`) that some request
+    /// claimed before this one: committed (duplicates), still in progress, or stale — taken
+    /// over, and found by a scan of the log from the claim's recorded size (durable, their
+    /// inputs stored with our commit) or not (to append).
+    async fn resolve_prior(
+        &self,
+        org: &str,
+        claim: &str,
+        prepared: &[Prepared],
+        others: Vec<usize>,
+    ) -> EnforceResult<Prior> {
+        let mut prior = Prior::default();
         let mut recovered: Vec<(usize, i64)> = Vec::new();
         for i in others {
-            match self.take_over(org, &prepared[i].0, &claim).await? {
-                Existing::Committed => outcome.duplicates += 1,
-                Existing::InProgress => in_progress.push(i),
+            match self.take_over(org, &prepared[i].0, claim).await? {
+                Existing::Committed => prior.duplicates += 1,
+                Existing::InProgress => prior.in_progress += 1,
                 Existing::Recovered { scan_from } => recovered.push((i, scan_from)),
             }
         }
-        // Entries found by a recovery scan: their inputs are stored with the commit.
-        let mut durable: Vec<(usize, u64)> = Vec::new();
         if let Some(from) = recovered.iter().map(|(_, f)| *f).min() {
             let found = self.scan_for(org, from.max(0) as u64).await?;
             for (i, _) in recovered {
                 if let Some(&seq) = found.get(&prepared[i].0) {
-                    outcome.duplicates += 1;
-                    durable.push((i, seq));
+                    prior.duplicates += 1;
+                    prior.durable.push((i, seq));
                 } else {
-                    to_append.push(i);
+                    prior.append.push(i);
                 }
             }
-            to_append.sort_unstable();
         }
+        Ok(prior)
+    }
 
-        // All appends are queued together so the writer commits them in one group.
+    /// Appends the decisions `to_append` (indexes into `prepared`) in one group commit, then
+    /// commits the claim with the kept inputs of everything durable (`durable` holds what was
+    /// durable before). When an append fails, the claim is settled for what succeeded (best
+    /// effort: the lease recovers the rest) and the upload is refused as unavailable.
+    async fn append_and_commit(
+        &self,
+        org: &str,
+        claim: &str,
+        prepared: &[Prepared],
+        to_append: &[usize],
+        mut durable: Vec<(usize, u64)>,
+    ) -> EnforceResult<()> {
         let appends = to_append.iter().map(|&i| {
             let (_, event, _) = &prepared[i];
             self.ledger.append(org, event.clone())
         });
         let results = futures_util::future::join_all(appends).await;
-        let failed: Vec<usize> = to_append
-            .iter()
-            .zip(&results)
-            .filter(|(_, r)| r.is_err())
-            .map(|(&i, _)| i)
-            .collect();
         durable.extend(
             to_append
                 .iter()
@@ -380,45 +417,28 @@ impl FleetService {
                 input.as_ref().map(|input| (id.as_str(), seq, input))
             })
             .collect();
+        let (done, failed): (Vec<_>, Vec<_>) = to_append
+            .iter()
+            .zip(&results)
+            .map(|(&i, r)| (prepared[i].0.as_str(), r.is_ok()))
+            .partition(|(_, ok)| *ok);
         if failed.is_empty() {
-            self.commit_claim(org, &claim, &inputs).await?;
-        } else {
-            let done: Vec<&str> = to_append
-                .iter()
-                .zip(&results)
-                .filter(|(_, r)| r.is_ok())
-                .map(|(&i, _)| prepared[i].0.as_str())
-                .collect();
-            let failed_ids: Vec<&str> = failed.iter().map(|&i| prepared[i].0.as_str()).collect();
-            // Best effort: if this fails too, the lease makes the claims recoverable later.
-            if let Err(e) = self
-                .settle_partial(org, &claim, &done, &failed_ids, &inputs)
-                .await
-            {
-                tracing::warn!(error = %e, "fleet claims left for lease recovery");
-            }
-            let error = results
-                .into_iter()
-                .find_map(Result::err)
-                .map(|e| e.to_string())
-                .unwrap_or_default();
-            return Err(EnforceError::unavailable("ledger", error));
+            return self.commit_claim(org, claim, &inputs).await;
         }
-        outcome.appended = to_append.len();
-        metrics::counter!("sck_fleet_decisions_ingested_total", "org" => org.to_owned())
-            .increment(outcome.appended as u64);
-        metrics::counter!("sck_fleet_decisions_duplicate_total", "org" => org.to_owned())
-            .increment(outcome.duplicates as u64);
-        if !in_progress.is_empty() {
-            return Err(EnforceError::new(Kind::Unavailable,
-                "ingest_in_progress",
-                format!(
-                    "{} decision(s) of this upload are being recorded by another request; retry later",
-                    in_progress.len()
-                ),
-            ));
+        let done: Vec<&str> = done.into_iter().map(|(id, _)| id).collect();
+        let failed: Vec<&str> = failed.into_iter().map(|(id, _)| id).collect();
+        if let Err(e) = self
+            .settle_partial(org, claim, &done, &failed, &inputs)
+            .await
+        {
+            tracing::warn!(error = %e, "fleet claims left for lease recovery");
         }
-        Ok(outcome)
+        let error = results
+            .into_iter()
+            .find_map(Result::err)
+            .map(|e| e.to_string())
+            .unwrap_or_default();
+        Err(EnforceError::unavailable("ledger", error))
     }
 
     /// Inserts `claimed` rows for the decision ids nobody holds; returns the ids now ours.
@@ -584,6 +604,17 @@ type Prepared = (String, Event, Option<StoredInput>);
 
 /// A kept input ready for `fleet_inputs`: decision id, entry seq, the input.
 type InputRow<'a> = (&'a str, u64, &'a StoredInput);
+/// The decision ids of an upload that an earlier request had claimed (see
+/// [`FleetService::resolve_prior`]).
+#[derive(Debug, Default)]
+struct Prior {
+    duplicates: usize,
+    in_progress: usize,
+    /// Stale claims whose entries the log does not hold: to append.
+    append: Vec<usize>,
+    /// Stale claims whose entries the log holds, with their `seq`.
+    durable: Vec<(usize, u64)>,
+}
 
 /// What a decision id claimed before this request is.
 enum Existing {

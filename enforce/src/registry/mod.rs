@@ -297,14 +297,7 @@ impl Registry {
     pub async fn insert_draft(&self, new: NewBundle) -> EnforceResult<BundleRecord> {
         let id = new_id("bnd");
         let created = now();
-        let lock = match self.store.backend() {
-            Backend::Sqlite => {
-                "SELECT 1 AS locked FROM bundle_heads WHERE org_id = $1 AND name = $2"
-            }
-            Backend::Postgres => {
-                "SELECT 1 AS locked FROM bundle_heads WHERE org_id = $1 AND name = $2 FOR UPDATE"
-            }
-        };
+        let lock = self.head_lock();
         let existing: Option<String> = with_pool!(&self.store, pool => {
             let mut tx = pool.begin_write().await?;
             sqlx::query("INSERT INTO bundle_heads (org_id, name) VALUES ($1, $2) ON CONFLICT (org_id, name) DO NOTHING")
@@ -524,12 +517,7 @@ impl Registry {
             .get(id)
             .await?
             .ok_or_else(|| EnforceError::not_found(format!("bundle {id} not found")))?;
-        let lock = match self.store.backend() {
-            Backend::Sqlite => "SELECT active_bundle_id FROM bundle_heads WHERE org_id = $1 AND name = $2",
-            Backend::Postgres => {
-                "SELECT active_bundle_id FROM bundle_heads WHERE org_id = $1 AND name = $2 FOR UPDATE"
-            }
-        };
+        let lock = self.head_lock();
         let ts = now();
         let outcome: Result<Option<String>, EnforceError> = with_pool!(&self.store, pool => {
             let mut tx = pool.begin_write().await?;
@@ -599,6 +587,49 @@ impl Registry {
             changed,
         })
     }
+    /// The statement that reads an org/name head row and locks it until the transaction ends
+    /// (on SQLite the write transaction already holds the database lock).
+    fn head_lock(&self) -> &'static str {
+        match self.store.backend() {
+            Backend::Sqlite => {
+                "SELECT active_bundle_id FROM bundle_heads WHERE org_id = $1 AND name = $2"
+            }
+            Backend::Postgres => {
+                "SELECT active_bundle_id FROM bundle_heads WHERE org_id = $1 AND name = $2 FOR UPDATE"
+            }
+        }
+    }
+
+    /// The version `rollbackTo` names, when revoking `target`: another version of the same
+    /// org/name. Another org's version is answered as an unknown id (its existence is not
+    /// revealed).
+    async fn rollback_target(
+        &self,
+        target: &BundleRecord,
+        rid: &str,
+    ) -> EnforceResult<BundleRecord> {
+        let r = self
+            .get(rid)
+            .await?
+            .filter(|r| r.organization_id == target.organization_id)
+            .ok_or_else(|| EnforceError::not_found(format!("bundle {rid} not found")))?;
+        if r.name != target.name {
+            return Err(EnforceError::invalid(
+                "invalid_rollback",
+                format!(
+                    "rollbackTo {rid} is not a version of {}/{}",
+                    target.organization_id, target.name
+                ),
+            ));
+        }
+        if r.id == target.id {
+            return Err(EnforceError::invalid(
+                "invalid_rollback",
+                "cannot roll back to the revoked version",
+            ));
+        }
+        Ok(r)
+    }
 
     /// Revokes `id`: its digest is never served or activated again. If it is active, either
     /// `rollback_to` becomes active in the same transaction, or (with `allow_no_active`) the
@@ -615,39 +646,10 @@ impl Registry {
             .await?
             .ok_or_else(|| EnforceError::not_found(format!("bundle {id} not found")))?;
         let rollback = match rollback_to {
-            Some(rid) => {
-                // Another org's version is answered as an unknown id: its existence is not
-                // revealed.
-                let r = self
-                    .get(rid)
-                    .await?
-                    .filter(|r| r.organization_id == target.organization_id)
-                    .ok_or_else(|| EnforceError::not_found(format!("bundle {rid} not found")))?;
-                if r.name != target.name {
-                    return Err(EnforceError::invalid(
-                        "invalid_rollback",
-                        format!(
-                            "rollbackTo {rid} is not a version of {}/{}",
-                            target.organization_id, target.name
-                        ),
-                    ));
-                }
-                if r.id == target.id {
-                    return Err(EnforceError::invalid(
-                        "invalid_rollback",
-                        "cannot roll back to the revoked version",
-                    ));
-                }
-                Some(r)
-            }
+            Some(rid) => Some(self.rollback_target(&target, rid).await?),
             None => None,
         };
-        let lock = match self.store.backend() {
-            Backend::Sqlite => "SELECT active_bundle_id FROM bundle_heads WHERE org_id = $1 AND name = $2",
-            Backend::Postgres => {
-                "SELECT active_bundle_id FROM bundle_heads WHERE org_id = $1 AND name = $2 FOR UPDATE"
-            }
-        };
+        let lock = self.head_lock();
         let ts = now();
         let was_active: Result<bool, EnforceError> = with_pool!(&self.store, pool => {
             let mut tx = pool.begin_write().await?;
