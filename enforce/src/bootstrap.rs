@@ -3,11 +3,11 @@
 //! policy tree so the gateway enforces something from its first request.
 
 use sck_bundler::SourceTree;
-use sck_ledger::entry::{Event, EventType};
+use sck_ledger::entry::EventType;
 use serde_json::json;
 
 use crate::config::Config;
-use crate::error::{EnforceError, EnforceResult};
+use crate::error::EnforceResult;
 use crate::lifecycle::Lifecycle;
 use crate::lifecycle::{CompileRequest, Source};
 use crate::registry::CredentialKind;
@@ -27,12 +27,13 @@ pub async fn run(config: &Config, lifecycle: &Lifecycle) -> EnforceResult<()> {
         .registry
         .create_credential(CredentialKind::Admin, None)
         .await?;
-    let event = Event::new(
+    crate::events::record(
+        &lifecycle.ledger,
+        "system",
         EventType::CredentialCreated,
         json!({"credential_id": root_id, "kind": "admin", "scope": "root", "actor": "bootstrap"}),
     )
-    .map_err(|e| EnforceError::internal("ledger event", e))?;
-    lifecycle.ledger.append("system", event).await?;
+    .await?;
     let (_, sidecar_secret) = lifecycle
         .issue_credential(CredentialKind::Sidecar, org, "bootstrap")
         .await?;

@@ -11,13 +11,13 @@ pub mod snapshots;
 
 use std::sync::Arc;
 
-use sck_ledger::entry::{Event, EventType};
+use sck_ledger::entry::EventType;
 use sck_ledger::{Ledger, Receipt};
 use sck_wire::principal::{VerifiedCaller, VerifiedToken};
 use serde::Serialize;
 use serde_json::{json, Value};
 
-use crate::error::{EnforceError, EnforceResult};
+use crate::error::EnforceResult;
 use snapshots::{Snapshot, Snapshots};
 
 /// The request facts recorded with a decision.
@@ -262,9 +262,7 @@ impl DecisionService {
             "request": {"method": request.method, "path": request.path},
             "input_sha256": document_sha256(&input),
         });
-        let event =
-            Event::new(kind, body).map_err(|e| EnforceError::internal("ledger event", e))?;
-        let receipt = self.ledger.append(org, event).await?;
+        let receipt = crate::events::record(&self.ledger, org, kind, body).await?;
         metrics::counter!("sck_decisions_total", "org" => org.to_owned(), "result" => if allow { "allow" } else { "deny" })
             .increment(1);
         Ok((

@@ -16,7 +16,7 @@
 
 use std::time::Duration;
 
-use sck_ledger::entry::{format_timestamp, Event, EventType};
+use sck_ledger::entry::{format_timestamp, EventType};
 use sck_ledger::store::BeginWrite;
 use sck_ledger::store::{Backend, Store};
 use serde_json::{json, Value};
@@ -345,7 +345,7 @@ impl FleetService {
         };
         let cutoff = OffsetDateTime::from_unix_timestamp_nanos(i128::from(cutoff_us) * 1000)
             .map_err(|e| EnforceError::internal("pruning run", e))?;
-        let event = Event::new(
+        let event = crate::events::event(
             EventType::RetentionInputsPruned,
             json!({
                 "run_id": run,
@@ -354,8 +354,7 @@ impl FleetService {
                 "table": "fleet_inputs",
                 "actor": actor,
             }),
-        )
-        .map_err(|e| EnforceError::internal("ledger event", e))?;
+        )?;
         self.ledger.append(&org, event).await?;
         with_pool!(&self.store, pool => {
             sqlx::query("UPDATE fleet_input_prunes SET state = 'logged' WHERE run_id = $1")

@@ -20,7 +20,7 @@ use std::sync::Arc;
 
 use base64::Engine;
 use rand::RngCore;
-use sck_ledger::entry::{Event, EventType};
+use sck_ledger::entry::EventType;
 use sck_ledger::store::BeginWrite;
 use sck_ledger::store::Store;
 use sck_ledger::Ledger;
@@ -233,9 +233,7 @@ impl Identities {
         kind: EventType,
         body: serde_json::Value,
     ) -> EnforceResult<()> {
-        let event =
-            Event::new(kind, body).map_err(|e| EnforceError::internal("ledger event", e))?;
-        self.ledger.append(org, event).await?;
+        crate::events::record(&self.ledger, org, kind, body).await?;
         Ok(())
     }
 

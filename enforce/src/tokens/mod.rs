@@ -38,11 +38,13 @@ use std::time::Duration;
 
 use jsonwebtoken::jwk::JwkSet;
 use jsonwebtoken::Header;
-use sck_ledger::entry::{Event, EventType};
+use sck_ledger::entry::EventType;
 use sck_ledger::store::Store;
 use sck_ledger::Ledger;
 use sck_wire::principal::VerifiedToken;
 use sck_wire::token::{acr_for, algorithm_name, is_valid_text, Claims, TOKEN_TYPE};
+
+use crate::events::event;
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 use sha2::Digest;
@@ -208,10 +210,6 @@ impl std::fmt::Debug for TokenService {
 /// SHA-256 hex of a token, as recorded in the ledger and `issued_tokens`.
 pub fn token_sha256(token: &str) -> String {
     hex::encode(sha2::Sha256::digest(token.as_bytes()))
-}
-
-fn event(kind: EventType, body: Value) -> EnforceResult<Event> {
-    Event::new(kind, body).map_err(|e| EnforceError::internal("ledger event", e))
 }
 
 /// The text claims (`sub`, `artifact_id`, `artifact_type`) sck issues: 1-256 characters, not

@@ -15,7 +15,7 @@
 
 use std::sync::Arc;
 
-use sck_ledger::entry::{Event, EventType};
+use sck_ledger::entry::EventType;
 use sck_ledger::Ledger;
 use serde_json::{json, Value};
 
@@ -277,9 +277,7 @@ impl XsckVerifier {
     }
 
     async fn append(&self, org: &str, kind: EventType, body: Value) -> Result<(), EnforceError> {
-        let event =
-            Event::new(kind, body).map_err(|e| EnforceError::internal("ledger event", e))?;
-        self.ledger.append(org, event).await?;
+        crate::events::record(&self.ledger, org, kind, body).await?;
         Ok(())
     }
 }
