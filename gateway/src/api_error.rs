@@ -239,6 +239,78 @@ pub type ApiResult<T> = Result<T, ApiError>;
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::sync::{Arc, Mutex};
+
+    /// Everything logged while `f` runs.
+    fn logged<T>(f: impl FnOnce() -> T) -> (T, String) {
+        #[derive(Clone, Default)]
+        struct Sink(Arc<Mutex<Vec<u8>>>);
+        impl std::io::Write for Sink {
+            fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> {
+                self.0.lock().unwrap().extend_from_slice(bytes);
+                Ok(bytes.len())
+            }
+            fn flush(&mut self) -> std::io::Result<()> {
+                Ok(())
+            }
+        }
+        let sink = Sink::default();
+        let writer = sink.clone();
+        let subscriber = tracing_subscriber::fmt()
+            .with_writer(move || writer.clone())
+            .with_ansi(false)
+            .finish();
+        let out = tracing::subscriber::with_default(subscriber, f);
+        let text = String::from_utf8(sink.0.lock().unwrap().clone()).unwrap();
+        (out, text)
+    }
+
+    #[test]
+    fn causes_are_logged_once_by_the_middleware_and_never_answered() {
+        use tower::ServiceExt;
+        let (error, by_constructor) =
+            logged(|| EnforceError::unavailable("database", "pool timed out on db-7"));
+        assert_eq!(by_constructor, "", "constructors never log");
+        let app = axum::Router::new()
+            .route(
+                "/fail",
+                axum::routing::get(move || {
+                    let error = error.clone();
+                    async move { ApiError::from(error) }
+                }),
+            )
+            .layer(axum::middleware::from_fn(log_causes));
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .build()
+            .unwrap();
+        let ((status, body), log) = logged(|| {
+            runtime.block_on(async {
+                let request = axum::http::Request::get("/fail")
+                    .body(axum::body::Body::empty())
+                    .unwrap();
+                let response = app.oneshot(request).await.unwrap();
+                let status = response.status();
+                let body = axum::body::to_bytes(response.into_body(), 1 << 16)
+                    .await
+                    .unwrap();
+                (status, String::from_utf8(body.to_vec()).unwrap())
+            })
+        });
+        assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE);
+        assert!(
+            body.contains("database is unavailable; retry later"),
+            "{body}"
+        );
+        assert!(
+            !body.contains("db-7"),
+            "the cause leaked to the client: {body}"
+        );
+        assert_eq!(log.matches("request failed").count(), 1, "{log}");
+        assert!(
+            log.contains("pool timed out on db-7") && log.contains("database"),
+            "{log}"
+        );
+    }
     use sck_wire::opa_logs::{BatchCode, UploadError};
     use sck_wire::xsck::Rejection;
 
