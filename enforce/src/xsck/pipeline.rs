@@ -67,6 +67,19 @@ struct Claimed<'a> {
     key_id: Option<&'a str>,
 }
 
+impl<'a> Claimed<'a> {
+    /// A request whose X-SCK headers were not read.
+    fn unparsed(target: &Target<'a>) -> Claimed<'a> {
+        Claimed {
+            method: target.method,
+            path: target.path,
+            ans_id: None,
+            organization: None,
+            key_id: None,
+        }
+    }
+}
+
 impl XsckVerifier {
     /// A verifier for a gateway reachable at `public_url`; rejections that name no known pin
     /// are ledgered under `fallback_org`.
@@ -108,21 +121,13 @@ impl XsckVerifier {
 
     /// Ledgers and answers a request refused before its body could be read in full.
     pub async fn reject_oversized(&self, target: &Target<'_>) -> EnforceError {
-        let claimed = Claimed {
-            method: target.method,
-            path: target.path,
-            ans_id: None,
-            organization: None,
-            key_id: None,
-        };
         let rejection = Rejection::BodyTooLarge(self.settings.max_body_bytes);
-        match self.record_rejection(&claimed, None, &rejection).await {
-            Ok(()) => rejection.into(),
-            Err(e) => e,
-        }
+        self.refuse(&Claimed::unparsed(target), None, rejection)
+            .await
     }
 
-    /// Verifies one request (see the module docs); `now` is unix seconds.
+    /// Verifies one request (see the module docs); `now` is unix seconds. Every outcome is
+    /// ledgered: `upstream.verified`, or `upstream.rejected` with the step's reason.
     pub async fn verify<'h>(
         &self,
         target: &Target<'_>,
@@ -130,19 +135,12 @@ impl XsckVerifier {
         body: &[u8],
         now: i64,
     ) -> Result<VerifiedCaller, EnforceError> {
-        let parsed = canonical::parse_headers(headers, self.settings.require_nonce);
-        let parsed = match parsed {
-            Ok(p) => p,
+        let parsed = match canonical::parse_headers(headers, self.settings.require_nonce) {
+            Ok(parsed) => parsed,
             Err(rejection) => {
-                let claimed = Claimed {
-                    method: target.method,
-                    path: target.path,
-                    ans_id: None,
-                    organization: None,
-                    key_id: None,
-                };
-                self.record_rejection(&claimed, None, &rejection).await?;
-                return Err(rejection.into());
+                return Err(self
+                    .refuse(&Claimed::unparsed(target), None, rejection)
+                    .await)
             }
         };
         let claimed = Claimed {
@@ -152,33 +150,61 @@ impl XsckVerifier {
             organization: Some(&parsed.organization),
             key_id: parsed.key_id.as_deref(),
         };
+        let caller = match self.check(target, &parsed, body, now).await? {
+            Ok(caller) => caller,
+            Err((pin_org, rejection)) => {
+                return Err(self.refuse(&claimed, pin_org.as_deref(), rejection).await)
+            }
+        };
+        self.append(
+            &caller.org,
+            EventType::UpstreamVerified,
+            json!({
+                "ans_id": caller.ans_id,
+                "key_id": caller.key_id,
+                "scheme": caller.scheme,
+                "nonce": parsed.nonce,
+                "timestamp": parsed.timestamp,
+                "method": target.method,
+                "path": truncate(target.path),
+                "body_sha256": canonical::body_sha256(body),
+            }),
+        )
+        .await?;
+        metrics::counter!("sck_xsck_total", "result" => "verified").increment(1);
+        Ok(caller)
+    }
+
+    /// The spec's steps after the headers: body size → skew → pin (exists, same org, not
+    /// revoked) → signature against only the pinned keys → nonce. A refusal names the pin's
+    /// org when one was found (its log records it).
+    async fn check(
+        &self,
+        target: &Target<'_>,
+        parsed: &canonical::XsckHeaders,
+        body: &[u8],
+        now: i64,
+    ) -> Result<Result<VerifiedCaller, (Option<String>, Rejection)>, EnforceError> {
         if body.len() > self.settings.max_body_bytes {
-            let rejection = Rejection::BodyTooLarge(self.settings.max_body_bytes);
-            self.record_rejection(&claimed, None, &rejection).await?;
-            return Err(rejection.into());
+            return Ok(Err((
+                None,
+                Rejection::BodyTooLarge(self.settings.max_body_bytes),
+            )));
         }
         if let Err(rejection) =
             canonical::check_skew(&parsed.timestamp, now, self.settings.max_skew_secs)
         {
-            self.record_rejection(&claimed, None, &rejection).await?;
-            return Err(rejection.into());
+            return Ok(Err((None, rejection)));
         }
-        let pin = self.identities.lookup(&parsed.ans_id).await?;
-        let pin = match pin {
-            None => Err((None, Rejection::UnknownIdentity)),
+        let pin = match self.identities.lookup(&parsed.ans_id).await? {
+            None => return Ok(Err((None, Rejection::UnknownIdentity))),
             Some(pin) if pin.org != parsed.organization => {
-                Err((Some(pin.org), Rejection::OrgMismatch))
+                return Ok(Err((Some(pin.org), Rejection::OrgMismatch)))
             }
-            Some(pin) if pin.revoked => Err((Some(pin.org), Rejection::IdentityRevoked)),
-            Some(pin) => Ok(pin),
-        };
-        let pin = match pin {
-            Ok(pin) => pin,
-            Err((org, rejection)) => {
-                self.record_rejection(&claimed, org.as_deref(), &rejection)
-                    .await?;
-                return Err(rejection.into());
+            Some(pin) if pin.revoked => {
+                return Ok(Err((Some(pin.org), Rejection::IdentityRevoked)))
             }
+            Some(pin) => pin,
         };
         let request = SignedRequest {
             method: target.method,
@@ -187,7 +213,7 @@ impl XsckVerifier {
             query: target.query,
             body,
         };
-        let message = canonical::string_to_sign_for(&request, &parsed);
+        let message = canonical::string_to_sign_for(&request, parsed);
         let key = match canonical::verify_signature(
             message.as_bytes(),
             &parsed.signature,
@@ -195,11 +221,7 @@ impl XsckVerifier {
             parsed.key_id.as_deref(),
         ) {
             Ok(key) => key,
-            Err(rejection) => {
-                self.record_rejection(&claimed, Some(&pin.org), &rejection)
-                    .await?;
-                return Err(rejection.into());
-            }
+            Err(rejection) => return Ok(Err((Some(pin.org), rejection))),
         };
         let replay_key = match &parsed.nonce {
             Some(nonce) => format!("n:{nonce}"),
@@ -216,34 +238,28 @@ impl XsckVerifier {
             .await
             .map_err(|e| EnforceError::unavailable("replay store", e))?;
         if !fresh {
-            let rejection = Rejection::ReplayedNonce;
-            self.record_rejection(&claimed, Some(&pin.org), &rejection)
-                .await?;
-            return Err(rejection.into());
+            return Ok(Err((Some(pin.org), Rejection::ReplayedNonce)));
         }
-        let caller = VerifiedCaller {
-            ans_id: pin.ans_id.clone(),
-            org: pin.org.clone(),
+        Ok(Ok(VerifiedCaller {
             key_id: key.key_id.clone(),
+            ans_id: pin.ans_id,
+            org: pin.org,
             scheme: parsed.signature.scheme().as_str().to_owned(),
-        };
-        self.append(
-            &pin.org,
-            EventType::UpstreamVerified,
-            json!({
-                "ans_id": caller.ans_id,
-                "key_id": caller.key_id,
-                "scheme": caller.scheme,
-                "nonce": parsed.nonce,
-                "timestamp": parsed.timestamp,
-                "method": target.method,
-                "path": truncate(target.path),
-                "body_sha256": canonical::body_sha256(body),
-            }),
-        )
-        .await?;
-        metrics::counter!("sck_xsck_total", "result" => "verified").increment(1);
-        Ok(caller)
+        }))
+    }
+
+    /// Ledgers a refusal (under the pin's org, else the fallback org) and returns the error
+    /// to answer: the refusal, or the ledger's failure if it could not be recorded.
+    async fn refuse(
+        &self,
+        claimed: &Claimed<'_>,
+        pin_org: Option<&str>,
+        rejection: Rejection,
+    ) -> EnforceError {
+        match self.record_rejection(claimed, pin_org, &rejection).await {
+            Ok(()) => rejection.into(),
+            Err(e) => e,
+        }
     }
 
     async fn record_rejection(
