@@ -199,6 +199,27 @@ fn generate() -> Result<NewKey, String> {
         pem: zeroize_string::Secret(pem.to_string()),
     })
 }
+/// The JWK and verifying key of a stored Ed25519 public key (`x`, base64url), checking that
+/// `kid` is its RFC 7638 thumbprint.
+fn ed25519_verifying_key(kid: &str, x: &str) -> Result<(Jwk, VerifyKey), String> {
+    let public: [u8; 32] = URL_SAFE_NO_PAD
+        .decode(x)
+        .ok()
+        .and_then(|b| b.try_into().ok())
+        .ok_or_else(|| format!("key {kid}: bad public key"))?;
+    let jwk = ed25519_jwk(&public)?;
+    if jwk.common.key_id.as_deref() != Some(kid) {
+        return Err(format!("key {kid}: kid is not the key's thumbprint"));
+    }
+    let decoding = DecodingKey::from_ed_components(x).map_err(|e| format!("key {kid}: {e}"))?;
+    Ok((
+        jwk,
+        VerifyKey {
+            alg: Algorithm::EdDSA,
+            decoding,
+        },
+    ))
+}
 
 fn key_path(dir: &Path, kid: &str) -> PathBuf {
     dir.join(format!("{kid}.pem"))
@@ -289,6 +310,32 @@ impl KeyRing {
         self.snapshot().jwks.clone()
     }
 
+    /// The signing key of the active `kid` from its private key file; `None` (with a warning)
+    /// when the file is not on this replica, which then cannot issue EdDSA tokens.
+    fn active_signing_key(&self, kid: &str) -> Result<Option<SigningKey>, String> {
+        let path = key_path(&self.dir, kid);
+        match std::fs::read(&path) {
+            Ok(pem) => {
+                let encoding = EncodingKey::from_ed_pem(&pem)
+                    .map_err(|e| format!("{}: {e}", path.display()))?;
+                Ok(Some(SigningKey {
+                    kid: kid.to_owned(),
+                    alg: Algorithm::EdDSA,
+                    encoding,
+                }))
+            }
+            Err(e) => {
+                tracing::warn!(
+                    kid = %kid,
+                    path = %path.display(),
+                    error = %e,
+                    "private key of the active token key is not on this replica; issuing EdDSA tokens is unavailable here"
+                );
+                Ok(None)
+            }
+        }
+    }
+
     /// Re-reads the key states from the database and swaps the snapshot.
     pub async fn reload(&self) -> Result<(), String> {
         let rows: Vec<KeyRow> = with_pool!(&self.store, pool => {
@@ -328,44 +375,11 @@ impl KeyRing {
             if state == KeyState::Retired {
                 continue;
             }
-            let public: [u8; 32] = URL_SAFE_NO_PAD
-                .decode(&x)
-                .ok()
-                .and_then(|b| b.try_into().ok())
-                .ok_or_else(|| format!("key {kid}: bad public key"))?;
-            let jwk = ed25519_jwk(&public)?;
-            if jwk.common.key_id.as_deref() != Some(kid.as_str()) {
-                return Err(format!("key {kid}: kid is not the key's thumbprint"));
-            }
-            let decoding =
-                DecodingKey::from_ed_components(&x).map_err(|e| format!("key {kid}: {e}"))?;
-            ring.verify.insert(
-                kid.clone(),
-                VerifyKey {
-                    alg: Algorithm::EdDSA,
-                    decoding,
-                },
-            );
+            let (jwk, key) = ed25519_verifying_key(&kid, &x)?;
+            ring.verify.insert(kid.clone(), key);
             ring.jwks.keys.push(jwk);
             if state == KeyState::Active {
-                let path = key_path(&self.dir, &kid);
-                match std::fs::read(&path) {
-                    Ok(pem) => {
-                        let encoding = EncodingKey::from_ed_pem(&pem)
-                            .map_err(|e| format!("{}: {e}", path.display()))?;
-                        ring.ed25519 = Some(SigningKey {
-                            kid: kid.clone(),
-                            alg: Algorithm::EdDSA,
-                            encoding,
-                        });
-                    }
-                    Err(e) => tracing::warn!(
-                        kid = %kid,
-                        path = %path.display(),
-                        error = %e,
-                        "private key of the active token key is not on this replica; issuing EdDSA tokens is unavailable here"
-                    ),
-                }
+                ring.ed25519 = self.active_signing_key(&kid)?;
             }
         }
         if let Some((kid, secret)) = &self.hs256 {
