@@ -522,7 +522,7 @@ fn the_layer_protects_any_route() {
         let services = sck_enforce::Services::open(config).await.unwrap();
         let (_, key) = services
             .xsck()
-            .identities
+            .identities()
             .create(ORG, ANS, &sck_enforce::identities::KeyRequest::Hmac, "test")
             .await
             .unwrap();

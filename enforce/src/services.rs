@@ -148,7 +148,7 @@ impl Services {
             .map_err(|e| format!("token listener: {e}"))?;
         self.xsck.spawn_background();
         self.decisions
-            .snapshots
+            .snapshots()
             .refresh()
             .await
             .map_err(|e| format!("loading active policies: {e}"))?;

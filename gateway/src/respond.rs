@@ -111,7 +111,7 @@ pub async fn decide_and_answer(
     uri: &Uri,
     body: &[u8],
 ) -> Result<Response, ApiError> {
-    if let Err(limited) = decisions.limits.check(principal.org(), principal.subject()) {
+    if let Err(limited) = decisions.check_rate(principal.org(), principal.subject()) {
         return Ok(rate_limited(limited));
     }
     let request = parse_body(body)?;

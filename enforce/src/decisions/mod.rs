@@ -106,12 +106,23 @@ fn document_sha256(value: &Value) -> String {
 /// Evaluates decisions and ledgers them.
 #[derive(Debug, Clone)]
 pub struct DecisionService {
-    pub snapshots: Arc<Snapshots>,
-    pub ledger: Ledger,
-    pub limits: Arc<rate_limit::RateLimits>,
+    snapshots: Arc<Snapshots>,
+    ledger: Ledger,
+    limits: Arc<rate_limit::RateLimits>,
 }
 
 impl DecisionService {
+    /// The per-org compiled policy snapshots.
+    pub fn snapshots(&self) -> &Snapshots {
+        &self.snapshots
+    }
+
+    /// Takes one request from the org's and the subject's token buckets, or says which limit
+    /// refused it and when to retry.
+    pub fn check_rate(&self, org: &str, subject: &str) -> Result<(), rate_limit::Limited> {
+        self.limits.check(org, subject)
+    }
+
     /// A service for `config`, enforcing bundle `bundle_name` of each org.
     pub fn new(
         config: &crate::config::DecisionConfig,

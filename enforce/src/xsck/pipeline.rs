@@ -34,7 +34,7 @@ const MAX_LOGGED_PATH: usize = 256;
 #[derive(Debug, Clone)]
 pub struct XsckVerifier {
     /// The identity pins (also served by the identities API).
-    pub identities: Identities,
+    identities: Identities,
     nonces: NonceStore,
     ledger: Ledger,
     settings: Arc<Settings>,
@@ -102,6 +102,11 @@ impl XsckVerifier {
                 fallback_org: fallback_org.to_owned(),
             }),
         }
+    }
+
+    /// The ANS identity pins this verifier checks against.
+    pub fn identities(&self) -> &Identities {
+        &self.identities
     }
 
     /// Starts the replay store's sweep.

@@ -177,7 +177,7 @@ async fn activate_bundle(
         .activate(admin.actor(), &body.bundle_id, body.rollback)
         .await?;
     // This replica enforces the new version before the activation is acknowledged.
-    state.decisions().snapshots.refresh().await?;
+    state.decisions().snapshots().refresh().await?;
     Ok(Json(ActivationAnswer {
         bundle: activation.activated,
         superseded: activation.superseded,
@@ -236,7 +236,7 @@ async fn revoke_bundle(
             body.allow_no_active,
         )
         .await?;
-    state.decisions().snapshots.refresh().await?;
+    state.decisions().snapshots().refresh().await?;
     Ok(Json(RevocationAnswer {
         bundle: revocation.revoked,
         rolled_back_to: revocation.rolled_back_to,

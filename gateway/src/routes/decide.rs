@@ -104,7 +104,7 @@ async fn data_api(
     body: OptionalJsonBody<DataRequest>,
 ) -> Result<Response, ApiError> {
     let decisions = &state.decisions();
-    if let Err(limited) = decisions.limits.check(&token.org, &token.sub) {
+    if let Err(limited) = decisions.check_rate(&token.org, &token.sub) {
         return Ok(rate_limited(limited));
     }
     let rule = rule_path(&path)?;

@@ -73,7 +73,7 @@ async fn create_identity(
     let key = KeyRequest::parse(body.scheme.as_deref(), body.public_key.as_deref())?;
     let (identity, key) = state
         .xsck()
-        .identities
+        .identities()
         .create(&body.organization_id, &body.ans_id, &key, admin.actor())
         .await?;
     Ok((StatusCode::CREATED, Json(PinWithNewKey { identity, key })))
@@ -111,7 +111,7 @@ async fn list_identities(
         admin.authorize_read(org, "organization")
     })
     .await?;
-    let identities = state.xsck().identities.list(org.as_deref()).await?;
+    let identities = state.xsck().identities().list(org.as_deref()).await?;
     Ok(Json(PinList { identities }))
 }
 
@@ -156,7 +156,7 @@ async fn rotate_identity(
     let key = KeyRequest::parse(body.scheme.as_deref(), body.public_key.as_deref())?;
     let (identity, key, retired) = state
         .xsck()
-        .identities
+        .identities()
         .rotate(
             &body.organization_id,
             &body.ans_id,
@@ -212,7 +212,7 @@ async fn revoke_identity(
     }
     let identity = state
         .xsck()
-        .identities
+        .identities()
         .revoke(&body.organization_id, &body.ans_id, reason, admin.actor())
         .await?;
     Ok(Json(RevokedPin { identity }))

@@ -86,7 +86,7 @@ async fn ready(State(state): State<AppState>) -> (StatusCode, Json<Readiness>) {
 async fn metrics(State(state): State<AppState>) -> impl IntoResponse {
     (
         [(header::CONTENT_TYPE, "text/plain; version=0.0.4")],
-        state.metrics().render() + &state.decisions().snapshots.active_metric(),
+        state.metrics().render() + &state.decisions().snapshots().active_metric(),
     )
 }
 
