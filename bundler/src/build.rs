@@ -5,8 +5,8 @@
 //! tarballs, and a plain build of the same tree gives the same file hashes as `opa build`.
 
 use crate::bundle::{Bundle, MANIFEST_FILE};
-use crate::canonical::Json;
-use crate::data::{is_data_file, parse_data_file, DataMerger};
+use crate::canonical::{Json, Numbers};
+use crate::data::{is_data_file, Data};
 use crate::error::{BundleError, Result};
 use crate::manifest::{write_manifest, SckMetadata};
 use crate::signing::{self, SigningConfig, SIGNATURES_FILE};
@@ -45,7 +45,7 @@ pub struct Built {
 /// Builds (and optionally signs) a bundle from `source`.
 pub fn build(source: &SourceTree, options: &BuildOptions) -> Result<Built> {
     let mut source_manifest = None;
-    let mut merger = DataMerger::default();
+    let mut data = Data::default();
     let mut modules = Vec::new();
     for (name, bytes) in source.files() {
         if name == MANIFEST_FILE {
@@ -54,17 +54,17 @@ pub fn build(source: &SourceTree, options: &BuildOptions) -> Result<Built> {
                 source,
             })?);
         } else if is_data_file(name) {
-            merger.add(name, parse_data_file(name, bytes)?)?;
+            data.add(name, bytes.clone())?;
         } else if name.ends_with(".rego") {
             modules.push(BundleFile::new(name.clone(), bytes.clone()));
         }
     }
 
-    let mut data = merger.finish();
-    data.normalize_numbers()
-        .map_err(|e| BundleError::Data(format!("data: {e}")))?;
-    let mut data_bytes = data.to_canonical_bytes();
+    // The one data.json, written straight from the source documents' text.
+    let mut data_bytes = Vec::new();
+    data.write_canonical(Numbers::Plain, &mut data_bytes)?;
     data_bytes.push(b'\n');
+    drop(data);
 
     let metadata = options.identity.as_ref().map(|id| SckMetadata {
         org: id.org.clone(),

@@ -5,8 +5,9 @@
 //! non-UTF-8 Rego, malformed manifests, overlapping roots, data or packages outside the roots,
 //! Wasm modules sck cannot evaluate, and a `.signatures.json` without exactly one signature.
 
-use crate::canonical::Json;
-use crate::data::{is_data_file, parse_data_file, DataMerger};
+use bytes::Bytes;
+
+use crate::data::{is_data_file, Data};
 use crate::error::{BundleError, Result};
 use crate::manifest::Manifest;
 use crate::policy;
@@ -28,9 +29,9 @@ pub struct Bundle {
     /// The single JWS of `.signatures.json`, if the bundle is signed.
     pub signature: Option<String>,
     /// The raw `.signatures.json`, kept byte for byte.
-    signatures_file: Option<Vec<u8>>,
-    /// All data documents merged into one object.
-    pub data: Json,
+    signatures_file: Option<Bytes>,
+    /// All data documents merged into one object (over the files' own bytes).
+    pub data: Data,
 }
 
 /// A Rego module of a bundle.
@@ -56,7 +57,7 @@ impl Bundle {
         let mut manifest = None;
         let mut signature = None;
         let mut signatures_file = None;
-        let mut merger = DataMerger::default();
+        let mut data = Data::default();
         let mut files = Vec::with_capacity(all_files.len());
         for file in all_files {
             let name = file.name.as_str();
@@ -74,7 +75,7 @@ impl Bundle {
                     });
                 }
             } else if is_data_file(name) {
-                merger.add(name, parse_data_file(name, &file.bytes)?)?;
+                data.add(name, file.bytes.clone())?;
             } else if name.ends_with(".wasm") || name == "plan.json" {
                 return Err(BundleError::Unsupported(format!(
                     "{name}: Wasm and plan bundles are not supported; sck evaluates Rego modules"
@@ -83,7 +84,6 @@ impl Bundle {
             files.push(file);
         }
         let manifest = manifest.unwrap_or_default();
-        let data = merger.finish();
         let roots = manifest.roots()?;
         roots.check_data(&data)?;
         let bundle = Bundle {

@@ -3,12 +3,22 @@
 //! OPA hashes `data.json`, `data.yaml` and `.manifest` over a canonical encoding (see
 //! `spec/bundles.md`): object keys sorted by byte order, no insignificant whitespace, strings
 //! escaped as Go's `encoding/json` does with HTML escaping off, and numbers written as the
-//! literal text of the source. [`Json`] keeps that literal text (tokenizing is done by
-//! `jiter`, which hands out each number's bytes) so a bundle written by OPA hashes to exactly what OPA
-//! signed. When sck writes data itself, [`Json::normalize_numbers`] first rewrites every number
-//! as a plain decimal so that every OPA version agrees on the bytes.
+//! literal text of the source (tokenizing is done by `jiter`, which hands out each number's
+//! bytes), so a bundle written by OPA hashes to exactly what OPA signed. When sck writes data
+//! itself, every number is first rewritten as a plain decimal ([`Numbers::Plain`],
+//! [`Json::normalize_numbers`]) so that every OPA version agrees on the bytes.
+//!
+//! Data documents can be hundreds of megabytes, so they are never turned into a tree:
+//! [`write_canonical`], [`canonical_digest`] and [`validate`] work on the text itself (module
+//! `stream`). [`Json`], a tree that keeps number literals, is for small documents (the
+//! manifest).
 
 use std::collections::BTreeMap;
+
+mod stream;
+
+pub(crate) use stream::skip_value;
+pub use stream::{canonical_digest, validate, write_canonical, Numbers};
 
 /// Deepest nesting accepted in a JSON document; deeper input is refused instead of
 /// exhausting the stack.
@@ -117,11 +127,6 @@ impl Json {
         }
     }
 
-    /// An empty object.
-    pub fn empty_object() -> Json {
-        Json::Object(BTreeMap::new())
-    }
-
     /// OPA's canonical encoding of this value (the bytes OPA hashes for signing).
     pub fn to_canonical_bytes(&self) -> Vec<u8> {
         let mut out = Vec::new();
@@ -174,13 +179,6 @@ impl Json {
             Json::Null | Json::Bool(_) | Json::String(_) => Ok(()),
         }
     }
-
-    /// Converts to a `serde_json` value (numbers are re-parsed from their literal text). Fails
-    /// where serde_json's limits are narrower than ours: numbers beyond f64 (`1e400`) and
-    /// nesting deeper than 128 levels.
-    pub fn to_serde(&self) -> Result<serde_json::Value, String> {
-        serde_json::from_slice(&self.to_canonical_bytes()).map_err(|e| e.to_string())
-    }
 }
 
 /// Why building a [`Json`] from tokens stopped.
@@ -198,7 +196,7 @@ impl From<jiter::JiterError> for Build {
 /// Writes `s` as Go's `encoding/json` does with `SetEscapeHTML(false)` (Go 1.21, the toolchain
 /// of OPA 0.60): `"` and `\` escaped, `\n` `\r` `\t` as short escapes, other control characters
 /// as `\u00xx`, and U+2028/U+2029 escaped; everything else verbatim.
-fn write_go_string(s: &str, out: &mut Vec<u8>) {
+pub(crate) fn write_go_string(s: &str, out: &mut Vec<u8>) {
     const HEX: &[u8; 16] = b"0123456789abcdef";
     out.push(b'"');
     for c in s.chars() {
@@ -226,7 +224,7 @@ fn write_go_string(s: &str, out: &mut Vec<u8>) {
 }
 
 /// Rewrites a JSON number literal as the shortest plain decimal with the same value.
-fn plain_decimal(literal: &str) -> Result<String, JsonError> {
+pub(crate) fn plain_decimal(literal: &str) -> Result<String, JsonError> {
     let bad = || JsonError::UnrepresentableNumber(literal.to_owned());
     let (negative, unsigned) = match literal.strip_prefix('-') {
         Some(rest) => (true, rest),
@@ -282,20 +280,6 @@ mod tests {
 
     fn canonical(text: &str) -> String {
         String::from_utf8(Json::parse(text.as_bytes()).unwrap().to_canonical_bytes()).unwrap()
-    }
-
-    #[test]
-    fn to_serde_refuses_what_serde_json_cannot_hold() {
-        assert!(Json::parse(b"[1e400]").unwrap().to_serde().is_err());
-        let deep = format!("{}{}", "[".repeat(200), "]".repeat(200));
-        assert!(Json::parse(deep.as_bytes()).unwrap().to_serde().is_err());
-        assert_eq!(
-            Json::parse(br#"{"a":[1,2.5]}"#)
-                .unwrap()
-                .to_serde()
-                .unwrap(),
-            serde_json::json!({"a": [1, 2.5]})
-        );
     }
 
     #[test]

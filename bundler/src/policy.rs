@@ -295,7 +295,7 @@ pub fn check(bundle: &Bundle) -> Result<CheckReport> {
                 for (rule, offset) in rule_names(module.source, &ast) {
                     let mut path = package_segments(&package);
                     path.extend(rule.split('.').map(str::to_owned));
-                    if data_at(&bundle.data, &path) {
+                    if bundle.data.contains(&path)? {
                         report(
                             offset,
                             format!(
@@ -330,21 +330,6 @@ pub fn check(bundle: &Bundle) -> Result<CheckReport> {
         entrypoint,
         entrypoint_defined,
     })
-}
-
-/// True if the data document has a value at `path`.
-fn data_at(data: &crate::canonical::Json, path: &[String]) -> bool {
-    let mut node = data;
-    for segment in path {
-        match node {
-            crate::canonical::Json::Object(map) => match map.get(segment) {
-                Some(child) => node = child,
-                None => return false,
-            },
-            _ => return false,
-        }
-    }
-    true
 }
 
 fn rule_defined(bundle: &Bundle, rule_path: &str) -> bool {
@@ -406,12 +391,14 @@ fn load_modules(bundle: &Bundle, rewrite: bool) -> Result<Engine> {
     Ok(engine)
 }
 
-/// The bundle's data document as a regorus value.
+/// The bundle's data document as a regorus value, parsed from its text (a single data file as
+/// written, several merged without a tree of their own in between).
 pub fn data_value(bundle: &Bundle) -> Result<regorus::Value> {
-    regorus::Value::from_json_str(
-        std::str::from_utf8(&bundle.data.to_canonical_bytes()).expect("canonical JSON is UTF-8"),
-    )
-    .map_err(|e| BundleError::Data(format!("data: {e}")))
+    let text = bundle.data.json_text()?;
+    std::str::from_utf8(&text)
+        .map_err(|e| e.to_string())
+        .and_then(|text| regorus::Value::from_json_str(text).map_err(|e| e.to_string()))
+        .map_err(|e| BundleError::Data(format!("data: {e}")))
 }
 
 /// Evaluates `rule` (a `data.`-rooted path) on `input`; `None` when the rule is undefined.

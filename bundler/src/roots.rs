@@ -4,7 +4,7 @@
 //! overlap one another, and every package and every data path of the bundle must sit under one
 //! of them — the rules OPA applies when it activates a bundle.
 
-use crate::canonical::Json;
+use crate::data::{Data, Node};
 use crate::error::{BundleError, Result};
 
 /// The validated roots of one bundle.
@@ -62,17 +62,22 @@ impl Roots {
     }
 
     /// Checks that every value of the merged data document lies under a root.
-    pub fn check_data(&self, data: &Json) -> Result<()> {
+    pub fn check_data(&self, data: &Data) -> Result<()> {
         let mut path = Vec::new();
-        self.check_data_at(data, &mut path)
+        self.check_data_at(data.root(), &mut path)
     }
 
-    fn check_data_at(&self, node: &Json, path: &mut Vec<String>) -> Result<()> {
+    fn check_data_at(&self, node: &Node, path: &mut Vec<String>) -> Result<()> {
         if self.contains(path) {
             return Ok(());
         }
-        match node {
-            Json::Object(children) if self.has_root_below(path) => {
+        let children = if self.has_root_below(path) {
+            node.members()?
+        } else {
+            None
+        };
+        match children {
+            Some(children) => {
                 for (key, child) in children {
                     path.push(key.clone());
                     self.check_data_at(child, path)?;
@@ -148,10 +153,15 @@ mod tests {
 
     #[test]
     fn data_must_sit_under_a_root() {
+        let data = |text: &'static [u8]| {
+            let mut data = Data::default();
+            data.add("data.json", text.into()).unwrap();
+            data
+        };
         let r = roots(&["sck/authz"]).unwrap();
-        let ok = Json::parse(br#"{"sck":{"authz":{"x":1}}}"#).unwrap();
+        let ok = data(br#"{"sck":{"authz":{"x":1}}}"#);
         r.check_data(&ok).unwrap();
-        let bad = Json::parse(br#"{"sck":{"authz":{},"other":1}}"#).unwrap();
+        let bad = data(br#"{"sck":{"authz":{},"other":1}}"#);
         assert_eq!(
             r.check_data(&bad).unwrap_err().to_string(),
             r#"data at /sck/other is outside the manifest roots ["sck/authz"]"#

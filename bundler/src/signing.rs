@@ -7,6 +7,7 @@
 //! key; requires the configured scope to equal the signed scope; and requires the signed file
 //! set to equal the bundle's file set exactly. It is a pure function of bytes and keys.
 
+use std::borrow::Cow;
 use std::collections::{BTreeMap, BTreeSet};
 
 use base64::Engine as _;
@@ -14,7 +15,7 @@ use jsonwebtoken::{Algorithm, Header, Validation};
 use serde::{Deserialize, Serialize};
 use sha2::Digest;
 
-use crate::canonical::Json;
+use crate::canonical::{self, JsonError, Numbers};
 use crate::error::{BundleError, Result};
 use crate::keys::{SigningKey, VerificationKey};
 use crate::tarball::BundleFile;
@@ -85,29 +86,49 @@ pub fn is_structured(name: &str) -> bool {
     )
 }
 
-/// The bytes OPA hashes for a file: canonical JSON for structured files, raw bytes otherwise.
+/// The JSON text of a structured file (YAML converted), which OPA hashes in canonical form.
+fn structured_text<'a>(name: &str, bytes: &'a [u8]) -> Result<Cow<'a, [u8]>> {
+    if name.ends_with(".yaml") || name.ends_with(".yml") {
+        crate::data::yaml_to_json(name, bytes).map(Cow::Owned)
+    } else {
+        Ok(Cow::Borrowed(bytes))
+    }
+}
+
+fn json_error(name: &str) -> impl FnOnce(JsonError) -> BundleError + '_ {
+    move |source| BundleError::Json {
+        path: name.to_owned(),
+        source,
+    }
+}
+
+/// The bytes OPA hashes for a file: canonical JSON for structured files, raw bytes otherwise
+/// (for inspection and tests; hashing streams them instead of collecting them).
 pub fn hashed_form(name: &str, bytes: &[u8]) -> Result<Vec<u8>> {
     if !is_structured(name) {
         return Ok(bytes.to_vec());
     }
-    let value = if name.ends_with(".yaml") || name.ends_with(".yml") {
-        crate::data::parse_yaml(name, bytes)?
-    } else {
-        Json::parse(bytes).map_err(|source| BundleError::Json {
-            path: name.to_owned(),
-            source,
-        })?
-    };
-    Ok(value.to_canonical_bytes())
+    let mut out = Vec::new();
+    canonical::write_canonical(&structured_text(name, bytes)?, Numbers::AsWritten, &mut out)
+        .map_err(json_error(name))?;
+    Ok(out)
+}
+
+/// A file hash algorithm sck accepts.
+#[derive(Clone, Copy)]
+enum FileHash {
+    Sha256,
+    Sha384,
+    Sha512,
 }
 
 /// The hash function for a signed file's `algorithm`: only SHA-256/384/512 (OPA also takes
 /// MD5 and SHA-1, which sck refuses).
-fn hasher(algorithm: &str) -> Result<fn(&[u8]) -> String> {
+fn hasher(algorithm: &str) -> Result<FileHash> {
     Ok(match algorithm {
-        "SHA-256" => |bytes| hex::encode(sha2::Sha256::digest(bytes)),
-        "SHA-384" => |bytes| hex::encode(sha2::Sha384::digest(bytes)),
-        "SHA-512" => |bytes| hex::encode(sha2::Sha512::digest(bytes)),
+        "SHA-256" => FileHash::Sha256,
+        "SHA-384" => FileHash::Sha384,
+        "SHA-512" => FileHash::Sha512,
         other => {
             return Err(BundleError::signature(format!(
                 "file hash algorithm {other:?} is not accepted (use SHA-256, SHA-384 or SHA-512)"
@@ -116,15 +137,28 @@ fn hasher(algorithm: &str) -> Result<fn(&[u8]) -> String> {
     })
 }
 
-fn digest(algorithm: &str, bytes: &[u8]) -> Result<String> {
-    Ok(hasher(algorithm)?(bytes))
+/// The hex digest of a file's hashed form, computed while it is produced.
+fn file_digest(algorithm: &str, name: &str, bytes: &[u8]) -> Result<String> {
+    fn hash<D: Digest>(name: &str, bytes: &[u8]) -> Result<String> {
+        if !is_structured(name) {
+            return Ok(hex::encode(D::digest(bytes)));
+        }
+        let digest = canonical::canonical_digest::<D>(&structured_text(name, bytes)?)
+            .map_err(json_error(name))?;
+        Ok(hex::encode(digest))
+    }
+    match hasher(algorithm)? {
+        FileHash::Sha256 => hash::<sha2::Sha256>(name, bytes),
+        FileHash::Sha384 => hash::<sha2::Sha384>(name, bytes),
+        FileHash::Sha512 => hash::<sha2::Sha512>(name, bytes),
+    }
 }
 
 /// Hashes one file the way the signature lists it.
 pub fn file_info(file: &BundleFile) -> Result<FileInfo> {
     Ok(FileInfo {
         name: file.name.clone(),
-        hash: digest("SHA-256", &hashed_form(&file.name, &file.bytes)?)?,
+        hash: file_digest("SHA-256", &file.name, &file.bytes)?,
         algorithm: "SHA-256".into(),
     })
 }
@@ -315,7 +349,7 @@ fn check_file_list(files: &[BundleFile], signed: &[FileInfo], exclude: &[String]
                 file.name
             ))
         })?;
-        let actual = digest(&info.algorithm, &hashed_form(&file.name, &file.bytes)?)?;
+        let actual = file_digest(&info.algorithm, &file.name, &file.bytes)?;
         if !actual.eq_ignore_ascii_case(&info.hash) {
             return Err(BundleError::signature(format!(
                 "file {:?} does not match its signed digest (signed {}, actual {actual})",

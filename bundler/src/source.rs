@@ -8,16 +8,18 @@
 use std::collections::BTreeMap;
 use std::path::Path;
 
+use bytes::Bytes;
 use sha2::Digest;
 
 use crate::data::is_data_file;
 use crate::error::{BundleError, Result};
 use crate::tarball::normalize_path;
 
-/// The files of a policy source tree, by bundle-relative path.
+/// The files of a policy source tree, by bundle-relative path (contents shared, not copied,
+/// with the bundle built from them).
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct SourceTree {
-    files: BTreeMap<String, Vec<u8>>,
+    files: BTreeMap<String, Bytes>,
 }
 
 /// True for files that belong in a bundle built from a source tree.
@@ -66,7 +68,7 @@ impl SourceTree {
             } else if kind.is_file() && is_source_file(&rel) {
                 let bytes = std::fs::read(entry.path())
                     .map_err(|e| BundleError::io(entry.path().display().to_string(), e))?;
-                self.files.insert(rel, bytes);
+                self.files.insert(rel, Bytes::from(bytes));
             }
         }
         Ok(())
@@ -74,7 +76,7 @@ impl SourceTree {
 
     /// Builds a tree from a file map (paths relative to the tree root). Paths are checked like
     /// tarball entries; files that are not bundle files are refused, so nothing is silently lost.
-    pub fn from_files(files: BTreeMap<String, Vec<u8>>) -> Result<SourceTree> {
+    pub fn from_files<B: Into<Bytes>>(files: BTreeMap<String, B>) -> Result<SourceTree> {
         let mut tree = SourceTree::default();
         for (path, bytes) in files {
             let name = normalize_path(path.as_bytes())?;
@@ -83,7 +85,7 @@ impl SourceTree {
                     "{name}: not a bundle source file (expected *.rego, data.json, data.yaml or .manifest)"
                 )));
             }
-            if tree.files.insert(name.clone(), bytes).is_some() {
+            if tree.files.insert(name.clone(), bytes.into()).is_some() {
                 return Err(BundleError::DuplicateEntry(name));
             }
         }
@@ -91,7 +93,7 @@ impl SourceTree {
     }
 
     /// The files, sorted by path.
-    pub fn files(&self) -> &BTreeMap<String, Vec<u8>> {
+    pub fn files(&self) -> &BTreeMap<String, Bytes> {
         &self.files
     }
 

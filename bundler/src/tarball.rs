@@ -11,6 +11,7 @@
 use std::collections::BTreeSet;
 use std::io::{self, Read};
 
+use bytes::Bytes;
 use flate2::bufread::GzDecoder;
 use flate2::write::GzEncoder;
 use flate2::Compression;
@@ -36,14 +37,15 @@ impl Default for Limits {
 }
 
 /// One file of a bundle: its name relative to the bundle root (no leading `/`) and content.
+/// The content is shared, not copied, by clones and by the data tree built over it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct BundleFile {
     pub name: String,
-    pub bytes: Vec<u8>,
+    pub bytes: Bytes,
 }
 
 impl BundleFile {
-    pub fn new(name: impl Into<String>, bytes: impl Into<Vec<u8>>) -> Self {
+    pub fn new(name: impl Into<String>, bytes: impl Into<Bytes>) -> Self {
         BundleFile {
             name: name.into(),
             bytes: bytes.into(),
@@ -75,7 +77,7 @@ pub fn write_tarball(files: &[BundleFile]) -> Result<Vec<u8>> {
         );
         header.set_cksum();
         builder
-            .append(&header, file.bytes.as_slice())
+            .append(&header, file.bytes.as_ref())
             .map_err(io_err)?;
     }
     let encoder = builder.into_inner().map_err(io_err)?;
@@ -166,6 +168,8 @@ fn read_entries<R: Read>(
 ) -> Result<Vec<BundleFile>> {
     let mut files = Vec::new();
     let mut seen = BTreeSet::new();
+    // What the entries read so far took of the decompressed budget.
+    let mut taken = 0u64;
     let entries = archive.entries().map_err(|e| archive_error(e, limits))?;
     for entry in entries {
         let mut entry = entry.map_err(|e| archive_error(e, limits))?;
@@ -191,11 +195,18 @@ fn read_entries<R: Read>(
         if !seen.insert(name.clone()) {
             return Err(BundleError::DuplicateEntry(name));
         }
-        let mut bytes = Vec::with_capacity(entry.size().min(1 << 20) as usize);
+        // Exactly the declared size, so a large file is not grown by doubling (and held twice
+        // while it grows); never more than the budget left, whatever the header claims.
+        let budget = limits.max_decompressed_bytes.saturating_sub(taken);
+        let mut bytes = Vec::with_capacity(usize::try_from(entry.size().min(budget)).unwrap_or(0));
         entry
             .read_to_end(&mut bytes)
             .map_err(|e| archive_error(e, limits))?;
-        files.push(BundleFile { name, bytes });
+        taken = taken.saturating_add(bytes.len() as u64);
+        files.push(BundleFile {
+            name,
+            bytes: Bytes::from(bytes),
+        });
     }
     Ok(files)
 }
@@ -308,9 +319,9 @@ mod tests {
     fn round_trips_and_is_deterministic() {
         let long = format!("{}/x.rego", "d".repeat(150));
         let files = vec![
-            BundleFile::new("data.json", b"{}\n".to_vec()),
-            BundleFile::new("a/b.rego", b"package a\n".to_vec()),
-            BundleFile::new(long, b"package d\n".to_vec()),
+            BundleFile::new("data.json", &b"{}\n"[..]),
+            BundleFile::new("a/b.rego", &b"package a\n"[..]),
+            BundleFile::new(long, &b"package d\n"[..]),
         ];
         let one = write_tarball(&files).unwrap();
         let two = write_tarball(&files).unwrap();

@@ -8,7 +8,8 @@
 //!   (hostile names, entry types, duplicates, drops, oversized headers, trailing data);
 //!   never a panic, and whatever still verifies carries exactly the signed content;
 //! - canonical JSON (`Json::parse`) on arbitrary text and on generated JSON: never a panic,
-//!   and the canonical form is a fixed point (parse → canonical → parse → canonical);
+//!   the canonical form is a fixed point (parse → canonical → parse → canonical), and the
+//!   streaming writer (`canonical::write_canonical`) accepts and writes exactly the same;
 //! - `.manifest` and `data.json`/`data.yaml` parsing on arbitrary bytes: never a panic;
 //! - the metered reader under any budget: never charges past it, and reads exactly what the
 //!   unmetered reader reads unless the budget is too small, when it says so;
@@ -22,8 +23,8 @@ use std::io::{Read, Write};
 use std::sync::OnceLock;
 
 use proptest::prelude::*;
-use sck_bundler::canonical::Json;
-use sck_bundler::data::parse_data_file;
+use sck_bundler::canonical::{self, Json, Numbers};
+use sck_bundler::data::Data;
 use sck_bundler::decision::EvalLimits;
 use sck_bundler::manifest::Manifest;
 use sck_bundler::policy::{self, TestStatus};
@@ -379,6 +380,11 @@ proptest! {
     #[test]
     fn canonical_json_of_arbitrary_text_never_panics(text in json_ish(), raw in proptest::collection::vec(any::<u8>(), 0..64)) {
         for bytes in [text.as_bytes(), raw.as_slice()] {
+            // The streaming writer accepts and writes exactly what the tree does.
+            let mut streamed = Vec::new();
+            let written = canonical::write_canonical(bytes, Numbers::AsWritten, &mut streamed);
+            prop_assert_eq!(canonical::validate(bytes).is_ok(), written.is_ok());
+            prop_assert_eq!(written.map(|()| streamed), Json::parse(bytes).map(|j| j.to_canonical_bytes()));
             if let Ok(mut json) = Json::parse(bytes) {
                 canonical_is_a_fixed_point(&json)?;
                 if json.normalize_numbers().is_ok() {
@@ -445,10 +451,10 @@ proptest! {
     ) {
         for bytes in [text.as_bytes(), raw.as_slice()] {
             let _ = Manifest::parse(".manifest", bytes);
-            let _ = parse_data_file(name, bytes);
+            let _ = Data::default().add(name, bytes::Bytes::copy_from_slice(bytes));
         }
         let yaml = format!("a: {text}\nb:\n  - {text}\n");
-        let _ = parse_data_file("data.yaml", yaml.as_bytes());
+        let _ = Data::default().add("data.yaml", yaml.into());
     }
 }
 

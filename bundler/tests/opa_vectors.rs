@@ -119,7 +119,7 @@ fn changed_added_and_removed_files_are_refused() {
                 .iter_mut()
                 .find(|f| f.name == "sck/authz/authz.rego")
                 .unwrap();
-            rego.bytes.extend_from_slice(b"\nextra := true\n");
+            rego.bytes = [&rego.bytes[..], b"\nextra := true\n"].concat().into();
         });
         let message = signature_error(changed.verify(&key()));
         assert!(
@@ -129,7 +129,7 @@ fn changed_added_and_removed_files_are_refused() {
 
         let data_changed = tampered(variant, |files| {
             let data = files.iter_mut().find(|f| f.name == "data.json").unwrap();
-            data.bytes = br#"{"sck":{"requirements":{"actions":{}}}}"#.to_vec();
+            data.bytes = br#"{"sck":{"requirements":{"actions":{}}}}"#[..].into();
         });
         assert!(signature_error(data_changed.verify(&key())).contains("\"data.json\""));
 
@@ -168,7 +168,7 @@ fn formatting_changes_to_structured_files_keep_the_signature_valid() {
     let reformatted = tampered("rs256", |files| {
         let data = files.iter_mut().find(|f| f.name == "data.json").unwrap();
         let value: serde_json::Value = serde_json::from_slice(&data.bytes).unwrap();
-        data.bytes = serde_json::to_vec_pretty(&value).unwrap();
+        data.bytes = serde_json::to_vec_pretty(&value).unwrap().into();
     });
     reformatted
         .verify(&config(verification_key("rs256"), None))
@@ -231,6 +231,7 @@ fn signatures_file(bundle: &Bundle) -> Vec<u8> {
         .find(|f| f.name == SIGNATURES_FILE)
         .unwrap()
         .bytes
+        .to_vec()
 }
 
 #[test]

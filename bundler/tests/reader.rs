@@ -282,7 +282,7 @@ fn a_signed_build_survives_a_read() {
     let read = Bundle::read(&built.tarball, &Limits::default()).unwrap();
     let data = read.files.iter().find(|f| f.name == "data.json").unwrap();
     // Numbers are written as plain decimals.
-    assert_eq!(data.bytes, b"{\"app\":{\"limit\":1.5}}\n");
+    assert_eq!(&data.bytes[..], b"{\"app\":{\"limit\":1.5}}\n");
     assert_eq!(read.all_files(), built.bundle.all_files());
     assert!(read.signature.is_some());
 }

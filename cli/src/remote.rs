@@ -90,7 +90,7 @@ pub fn compile(args: CompileArgs) -> Result<ExitCode, CliError> {
     let tree = SourceTree::from_dir(&args.dir)?;
     let mut files = serde_json::Map::new();
     for (path, bytes) in tree.files() {
-        let text = String::from_utf8(bytes.clone())
+        let text = String::from_utf8(bytes.to_vec())
             .map_err(|_| CliError::new(format!("{path}: not UTF-8 text")))?;
         files.insert(path.clone(), Value::String(text));
     }

@@ -277,13 +277,16 @@ impl Lifecycle {
             // Held until this work ends, even when nobody waits for it any more.
             let _slot = slot;
             let source = source_tree(source, &limits, &mut reservation)?;
+            let source_sha256 = source.sha256();
             let built = sck_bundler::build(&source, &options)?;
+            // The bundle shares the modules' bytes; the source's data is not needed any more.
+            drop(source);
             policy::check(&built.bundle)?;
             let outcomes = policy::run_tests(&built.bundle, &test_limits, &|| {
                 stopped.load(Ordering::Relaxed)
             })?;
             refuse_failed_tests(&outcomes)?;
-            Ok((built, source.sha256()))
+            Ok((built, source_sha256))
         })
         .await
         .map_err(|e| EnforceError::internal("compile", e))??;

@@ -41,7 +41,7 @@ pub fn files(dir: &Path) -> Map<String, Value> {
         .map(|(k, v)| {
             (
                 k.clone(),
-                Value::String(String::from_utf8(v.clone()).unwrap()),
+                Value::String(String::from_utf8(v.to_vec()).unwrap()),
             )
         })
         .collect()
