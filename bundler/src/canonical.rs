@@ -198,28 +198,42 @@ impl From<jiter::JiterError> for Build {
 /// as `\u00xx`, and U+2028/U+2029 escaped; everything else verbatim.
 pub(crate) fn write_go_string(s: &str, out: &mut Vec<u8>) {
     const HEX: &[u8; 16] = b"0123456789abcdef";
+    let bytes = s.as_bytes();
+    out.reserve(bytes.len() + 2);
     out.push(b'"');
-    for c in s.chars() {
-        match c {
-            '"' => out.extend_from_slice(b"\\\""),
-            '\\' => out.extend_from_slice(b"\\\\"),
-            '\n' => out.extend_from_slice(b"\\n"),
-            '\r' => out.extend_from_slice(b"\\r"),
-            '\t' => out.extend_from_slice(b"\\t"),
-            c if (c as u32) < 0x20 => {
-                let b = c as u8;
+    // Bytes that need no escape are copied in runs.
+    let mut run = 0;
+    let mut i = 0;
+    while i < bytes.len() {
+        let (escaped, len): (&[u8], usize) = match bytes[i] {
+            b'"' => (b"\\\"", 1),
+            b'\\' => (b"\\\\", 1),
+            b'\n' => (b"\\n", 1),
+            b'\r' => (b"\\r", 1),
+            b'\t' => (b"\\t", 1),
+            b if b < 0x20 => {
+                out.extend_from_slice(&bytes[run..i]);
                 out.extend_from_slice(b"\\u00");
                 out.push(HEX[(b >> 4) as usize]);
                 out.push(HEX[(b & 0xf) as usize]);
+                i += 1;
+                run = i;
+                continue;
             }
-            '\u{2028}' => out.extend_from_slice(b"\\u2028"),
-            '\u{2029}' => out.extend_from_slice(b"\\u2029"),
-            c => {
-                let mut buf = [0u8; 4];
-                out.extend_from_slice(c.encode_utf8(&mut buf).as_bytes());
+            // U+2028 and U+2029 in UTF-8.
+            0xE2 if bytes[i + 1..].starts_with(&[0x80, 0xA8]) => (b"\\u2028", 3),
+            0xE2 if bytes[i + 1..].starts_with(&[0x80, 0xA9]) => (b"\\u2029", 3),
+            _ => {
+                i += 1;
+                continue;
             }
-        }
+        };
+        out.extend_from_slice(&bytes[run..i]);
+        out.extend_from_slice(escaped);
+        i += len;
+        run = i;
     }
+    out.extend_from_slice(&bytes[run..]);
     out.push(b'"');
 }
 

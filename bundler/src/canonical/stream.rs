@@ -163,6 +163,8 @@ struct Writer<'s> {
     target: Target<'s>,
     numbers: Numbers,
     open: Vec<Frame>,
+    /// Closed frames kept for their allocations (one object after another reuses them).
+    spare: Vec<Frame>,
 }
 
 impl<'s> Writer<'s> {
@@ -173,6 +175,7 @@ impl<'s> Writer<'s> {
             target,
             numbers,
             open: Vec::new(),
+            spare: Vec::new(),
         }
     }
 
@@ -197,6 +200,11 @@ impl<'s> Writer<'s> {
         }
     }
 
+    /// True when the walk only validates (strings are decoded, not written).
+    fn discards(&self) -> bool {
+        matches!(self.target, Target::Discard)
+    }
+
     /// The absolute offset of the next byte written.
     fn position(&self) -> usize {
         self.flushed + self.buf.len()
@@ -219,7 +227,12 @@ impl<'s> Writer<'s> {
                 };
                 self.buf.extend_from_slice(literal);
             }
-            Peek::String => write_go_string(jiter.known_str()?, &mut self.buf),
+            Peek::String => {
+                let s = jiter.known_str()?;
+                if !self.discards() {
+                    write_go_string(s, &mut self.buf);
+                }
+            }
             Peek::Array => {
                 self.buf.push(b'[');
                 let mut next = jiter.known_array()?;
@@ -253,16 +266,23 @@ impl<'s> Writer<'s> {
     }
 
     fn object(&mut self, jiter: &mut Jiter<'_>, depth: usize) -> Result<(), Fail> {
-        let track_order = !matches!(self.target, Target::Discard);
+        let track_order = !self.discards();
         self.buf.push(b'{');
         let frame = self.open.len();
-        self.open.push(Frame {
-            start: self.position(),
+        let start = self.position();
+        let mut f = self.spare.pop().unwrap_or_else(|| Frame {
+            start,
             members: Vec::new(),
             last_key: String::new(),
             unsorted: false,
             pinned: false,
         });
+        f.start = start;
+        f.members.clear();
+        f.last_key.clear();
+        f.unsorted = false;
+        f.pinned = false;
+        self.open.push(f);
         let mut key = jiter.known_object()?;
         let mut first = true;
         while let Some(k) = key {
@@ -285,7 +305,9 @@ impl<'s> Writer<'s> {
                 }
             }
             first = false;
-            write_go_string(k, &mut self.buf);
+            if track_order {
+                write_go_string(k, &mut self.buf);
+            }
             self.buf.push(b':');
             let peek = jiter.peek()?;
             self.value(jiter, peek, depth + 1)?;
@@ -296,6 +318,7 @@ impl<'s> Writer<'s> {
             if f.unsorted {
                 self.reorder(&f)?;
             }
+            self.spare.push(f);
         }
         self.buf.push(b'}');
         Ok(())
