@@ -127,3 +127,58 @@ fn building_and_verifying_hold_a_small_multiple_of_the_data() {
         "reading and verifying held {verify_peak} bytes for {size} bytes of data"
     );
 }
+
+/// What the server's steps hold beyond building and verifying: a report, not a bound (the
+/// data as a regorus value is about 5× its text, see docs/benchmarks.md). Run it on its own,
+/// never beside the test above (`--include-ignored` would mix their counters):
+/// `cargo test -p sck-bundler --test memory -- --ignored --nocapture`
+#[test]
+#[ignore = "a report; run on its own"]
+fn report_heap_of_each_server_step() {
+    use sck_bundler::decision::{EvalLimits, Evaluator, Mode};
+    use sck_bundler::policy;
+    let (tree, size) = source(5 << 20);
+    let ratio = |bytes: usize| format!("{:.2}×", bytes as f64 / size as f64);
+    let text = String::from_utf8(tree.files()["big/data.json"].to_vec()).unwrap();
+    let held_after = |before: usize| LIVE.load(Ordering::Relaxed).saturating_sub(before);
+
+    let before = LIVE.load(Ordering::Relaxed);
+    let (value, value_peak) = peak_of(|| regorus::Value::from_json_str(&text).unwrap());
+    let value_held = held_after(before);
+    drop((value, text));
+
+    let (built, build_peak) = peak_of(|| build(&tree, &BuildOptions::default()).unwrap());
+    drop(tree);
+    // The compile API's steps after building (the lifecycle drops the source tree first).
+    let (_, check_peak) = peak_of(|| policy::check(&built.bundle).unwrap());
+    let (_, tests_peak) =
+        peak_of(|| policy::run_tests(&built.bundle, &EvalLimits::default(), &|| false).unwrap());
+    let tarball = built.tarball.clone();
+    drop(built);
+    // An activation's snapshot: the stored tarball read and compiled for evaluation.
+    let before = LIVE.load(Ordering::Relaxed);
+    let (evaluator, snapshot_peak) = peak_of(|| {
+        let bundle = Bundle::read(&tarball, &Limits::default()).unwrap();
+        Evaluator::new(
+            &bundle,
+            Some("data.big.allow"),
+            EvalLimits::default(),
+            Mode::Fastest,
+        )
+        .unwrap()
+    });
+    let snapshot_held = held_after(before);
+    eprintln!(
+        "data {size} bytes, peak heap (× data): the data parsed as a regorus value {} (held \
+         after: {}); build {}; policy::check {}; run_tests {}; snapshot (read + Evaluator::new, \
+         {}) {} (held after: {})",
+        ratio(value_peak),
+        ratio(value_held),
+        ratio(build_peak),
+        ratio(check_peak),
+        ratio(tests_peak),
+        evaluator.mode(),
+        ratio(snapshot_peak),
+        ratio(snapshot_held),
+    );
+}
