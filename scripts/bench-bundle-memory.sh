@@ -19,6 +19,8 @@
 #   load      opa run --server --bundle (read, verify, activate) until /health answers 200
 #   poll      OPA polling sck serve for the bundle until /health?bundles answers 200: OPA's peak
 #             (row "poll") and sck serve's peak while it serves it (row "serve")
+#   idle      sck serve's RSS before the first step (included in every server row; the column
+#             "above idle" takes it out)
 #   evaluate  one decision that needs the new data: sck's decide API, and OPA's Data API
 #             after `load` and after `poll` (a check that the bundle works; the time is its
 #             latency on a warm process)
@@ -43,6 +45,7 @@ kill_opa() { [ -z "$OPA_PID" ] || { kill "$OPA_PID" 2>/dev/null || true; wait "$
 free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
 now_ms() { echo $(( $(date +%s%N) / 1000000 )); }
 hwm_kib() { awk '/VmHWM/ {print $2}' "/proc/$1/status"; }
+rss_kib() { awk '/VmRSS/ {print $2}' "/proc/$1/status"; }
 reset_hwm() { echo 5 > "/proc/$1/clear_refs"; }
 record() { printf '%s\t%s\t%s\t%s\t%s\n' "$MIB" "$1" "$2" "$3" "$4" >> "$RESULTS"; } # step tool kib ms
 # One-shot command: peak RSS and wall time from GNU time.
@@ -122,6 +125,9 @@ for MIB in $SIZES; do
 
     start_sck SCK_HTTP__MAX_BODY_BYTES=$(( (MIB * 3 + 16) << 20 )) SCK_HTTP__REQUEST_TIMEOUT_SECS=600
     trap cleanup EXIT
+    # The server's RSS before the bundle arrives (bootstrap policy, runtime, allocator): the
+    # server rows include it.
+    record idle sck "$(rss_kib "$SERVER")" 0
     issuer=$(api tokens/issuers "{\"organizationId\":\"default\",\"name\":\"bench\",\"loaCeiling\":4,\"scopes\":[\"$PROBE:call\"]}" | field id)
     TOKEN=$(api tokens/issue "{\"organizationId\":\"default\",\"artifactId\":\"a\",\"artifactType\":\"agent\",\"loaLevel\":4,\"scope\":[\"$PROBE:call\"],\"issuerId\":\"$issuer\",\"subject\":\"agent:bench\",\"ttlSeconds\":3600}" | field token)
     sck_allows() {
@@ -181,8 +187,10 @@ for (mib, step, tool), samples in runs.items():
         sck[(mib, step)] = median(k for k, _ in samples)
 # OPA's counterpart of each sck step.
 peer = {"build": "build", "load": "activate", "poll": "serve"}
-print("| data | step | tool | peak RSS | × data | sck / OPA | time (median) |")
-print("|---|---|---|---|---|---|---|")
+idle = {mib: median(k for k, _ in runs[(mib, "idle", "sck")]) for mib in data if (mib, "idle", "sck") in runs}
+server_steps = {"compile", "publish", "activate", "serve"}
+print("| data | step | tool | peak RSS | × data | × data above idle | sck / OPA | time (median) |")
+print("|---|---|---|---|---|---|---|---|")
 for (mib, step, tool), samples in runs.items():
     kib = median(k for k, _ in samples)
     ms = median(m for _, m in samples)
@@ -194,5 +202,9 @@ for (mib, step, tool), samples in runs.items():
         ours = sck.get((mib, peer[step]))
         if ours:
             vs = f"{ours / kib:.2f} ({peer[step]})"
-    print(f"| {size / 1048576:.0f} MiB | {step} | {tool} | {rss} | {ratio} | {vs} | {ms / 1000:.2f} s |")
+    above = "—"
+    if step in server_steps and kib and mib in idle:
+        above = f"{(kib - idle[mib]) * 1024 / size:.1f}×"
+    time = "—" if step == "idle" else f"{ms / 1000:.2f} s"
+    print(f"| {size / 1048576:.0f} MiB | {step} | {tool} | {rss} | {ratio} | {above} | {vs} | {time} |")
 PY
