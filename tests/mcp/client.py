@@ -3,8 +3,8 @@
 Usage: client.py URL TOKEN SIGNAL_DIR SCENARIO
 
 Prints one JSON object with what the session saw. Scenarios:
-- `session`: initialize, list tools, call `echo` and `add` (allowed), `delete_everything`
-  (denied by policy), and `count_slowly` with a progress callback that creates
+- `session`: initialize, list tools, call `echo` and `add` (allowed), `shell.exec`
+  (which the default policy denies at LoA 2), and `count_slowly` with a progress callback that creates
   SIGNAL_DIR/<n> for each notification (the upstream waits for it before its next step);
 - `echo`: initialize and call `echo` once (for a token that may have been revoked).
 """
@@ -50,7 +50,7 @@ async def main():
                         out["tools"] = sorted(t.name for t in tools.tools)
                         out["echo"] = await call(session, "echo", {"text": "hi"})
                         out["add"] = await call(session, "add", {"a": 2, "b": 3})
-                        out["denied"] = await call(session, "delete_everything", {})
+                        out["denied"] = await call(session, "shell.exec", {"command": "id"})
                         progress = []
 
                         async def on_progress(value, total, message):

@@ -36,10 +36,10 @@ def add(a: int, b: int) -> int:
     return a + b
 
 
-@server.tool()
-def delete_everything() -> str:
-    """A tool the default policy blocks."""
-    return "deleted"
+@server.tool(name="shell.exec")
+def shell_exec(command: str) -> str:
+    """A tool the default policy allows only at LoA 4 (it never runs anything)."""
+    return f"would run {command}"
 
 
 @server.tool()

@@ -19,7 +19,8 @@
 //! `proxy.completed` ledger entry with the decisions it carried, the status, the duration
 //! and the bytes relayed — also when the client goes away mid-stream (`complete: false`).
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Instant;
 
@@ -78,6 +79,8 @@ pub async fn handle(
         filters: HashMap::new(),
         local: Vec::new(),
         decisions: Vec::new(),
+        pending: HashSet::new(),
+        answered: Arc::new(AtomicBool::new(false)),
     };
     let forward = match parts.method {
         Method::POST => match call.decide_body(&parts.uri, &body).await? {
@@ -136,6 +139,10 @@ struct Call {
     local: Vec<Value>,
     /// Ids of the allowed decisions forwarded.
     decisions: Vec<String>,
+    /// Forwarded requests (ids as JSON text) whose responses have not been relayed yet.
+    pending: HashSet<String>,
+    /// Set when `pending` empties: the client holds every answer.
+    answered: Arc<AtomicBool>,
 }
 
 /// A JSON-RPC error answer as an HTTP response.
@@ -215,6 +222,7 @@ impl Call {
                     self.filters.insert(id.to_string(), listing);
                 }
                 self.decisions.push(decision.decision_id);
+                self.pending.insert(id.to_string());
                 forward.push(raw);
             } else {
                 self.local.push(
@@ -278,10 +286,11 @@ impl Call {
 
     /// Answers with the upstream's response: filtered where needed, sck's own errors merged.
     async fn relay(
-        self,
+        mut self,
         response: axum::http::Response<hyper::body::Incoming>,
         mut outcome: Outcome,
     ) -> Result<Response, ApiError> {
+        self.answered = outcome.answered();
         let (parts, body) = response.into_parts();
         outcome.status = parts.status.as_u16();
         let content_type = parts
@@ -335,7 +344,7 @@ impl Call {
             .into_data_stream()
             .map(|r| r.map_err(std::io::Error::other));
         let relayed: std::pin::Pin<Box<dyn Stream<Item = Result<Bytes, std::io::Error>> + Send>> =
-            if sse && (!self.filters.is_empty() || !self.local.is_empty()) {
+            if sse && (!self.pending.is_empty() || !self.local.is_empty()) {
                 Box::pin(self.rewrite_events(stream))
             } else {
                 Box::pin(stream)
@@ -345,7 +354,8 @@ impl Call {
             .map_err(|e| ApiError::internal("response", e))
     }
 
-    /// The SSE stream with sck's errors first and list answers filtered, event by event.
+    /// The SSE stream with sck's errors first and list answers filtered, event by event (and
+    /// the responses counted, for the outcome).
     fn rewrite_events(
         self,
         upstream: impl Stream<Item = Result<Bytes, std::io::Error>> + Send + Unpin + 'static,
@@ -359,7 +369,7 @@ impl Call {
         let state = (upstream, sse::Splitter::new(max_event), self, false);
         let rest = futures_util::stream::unfold(
             state,
-            |(mut upstream, mut splitter, call, done)| async move {
+            |(mut upstream, mut splitter, mut call, done)| async move {
                 if done {
                     return None;
                 }
@@ -388,7 +398,9 @@ impl Call {
         futures_util::stream::iter(first).chain(rest)
     }
 
-    fn rewrite_event(&self, event: sse::Event) -> Vec<u8> {
+    /// One event as relayed: a list answer filtered, anything else as it came; marks the
+    /// answer whole once every forwarded request has its response.
+    fn rewrite_event(&mut self, event: sse::Event) -> Vec<u8> {
         let Some(mut message) = event
             .data
             .as_deref()
@@ -396,10 +408,18 @@ impl Call {
         else {
             return event.raw;
         };
-        if !message
+        let is_response = message.get("result").is_some() || message.get("error").is_some();
+        let Some(id) = message
             .get("id")
-            .is_some_and(|id| self.filters.contains_key(&id.to_string()))
-        {
+            .filter(|_| is_response)
+            .map(Value::to_string)
+        else {
+            return event.raw;
+        };
+        if self.pending.remove(&id) && self.pending.is_empty() {
+            self.answered.store(true, Ordering::Relaxed);
+        }
+        if !self.filters.contains_key(&id) {
             return event.raw;
         }
         self.filter(&mut message);

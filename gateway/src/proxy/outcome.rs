@@ -1,11 +1,14 @@
 //! The `proxy.completed` ledger entry of a forwarded call: the decisions it carried, the
 //! route, the upstream status, the duration, the bytes relayed to the client and whether the
-//! answer ended normally, the upstream failed (with its problem code) or the client left.
+//! answer ended normally (or, for MCP, every forwarded request got its response), the
+//! upstream failed (with its problem code) or the client left before that.
 //!
 //! Invariant: recorded exactly once per forwarded call that carried a decision, when its
 //! [`Outcome`] is dropped — after the last byte, on an upstream failure, or when the client
 //! disconnects and the response body is dropped mid-stream (`complete: false`).
 
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
 use std::time::Instant;
 
 use axum::body::Bytes;
@@ -25,6 +28,9 @@ pub struct Outcome {
     pub status: u16,
     bytes: u64,
     complete: bool,
+    /// Set by a relay that knows its answer is whole before the stream ends (an MCP client
+    /// may close an SSE answer as soon as it holds every response it waited for).
+    answered: Arc<AtomicBool>,
     error: Option<&'static str>,
 }
 
@@ -44,8 +50,14 @@ impl Outcome {
             status: 0,
             bytes: 0,
             complete: false,
+            answered: Arc::new(AtomicBool::new(false)),
             error: None,
         }
+    }
+
+    /// The flag a relay sets once the client holds the whole answer.
+    pub fn answered(&self) -> Arc<AtomicBool> {
+        self.answered.clone()
     }
 
     /// The upstream failed before answering: sck answered `status` with problem `code`.
@@ -100,7 +112,7 @@ impl Drop for Outcome {
             "status": self.status,
             "duration_ms": self.started.elapsed().as_millis() as u64,
             "bytes": self.bytes,
-            "complete": self.complete,
+            "complete": self.complete || self.answered.load(Ordering::Relaxed),
             "error": self.error,
         });
         let state = self.state.clone();
