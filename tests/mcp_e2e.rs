@@ -391,3 +391,337 @@ fn the_sdk_client_reaches_the_sdk_server_only_through_allowing_decisions() {
         assert_eq!(upstream.requests().len(), before);
     });
 }
+
+/// `GET path` with an optional bearer token over a raw socket (ureq would clean the path).
+fn raw_get(server: &Server, path: &str, token: &str) -> Reply {
+    let authority = server.url.strip_prefix("http://").unwrap();
+    let request = format!(
+        "GET {path} HTTP/1.1\r\nHost: {authority}\r\nAuthorization: Bearer {token}\r\nConnection: close\r\n\r\n"
+    );
+    support::http::send_raw(authority, request.as_bytes())
+}
+
+/// The SSE or JSON answer of an MCP POST as JSON-RPC messages.
+fn messages(reply: &Reply) -> Vec<Value> {
+    let text = reply.text();
+    let values: Vec<Value> = if reply
+        .header("content-type")
+        .is_some_and(|c| c.starts_with("text/event-stream"))
+    {
+        text.lines()
+            .filter_map(|l| l.strip_prefix("data: "))
+            .filter_map(|d| serde_json::from_str(d).ok())
+            .collect()
+    } else {
+        vec![serde_json::from_str(&text).unwrap_or_else(|_| panic!("{text}"))]
+    };
+    values
+        .into_iter()
+        .flat_map(|v| match v {
+            Value::Array(items) => items,
+            one => vec![one],
+        })
+        .collect()
+}
+
+#[test]
+fn bad_input_is_refused_and_nothing_denied_is_forwarded() {
+    require_sdk();
+    db::on_each_backend(|server| {
+        let upstream = Upstream::start();
+        create_route(server, &weather(&upstream)).expect(201);
+        let url = format!("{}/mcp/weather", server.url);
+
+        // Route definitions that would clash or escape are refused and change nothing.
+        for (patch, status, code) in [
+            (
+                json!({"id": "other", "prefix": "/api/x"}),
+                400,
+                "invalid_route",
+            ),
+            (
+                json!({"id": "other", "prefix": "/a/../b"}),
+                400,
+                "invalid_route",
+            ),
+            (
+                json!({"id": "other", "prefix": "/o", "upstream": "https://example.com/"}),
+                400,
+                "invalid_route",
+            ),
+            (
+                json!({"id": "other", "prefix": "/o", "credentialHeader": "Transfer-Encoding"}),
+                400,
+                "invalid_route",
+            ),
+            (
+                json!({"id": "other", "prefix": "/o", "credentialHeader": null}),
+                400,
+                "invalid_route",
+            ),
+            (
+                json!({"id": "weather", "prefix": "/elsewhere"}),
+                409,
+                "route_exists",
+            ),
+            (
+                json!({"id": "other", "prefix": "/mcp/weather/deeper"}),
+                409,
+                "route_exists",
+            ),
+            (
+                json!({"id": "other", "prefix": "/mcp"}),
+                409,
+                "route_exists",
+            ),
+        ] {
+            create_route(server, &merged(&weather(&upstream), patch.clone()))
+                .assert_problem(status, code);
+        }
+        let listed = support::http::get_as(&format!("{}{API}/routes", server.url), server.root())
+            .expect(200);
+        assert_eq!(listed["routes"].as_array().unwrap().len(), 1, "{listed}");
+        assert!(!listed.to_string().contains(SECRET));
+
+        // No token: 401 naming the RFC 9728 metadata, which names sck as the authorization server.
+        let reply = mcp_post(
+            &url,
+            None,
+            None,
+            br#"{"jsonrpc":"2.0","id":1,"method":"ping"}"#,
+        );
+        reply.assert_problem(401, "unauthorized");
+        let challenge = reply.header("www-authenticate").unwrap();
+        let well_known = "/.well-known/oauth-protected-resource/mcp/weather";
+        assert!(
+            challenge.starts_with("Bearer resource_metadata=\"") && challenge.contains(well_known),
+            "{challenge}"
+        );
+        let metadata = support::http::get(&format!("{}{well_known}", server.url), &[]).expect(200);
+        assert!(
+            metadata["resource"]
+                .as_str()
+                .unwrap()
+                .ends_with("/mcp/weather"),
+            "{metadata}"
+        );
+        assert_eq!(
+            metadata["authorization_servers"].as_array().unwrap().len(),
+            1
+        );
+        let garbage = mcp_post(&url, Some("not-a-token"), None, b"{}");
+        garbage.assert_problem(401, "invalid_token");
+        assert!(garbage
+            .header("www-authenticate")
+            .unwrap()
+            .contains("error=\"invalid_token\""));
+
+        let issued = token(server, "agent:bob");
+        let token = issued["token"].as_str().unwrap();
+        let before = upstream.requests().len();
+        // Malformed JSON-RPC: 400 with the JSON-RPC error, nothing forwarded.
+        for (body, code) in [
+            (&b"{\"jsonrpc\":"[..], -32700),
+            (b"[]", -32600),
+            (br#"{"jsonrpc":"1.0","id":1,"method":"ping"}"#, -32600),
+            (
+                br#"[{"jsonrpc":"2.0","id":1,"method":"ping"},{"id":2}]"#,
+                -32600,
+            ),
+        ] {
+            let reply = mcp_post(&url, Some(token), None, body);
+            assert_eq!(reply.status, 400, "{}", reply.text());
+            assert_eq!(reply.json()["error"]["code"], code, "{}", reply.text());
+        }
+        // Path tricks never leave the route's base path (and never reach the upstream).
+        for path in [
+            "/mcp/weather/%2e%2e/x",
+            "/mcp/weather/../x",
+            "/mcp/weather//x",
+            "/mcp/weather/a%2fb",
+            "/mcp/weather/%2E%2E",
+        ] {
+            raw_get(server, path, token).assert_problem(400, "path_refused");
+        }
+        assert_eq!(upstream.requests().len(), before, "nothing forwarded");
+
+        // A session, then a batch mixing an allowed and a denied call: the denied one is
+        // answered by sck and only the allowed one goes up.
+        let init = mcp_post(&url, Some(token), None,
+            br#"{"jsonrpc":"2.0","id":0,"method":"initialize","params":{"protocolVersion":"2025-06-18","capabilities":{},"clientInfo":{"name":"raw","version":"1"}}}"#);
+        assert_eq!(init.status, 200, "{}", init.text());
+        let session = init.header("mcp-session-id").expect("a session id");
+        assert_eq!(
+            messages(&init)[0]["result"]["serverInfo"]["name"],
+            "sck-test-upstream"
+        );
+        mcp_post(
+            &url,
+            Some(token),
+            Some(&session),
+            br#"{"jsonrpc":"2.0","method":"notifications/initialized"}"#,
+        );
+        let batch = mcp_post(&url, Some(token), Some(&session),
+            br#"[{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"echo","arguments":{"text":"a"}}},
+                 {"jsonrpc":"2.0","id":2,"method":"tools/call","params":{"name":"shell.exec","arguments":{"command":"id"}}}]"#);
+        let answers = messages(&batch);
+        let denied = answers
+            .iter()
+            .find(|m| m["id"] == 2)
+            .unwrap_or_else(|| panic!("{}", batch.text()));
+        assert_eq!(denied["error"]["code"], -32003, "{denied}");
+        assert!(denied["error"]["data"]["decision_id"].is_string());
+        assert!(!upstream.tools_called().contains(&"shell.exec".to_owned()));
+        let sent = upstream.requests().last().unwrap()["body"]
+            .as_str()
+            .unwrap()
+            .to_owned();
+        assert!(
+            sent.contains("echo") && !sent.contains("shell.exec"),
+            "{sent}"
+        );
+
+        // The credential rotates: the next call carries the new one; the API never shows it.
+        let rotated = post_json(
+            &format!("{}{API}/routes/weather/credential", server.url),
+            Some(server.root()),
+            &json!({"credential": "upstream-secret-two"}),
+        )
+        .expect(200);
+        assert_eq!(rotated["credentialVersion"], 2);
+        assert!(!rotated.to_string().contains("secret-two"));
+        mcp_post(
+            &url,
+            Some(token),
+            Some(&session),
+            br#"{"jsonrpc":"2.0","id":3,"method":"ping"}"#,
+        );
+        assert_eq!(
+            upstream.requests().last().unwrap()["headers"]["x-upstream-key"],
+            "upstream-secret-two"
+        );
+
+        // Deleted: the prefix is no route's any more.
+        let deleted = request(
+            "DELETE",
+            &format!("{}{API}/routes/weather", server.url),
+            &[("authorization", &format!("Bearer {}", server.root()))],
+            b"",
+        );
+        assert_eq!(deleted.status, 204, "{}", deleted.text());
+        mcp_post(
+            &url,
+            Some(token),
+            Some(&session),
+            br#"{"jsonrpc":"2.0","id":4,"method":"ping"}"#,
+        )
+        .assert_problem(404, "not_found");
+
+        let dir = tempfile::tempdir().unwrap();
+        let entries = ledger::exported_entries(&server.database_url, "default", dir.path());
+        let text = serde_json::to_string(&entries).unwrap();
+        assert!(!text.contains(SECRET) && !text.contains("upstream-secret-two"));
+        for kind in ["route.created", "route.credential_rotated", "route.deleted"] {
+            assert_eq!(ledger::of_type(&entries, kind).len(), 1, "{kind}");
+        }
+        ledger::verify_db(&server.database_url, "default");
+    });
+}
+
+#[test]
+fn an_http_route_injects_the_key_signs_and_never_forwards_the_callers_token() {
+    require_sdk();
+    db::on_each_backend(|server| {
+        let upstream = Upstream::start();
+        create_route(
+            server,
+            &json!({"organizationId": "default", "id": "files", "prefix": "/files",
+            "upstream": format!("http://127.0.0.1:{}/plain", upstream.port), "kind": "http",
+            "credentialHeader": "x-upstream-key", "credential": SECRET}),
+        )
+        .expect(201);
+        let issuer = tokens::create_issuer(
+            &server.url,
+            server.root(),
+            "default",
+            "http-tests",
+            4,
+            &["http:read"],
+        );
+        let issued = tokens::issue(
+            &server.url,
+            server.root(),
+            &tokens::request("default", &issuer, "agent-2", 2, json!(["http:read"])),
+        );
+        let token = issued["token"].as_str().unwrap();
+        let bearer = format!("Bearer {token}");
+
+        // GET is allowed (http:read): forwarded below the base path with the query.
+        let reply = request(
+            "GET",
+            &format!("{}/files/reports/q1?year=2026", server.url),
+            &[("authorization", &bearer)],
+            b"",
+        );
+        assert!(!reply.text().contains(SECRET) && reply.header("x-upstream-key").is_none());
+        let seen = upstream
+            .requests()
+            .pop()
+            .expect("the GET reached the upstream");
+        assert_eq!(
+            (
+                seen["method"].as_str(),
+                seen["path"].as_str(),
+                seen["query"].as_str()
+            ),
+            (Some("GET"), Some("/plain/reports/q1"), Some("year=2026"))
+        );
+        assert!(seen["headers"].get("authorization").is_none(), "{seen}");
+        assert_eq!(seen["headers"]["x-upstream-key"], SECRET);
+        let signer = support::http::get_as(
+            &format!("{}{API}/gateway/signer", server.url),
+            server.root(),
+        )
+        .expect(200);
+        assert_signed(&seen, &signer);
+
+        // POST needs http:write: 403 with the decision, nothing forwarded.
+        let count = upstream.requests().len();
+        let denied = request(
+            "POST",
+            &format!("{}/files/reports", server.url),
+            &[("authorization", &bearer)],
+            b"{}",
+        );
+        denied.assert_problem(403, "forbidden");
+        assert!(denied.header("x-sck-decision-id").is_some());
+        assert_eq!(upstream.requests().len(), count);
+
+        // An upstream that is gone: 502 problem+json, the call's outcome still ledgered.
+        drop(upstream);
+        request(
+            "GET",
+            &format!("{}/files/x", server.url),
+            &[("authorization", &bearer)],
+            b"",
+        )
+        .assert_problem(502, "upstream_unreachable");
+        let dir = tempfile::tempdir().unwrap();
+        let entries = ledger::exported_entries(&server.database_url, "default", dir.path());
+        support::wait_until(Duration::from_secs(10), "the failed call's outcome", || {
+            let entries = ledger::exported_entries(&server.database_url, "default", dir.path());
+            ledger::of_type(&entries, "proxy.completed")
+                .iter()
+                .any(|o| o["body"]["error"] == "upstream_unreachable")
+        });
+        let decided: Vec<&str> = entries
+            .iter()
+            .filter(|e| e["body"]["call"]["route"] == "files")
+            .map(|e| e["type"].as_str().unwrap())
+            .collect();
+        assert_eq!(
+            decided,
+            ["decision.allowed", "decision.denied", "decision.allowed"]
+        );
+    });
+}

@@ -112,7 +112,9 @@ pub async fn handle(
     };
     let (head, body) = upstream.into_parts();
     outcome.status = head.status.as_u16();
-    let mut builder = Response::builder().status(head.status);
+    let mut builder = Response::builder()
+        .status(head.status)
+        .extension(crate::api_error::Relayed);
     if let Some(headers) = builder.headers_mut() {
         copy_response_headers(&head.headers, headers);
     }

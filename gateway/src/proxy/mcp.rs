@@ -299,7 +299,9 @@ impl Call {
             .and_then(|v| v.to_str().ok())
             .unwrap_or("")
             .to_ascii_lowercase();
-        let mut builder = Response::builder().status(parts.status);
+        let mut builder = Response::builder()
+            .status(parts.status)
+            .extension(crate::api_error::Relayed);
         if let Some(headers) = builder.headers_mut() {
             copy_response_headers(&parts.headers, headers);
         }
@@ -322,11 +324,17 @@ impl Call {
             let mut answer: Value = serde_json::from_slice(&bytes)
                 .map_err(|_| upstream_invalid("the upstream's answer is not JSON"))?;
             match &mut answer {
-                Value::Array(messages) => {
-                    messages.iter_mut().for_each(|m| self.filter(m));
-                    messages.extend(self.local.iter().cloned());
-                }
+                Value::Array(messages) => messages.iter_mut().for_each(|m| self.filter(m)),
                 single => self.filter(single),
+            }
+            if !self.local.is_empty() {
+                // sck's answers to the calls it denied join the upstream's, whatever its shape.
+                let mut all = match answer {
+                    Value::Array(messages) => messages,
+                    single => vec![single],
+                };
+                all.extend(self.local.iter().cloned());
+                answer = Value::Array(all);
             }
             let text = answer.to_string();
             outcome.finish(text.len() as u64);

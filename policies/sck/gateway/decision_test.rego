@@ -141,13 +141,15 @@ test_prompts_get_needs_loa_2 if {
 
 http_call := object.union(token_call, {"action": "http.get", "resource": {"org": "org-1", "route": "billing", "path": "/invoices"}, "token": object.union(token_call.token, {"scope": ["http:read"]})})
 
-test_http_calls_need_an_http_scope if {
+# Requirements list no wildcard pattern for http: one would admit every http: scope.
+test_http_reads_need_http_read_and_writes_http_write if {
 	gateway.allow with input as http_call
-	d := gateway.decision with input as object.union(http_call, {"action": "http.post", "token": object.union(http_call.token, {"scope": ["mcp:invoke"]})})
+	d := gateway.decision with input as object.union(http_call, {"action": "http.post"})
 	d.reasons == ["scope_missing"]
+	gateway.allow with input as object.union(http_call, {"action": "http.post", "token": object.union(http_call.token, {"scope": ["http:write"]})})
 }
 
 test_http_delete_needs_loa_3 if {
-	d := gateway.decision with input as object.union(http_call, {"action": "http.delete", "token": object.union(http_call.token, {"scope": ["http:*"]})})
+	d := gateway.decision with input as object.union(http_call, {"action": "http.delete", "token": object.union(http_call.token, {"scope": ["http:write"]})})
 	d.reasons == ["loa 2 below required 3"]
 }
