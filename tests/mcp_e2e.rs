@@ -664,6 +664,16 @@ fn an_http_route_injects_the_key_signs_and_never_forwards_the_callers_token() {
             b"",
         );
         assert!(!reply.text().contains(SECRET) && reply.header("x-upstream-key").is_none());
+        // The upstream (an MCP app, no /plain route) answered 404: relayed as it sent it.
+        assert_eq!(reply.status, 404);
+        assert!(
+            !reply
+                .header("content-type")
+                .unwrap_or_default()
+                .contains("problem"),
+            "{}",
+            reply.text()
+        );
         let seen = upstream
             .requests()
             .pop()

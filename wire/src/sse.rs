@@ -118,7 +118,7 @@ fn data_of(raw: &[u8]) -> Option<String> {
     let mut data: Option<String> = None;
     for line in text.split(['\n', '\r']) {
         let value = match line.strip_prefix("data") {
-            Some(rest) if rest.is_empty() => "",
+            Some("") => "",
             Some(rest) => match rest.strip_prefix(':') {
                 Some(value) => value.strip_prefix(' ').unwrap_or(value),
                 None => continue,
