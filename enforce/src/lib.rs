@@ -16,6 +16,7 @@ pub mod config;
 pub mod db;
 pub mod decisions;
 pub mod error;
+pub mod events;
 pub mod files;
 pub mod fleet;
 pub mod identities;

@@ -20,7 +20,7 @@ use std::time::Duration;
 use sck_bundler::decision::EvalLimits;
 use sck_bundler::policy::{self, TestOutcome, TestStatus};
 use sck_bundler::{BuildOptions, Bundle, Limits, SckIdentity, SourceTree};
-use sck_ledger::entry::{Event, EventType};
+use sck_ledger::entry::EventType;
 use sck_ledger::Ledger;
 use serde_json::json;
 
@@ -192,10 +192,7 @@ impl Lifecycle {
         kind: EventType,
         body: serde_json::Value,
     ) -> EnforceResult<()> {
-        let event =
-            Event::new(kind, body).map_err(|e| EnforceError::internal("ledger event", e))?;
-        self.ledger.append(org, event).await?;
-        Ok(())
+        crate::events::record(&self.ledger, org, kind, body).await
     }
 
     /// The bundle signers by id.

@@ -20,7 +20,7 @@ use std::sync::Arc;
 
 use base64::Engine;
 use rand::RngCore;
-use sck_ledger::entry::{Event, EventType};
+use sck_ledger::entry::EventType;
 use sck_ledger::store::Store;
 use sck_ledger::Ledger;
 use sck_wire::xsck::{KeyMaterial, PinnedKey, Scheme};
@@ -232,10 +232,7 @@ impl Identities {
         kind: EventType,
         body: serde_json::Value,
     ) -> EnforceResult<()> {
-        let event =
-            Event::new(kind, body).map_err(|e| EnforceError::internal("ledger event", e))?;
-        self.ledger.append(org, event).await?;
-        Ok(())
+        crate::events::record(&self.ledger, org, kind, body).await
     }
 
     /// Pins `ans_id` to `org` with its first key.

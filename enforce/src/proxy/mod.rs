@@ -23,7 +23,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use arc_swap::ArcSwap;
-use sck_ledger::entry::{Event, EventType};
+use sck_ledger::entry::EventType;
 use sck_ledger::store::Store;
 use sck_ledger::Ledger;
 use serde::Serialize;
@@ -221,10 +221,7 @@ impl RouteService {
         kind: EventType,
         body: serde_json::Value,
     ) -> EnforceResult<()> {
-        let event =
-            Event::new(kind, body).map_err(|e| EnforceError::internal("ledger event", e))?;
-        self.ledger.append(org, event).await?;
-        Ok(())
+        crate::events::record(&self.ledger, org, kind, body).await
     }
 
     /// Every route: the configured ones, then the stored ones.

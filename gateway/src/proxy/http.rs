@@ -10,9 +10,8 @@
 use std::sync::Arc;
 use std::time::Instant;
 
-use axum::body::Body;
-use axum::extract::Request;
-use axum::http::StatusCode;
+use axum::body::{Body, Bytes};
+use axum::http::request::Parts;
 use axum::response::{IntoResponse, Response};
 use http_body_util::BodyExt;
 use sck_enforce::clock::unix_now;
@@ -32,17 +31,9 @@ pub async fn handle(
     stored: Arc<StoredRoute>,
     token: VerifiedToken,
     rest: String,
-    request: Request,
+    parts: Parts,
+    body: Bytes,
 ) -> Result<Response, ApiError> {
-    let (parts, body) = request.into_parts();
-    let max = state.config().http.max_body_bytes;
-    let body = axum::body::to_bytes(body, max).await.map_err(|_| {
-        ApiError::new(
-            StatusCode::PAYLOAD_TOO_LARGE,
-            "payload_too_large",
-            format!("request body over {max} bytes"),
-        )
-    })?;
     let route = &stored.route;
     let method = parts.method.as_str();
     if let Err(limited) = state.decisions().limits.check(&route.org, &token.sub) {

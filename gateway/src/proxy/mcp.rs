@@ -25,8 +25,8 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use axum::body::{Body, Bytes};
-use axum::extract::Request;
 use axum::http::header::{self, HeaderName, HeaderValue};
+use axum::http::request::Parts;
 use axum::http::{Method, StatusCode};
 use axum::response::{IntoResponse, Response};
 use futures_util::{Stream, StreamExt};
@@ -61,17 +61,9 @@ pub async fn handle(
     stored: Arc<StoredRoute>,
     token: VerifiedToken,
     rest: String,
-    request: Request,
+    parts: Parts,
+    body: Bytes,
 ) -> Result<Response, ApiError> {
-    let (parts, body) = request.into_parts();
-    let max = state.config().http.max_body_bytes;
-    let body = axum::body::to_bytes(body, max).await.map_err(|_| {
-        ApiError::new(
-            StatusCode::PAYLOAD_TOO_LARGE,
-            "payload_too_large",
-            format!("request body over {max} bytes"),
-        )
-    })?;
     let mut call = Call {
         state: state.clone(),
         stored,

@@ -44,12 +44,30 @@ pub async fn dispatch(State(state): State<AppState>, request: Request) -> Respon
         Ok(token) => token,
         Err(response) => return *response,
     };
-    let request = Request::from_parts(parts, body);
+    let body = match read_body(&state, body).await {
+        Ok(body) => body,
+        Err(e) => return e.into_response(),
+    };
     let answer = match stored.route.kind {
-        RouteKind::Mcp => mcp::handle(state, stored, token, rest, request).await,
-        RouteKind::Http => http::handle(state, stored, token, rest, request).await,
+        RouteKind::Mcp => mcp::handle(state, stored, token, rest, parts, body).await,
+        RouteKind::Http => http::handle(state, stored, token, rest, parts, body).await,
     };
     answer.unwrap_or_else(IntoResponse::into_response)
+}
+
+/// A request body read whole, up to `[http] max_body_bytes` (`413 payload_too_large`).
+async fn read_body(
+    state: &AppState,
+    body: axum::body::Body,
+) -> Result<axum::body::Bytes, ApiError> {
+    let max = state.config().http.max_body_bytes;
+    axum::body::to_bytes(body, max).await.map_err(|_| {
+        ApiError::new(
+            axum::http::StatusCode::PAYLOAD_TOO_LARGE,
+            "payload_too_large",
+            format!("request body over {max} bytes"),
+        )
+    })
 }
 
 /// The caller's verified gateway token, which must be of the route's org; else the 401
