@@ -735,3 +735,81 @@ fn an_http_route_injects_the_key_signs_and_never_forwards_the_callers_token() {
         );
     });
 }
+
+/// An upstream that accepts connections and then hangs (never answers) or resets them.
+fn bad_upstream(hang: bool) -> u16 {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    std::thread::spawn(move || {
+        let mut held = Vec::new();
+        for stream in listener.incoming().flatten() {
+            if hang {
+                held.push(stream);
+            } else {
+                let _ = stream.set_linger(Some(Duration::ZERO));
+                drop(stream);
+            }
+        }
+    });
+    port
+}
+
+#[test]
+fn an_upstream_that_hangs_or_resets_is_a_clear_error_and_ledgered() {
+    for deployment in db::backends() {
+        let server = deployment.replica_with_env(&[("SCK_PROXY__RESPONSE_TIMEOUT_SECS", "1")]);
+        let issuer = tokens::create_issuer(
+            &server.url,
+            server.root(),
+            "default",
+            "faults",
+            4,
+            &["mcp:invoke", "mcp:read"],
+        );
+        let issued = tokens::issue(
+            &server.url,
+            server.root(),
+            &tokens::request(
+                "default",
+                &issuer,
+                "agent-3",
+                2,
+                json!(["mcp:invoke", "mcp:read"]),
+            ),
+        );
+        let token = issued["token"].as_str().unwrap();
+        for (id, hang, status, code) in [
+            ("hangs", true, 504, "upstream_timeout"),
+            ("resets", false, 502, "upstream_unreachable"),
+        ] {
+            let port = bad_upstream(hang);
+            create_route(
+                &server,
+                &json!({"organizationId": "default", "id": id, "prefix": format!("/mcp/{id}"),
+                "upstream": format!("http://127.0.0.1:{port}/mcp"), "kind": "mcp"}),
+            )
+            .expect(201);
+            mcp_post(&format!("{}/mcp/{id}", server.url), Some(token), None,
+                br#"{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"echo","arguments":{}}}"#)
+                .assert_problem(status, code);
+        }
+        let dir = tempfile::tempdir().unwrap();
+        support::wait_until(
+            Duration::from_secs(10),
+            "both failed calls' outcomes",
+            || {
+                let entries = ledger::exported_entries(&server.database_url, "default", dir.path());
+                let errors: Vec<Value> = ledger::of_type(&entries, "proxy.completed")
+                    .iter()
+                    .map(|o| json!([o["body"]["route"], o["body"]["status"], o["body"]["error"]]))
+                    .collect();
+                errors
+                    == [
+                        json!(["hangs", 504, "upstream_timeout"]),
+                        json!(["resets", 502, "upstream_unreachable"]),
+                    ]
+            },
+        );
+        ledger::verify_db(&server.database_url, "default");
+    }
+}

@@ -15,8 +15,6 @@ pub const INVALID_REQUEST: i64 = -32600;
 /// `-32003`: sck's policy denied the request (the error's `data` carries the reasons and the
 /// decision id).
 pub const POLICY_DENIED: i64 = -32003;
-/// `-32029`: the caller is over a rate limit.
-pub const RATE_LIMITED: i64 = -32029;
 
 /// A JSON-RPC error object with the `id` of the message it answers (`null` if unknown).
 #[derive(Debug, Clone, PartialEq)]

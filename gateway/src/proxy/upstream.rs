@@ -165,10 +165,14 @@ impl Upstream {
     }
 }
 
+/// Whether a client error was a connect timeout (an `io::Error` of kind `TimedOut` among its
+/// sources, as hyper-util's connector reports one).
 fn is_timeout(error: &hyper_util::client::legacy::Error) -> bool {
     let mut source: Option<&dyn std::error::Error> = std::error::Error::source(error);
     while let Some(e) = source {
-        if e.to_string().contains("timed out") {
+        if e.downcast_ref::<std::io::Error>()
+            .is_some_and(|io| io.kind() == std::io::ErrorKind::TimedOut)
+        {
             return true;
         }
         source = e.source();
