@@ -746,7 +746,9 @@ fn bad_upstream(hang: bool) -> u16 {
             if hang {
                 held.push(stream);
             } else {
-                let _ = stream.set_linger(Some(Duration::ZERO));
+                // Closing with the rest of the request unread makes the kernel send a reset.
+                let mut first = [0u8; 1];
+                let _ = std::io::Read::read(&mut &stream, &mut first);
                 drop(stream);
             }
         }
