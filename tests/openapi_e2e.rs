@@ -832,6 +832,48 @@ fn signed_verify(api: &Api, secret: &str, body: &[u8], tamper: bool) -> Reply {
 }
 
 /// Identity pins and X-SCK signed calls.
+fn gateway_routes(api: &Api, admin: &str) {
+    let key = Some(admin);
+    let routes = "/api/v1/enforcement/routes";
+    let one = "/api/v1/enforcement/routes/{id}";
+    let body = json!({"organizationId": ORG, "id": "contract", "prefix": "/contract",
+                      "upstream": "http://127.0.0.1:9/mcp", "kind": "mcp",
+                      "credentialHeader": "x-api-key", "credential": "k1"});
+    api.post(routes, routes, key, body.clone(), 201);
+    api.post(routes, routes, key, body, 409);
+    api.post(routes, routes, key, json!({"organizationId": ORG, "id": "x", "prefix": "/api", "upstream": "http://h/", "kind": "http"}), 400);
+    api.get(routes, routes, key, 200);
+    api.get(one, &format!("{routes}/contract"), key, 200);
+    api.get(one, &format!("{routes}/nothing"), key, 404);
+    let rotate = "/api/v1/enforcement/routes/{id}/credential";
+    api.post(
+        rotate,
+        &format!("{routes}/contract/credential"),
+        key,
+        json!({"credential": "k2"}),
+        200,
+    );
+    let auth = format!("Bearer {admin}");
+    api.send(
+        "delete",
+        one,
+        &format!("{routes}/contract"),
+        &[("Authorization", &auth)],
+        &[],
+        204,
+    );
+    api.send(
+        "delete",
+        one,
+        &format!("{routes}/contract"),
+        &[("Authorization", &auth)],
+        &[],
+        404,
+    );
+    let signer = "/api/v1/enforcement/gateway/signer";
+    api.get(signer, signer, key, 200);
+}
+
 fn identities_and_verify(api: &Api, admin: &str) {
     let key = Some(admin);
     let pins = "/api/v1/enforcement/identities";
@@ -1086,6 +1128,7 @@ fn real_answers_match_the_documented_schemas() {
     bundles(&api, &admin, &sidecar);
     tokens_and_decisions(&api, &admin);
     identities_and_verify(&api, &admin);
+    gateway_routes(&api, &admin);
     fleet(&api, &admin, &sidecar);
     ledger(&api, &admin);
 

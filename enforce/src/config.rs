@@ -33,6 +33,11 @@ pub struct Config {
     pub fleet: FleetConfig,
     #[serde(default)]
     pub xsck: XsckConfig,
+    #[serde(default)]
+    pub proxy: ProxyConfig,
+    /// Gateway routes (`[[routes]]`); more are created through the API.
+    #[serde(default)]
+    pub routes: Vec<crate::proxy::route::RouteConfig>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -134,6 +139,34 @@ impl Default for XsckConfig {
     }
 }
 
+/// The enforcement point (`[proxy]`): how sck forwards calls on its routes.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ProxyConfig {
+    /// The ANS ID forwarded requests are signed as (default `ans://gateway.<deployment>`).
+    pub ans_id: Option<String>,
+    /// Ed25519 key of that identity (default `<data_dir>/gateway-signing.key`, generated).
+    pub signing_key_file: Option<PathBuf>,
+    /// Connecting to an upstream longer than this is answered 504.
+    pub connect_timeout_ms: u64,
+    /// An upstream that sends no response head for this long is answered 504.
+    pub response_timeout_secs: u64,
+    /// Longest server-sent event sck reads from an MCP upstream whose answer it filters.
+    pub max_event_bytes: usize,
+}
+
+impl Default for ProxyConfig {
+    fn default() -> Self {
+        ProxyConfig {
+            ans_id: None,
+            signing_key_file: None,
+            connect_timeout_ms: 5_000,
+            response_timeout_secs: 30,
+            max_event_bytes: 4 << 20,
+        }
+    }
+}
+
 /// OPA sidecar fleet: status reports and decision-log uploads (`[fleet]`).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
@@ -220,6 +253,8 @@ impl Default for Config {
             },
             fleet: FleetConfig::default(),
             xsck: XsckConfig::default(),
+            proxy: ProxyConfig::default(),
+            routes: Vec::new(),
         }
     }
 }
@@ -333,6 +368,31 @@ max_body_bytes = 1048576
 # Master key sealing HMAC secrets at rest (64 hex digits; generated at data_dir/master.key when
 # unset). SCK_MASTER_KEY, if set, holds the key itself and wins. Replicas must share it.
 # master_key_file = "sck-data/master.key"
+
+[proxy]
+# The enforcement point: MCP and HTTP routes (below and POST /api/v1/enforcement/routes).
+# Forwarded requests are signed with X-SCK (SCK-ED25519-V1) as this ANS ID
+# (default "ans://gateway.<deployment>"); the Ed25519 key is generated on first start.
+# ans_id = "ans://gateway.sck"
+# signing_key_file = "sck-data/gateway-signing.key"
+# Connecting to an upstream, and waiting for its response head, past these is answered 504.
+connect_timeout_ms = 5000
+response_timeout_secs = 30
+# Longest server-sent event read from an MCP upstream whose answer is filtered (tools/list...).
+max_event_bytes = 4194304
+
+# A route maps a public path prefix to an upstream. The upstream credential is read from the
+# environment variable named here (never written in this file) and kept sealed in memory.
+# [[routes]]
+# id = "weather"
+# org = "default"
+# prefix = "/mcp/weather"
+# upstream = "http://127.0.0.1:9000/mcp"
+# kind = "mcp"                      # or "http"
+# credential_header = "x-api-key"
+# credential_env = "WEATHER_API_KEY"
+# forward_arguments = false         # true: tools/call arguments in input.context.arguments
+# actions = { "tools/call" = "tools.invoke" }
 "#;
 
 /// Top-level keys settable from the environment as `SCK_<KEY>`.
@@ -368,6 +428,7 @@ impl Config {
                             "decisions__",
                             "fleet__",
                             "xsck__",
+                            "proxy__",
                         ]
                         .iter()
                         .any(|section| key.starts_with(section))

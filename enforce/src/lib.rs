@@ -1,6 +1,6 @@
 //! sck's services, with no HTTP in them: gateway tokens, the bundle registry and lifecycle,
 //! ANS identities and X-SCK verification, the OPA sidecar fleet and retention, decisions
-//! (snapshots, rate limits), activations, signers, first-start bootstrap, configuration and
+//! (snapshots, rate limits), the enforcement point's routes and signer (`proxy`), activations, signers, first-start bootstrap, configuration and
 //! storage. Every operation fails with one [`error::EnforceError`] (a kind and a stable code);
 //! the HTTP gateway (`sck-gateway`) is the only crate that turns one into a status.
 //!
@@ -22,6 +22,7 @@ pub mod fleet;
 pub mod identities;
 pub mod lifecycle;
 pub mod org_names;
+pub mod proxy;
 pub mod registry;
 mod services;
 pub mod signers;

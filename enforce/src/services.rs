@@ -20,6 +20,8 @@ use crate::fleet::FleetService;
 use crate::identities::sealing::MasterKey;
 use crate::identities::Identities;
 use crate::lifecycle::Lifecycle;
+use crate::proxy::signer::GatewaySigner;
+use crate::proxy::RouteService;
 use crate::registry::Registry;
 use crate::signers::Signers;
 use crate::tokens::TokenService;
@@ -34,6 +36,8 @@ pub struct Services {
     decisions: DecisionService,
     fleet: FleetService,
     xsck: XsckVerifier,
+    routes: Arc<RouteService>,
+    signer: Arc<GatewaySigner>,
 }
 
 impl Services {
@@ -50,6 +54,7 @@ impl Services {
                 crate::tokens::schema::MIGRATIONS,
                 crate::fleet::schema::MIGRATIONS,
                 crate::identities::schema::MIGRATIONS,
+                crate::proxy::schema::MIGRATIONS,
             ],
         )
         .await
@@ -85,6 +90,24 @@ impl Services {
                 .master_key_file
                 .clone()
                 .unwrap_or_else(|| config.data_dir.join("master.key")),
+        )?;
+        let routes = RouteService::open(
+            store.clone(),
+            ledger.clone(),
+            master_key.clone(),
+            &config.routes,
+        )?;
+        let signer = GatewaySigner::load(
+            &config
+                .proxy
+                .signing_key_file
+                .clone()
+                .unwrap_or_else(|| config.data_dir.join("gateway-signing.key")),
+            config
+                .proxy
+                .ans_id
+                .clone()
+                .unwrap_or_else(|| format!("ans://gateway.{}", config.deployment)),
         )?;
         let xsck = XsckVerifier::new(
             Identities::new(store.clone(), ledger.clone(), master_key),
@@ -131,6 +154,8 @@ impl Services {
             decisions,
             fleet,
             xsck,
+            routes: Arc::new(routes),
+            signer: Arc::new(signer),
         })
     }
 
@@ -200,6 +225,14 @@ impl Services {
 
     pub fn xsck(&self) -> &XsckVerifier {
         &self.xsck
+    }
+
+    pub fn routes(&self) -> &RouteService {
+        &self.routes
+    }
+
+    pub fn signer(&self) -> &GatewaySigner {
+        &self.signer
     }
 }
 

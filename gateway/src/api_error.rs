@@ -139,9 +139,15 @@ pub async fn log_causes(request: axum::extract::Request, next: axum::middleware:
     response
 }
 
+/// Marks an upstream's answer relayed by a gateway route: [`problem_for_bare_errors`] leaves
+/// it as the upstream sent it.
+#[derive(Debug, Clone, Copy)]
+pub struct Relayed;
+
 /// Gives every error answer a problem body: those produced below the handlers (a wrong method,
 /// an undecodable path parameter, a request timeout, a body over the limit) come from axum and
-/// tower-http as plain text or empty. Answers that already carry JSON pass through unchanged.
+/// tower-http as plain text or empty. Answers that already carry JSON, and upstream answers
+/// relayed by a route ([`Relayed`]), pass through unchanged.
 pub async fn problem_for_bare_errors(
     request: axum::extract::Request,
     next: axum::middleware::Next,
@@ -153,7 +159,7 @@ pub async fn problem_for_bare_errors(
         .get(header::CONTENT_TYPE)
         .and_then(|v| v.to_str().ok())
         .is_some_and(|v| v.contains("json"));
-    if status.as_u16() < 400 || is_json {
+    if status.as_u16() < 400 || is_json || response.extensions().get::<Relayed>().is_some() {
         return response;
     }
     let code = match status {

@@ -46,6 +46,7 @@ pub fn facts(method: &Method, uri: &Uri, body: &[u8]) -> RequestFacts {
         method: method.to_string(),
         path: uri.path().to_owned(),
         body_sha256: hex::encode(sha2::Sha256::digest(body)),
+        call: None,
     }
 }
 

@@ -22,7 +22,6 @@ use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetReques
 use tower_http::timeout::TimeoutLayer;
 use tower_http::trace::TraceLayer;
 
-use crate::api_error::ApiError;
 use crate::routes;
 use crate::state::AppState;
 
@@ -88,10 +87,6 @@ async fn track(matched: Option<MatchedPath>, request: Request, next: Next) -> Re
     response
 }
 
-async fn not_found() -> ApiError {
-    ApiError::not_found("no such route")
-}
-
 /// The whole HTTP application.
 pub fn app(state: AppState) -> Router {
     let timeout = Duration::from_secs(state.config().http.request_timeout_secs);
@@ -105,6 +100,7 @@ pub fn app(state: AppState) -> Router {
         .merge(routes::decide::router())
         .merge(routes::fleet::router())
         .merge(routes::identities::router())
+        .merge(routes::gateway_routes::router())
         .merge(routes::verify::router(&state))
         .merge(routes::ledger::router())
         .merge(crate::openapi::router())
@@ -115,7 +111,8 @@ pub fn app(state: AppState) -> Router {
     Router::new()
         .merge(api)
         .merge(routes::bundle_service::router())
-        .fallback(not_found)
+        // Anything else is a gateway route's (or a 404): see `proxy::dispatch`.
+        .fallback(crate::proxy::dispatch)
         .layer(axum::middleware::from_fn(track))
         .layer(axum::middleware::from_fn(crate::edge::limit_head))
         .layer(RequestBodyLimitLayer::new(max_body_bytes))

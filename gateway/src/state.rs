@@ -1,9 +1,12 @@
-//! The state every handler shares: the services and the process's metrics handle.
+//! The state every handler shares: the services, the process's metrics handle and the
+//! upstream client of the routes.
 
 use std::sync::Arc;
 
 use metrics_exporter_prometheus::PrometheusHandle;
 use sck_enforce::Services;
+
+use crate::proxy::upstream::Upstream;
 
 /// Shared server state: one pointer, so the per-request clone axum makes is a reference count.
 /// Dereferences to the [`Services`].
@@ -14,16 +17,27 @@ pub struct AppState(Arc<Inner>);
 struct Inner {
     services: Services,
     metrics: PrometheusHandle,
+    upstream: Upstream,
 }
 
 impl AppState {
     pub fn new(services: Services, metrics: PrometheusHandle) -> AppState {
-        AppState(Arc::new(Inner { services, metrics }))
+        let upstream = Upstream::new(services.config());
+        AppState(Arc::new(Inner {
+            services,
+            metrics,
+            upstream,
+        }))
     }
 
     /// The Prometheus recorder's handle (rendered at `/metrics`).
     pub fn metrics(&self) -> &PrometheusHandle {
         &self.0.metrics
+    }
+
+    /// The pooled client routes forward with.
+    pub fn upstream(&self) -> &Upstream {
+        &self.0.upstream
     }
 }
 

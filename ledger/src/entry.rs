@@ -43,11 +43,15 @@ pub enum EventType {
     CredentialCreated,
     CredentialRevoked,
     RetentionInputsPruned,
+    RouteCreated,
+    RouteDeleted,
+    RouteCredentialRotated,
+    ProxyCompleted,
 }
 
 impl EventType {
     /// Every event type, in specification order.
-    pub const ALL: [EventType; 21] = [
+    pub const ALL: [EventType; 25] = [
         EventType::DecisionAllowed,
         EventType::DecisionDenied,
         EventType::DecisionSidecar,
@@ -69,6 +73,10 @@ impl EventType {
         EventType::CredentialCreated,
         EventType::CredentialRevoked,
         EventType::RetentionInputsPruned,
+        EventType::RouteCreated,
+        EventType::RouteDeleted,
+        EventType::RouteCredentialRotated,
+        EventType::ProxyCompleted,
     ];
 
     /// The wire name, e.g. `decision.allowed`.
@@ -95,6 +103,10 @@ impl EventType {
             EventType::CredentialCreated => "credential.created",
             EventType::CredentialRevoked => "credential.revoked",
             EventType::RetentionInputsPruned => "retention.inputs_pruned",
+            EventType::RouteCreated => "route.created",
+            EventType::RouteDeleted => "route.deleted",
+            EventType::RouteCredentialRotated => "route.credential_rotated",
+            EventType::ProxyCompleted => "proxy.completed",
         }
     }
 }

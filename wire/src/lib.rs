@@ -8,6 +8,8 @@
 //!   input hashing and masking, the `decision.sidecar` ledger body; refusals are
 //!   [`opa_logs::UploadError`].
 //! - [`opa_status`]: OPA status reports and drift; refusals are [`opa_status::StatusRefused`].
+//! - [`jsonrpc`]: JSON-RPC 2.0 messages and batches as MCP's Streamable HTTP carries them;
+//!   [`sse`]: server-sent events cut from a byte stream as they arrive.
 //! - [`token`]: the pure core of gateway-token verification (`check(token, keys, settings,
 //!   now)`: header, pinned key and algorithm, signature, registered claims, time), refusals are
 //!   [`token::TokenRefusal`].
@@ -20,8 +22,10 @@
 //! stable problem code the gateway answers with; the gateway alone maps it to an HTTP status.
 
 pub mod canonical;
+pub mod jsonrpc;
 pub mod opa_logs;
 pub mod opa_status;
 pub mod principal;
+pub mod sse;
 pub mod token;
 pub mod xsck;

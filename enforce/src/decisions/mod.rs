@@ -26,6 +26,10 @@ pub struct RequestFacts {
     pub method: String,
     pub path: String,
     pub body_sha256: String,
+    /// A call proxied on a route (`route`, `method`, `tool`, `arguments_sha256`, ...): in the
+    /// input as `request.call` and in the ledger entry.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub call: Option<Value>,
 }
 
 /// Who a decision is for: a gateway token's subject or a verified upstream caller.
@@ -191,6 +195,15 @@ impl DecisionService {
         input
     }
 
+    /// Whether `org`'s active policy allows `input`, without a ledger entry: for filtering the
+    /// entries of an answer whose request was itself decided and ledgered. No active bundle,
+    /// or any failure, is a deny.
+    pub fn permits(&self, org: &str, input: &Value) -> bool {
+        self.snapshots
+            .get(org)
+            .is_some_and(|s| s.evaluator.decide(input).allow)
+    }
+
     /// Evaluates `input` on `org`'s active policy (the decision rule, or `rule` for the Data
     /// API), records the decision durably, and returns it with its receipt.
     pub async fn decide(
@@ -255,7 +268,7 @@ impl DecisionService {
         } else {
             EventType::DecisionDenied
         };
-        let body = json!({
+        let mut body = json!({
             "decision_id": decision_id,
             "bundle": bundle.as_ref().map(|b| json!({"org": org, "name": b.name, "version": b.version, "sha256": b.sha256})),
             "entrypoint": entrypoint,
@@ -273,6 +286,9 @@ impl DecisionService {
             "request": {"method": request.method, "path": request.path},
             "input_sha256": document_sha256(&input),
         });
+        if let Some(call) = &request.call {
+            body["call"] = call.clone();
+        }
         let receipt = crate::events::record(&self.ledger, org, kind, body).await?;
         metrics::counter!("sck_decisions_total", "org" => org.to_owned(), "result" => if allow { "allow" } else { "deny" })
             .increment(1);

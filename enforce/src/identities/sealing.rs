@@ -1,4 +1,4 @@
-//! The master key that seals HMAC secrets at rest (ChaCha20-Poly1305 from the RustCrypto
+//! The master key that seals secrets at rest (HMAC pins, route upstream credentials) (ChaCha20-Poly1305 from the RustCrypto
 //! `chacha20poly1305` crate; nothing hand-rolled).
 //!
 //! The key comes from `SCK_MASTER_KEY` (64 hex digits) or, when unset, from the configured
@@ -26,9 +26,18 @@ impl std::fmt::Debug for MasterKey {
     }
 }
 
-fn associated_data(key_id: &str, ans_id: &str) -> Vec<u8> {
-    format!("sck-identity-key\0{key_id}\0{ans_id}").into_bytes()
+/// The associated data binding a sealed secret to what it is for: a purpose label and the
+/// ids of its row, NUL-separated.
+fn associated_data(purpose: &str, binding: &[&str]) -> Vec<u8> {
+    let mut aad = purpose.as_bytes().to_vec();
+    for part in binding {
+        aad.push(0);
+        aad.extend_from_slice(part.as_bytes());
+    }
+    aad
 }
+
+const IDENTITY_KEY: &str = "sck-identity-key";
 
 impl MasterKey {
     /// A key from 32 raw bytes.
@@ -66,8 +75,24 @@ impl MasterKey {
 
     /// Seals `secret` for the key `key_id` of `ans_id`.
     pub fn seal(&self, key_id: &str, ans_id: &str, secret: &[u8]) -> Result<Vec<u8>, String> {
+        self.seal_for(IDENTITY_KEY, &[key_id, ans_id], secret)
+    }
+
+    /// Opens a sealed secret; fails for a wrong master key, row or tampered bytes.
+    pub fn open(&self, key_id: &str, ans_id: &str, sealed: &[u8]) -> Result<Vec<u8>, String> {
+        self.open_for(IDENTITY_KEY, &[key_id, ans_id], sealed)
+    }
+
+    /// Seals `secret` for `purpose` (a label naming the kind of secret) and the ids in
+    /// `binding` (its row): it opens only with the same purpose and ids.
+    pub fn seal_for(
+        &self,
+        purpose: &str,
+        binding: &[&str],
+        secret: &[u8],
+    ) -> Result<Vec<u8>, String> {
         let nonce = ChaCha20Poly1305::generate_nonce(&mut OsRng);
-        let aad = associated_data(key_id, ans_id);
+        let aad = associated_data(purpose, binding);
         let sealed = self
             .cipher
             .encrypt(
@@ -83,8 +108,13 @@ impl MasterKey {
         Ok(out)
     }
 
-    /// Opens a sealed secret; fails for a wrong master key, row or tampered bytes.
-    pub fn open(&self, key_id: &str, ans_id: &str, sealed: &[u8]) -> Result<Vec<u8>, String> {
+    /// Opens what [`Self::seal_for`] sealed for `purpose` and `binding`.
+    pub fn open_for(
+        &self,
+        purpose: &str,
+        binding: &[&str],
+        sealed: &[u8],
+    ) -> Result<Vec<u8>, String> {
         if sealed.len() < NONCE_LEN {
             return Err("sealed secret too short".into());
         }
@@ -92,7 +122,7 @@ impl MasterKey {
         let nonce: [u8; NONCE_LEN] = nonce
             .try_into()
             .map_err(|_| "sealed secret too short".to_owned())?;
-        let aad = associated_data(key_id, ans_id);
+        let aad = associated_data(purpose, binding);
         self.cipher
             .decrypt(
                 &Nonce::from(nonce),
@@ -126,5 +156,9 @@ mod tests {
         assert!(key.open("k1", "ans://a", &sealed[..5]).is_err());
         assert!(MasterKey::from_hex("zz").is_err());
         assert!(format!("{key:?}").contains("redacted"));
+        // Another purpose with the same ids does not open it either.
+        assert!(key
+            .open_for("sck-route-credential", &["k1", "ans://a"], &sealed)
+            .is_err());
     }
 }

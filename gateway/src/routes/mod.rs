@@ -9,6 +9,7 @@ pub mod bundles;
 pub mod credentials;
 pub mod decide;
 pub mod fleet;
+pub mod gateway_routes;
 pub mod identities;
 pub mod ledger;
 pub mod ops;
@@ -32,6 +33,7 @@ pub fn documented() -> OpenApiRouter<AppState> {
         .merge(decide::router())
         .merge(fleet::router())
         .merge(identities::router())
+        .merge(gateway_routes::router())
         .merge(verify::routes())
         .merge(ledger::router())
         .merge(bundle_service::router())

@@ -114,3 +114,42 @@ test_caller_action_not_granted_denied if {
 	d := gateway.decision with input as object.union(signed_call, {"action": "policy.write"})
 	d.reasons == ["caller_action_denied"]
 }
+
+# --- the enforcement point's actions (MCP routes and HTTP routes) ------------------------------
+
+mcp_session := object.union(token_call, {"action": "initialize", "resource": {"org": "org-1", "server": "weather"}})
+
+test_mcp_session_methods_allowed_with_any_mcp_scope if {
+	every scope in ["mcp:read", "mcp:invoke", "mcp:*"] {
+		every action in ["initialize", "ping"] {
+			gateway.allow with input as object.union(mcp_session, {"action": action, "token": object.union(token_call.token, {"scope": [scope]})})
+		}
+	}
+}
+
+test_listing_needs_an_mcp_scope if {
+	d := gateway.decision with input as object.union(mcp_session, {"action": "prompts.list", "token": object.union(token_call.token, {"scope": ["http:read"]})})
+	d.reasons == ["scope_missing"]
+	gateway.allow with input as object.union(mcp_session, {"action": "prompts.list", "token": object.union(token_call.token, {"scope": ["mcp:read"]})})
+}
+
+test_prompts_get_needs_loa_2 if {
+	read := object.union(mcp_session, {"action": "prompts.get", "token": object.union(token_call.token, {"scope": ["mcp:read"], "loa": 1})})
+	d := gateway.decision with input as read
+	d.reasons == ["loa 1 below required 2"]
+}
+
+http_call := object.union(token_call, {"action": "http.get", "resource": {"org": "org-1", "route": "billing", "path": "/invoices"}, "token": object.union(token_call.token, {"scope": ["http:read"]})})
+
+# Requirements list no wildcard pattern for http: one would admit every http: scope.
+test_http_reads_need_http_read_and_writes_http_write if {
+	gateway.allow with input as http_call
+	d := gateway.decision with input as object.union(http_call, {"action": "http.post"})
+	d.reasons == ["scope_missing"]
+	gateway.allow with input as object.union(http_call, {"action": "http.post", "token": object.union(http_call.token, {"scope": ["http:write"]})})
+}
+
+test_http_delete_needs_loa_3 if {
+	d := gateway.decision with input as object.union(http_call, {"action": "http.delete", "token": object.union(http_call.token, {"scope": ["http:write"]})})
+	d.reasons == ["loa 2 below required 3"]
+}
