@@ -70,6 +70,7 @@ test-interop:
 bench:
 	$(CARGO) bench -p sck-bundler --bench bundle
 	scripts/with-postgres.sh $(CARGO) bench -p sck-ledger --bench ledger
+	scripts/bench-ledger-curve.sh
 	scripts/bench-bundle-memory.sh
 	scripts/bench-serve.sh
 	scripts/bench-tokens.sh

@@ -1,7 +1,8 @@
 //! Read side of the ledger: entries, checkpoints, keys and proofs, straight from the store.
 //!
 //! Needs no signing key; used by the HTTP API, `sck ledger export|verify --db|proof` and tests.
-//! Proofs are built from stored complete-subtree hashes (O(log n) rows, no rescan).
+//! Proofs are built from stored complete-subtree hashes (O(log n) rows, no rescan); a root,
+//! proof or frontier reads the head and all its nodes in two statements over one connection.
 
 use std::collections::HashMap;
 
@@ -143,49 +144,54 @@ impl LogReader {
         with_conn!(&self.store, c => c.keys().await)
     }
 
-    async fn fetch_nodes(&self, log_id: i64, ids: &[NodeId]) -> Result<HashMap<NodeId, Hash>> {
-        with_conn!(&self.store, c => c.nodes(log_id, ids).await)
+    /// Reads `org`'s head, then the nodes `ids` names for it, over one pooled connection
+    /// (each acquisition is a round trip of its own). `ids` also checks the request against
+    /// the head.
+    async fn head_and_nodes(
+        &self,
+        org: &str,
+        ids: impl FnOnce(&Head) -> Result<Vec<NodeId>>,
+    ) -> Result<HashMap<NodeId, Hash>> {
+        with_conn!(&self.store, c => {
+            let head = c
+                .find_head(org)
+                .await?
+                .ok_or_else(|| LedgerError::UnknownLog(org.to_owned()))?;
+            let ids = ids(&head)?;
+            c.nodes(head.log_id, &ids).await
+        })
     }
 
     /// The Merkle root of the first `size` entries.
     pub async fn root_at(&self, org: &str, size: u64) -> Result<Hash> {
-        let head = self.head(org).await?;
-        self.root_with(&head, size).await
-    }
-
-    async fn root_with(&self, head: &Head, size: u64) -> Result<Hash> {
-        if size > head.size {
-            return Err(LedgerError::OutOfRange(format!(
-                "size {size} exceeds the log size {}",
-                head.size
-            )));
-        }
-        let ids = required_nodes(|s| root(s, size).map(|_| ()));
-        let nodes = self.fetch_nodes(head.log_id, &ids).await?;
+        let nodes = self
+            .head_and_nodes(org, |head| {
+                within(head, size)?;
+                Ok(required_nodes(|s| root(s, size).map(|_| ())))
+            })
+            .await?;
         Ok(root(&mut |id| nodes.get(&id).copied(), size)?)
     }
 
     /// The inclusion proof of `seq` in the tree of `size` entries.
     pub async fn inclusion_proof(&self, org: &str, seq: u64, size: u64) -> Result<InclusionProof> {
-        let head = self.head(org).await?;
-        if size > head.size {
-            return Err(LedgerError::OutOfRange(format!(
-                "size {size} exceeds the log size {}",
-                head.size
-            )));
-        }
-        if seq >= size {
-            return Err(ProofError::IndexOutOfRange { index: seq, size }.into());
-        }
-        let mut ids = required_nodes(|s| inclusion_proof(s, seq, size).map(|_| ()));
-        ids.extend(required_nodes(|s| root(s, size).map(|_| ())));
-        ids.push(NodeId {
-            level: 0,
-            index: seq,
-        });
-        ids.sort_unstable();
-        ids.dedup();
-        let nodes = self.fetch_nodes(head.log_id, &ids).await?;
+        let nodes = self
+            .head_and_nodes(org, |head| {
+                within(head, size)?;
+                if seq >= size {
+                    return Err(ProofError::IndexOutOfRange { index: seq, size }.into());
+                }
+                let mut ids = required_nodes(|s| inclusion_proof(s, seq, size).map(|_| ()));
+                ids.extend(required_nodes(|s| root(s, size).map(|_| ())));
+                ids.push(NodeId {
+                    level: 0,
+                    index: seq,
+                });
+                ids.sort_unstable();
+                ids.dedup();
+                Ok(ids)
+            })
+            .await?;
         let mut src = |id: NodeId| nodes.get(&id).copied();
         let proof = inclusion_proof(&mut src, seq, size)?;
         let r = root(&mut src, size)?;
@@ -213,26 +219,24 @@ impl LogReader {
         from: u64,
         to: u64,
     ) -> Result<ConsistencyProof> {
-        let head = self.head(org).await?;
-        if to > head.size {
-            return Err(LedgerError::OutOfRange(format!(
-                "size {to} exceeds the log size {}",
-                head.size
-            )));
-        }
-        if from > to {
-            return Err(ProofError::InvalidSizes {
-                first: from,
-                second: to,
-            }
-            .into());
-        }
-        let mut ids = required_nodes(|s| consistency_proof(s, from, to).map(|_| ()));
-        ids.extend(required_nodes(|s| root(s, from).map(|_| ())));
-        ids.extend(required_nodes(|s| root(s, to).map(|_| ())));
-        ids.sort_unstable();
-        ids.dedup();
-        let nodes = self.fetch_nodes(head.log_id, &ids).await?;
+        let nodes = self
+            .head_and_nodes(org, |head| {
+                within(head, to)?;
+                if from > to {
+                    return Err(ProofError::InvalidSizes {
+                        first: from,
+                        second: to,
+                    }
+                    .into());
+                }
+                let mut ids = required_nodes(|s| consistency_proof(s, from, to).map(|_| ()));
+                ids.extend(required_nodes(|s| root(s, from).map(|_| ())));
+                ids.extend(required_nodes(|s| root(s, to).map(|_| ())));
+                ids.sort_unstable();
+                ids.dedup();
+                Ok(ids)
+            })
+            .await?;
         let mut src = |id: NodeId| nodes.get(&id).copied();
         Ok(ConsistencyProof {
             from,
@@ -245,14 +249,13 @@ impl LogReader {
 
     /// The frontier (compact range) of the first `size` entries, for partial exports.
     pub async fn frontier(&self, org: &str, size: u64) -> Result<Frontier> {
-        let head = self.head(org).await?;
-        if size > head.size {
-            return Err(LedgerError::OutOfRange(format!(
-                "size {size} exceeds the log"
-            )));
-        }
         let ids = Frontier::node_ids(size);
-        let nodes = self.fetch_nodes(head.log_id, &ids).await?;
+        let nodes = self
+            .head_and_nodes(org, |head| {
+                within(head, size)?;
+                Ok(ids.clone())
+            })
+            .await?;
         let hashes = ids
             .iter()
             .map(|id| {
@@ -264,4 +267,15 @@ impl LogReader {
             .collect::<Result<Vec<_>, _>>()?;
         Ok(Frontier::from_nodes(size, hashes)?)
     }
+}
+
+/// Refuses a tree size beyond the log's.
+fn within(head: &Head, size: u64) -> Result<()> {
+    if size > head.size {
+        return Err(LedgerError::OutOfRange(format!(
+            "size {size} exceeds the log size {}",
+            head.size
+        )));
+    }
+    Ok(())
 }
