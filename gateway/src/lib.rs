@@ -17,3 +17,4 @@ pub mod routes;
 pub mod server;
 pub mod signed_caller;
 pub mod state;
+pub mod upstream;

@@ -6,7 +6,7 @@ use std::sync::Arc;
 use metrics_exporter_prometheus::PrometheusHandle;
 use sck_enforce::Services;
 
-use crate::proxy::upstream::Upstream;
+use crate::upstream::Upstream;
 
 /// Shared server state: one pointer, so the per-request clone axum makes is a reference count.
 /// Dereferences to the [`Services`].

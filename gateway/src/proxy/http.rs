@@ -22,9 +22,9 @@ use serde_json::json;
 use sha2::Digest;
 
 use super::outcome::Outcome;
-use super::upstream::{copy_response_headers, Outgoing};
 use crate::api_error::ApiError;
 use crate::state::AppState;
+use crate::upstream::{copy_response_headers, Outgoing};
 
 pub async fn handle(
     state: AppState,

@@ -42,9 +42,9 @@ use serde_json::{json, Value};
 use sha2::Digest;
 
 use super::outcome::Outcome;
-use super::upstream::{copy_response_headers, Outgoing};
 use crate::api_error::ApiError;
 use crate::state::AppState;
+use crate::upstream::{copy_response_headers, Outgoing};
 
 /// Caller headers an MCP upstream may see (besides what sck sets itself).
 const PASSED: [HeaderName; 5] = [

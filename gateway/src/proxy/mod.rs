@@ -1,7 +1,7 @@
 //! The enforcement point: requests on a route's prefix (the router's fallback, so sck's own
 //! API always wins) are authenticated with a gateway token of the route's org, decided on
 //! that org's policy, and only then forwarded — MCP routes by [`mcp`], HTTP routes by
-//! [`http`] — through [`upstream`], with each forwarded call's [`outcome`] ledgered.
+//! [`http`] — through [`crate::upstream`], with each forwarded call's [`outcome`] ledgered.
 //! [`metadata`] serves the routes' RFC 9728 documents and words the 401s.
 //!
 //! Invariant: nothing reaches an upstream before a verified token and an allowing decision;
@@ -12,7 +12,6 @@ pub mod http;
 pub mod mcp;
 pub mod metadata;
 pub mod outcome;
-pub mod upstream;
 
 use axum::extract::{Request, State};
 use axum::http::request::Parts;
