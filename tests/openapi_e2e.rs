@@ -256,13 +256,13 @@ fn source(path: &str) -> String {
 
 /// The names `NAME` of every `routes::NAME::router` in `text`.
 fn merged_route_modules(text: &str) -> BTreeSet<String> {
-    text.split("routes::")
-        .skip(1)
-        .filter_map(|rest| {
-            let name: String = rest
-                .chars()
-                .take_while(|c| c.is_ascii_alphanumeric() || *c == '_')
-                .collect();
+    let ident = |c: char| c.is_ascii_alphanumeric() || c == '_';
+    text.match_indices("routes::")
+        // `routes::` as a whole path segment, not the end of a name like `gateway_routes::`.
+        .filter(|(at, _)| !text[..*at].ends_with(ident))
+        .filter_map(|(at, _)| {
+            let rest = &text[at + "routes::".len()..];
+            let name: String = rest.chars().take_while(|&c| ident(c)).collect();
             rest[name.len()..].starts_with("::router").then_some(name)
         })
         .collect()
