@@ -20,6 +20,7 @@ use crate::fleet::FleetService;
 use crate::identities::sealing::MasterKey;
 use crate::identities::Identities;
 use crate::lifecycle::Lifecycle;
+use crate::oauth::OAuth;
 use crate::registry::Registry;
 use crate::signers::Signers;
 use crate::tokens::TokenService;
@@ -31,6 +32,7 @@ pub struct Services {
     config: Arc<Config>,
     lifecycle: Lifecycle,
     tokens: TokenService,
+    oauth: OAuth,
     decisions: DecisionService,
     fleet: FleetService,
     xsck: XsckVerifier,
@@ -50,6 +52,7 @@ impl Services {
                 crate::tokens::schema::MIGRATIONS,
                 crate::fleet::schema::MIGRATIONS,
                 crate::identities::schema::MIGRATIONS,
+                crate::oauth::schema::MIGRATIONS,
             ],
         )
         .await
@@ -75,6 +78,7 @@ impl Services {
         let tokens = TokenService::open(store.clone(), ledger.clone(), &config)
             .await
             .map_err(|e| format!("tokens: {e}"))?;
+        let oauth = OAuth::new(store.clone(), ledger.clone(), tokens.clone());
         let limits = Limits {
             max_files: config.bundles.max_files,
             max_decompressed_bytes: config.bundles.max_decompressed_bytes,
@@ -128,6 +132,7 @@ impl Services {
             config: Arc::new(config),
             lifecycle,
             tokens,
+            oauth,
             decisions,
             fleet,
             xsck,
@@ -188,6 +193,10 @@ impl Services {
 
     pub fn tokens(&self) -> &TokenService {
         &self.tokens
+    }
+
+    pub fn oauth(&self) -> &OAuth {
+        &self.oauth
     }
 
     pub fn decisions(&self) -> &DecisionService {

@@ -43,11 +43,14 @@ pub enum EventType {
     CredentialCreated,
     CredentialRevoked,
     RetentionInputsPruned,
+    ClientCreated,
+    ClientRotated,
+    ClientRevoked,
 }
 
 impl EventType {
     /// Every event type, in specification order.
-    pub const ALL: [EventType; 21] = [
+    pub const ALL: [EventType; 24] = [
         EventType::DecisionAllowed,
         EventType::DecisionDenied,
         EventType::DecisionSidecar,
@@ -69,6 +72,9 @@ impl EventType {
         EventType::CredentialCreated,
         EventType::CredentialRevoked,
         EventType::RetentionInputsPruned,
+        EventType::ClientCreated,
+        EventType::ClientRotated,
+        EventType::ClientRevoked,
     ];
 
     /// The wire name, e.g. `decision.allowed`.
@@ -95,6 +101,9 @@ impl EventType {
             EventType::CredentialCreated => "credential.created",
             EventType::CredentialRevoked => "credential.revoked",
             EventType::RetentionInputsPruned => "retention.inputs_pruned",
+            EventType::ClientCreated => "client.created",
+            EventType::ClientRotated => "client.rotated",
+            EventType::ClientRevoked => "client.revoked",
         }
     }
 }

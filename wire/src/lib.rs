@@ -7,6 +7,8 @@
 //! - [`opa_logs`]: OPA decision-log uploads: bounded gzip decoding, whole-batch validation,
 //!   input hashing and masking, the `decision.sidecar` ledger body; refusals are
 //!   [`opa_logs::UploadError`].
+//! - [`oauth_form`]: OAuth 2 token request bodies and Basic client credentials; refusals are
+//!   [`oauth_form::FormRefused`].
 //! - [`opa_status`]: OPA status reports and drift; refusals are [`opa_status::StatusRefused`].
 //! - [`principal`]: who a verified request is for ([`principal::VerifiedToken`],
 //!   [`principal::VerifiedCaller`]), as policies see them.
@@ -17,6 +19,7 @@
 //! stable problem code the gateway answers with; the gateway alone maps it to an HTTP status.
 
 pub mod canonical;
+pub mod oauth_form;
 pub mod opa_logs;
 pub mod opa_status;
 pub mod principal;

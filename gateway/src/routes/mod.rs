@@ -11,6 +11,7 @@ pub mod decide;
 pub mod fleet;
 pub mod identities;
 pub mod ledger;
+pub mod oauth;
 pub mod ops;
 pub mod respond;
 pub mod tokens;
@@ -33,6 +34,7 @@ pub fn documented() -> OpenApiRouter<AppState> {
         .merge(decide::router())
         .merge(fleet::router())
         .merge(identities::router())
+        .merge(oauth::router())
         .merge(verify::routes())
         .merge(ledger::router())
         .merge(bundle_service::router())
