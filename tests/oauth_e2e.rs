@@ -145,6 +145,9 @@ fn service_accounts_get_tokens_by_basic_and_post_on_every_backend() {
     });
 }
 
+/// A bad token request: headers, body, and the status and RFC 6749 error it must get.
+type Case<'a> = (Vec<(&'a str, &'a str)>, String, u16, &'a str);
+
 #[test]
 fn bad_token_requests_get_rfc_6749_errors_and_change_nothing() {
     let server = Server::start();
@@ -154,7 +157,7 @@ fn bad_token_requests_get_rfc_6749_errors_and_change_nothing() {
     let unknown_client = basic("iss_unknown", &secret);
     let size = || ledger::size(&server.url, server.root(), "default");
     let before = size();
-    let cases: Vec<(Vec<(&str, &str)>, String, u16, &str)> = vec![
+    let cases: Vec<Case> = vec![
         // JSON instead of a form.
         (
             vec![
