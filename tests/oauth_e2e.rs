@@ -430,34 +430,15 @@ fn sck_client_commands_manage_service_accounts() {
 /// Installs the pinned Authlib, requests and PyJWT (with cryptography) for `python3` if
 /// missing; `false` if that is impossible.
 fn python_clients_available() -> bool {
-    let check = || {
-        Command::new("python3")
-            .args(["-c", "import authlib, requests, jwt, cryptography; assert authlib.__version__ == '1.9.6'"])
-            .status()
-            .is_ok_and(|s| s.success())
-    };
-    if check() {
-        return true;
-    }
-    for extra in [&[][..], &["--break-system-packages"][..]] {
-        let _ = Command::new("python3")
-            .args([
-                "-m",
-                "pip",
-                "install",
-                "--quiet",
-                "authlib==1.9.6",
-                "requests==2.34.2",
-                "pyjwt==2.15.1",
-                "cryptography",
-            ])
-            .args(extra)
-            .status();
-        if check() {
-            return true;
-        }
-    }
-    false
+    support::python::available(
+        "import authlib, requests, jwt, cryptography; assert authlib.__version__ == '1.9.6'",
+        &[
+            "authlib==1.9.6",
+            "requests==2.34.2",
+            "pyjwt==2.15.1",
+            "cryptography",
+        ],
+    )
 }
 
 #[test]
