@@ -889,8 +889,11 @@ fn check(server: &Server, known: &Known, request: &Fuzz) -> Result<(), TestCaseE
         return Ok(());
     }
     let content_type = answer.header("content-type").unwrap_or_default();
+    // The OAuth token endpoint answers RFC 6749 §5.2 `application/json` (with the problem
+    // members too, `code` = `error`); every other route answers problem+json.
+    let oauth = request.target.starts_with("/oauth2/token") && content_type == "application/json";
     prop_assert!(
-        content_type.starts_with("application/problem+json"),
+        content_type.starts_with("application/problem+json") || oauth,
         "{} with Content-Type {:?}: {}",
         answer.status,
         content_type,
@@ -905,6 +908,9 @@ fn check(server: &Server, known: &Known, request: &Fuzz) -> Result<(), TestCaseE
         "no code: {}",
         text()
     );
+    if oauth {
+        prop_assert_eq!(&problem["error"], &problem["code"]);
+    }
     unchanged(server, known, before, "a refused request")
 }
 

@@ -874,6 +874,77 @@ fn gateway_routes(api: &Api, admin: &str) {
     api.get(signer, signer, key, 200);
 }
 
+/// Service accounts, the token endpoint and its RFC 8414 metadata.
+fn oauth(api: &Api, admin: &str) {
+    use base64::Engine as _;
+    let key = Some(admin);
+    let clients = "/api/v1/enforcement/clients";
+    let body = json!({"organizationId": ORG, "name": "contract-bot", "loaCeiling": 2, "scopes": ["mcp:invoke"]});
+    let created = api.post(clients, clients, key, body.clone(), 201).json();
+    let id = created["client"]["clientId"].as_str().unwrap().to_owned();
+    let secret = created["secret"]["clientSecret"].as_str().unwrap();
+    api.post(clients, clients, key, body, 409);
+    api.get(clients, clients, key, 200);
+    let metadata = "/.well-known/oauth-authorization-server";
+    api.get(metadata, metadata, None, 200);
+
+    let token = "/oauth2/token";
+    let form = ("Content-Type", "application/x-www-form-urlencoded");
+    let basic = format!(
+        "Basic {}",
+        base64::engine::general_purpose::STANDARD.encode(format!("{id}:{secret}"))
+    );
+    let grant = b"grant_type=client_credentials";
+    api.send(
+        "post",
+        token,
+        token,
+        &[form, ("Authorization", &basic)],
+        grant,
+        200,
+    );
+    api.send("post", token, token, &[form], grant, 401);
+    api.send(
+        "post",
+        token,
+        token,
+        &[form, ("Authorization", &basic)],
+        b"grant_type=password",
+        400,
+    );
+
+    let rotate = "/api/v1/enforcement/clients/rotate";
+    api.post(
+        rotate,
+        rotate,
+        key,
+        json!({"organizationId": ORG, "clientId": id}),
+        200,
+    );
+    api.post(
+        rotate,
+        rotate,
+        key,
+        json!({"organizationId": ORG, "clientId": "iss_nothing"}),
+        404,
+    );
+    let revoke = "/api/v1/enforcement/clients/revoke";
+    api.post(
+        revoke,
+        revoke,
+        key,
+        json!({"organizationId": ORG, "clientId": id}),
+        200,
+    );
+    api.post(
+        revoke,
+        revoke,
+        key,
+        json!({"organizationId": ORG, "clientId": id}),
+        404,
+    );
+}
+
 fn identities_and_verify(api: &Api, admin: &str) {
     let key = Some(admin);
     let pins = "/api/v1/enforcement/identities";
@@ -1129,6 +1200,7 @@ fn real_answers_match_the_documented_schemas() {
     tokens_and_decisions(&api, &admin);
     identities_and_verify(&api, &admin);
     gateway_routes(&api, &admin);
+    oauth(&api, &admin);
     fleet(&api, &admin, &sidecar);
     ledger(&api, &admin);
 

@@ -888,25 +888,7 @@ fn revocation_on_one_replica_is_enforced_by_another_within_a_second() {
 
 /// Installs PyJWT (and cryptography) for `python3` if missing; `false` if that is impossible.
 fn pyjwt_available() -> bool {
-    let check = || {
-        Command::new("python3")
-            .args(["-c", "import jwt, cryptography"])
-            .status()
-            .is_ok_and(|s| s.success())
-    };
-    if check() {
-        return true;
-    }
-    for extra in [&[][..], &["--break-system-packages"][..]] {
-        let _ = Command::new("python3")
-            .args(["-m", "pip", "install", "--quiet", "pyjwt", "cryptography"])
-            .args(extra)
-            .status();
-        if check() {
-            return true;
-        }
-    }
-    false
+    support::python::available("import jwt, cryptography", &["pyjwt", "cryptography"])
 }
 
 fn pyjwt_verify(server: &Server, token: &str, issuer: &str) -> std::process::Output {

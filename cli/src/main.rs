@@ -16,6 +16,7 @@ static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 mod bundle;
 mod client;
+mod clients;
 mod decide;
 mod healthcheck;
 mod identity;
@@ -72,6 +73,9 @@ enum Command {
     /// ANS identity pins for X-SCK signed upstream calls: create, list, rotate, revoke.
     #[command(subcommand)]
     Identity(identity::IdentityCommand),
+    /// OAuth 2 service accounts (clients of /oauth2/token): create, list, rotate, revoke.
+    #[command(subcommand)]
+    Client(clients::ClientCommand),
     /// Print the X-SCK headers that sign one HTTP request (HMAC secret or Ed25519 key).
     SignRequest(identity::SignRequestArgs),
     /// Exit 0 if a running server answers its readiness check with 200 (for container health
@@ -118,6 +122,7 @@ fn main() -> ExitCode {
         Command::Decide(args) => decide::decide(args),
         Command::Identity(command) => identity::identity(command),
         Command::SignRequest(args) => identity::sign_request(args),
+        Command::Client(command) => clients::client(command),
         Command::Healthcheck(args) => healthcheck::healthcheck(args),
     };
     match result {

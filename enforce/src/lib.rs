@@ -1,4 +1,4 @@
-//! sck's services, with no HTTP in them: gateway tokens, the bundle registry and lifecycle,
+//! sck's services, with no HTTP in them: gateway tokens, OAuth 2 service accounts and grants, the bundle registry and lifecycle,
 //! ANS identities and X-SCK verification, the OPA sidecar fleet and retention, decisions
 //! (snapshots, rate limits), the enforcement point's routes and signer (`proxy`), activations, signers, first-start bootstrap, configuration and
 //! storage. Every operation fails with one [`error::EnforceError`] (a kind and a stable code);
@@ -21,6 +21,7 @@ pub mod files;
 pub mod fleet;
 pub mod identities;
 pub mod lifecycle;
+pub mod oauth;
 pub mod org_names;
 pub mod proxy;
 pub mod registry;

@@ -20,6 +20,7 @@ use crate::fleet::FleetService;
 use crate::identities::sealing::MasterKey;
 use crate::identities::Identities;
 use crate::lifecycle::Lifecycle;
+use crate::oauth::OAuth;
 use crate::proxy::signer::GatewaySigner;
 use crate::proxy::RouteService;
 use crate::registry::Registry;
@@ -33,6 +34,7 @@ pub struct Services {
     config: Arc<Config>,
     lifecycle: Lifecycle,
     tokens: TokenService,
+    oauth: OAuth,
     decisions: DecisionService,
     fleet: FleetService,
     xsck: XsckVerifier,
@@ -55,6 +57,7 @@ impl Services {
                 crate::fleet::schema::MIGRATIONS,
                 crate::identities::schema::MIGRATIONS,
                 crate::proxy::schema::MIGRATIONS,
+                crate::oauth::schema::MIGRATIONS,
             ],
         )
         .await
@@ -80,6 +83,7 @@ impl Services {
         let tokens = TokenService::open(store.clone(), ledger.clone(), &config)
             .await
             .map_err(|e| format!("tokens: {e}"))?;
+        let oauth = OAuth::new(store.clone(), ledger.clone(), tokens.clone());
         let limits = Limits {
             max_files: config.bundles.max_files,
             max_decompressed_bytes: config.bundles.max_decompressed_bytes,
@@ -151,6 +155,7 @@ impl Services {
             config: Arc::new(config),
             lifecycle,
             tokens,
+            oauth,
             decisions,
             fleet,
             xsck,
@@ -213,6 +218,10 @@ impl Services {
 
     pub fn tokens(&self) -> &TokenService {
         &self.tokens
+    }
+
+    pub fn oauth(&self) -> &OAuth {
+        &self.oauth
     }
 
     pub fn decisions(&self) -> &DecisionService {

@@ -176,6 +176,19 @@ impl axum::serve::Listener for GuardedListener {
     }
 }
 
+/// The peer address of a guarded connection, as handlers read it (`ConnectInfo<PeerAddr>`;
+/// service-account source allowlists check it).
+#[derive(Debug, Clone, Copy)]
+pub struct PeerAddr(pub std::net::SocketAddr);
+
+impl axum::extract::connect_info::Connected<axum::serve::IncomingStream<'_, GuardedListener>>
+    for PeerAddr
+{
+    fn connect_info(stream: axum::serve::IncomingStream<'_, GuardedListener>) -> Self {
+        PeerAddr(*stream.remote_addr())
+    }
+}
+
 #[derive(Debug)]
 enum Phase {
     /// Reading the first head into the buffer until [`check_head`] decides.

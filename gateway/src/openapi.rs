@@ -52,6 +52,7 @@ pub struct Problem {
         (name = "tokens", description = "Gateway tokens: issuers, issue, introspect, revoke, keys"),
         (name = "identities", description = "ANS identity pins for X-SCK signed calls"),
         (name = "routes", description = "The enforcement point's MCP and HTTP routes, and the identity it signs forwarded calls as"),
+        (name = "oauth", description = "OAuth 2 for machines: the token endpoint, RFC 8414 discovery, service accounts"),
         (name = "fleet", description = "OPA sidecar status and decision logs"),
         (name = "ledger", description = "The trust ledger for auditors"),
         (name = "credentials", description = "Organizations, admin keys and sidecar credentials"),

@@ -101,6 +101,7 @@ pub fn app(state: AppState) -> Router {
         .merge(routes::fleet::router())
         .merge(routes::identities::router())
         .merge(routes::gateway_routes::router())
+        .merge(routes::oauth::router())
         .merge(routes::verify::router(&state))
         .merge(routes::ledger::router())
         .merge(crate::openapi::router())
@@ -194,7 +195,9 @@ pub async fn serve(config: Config, examples: bool) -> Result<(), String> {
     let grace = Duration::from_secs(state.config().http.shutdown_grace_secs);
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
     let listener = crate::edge::GuardedListener(listener);
-    let server = axum::serve(listener, app(state.clone())).with_graceful_shutdown(async move {
+    // The peer address (`ConnectInfo`) is what service-account source allowlists check.
+    let service = app(state.clone()).into_make_service_with_connect_info::<crate::edge::PeerAddr>();
+    let server = axum::serve(listener, service).with_graceful_shutdown(async move {
         signal.await;
         let _ = stop_tx.send(true);
     });

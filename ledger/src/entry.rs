@@ -47,11 +47,14 @@ pub enum EventType {
     RouteDeleted,
     RouteCredentialRotated,
     ProxyCompleted,
+    ClientCreated,
+    ClientRotated,
+    ClientRevoked,
 }
 
 impl EventType {
     /// Every event type, in specification order.
-    pub const ALL: [EventType; 25] = [
+    pub const ALL: [EventType; 28] = [
         EventType::DecisionAllowed,
         EventType::DecisionDenied,
         EventType::DecisionSidecar,
@@ -77,6 +80,9 @@ impl EventType {
         EventType::RouteDeleted,
         EventType::RouteCredentialRotated,
         EventType::ProxyCompleted,
+        EventType::ClientCreated,
+        EventType::ClientRotated,
+        EventType::ClientRevoked,
     ];
 
     /// The wire name, e.g. `decision.allowed`.
@@ -107,6 +113,9 @@ impl EventType {
             EventType::RouteDeleted => "route.deleted",
             EventType::RouteCredentialRotated => "route.credential_rotated",
             EventType::ProxyCompleted => "proxy.completed",
+            EventType::ClientCreated => "client.created",
+            EventType::ClientRotated => "client.rotated",
+            EventType::ClientRevoked => "client.revoked",
         }
     }
 }

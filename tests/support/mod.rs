@@ -10,6 +10,7 @@
 //! - [`orgs`], [`release`], [`tokens`], [`signed`], [`sidecar`]: the API as its clients use it
 //!   (orgs and credentials; compile → publish → activate; gateway tokens; X-SCK signed calls;
 //!   the OPA sidecar protocol);
+//! - [`python`]: real Python peers (pip-installed when missing);
 //! - [`metrics`] and [`ledger`]: what operators and auditors read (`/metrics`; a ledger's
 //!   export, verification, entries and counts);
 //! - the interop and deployment harnesses: [`opa`] (a real OPA), [`relay`] (a recording relay
@@ -36,6 +37,7 @@ pub mod metrics;
 pub mod opa;
 pub mod orgs;
 pub mod pg_instance;
+pub mod python;
 #[cfg(feature = "interop")]
 pub mod relay;
 pub mod release;

@@ -52,6 +52,18 @@ impl Server {
         Server::launch(data_dir, database_url, None, env)
     }
 
+    /// Starts a server on SQLite in a fresh directory on a free port it also announces as its
+    /// `public_url` (for documents that name its own URLs, such as RFC 8414 metadata).
+    pub fn start_public(env: &[(&str, &str)]) -> Server {
+        let listen = format!("127.0.0.1:{}", super::free_port());
+        let public_url = format!("http://{listen}");
+        let mut env = env.to_vec();
+        env.push(("SCK_PUBLIC_URL", &public_url));
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().to_path_buf();
+        Server::launch_at(&listen, &path, &db::sqlite_url(&path), Some(dir), &env)
+    }
+
     fn in_temp_dir(prepare: impl FnOnce(&Path), env: &[(&str, &str)]) -> Server {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().to_path_buf();
@@ -65,13 +77,18 @@ impl Server {
         dir: Option<tempfile::TempDir>,
         env: &[(&str, &str)],
     ) -> Server {
-        let mut command = cli::command(&[
-            "serve",
-            "--listen",
-            "127.0.0.1:0",
-            "--database-url",
-            database_url,
-        ]);
+        Server::launch_at("127.0.0.1:0", data_dir, database_url, dir, env)
+    }
+
+    fn launch_at(
+        listen: &str,
+        data_dir: &Path,
+        database_url: &str,
+        dir: Option<tempfile::TempDir>,
+        env: &[(&str, &str)],
+    ) -> Server {
+        let mut command =
+            cli::command(&["serve", "--listen", listen, "--database-url", database_url]);
         command
             .env("SCK_DATA_DIR", data_dir)
             .env("SCK_BUNDLES__BOOTSTRAP_POLICIES", repo().join("policies"))

@@ -7,6 +7,8 @@
 //! - [`opa_logs`]: OPA decision-log uploads: bounded gzip decoding, whole-batch validation,
 //!   input hashing and masking, the `decision.sidecar` ledger body; refusals are
 //!   [`opa_logs::UploadError`].
+//! - [`oauth_form`]: OAuth 2 token request bodies and Basic client credentials; refusals are
+//!   [`oauth_form::FormRefused`].
 //! - [`opa_status`]: OPA status reports and drift; refusals are [`opa_status::StatusRefused`].
 //! - [`jsonrpc`]: JSON-RPC 2.0 messages and batches as MCP's Streamable HTTP carries them;
 //!   [`sse`]: server-sent events cut from a byte stream as they arrive.
@@ -23,6 +25,7 @@
 
 pub mod canonical;
 pub mod jsonrpc;
+pub mod oauth_form;
 pub mod opa_logs;
 pub mod opa_status;
 pub mod principal;

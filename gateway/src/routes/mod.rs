@@ -12,6 +12,7 @@ pub mod fleet;
 pub mod gateway_routes;
 pub mod identities;
 pub mod ledger;
+pub mod oauth;
 pub mod ops;
 pub mod tokens;
 pub mod verify;
@@ -34,6 +35,7 @@ pub fn documented() -> OpenApiRouter<AppState> {
         .merge(fleet::router())
         .merge(identities::router())
         .merge(gateway_routes::router())
+        .merge(oauth::router())
         .merge(verify::routes())
         .merge(ledger::router())
         .merge(bundle_service::router())

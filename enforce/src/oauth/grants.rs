@@ -1,0 +1,188 @@
+//! The grants of the token endpoint (RFC 6749 §4.4 `client_credentials`), from an
+//! authenticated client and the request's parameters to a token minted by
+//! [`crate::tokens::TokenService::issue`].
+//!
+//! Invariant: a grant gives at most what the client may have — scopes ⊆ its scopes
+//! (`invalid_scope`), an audience among its audiences (`invalid_target`, RFC 8707), its LoA
+//! ceiling, a lifetime within its org's default TTL and its own expiry — and refuses anything
+//! wider rather than narrowing it.
+
+use serde::Serialize;
+
+use super::clients::{invalid_client, AuthenticatedClient};
+use super::OAuth;
+use crate::clock::unix_now;
+use crate::error::{EnforceError, EnforceResult};
+use crate::tokens::issuers::check_scope;
+use crate::tokens::IssueRequest;
+
+/// The RFC 6749 `grant_type` of the client credentials grant.
+pub const CLIENT_CREDENTIALS: &str = "client_credentials";
+
+/// The `artifactType` of tokens minted for a service account.
+pub const SERVICE_ACCOUNT: &str = "service_account";
+
+/// A successful token response (RFC 6749 §5.1).
+#[derive(Clone, Serialize, utoipa::ToSchema)]
+pub struct TokenResponse {
+    pub access_token: String,
+    /// Always `Bearer`.
+    pub token_type: &'static str,
+    pub expires_in: i64,
+    /// Space-separated scopes granted.
+    pub scope: String,
+}
+
+impl std::fmt::Debug for TokenResponse {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("TokenResponse")
+            .field("expires_in", &self.expires_in)
+            .field("scope", &self.scope)
+            .finish_non_exhaustive()
+    }
+}
+
+/// What a client asks a grant for: RFC 6749 `scope`, RFC 8707 `resource` and RFC 8693
+/// `audience` (each selects the token's `aud`).
+#[derive(Debug, Clone, Default)]
+pub struct GrantRequest {
+    pub scope: Vec<String>,
+    pub resource: Option<String>,
+    pub audience: Option<String>,
+}
+
+/// The scopes a grant gives: the requested ones if all are the client's, else `invalid_scope`;
+/// all of the client's when none is requested (RFC 6749 §3.3).
+fn granted_scopes(
+    client: &AuthenticatedClient,
+    requested: &[String],
+) -> EnforceResult<Vec<String>> {
+    if requested.is_empty() {
+        return Ok(client.scopes.clone());
+    }
+    for scope in requested {
+        check_scope(scope).map_err(|e| EnforceError::invalid("invalid_scope", e.detail))?;
+    }
+    let outside: Vec<&str> = requested
+        .iter()
+        .filter(|s| !client.scopes.contains(s))
+        .map(String::as_str)
+        .collect();
+    if !outside.is_empty() {
+        return Err(EnforceError::invalid(
+            "invalid_scope",
+            format!("the client may not be granted: {}", outside.join(" ")),
+        ));
+    }
+    Ok(requested.to_vec())
+}
+
+/// Refuses a `resource` or `audience` the client may not have (RFC 8707 §2 `invalid_target`).
+fn check_targets(client: &AuthenticatedClient, request: &GrantRequest) -> EnforceResult<()> {
+    for target in [&request.resource, &request.audience].into_iter().flatten() {
+        if !client.audiences.contains(target) {
+            return Err(EnforceError::invalid(
+                "invalid_target",
+                format!("{target:?} is not an audience of this client"),
+            ));
+        }
+    }
+    Ok(())
+}
+
+impl OAuth {
+    /// RFC 6749 §4.4: a token for the authenticated service account itself.
+    pub async fn client_credentials(
+        &self,
+        client: &AuthenticatedClient,
+        request: &GrantRequest,
+    ) -> EnforceResult<TokenResponse> {
+        let scope = granted_scopes(client, &request.scope)?;
+        check_targets(client, request)?;
+        let default_ttl = self
+            .tokens
+            .org_settings(&client.org)
+            .await?
+            .default_ttl_seconds;
+        let ttl = match client.expires_at {
+            Some(at) => default_ttl.min(at - unix_now()),
+            None => default_ttl,
+        };
+        if ttl < 1 {
+            return Err(invalid_client());
+        }
+        let issued = self
+            .tokens
+            .issue(
+                &IssueRequest {
+                    organization_id: client.org.clone(),
+                    artifact_id: client.client_id.clone(),
+                    artifact_type: SERVICE_ACCOUNT.to_owned(),
+                    loa_level: i64::from(client.loa_ceiling),
+                    scope,
+                    issuer_id: client.client_id.clone(),
+                    subject: Some(client.client_id.clone()),
+                    ttl_seconds: Some(ttl),
+                },
+                &format!("client:{}", client.client_id),
+            )
+            .await?;
+        Ok(TokenResponse {
+            access_token: issued.token,
+            token_type: "Bearer",
+            expires_in: issued.expires_in,
+            scope: issued.scope.join(" "),
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn client() -> AuthenticatedClient {
+        AuthenticatedClient {
+            client_id: "iss_1".into(),
+            org: "default".into(),
+            loa_ceiling: 2,
+            scopes: vec!["mcp:invoke".into(), "tools:read".into()],
+            audiences: vec!["urn:sck:enforcement".into()],
+            expires_at: None,
+        }
+    }
+
+    #[test]
+    fn scopes_are_granted_only_within_the_clients() {
+        let c = client();
+        assert_eq!(granted_scopes(&c, &[]).unwrap(), c.scopes);
+        assert_eq!(
+            granted_scopes(&c, &["tools:read".into()]).unwrap(),
+            ["tools:read"]
+        );
+        let wider = granted_scopes(&c, &["tools:read".into(), "admin".into()]).unwrap_err();
+        assert_eq!(wider.code, "invalid_scope");
+        assert!(wider.detail.contains("admin"));
+        assert_eq!(
+            granted_scopes(&c, &["a\"b".into()]).unwrap_err().code,
+            "invalid_scope"
+        );
+    }
+
+    #[test]
+    fn only_the_clients_audiences_are_targets() {
+        let c = client();
+        let ok = GrantRequest {
+            resource: Some("urn:sck:enforcement".into()),
+            ..GrantRequest::default()
+        };
+        assert!(check_targets(&c, &ok).is_ok());
+        let other = GrantRequest {
+            audience: Some("https://elsewhere.example".into()),
+            ..GrantRequest::default()
+        };
+        assert_eq!(
+            check_targets(&c, &other).unwrap_err().code,
+            "invalid_target"
+        );
+    }
+}
