@@ -92,10 +92,15 @@ run() { # label token script path [base-url] [server-pid]: prints the run, sets 
   return 0
 }
 run "trivial endpoint GET /health" "" "" /health
-# PROFILE=file.data records a perf profile of the server during the default-policy decide run.
+# PROFILE=file.data records a perf profile of the server during the default-policy decide run
+# and prints its split by part (scripts/profile-parts.py) in microseconds of CPU per decision.
 [ -n "${PROFILE:-}" ] && { perf record -F 499 --call-graph dwarf,16384 -o "$PROFILE" -p "$SERVER" -- sleep "$DURATION" 2>/dev/null & PERF=$!; }
 run "decide, default policy" "$T_DEFAULT" decide_default.lua /api/v1/enforcement/decide
-[ -n "${PROFILE:-}" ] && wait "$PERF"
+if [ -n "${PROFILE:-}" ]; then
+  wait "$PERF" || true
+  echo "== CPU per decision by part (perf profile of the run above; perf adds its own overhead)"
+  perf script -i "$PROFILE" --no-inline 2>/dev/null | "$ROOT/scripts/profile-parts.py" --per-request-us "$CPU_US"
+fi
 run "decide, 1,000-entry policy" "$T_BIG" decide_big.lua /api/v1/enforcement/decide
 run "OPA Data API, default policy" "$T_DEFAULT" data_default.lua /v1/data/sck/gateway/decision
 run "OPA Data API, 1,000-entry policy" "$T_BIG" data_big.lua /v1/data/sck/authz/decision

@@ -138,9 +138,9 @@ fn decisions(c: &mut Criterion) {
         for mode in [Mode::Fastest, Mode::Interpreter] {
             let evaluator =
                 Evaluator::new(bundle, *entrypoint, EvalLimits::default(), mode).unwrap();
-            assert!(evaluator.decide(input).allow, "{name} must allow");
+            assert!(evaluator.decide(input.clone()).allow, "{name} must allow");
             group.bench_function(format!("{name}/{}", evaluator.mode()), |b| {
-                b.iter(|| evaluator.decide(input))
+                b.iter(|| evaluator.decide(input.clone()))
             });
         }
     }

@@ -80,7 +80,7 @@ fn main() {
     let mut allowed = 0;
     for _ in 0..n {
         let input = parse_input(input.as_bytes()).unwrap();
-        allowed += usize::from(evaluator.decide(&input).allow);
+        allowed += usize::from(evaluator.decide(input).allow);
     }
     println!("{which} on {}: {allowed} of {n} allowed", evaluator.mode());
 }

@@ -237,9 +237,10 @@ impl Evaluator {
         &self.entrypoint
     }
 
-    /// Evaluates the rule on a JSON input; never fails — every failure is a deny.
-    pub fn decide(&self, input: &serde_json::Value) -> Decision {
-        match self.evaluate(Value::from(input.clone()), None) {
+    /// Evaluates the rule on a JSON input; never fails — every failure is a deny. The input is
+    /// taken by value: it is converted to the engine's value without a copy.
+    pub fn decide(&self, input: serde_json::Value) -> Decision {
+        match self.evaluate(Value::from(input), None) {
             Ok(None) => Decision::deny(Outcome::Undefined, "policy_undefined"),
             Ok(Some(json)) => Decision::from_result(&json),
             Err(failure) => failure.into_decision(),
@@ -252,9 +253,9 @@ impl Evaluator {
     pub fn evaluate_rule(
         &self,
         rule: &str,
-        input: &serde_json::Value,
+        input: serde_json::Value,
     ) -> std::result::Result<Option<serde_json::Value>, Decision> {
-        self.evaluate(Value::from(input.clone()), Some(rule))
+        self.evaluate(Value::from(input), Some(rule))
             .map_err(Failure::into_decision)
     }
 
@@ -562,7 +563,7 @@ mod tests {
             .position(|b| b.name == "upper")
             .unwrap();
         program.resolved_builtins[index] = (boom, 1);
-        let denied = evaluator.decide(&serde_json::json!({"s": "a"}));
+        let denied = evaluator.decide(serde_json::json!({"s": "a"}));
         assert_eq!((denied.allow, denied.outcome), (false, Outcome::Error));
         assert!(
             denied.reasons[0].starts_with("evaluation_error: the engine failed internally (boom"),
@@ -577,7 +578,7 @@ mod tests {
             Mode::Fastest,
         )
         .unwrap();
-        assert!(fine.decide(&serde_json::json!({"s": "a"})).allow);
+        assert!(fine.decide(serde_json::json!({"s": "a"})).allow);
         assert_eq!(fine.vm.as_ref().unwrap().pooled(), 1);
     }
 
@@ -594,7 +595,7 @@ mod tests {
         for mode in [Mode::Fastest, Mode::Interpreter] {
             for rule in ["data.p.tm", "data.p.range_allow", "data.p.pad"] {
                 let e = Evaluator::new(&b, Some(rule), EvalLimits::default(), mode).unwrap();
-                let got = e.evaluate_rule(rule, &serde_json::json!({"s": "a1b2"}));
+                let got = e.evaluate_rule(rule, serde_json::json!({"s": "a1b2"}));
                 match rule {
                     "data.p.tm" => assert_eq!(got, Ok(Some(serde_json::json!(false))), "{mode:?}"),
                     _ => {
@@ -649,7 +650,7 @@ mod tests {
         for mode in [Mode::Fastest, Mode::Interpreter] {
             let e = Evaluator::new(&b, Some("data.p.big"), EvalLimits::default(), mode).unwrap();
             let denied = e
-                .evaluate_rule("data.p.big", &serde_json::json!({}))
+                .evaluate_rule("data.p.big", serde_json::json!({}))
                 .unwrap_err();
             assert_eq!(denied.outcome, Outcome::Error);
             assert!(
@@ -657,7 +658,7 @@ mod tests {
                 "{denied:?}"
             );
             assert_eq!(
-                e.evaluate_rule("data.p.ok", &serde_json::json!({})),
+                e.evaluate_rule("data.p.ok", serde_json::json!({})),
                 Ok(Some(serde_json::json!(9223372036854775807i64)))
             );
         }
@@ -686,7 +687,7 @@ mod tests {
             if mode == Mode::Fastest {
                 assert_eq!(e.mode(), "rvm");
             }
-            let eval = |rule: &str| e.evaluate_rule(&format!("data.p.{rule}"), &input);
+            let eval = |rule: &str| e.evaluate_rule(&format!("data.p.{rule}"), input.clone());
             assert_eq!(eval("sum3"), Ok(Some(serde_json::json!(0.3))), "{mode:?}");
             assert_eq!(eval("exact"), Ok(Some(serde_json::json!(true))), "{mode:?}");
             assert_eq!(eval("five"), Ok(Some(serde_json::json!(5))), "{mode:?}");
@@ -725,7 +726,7 @@ mod tests {
         for mode in [Mode::Fastest, Mode::Interpreter] {
             for rule in ["data.p.a", "data.p.b"] {
                 let e = Evaluator::new(&b, Some(rule), EvalLimits::default(), mode).unwrap();
-                let denied = e.decide(&input);
+                let denied = e.decide(input.clone());
                 let expected = match mode {
                     Mode::Fastest => Outcome::Undefined,
                     Mode::Interpreter => Outcome::Error,
@@ -736,7 +737,7 @@ mod tests {
                     "{rule} {mode:?}: {denied:?}"
                 );
                 // With a number the built-in answers, and only `b` holds.
-                let fine = e.decide(&serde_json::json!({"x": "7"}));
+                let fine = e.decide(serde_json::json!({"x": "7"}));
                 assert_eq!(fine.allow, rule == "data.p.b", "{rule} {mode:?}: {fine:?}");
             }
         }
@@ -756,13 +757,13 @@ mod tests {
         let same = serde_json::json!({"users": [{"name": "alice", "age": 36}, {"name": "alice", "age": 36}]});
         for mode in [Mode::Fastest, Mode::Interpreter] {
             let e = Evaluator::new(&b, Some("data.p.allow"), EvalLimits::default(), mode).unwrap();
-            let denied = e.decide(&conflict);
+            let denied = e.decide(conflict.clone());
             assert_eq!(
                 (denied.allow, denied.outcome),
                 (false, Outcome::Error),
                 "{mode:?}: {denied:?}"
             );
-            assert!(e.decide(&same).allow, "{mode:?}");
+            assert!(e.decide(same.clone()).allow, "{mode:?}");
         }
     }
 }

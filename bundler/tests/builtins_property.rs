@@ -156,7 +156,7 @@ fn every_builtin_survives_generated_arguments() {
                 .collect();
             let input = Value::Object(input);
             for engine in &engines {
-                if let Err(denied) = engine.evaluate_rule("data.p.r", &input) {
+                if let Err(denied) = engine.evaluate_rule("data.p.r", input.clone()) {
                     let reason = denied.reasons.join(" ");
                     prop_assert!(
                         !reason.contains("failed internally"),

@@ -51,13 +51,13 @@ fn rvm_and_interpreter_return_opas_results() {
     for case in &decisions {
         let expected = Decision::from_result(&case["expected"]);
         assert_eq!(
-            fast.decide(&case["input"]),
+            fast.decide(case["input"].clone()),
             expected,
             "rvm: {}",
             case["input"]
         );
         assert_eq!(
-            slow.decide(&case["input"]),
+            slow.decide(case["input"].clone()),
             expected,
             "interpreter: {}",
             case["input"]
@@ -86,8 +86,8 @@ fn default_policies_agree_on_both_paths() {
     ];
     let mut allowed = 0;
     for input in &inputs {
-        let a = fast.decide(input);
-        assert_eq!(a, slow.decide(input), "{input}");
+        let a = fast.decide(input.clone());
+        assert_eq!(a, slow.decide(input.clone()), "{input}");
         allowed += a.allow as usize;
     }
     assert_eq!(allowed, 2);
@@ -116,7 +116,7 @@ fn undefined_errors_and_bad_shapes_deny_with_a_reason() {
     ] {
         for mode in [Mode::Fastest, Mode::Interpreter] {
             let e = Evaluator::new(&bundle, Some(rule), EvalLimits::default(), mode).unwrap();
-            let d = e.decide(&json!({"zero": 0}));
+            let d = e.decide(json!({"zero": 0}));
             assert!(!d.allow, "{rule} {}", e.mode());
             assert_eq!(d.outcome, outcome, "{rule} {}: {d:?}", e.mode());
             assert!(
@@ -133,7 +133,7 @@ fn undefined_errors_and_bad_shapes_deny_with_a_reason() {
         (Mode::Fastest, Outcome::Undefined, "policy_undefined"),
     ] {
         let e = Evaluator::new(&bundle, Some("data.p.err"), EvalLimits::default(), mode).unwrap();
-        let d = e.decide(&json!({"zero": 0}));
+        let d = e.decide(json!({"zero": 0}));
         assert_eq!(
             (d.allow, d.outcome),
             (false, outcome),
@@ -150,7 +150,7 @@ fn undefined_errors_and_bad_shapes_deny_with_a_reason() {
     )
     .unwrap();
     assert_eq!(
-        yes.decide(&json!({})),
+        yes.decide(json!({})),
         Decision {
             allow: true,
             reasons: vec![],
@@ -173,7 +173,7 @@ fn a_runaway_rule_is_cut_off() {
     };
     for mode in [Mode::Fastest, Mode::Interpreter] {
         let e = Evaluator::new(&bundle, Some("data.p.allow"), limits, mode).unwrap();
-        let d = e.decide(&json!({}));
+        let d = e.decide(json!({}));
         assert_eq!(
             (d.allow, d.outcome),
             (false, Outcome::Timeout),
@@ -198,5 +198,5 @@ fn policies_using_with_fall_back_to_the_interpreter() {
     )
     .unwrap();
     assert_eq!(e.mode(), "interpreter");
-    assert!(e.decide(&json!({"x": 2})).allow);
+    assert!(e.decide(json!({"x": 2})).allow);
 }

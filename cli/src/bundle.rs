@@ -559,7 +559,7 @@ fn eval(args: EvalArgs) -> Result<ExitCode, CliError> {
         Mode::Fastest
     };
     let evaluator = Evaluator::new(&bundle, args.entrypoint.as_deref(), limits, mode)?;
-    let decision = evaluator.decide(&input);
+    let decision = evaluator.decide(input);
     let report = serde_json::json!({
         "allow": decision.allow,
         "reasons": decision.reasons,

@@ -118,7 +118,7 @@ pub async fn decide_and_answer(
     let request = parse_body(body)?;
     check_request(&request)?;
     let facts = facts(method, uri, body);
-    let input = DecisionService::input(&request, principal, &facts, unix_now());
+    let input = DecisionService::input(request, principal, &facts, unix_now());
     let (decision, _) = decisions.decide(input, principal, &facts, None).await?;
     let caller = match principal {
         Principal::Token(_) => None,

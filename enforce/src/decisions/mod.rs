@@ -174,17 +174,18 @@ impl DecisionService {
     }
 
     /// The input document for a decide or verify request: the caller's `action`, `resource`
-    /// and `context`, and the verified facts (`token` or `caller`, `request`, `now`).
-    pub fn input(
-        body: &Value,
-        principal: Principal<'_>,
-        request: &RequestFacts,
-        now: i64,
-    ) -> Value {
+    /// and `context` (moved out of `body`, not copied), and the verified facts (`token` or `caller`, `request`, `now`).
+    pub fn input(body: Value, principal: Principal<'_>, request: &RequestFacts, now: i64) -> Value {
+        let mut fields = match body {
+            Value::Object(fields) => fields,
+            _ => serde_json::Map::new(),
+        };
+        let mut take =
+            |name: &str, absent: fn() -> Value| fields.remove(name).unwrap_or_else(absent);
         let mut input = json!({
-            "action": body.get("action").cloned().unwrap_or(Value::Null),
-            "resource": body.get("resource").cloned().unwrap_or_else(|| json!({})),
-            "context": body.get("context").cloned().unwrap_or_else(|| json!({})),
+            "action": take("action", || Value::Null),
+            "resource": take("resource", || json!({})),
+            "context": take("context", || json!({})),
             "request": request,
             "now": now,
         });
@@ -198,7 +199,7 @@ impl DecisionService {
     /// Whether `org`'s active policy allows `input`, without a ledger entry: for filtering the
     /// entries of an answer whose request was itself decided and ledgered. No active bundle,
     /// or any failure, is a deny.
-    pub fn permits(&self, org: &str, input: &Value) -> bool {
+    pub fn permits(&self, org: &str, input: Value) -> bool {
         self.snapshots
             .get(org)
             .is_some_and(|s| s.evaluator.decide(input).allow)
@@ -215,6 +216,8 @@ impl DecisionService {
     ) -> EnforceResult<(DecisionRecord, Option<Value>)> {
         let org = principal.org();
         let decision_id = uuid::Uuid::new_v4().to_string();
+        // Hashed before evaluation, which takes the input by value (no copy of it is made).
+        let input_sha256 = document_sha256(&input);
         let snapshot = self.snapshots.get(org);
         let (allow, reasons, outcome, result, entrypoint) = match (&snapshot, rule) {
             (None, _) => (
@@ -225,7 +228,7 @@ impl DecisionService {
                 None,
             ),
             (Some(s), None) => {
-                let d = s.evaluator.decide(&input);
+                let d = s.evaluator.decide(input);
                 (
                     d.allow,
                     d.reasons,
@@ -234,7 +237,7 @@ impl DecisionService {
                     Some(s.evaluator.entrypoint().to_owned()),
                 )
             }
-            (Some(s), Some(rule)) => match s.evaluator.evaluate_rule(rule, &input) {
+            (Some(s), Some(rule)) => match s.evaluator.evaluate_rule(rule, input) {
                 Ok(Some(value)) => {
                     let d = sck_bundler::decision::Decision::from_result(&value);
                     let allow = d.outcome == sck_bundler::decision::Outcome::Evaluated && d.allow;
@@ -284,7 +287,7 @@ impl DecisionService {
                 Principal::Token(_) => Value::Null,
             },
             "request": {"method": request.method, "path": request.path},
-            "input_sha256": document_sha256(&input),
+            "input_sha256": input_sha256,
         });
         if let Some(call) = &request.call {
             body["call"] = call.clone();

@@ -49,7 +49,7 @@ pub async fn handle(
     };
     let principal = Principal::Token(&token);
     let input = DecisionService::input(
-        &json!({"action": action, "resource": {"org": route.org, "route": route.id, "path": path},
+        json!({"action": action, "resource": {"org": route.org, "route": route.id, "path": path},
                 "context": {"query": parts.uri.query()}}),
         principal,
         &facts,

@@ -157,7 +157,7 @@ impl Call {
         let (resource, context) = resource_and_context(route, method, params);
         let request =
             json!({"action": action(route, method), "resource": resource, "context": context});
-        DecisionService::input(&request, self.principal(), facts, unix_now())
+        DecisionService::input(request, self.principal(), facts, unix_now())
     }
 
     /// Decides every request of a POST body; what to forward, or sck's whole answer.
@@ -269,7 +269,7 @@ impl Call {
             let (method, params) = listing.call_for(entry);
             self.state.decisions().permits(
                 &self.stored.route.org,
-                &self.input(method, Some(&params), &facts),
+                self.input(method, Some(&params), &facts),
             )
         });
     }
