@@ -254,8 +254,8 @@ fn unreadable_original_requests_and_path_tricks_are_refused_before_deciding() {
                     ("x-original-uri", "/elsewhere"),
                     auth,
                 ],
-                404,
-                "not_found",
+                403,
+                "no_route",
             ),
             (
                 "GET",
@@ -265,8 +265,8 @@ fn unreadable_original_requests_and_path_tricks_are_refused_before_deciding() {
                     ("x-original-uri", "/reportsx"),
                     auth,
                 ],
-                404,
-                "not_found",
+                403,
+                "no_route",
             ),
         ];
         for (method, path, headers, status, code) in cases {

@@ -6,7 +6,8 @@
 //! appended to the configured `path_prefix`).
 //!
 //! The original path must be under a `forward_auth` route; it is refused like a proxied path
-//! ([`unsafe_path`], 400 `path_refused`), the caller's gateway token must be of the route's
+//! ([`unsafe_path`], 400 `path_refused`; a path no such route protects is 403 `no_route`, so
+//! an unprotected path is denied, never waved through), the caller's gateway token must be of the route's
 //! org (401 with `WWW-Authenticate`), and the call is decided and ledgered exactly as an
 //! `http` route's (`http.<method>`, `resource.route`, `resource.path`). 200 carries
 //! `X-SCK-Decision-Id`, `X-SCK-Subject`, `X-SCK-Org` and `X-SCK-Route` for the proxy to copy
@@ -143,7 +144,9 @@ async fn authorize(
     {
         Some((stored, rest)) if stored.route.kind == RouteKind::ForwardAuth => (stored, rest),
         _ => {
-            return Err(refuse(ApiError::not_found(
+            return Err(refuse(ApiError::new(
+                StatusCode::FORBIDDEN,
+                "no_route",
                 "no forward_auth route protects this path",
             )))
         }
@@ -193,8 +196,7 @@ async fn authorize(
         (status = 200, description = "Allowed (decision ledgered); `X-SCK-Decision-Id`, `X-SCK-Subject`, `X-SCK-Org`, `X-SCK-Route` name it for the proxy to copy upstream"),
         (status = 400, description = "The original request is missing, repeated, ambiguous (both header families), malformed, or its path is refused (`path_refused`)"),
         (status = 401, description = "No valid gateway token of the route's organization; `WWW-Authenticate` names the route's RFC 9728 metadata"),
-        (status = 403, description = "Denied by policy (decision ledgered); `X-SCK-Decision-Id` names it"),
-        (status = 404, description = "No `forward_auth` route protects the original path"),
+        (status = 403, description = "Denied by policy (`forbidden`, decision ledgered; `X-SCK-Decision-Id` names it), or no `forward_auth` route protects the original path (`no_route`, nothing decided)"),
         (status = 429, description = "Rate limited; `Retry-After` says when to retry"),
     ))]
 async fn forward_auth(State(state): State<AppState>, request: Request) -> Response {
@@ -237,8 +239,7 @@ macro_rules! envoy_operation {
                 (status = 200, description = "Allowed (decision ledgered); `X-SCK-Decision-Id`, `X-SCK-Subject`, `X-SCK-Org`, `X-SCK-Route` name it for the proxy to copy upstream"),
                 (status = 400, description = "The original path is refused (`path_refused`)"),
                 (status = 401, description = "No valid gateway token of the route's organization; `WWW-Authenticate` names the route's RFC 9728 metadata"),
-                (status = 403, description = "Denied by policy (decision ledgered); `X-SCK-Decision-Id` names it"),
-                (status = 404, description = "No `forward_auth` route protects the original path"),
+                (status = 403, description = "Denied by policy (`forbidden`, decision ledgered; `X-SCK-Decision-Id` names it), or no `forward_auth` route protects the original path (`no_route`, nothing decided)"),
                 (status = 429, description = "Rate limited; `Retry-After` says when to retry"),
             ))]
         async fn $name(State(state): State<AppState>, request: Request) -> Response {
