@@ -39,6 +39,9 @@ fn setup(server: &Server) -> String {
     issued["token"].as_str().unwrap().to_owned()
 }
 
+/// A request to the endpoint (method, path, headers) and the status and code refusing it.
+type Refusal<'a> = (&'a str, String, Vec<(&'a str, &'a str)>, u16, &'a str);
+
 fn ask(server: &Server, method: &str, path: &str, headers: &[(&str, &str)]) -> Reply {
     request(method, &format!("{}{path}", server.url), headers, b"")
 }
@@ -154,7 +157,7 @@ fn unreadable_original_requests_and_path_tricks_are_refused_before_deciding() {
         let bearer = format!("Bearer {token}");
         let auth = ("authorization", bearer.as_str());
         let before = ledger::size(&server.url, server.root(), "default");
-        let cases: Vec<(&str, String, Vec<(&str, &str)>, u16, &str)> = vec![
+        let cases: Vec<Refusal> = vec![
             ("GET", ENDPOINT.into(), vec![auth], 400, "missing_header"),
             (
                 "GET",

@@ -165,10 +165,7 @@ async fn authorize(
         query: original.target.query(),
         body: &[],
     };
-    let decision = decide(state, route, &token, call)
-        .await
-        .map_err(refuse)?
-        .map_err(|refused| refused)?;
+    let decision = decide(state, route, &token, call).await.map_err(refuse)??;
     let headers = [
         (DECISION_ID, decision.decision_id.as_str()),
         ("x-sck-subject", token.sub.as_str()),
