@@ -874,6 +874,86 @@ fn gateway_routes(api: &Api, admin: &str) {
     api.get(signer, signer, key, 200);
 }
 
+/// The forward-auth endpoint: nginx/Traefik (headers) and Envoy (every method, original path).
+fn forward_auth(api: &Api, admin: &str) {
+    let routes = "/api/v1/enforcement/routes";
+    api.post(
+        routes,
+        routes,
+        Some(admin),
+        json!({"organizationId": ORG, "id": "guarded",
+             "prefix": "/guarded", "kind": "forward_auth"}),
+        201,
+    );
+    let issuer = support::tokens::create_issuer(
+        &api.server.url,
+        admin,
+        ORG,
+        "fwd",
+        4,
+        &["http:read", "http:write"],
+    );
+    let issued = support::tokens::issue(
+        &api.server.url,
+        admin,
+        &support::tokens::request(
+            ORG,
+            &issuer,
+            "agent-fwd",
+            3,
+            json!(["http:read", "http:write"]),
+        ),
+    );
+    let bearer = format!("Bearer {}", issued["token"].as_str().unwrap());
+    let auth = ("Authorization", bearer.as_str());
+    let headers = "/api/v1/enforcement/forward-auth";
+    let original = |uri| [("X-Original-Method", "GET"), ("X-Original-URI", uri), auth];
+    api.send("get", headers, headers, &original("/guarded/a"), &[], 200);
+    api.send("get", headers, headers, &[auth], &[], 400);
+    api.send(
+        "get",
+        headers,
+        headers,
+        &original("/guarded/a")[..2],
+        &[],
+        401,
+    );
+    api.send("get", headers, headers, &original("/nowhere"), &[], 403);
+    let read_only = support::tokens::issue(
+        &api.server.url,
+        admin,
+        &support::tokens::request(ORG, &issuer, "agent-ro", 2, json!(["http:read"])),
+    );
+    let read_only = format!("Bearer {}", read_only["token"].as_str().unwrap());
+    let envoy = "/api/v1/enforcement/forward-auth/{path}";
+    for method in ["get", "post", "put", "delete", "patch"] {
+        api.send(
+            method,
+            envoy,
+            &format!("{headers}/guarded/a"),
+            &[auth],
+            &[],
+            200,
+        );
+    }
+    api.send(
+        "post",
+        envoy,
+        &format!("{headers}/guarded/a"),
+        &[("Authorization", &read_only)],
+        &[],
+        403,
+    );
+    api.send(
+        "get",
+        envoy,
+        &format!("{headers}/guarded/%2e%2e"),
+        &[auth],
+        &[],
+        400,
+    );
+}
+
 /// Service accounts, the token endpoint and its RFC 8414 metadata.
 fn oauth(api: &Api, admin: &str) {
     use base64::Engine as _;
@@ -1200,6 +1280,7 @@ fn real_answers_match_the_documented_schemas() {
     tokens_and_decisions(&api, &admin);
     identities_and_verify(&api, &admin);
     gateway_routes(&api, &admin);
+    forward_auth(&api, &admin);
     oauth(&api, &admin);
     fleet(&api, &admin, &sidecar);
     ledger(&api, &admin);

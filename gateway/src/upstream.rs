@@ -186,13 +186,19 @@ fn target(
     rest: &str,
     query: Option<&str>,
 ) -> Result<(Uri, String, String), ApiError> {
-    let base = route.upstream.path().trim_end_matches('/');
+    let Some(upstream) = &route.upstream else {
+        return Err(ApiError::internal(
+            "upstream",
+            "a forward_auth route has no upstream",
+        ));
+    };
+    let base = upstream.path().trim_end_matches('/');
     let path = match (base, rest) {
         ("", "") => "/".to_owned(),
         (base, rest) => format!("{base}{rest}"),
     };
-    let host = route.upstream.host_str().unwrap_or_default();
-    let authority = match route.upstream.port() {
+    let host = upstream.host_str().unwrap_or_default();
+    let authority = match upstream.port() {
         Some(port) => format!("{host}:{port}"),
         None => host.to_owned(),
     };

@@ -75,7 +75,8 @@ pub struct RouteView {
     pub id: String,
     pub organization_id: String,
     pub prefix: String,
-    pub upstream: String,
+    /// Absent for `forward_auth` routes.
+    pub upstream: Option<String>,
     pub kind: RouteKind,
     pub actions: std::collections::BTreeMap<String, String>,
     pub credential_header: Option<String>,
@@ -92,7 +93,7 @@ impl From<&StoredRoute> for RouteView {
             id: r.id.clone(),
             organization_id: r.org.clone(),
             prefix: r.prefix.clone(),
-            upstream: r.upstream.to_string(),
+            upstream: r.upstream.as_ref().map(url::Url::to_string),
             kind: r.kind,
             actions: r.actions.clone(),
             credential_header: r.credential_header.clone(),
@@ -378,7 +379,7 @@ impl RouteService {
         self.record(
             &route.org,
             EventType::RouteCreated,
-            json!({"route": route.id, "prefix": route.prefix, "upstream": route.upstream.as_str(),
+            json!({"route": route.id, "prefix": route.prefix, "upstream": route.upstream.as_ref().map(url::Url::as_str),
                    "kind": route.kind.as_str(), "credential_header": route.credential_header,
                    "credential_version": version, "actor": actor}),
         )

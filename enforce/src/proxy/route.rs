@@ -1,6 +1,7 @@
 //! A route: a public path prefix of this gateway mapped to an upstream base URL, an org, a
-//! kind (`mcp` or `http`), the action names its calls are decided as, and optionally an
-//! upstream credential header to inject.
+//! kind (`mcp`, `http`, or `forward_auth`: no upstream, the path of a service another proxy
+//! forwards to, which asks sck's forward-auth endpoint first), the action names its calls are
+//! decided as, and optionally an upstream credential header to inject.
 //!
 //! Invariants: a prefix is one or more plain segments (`[A-Za-z0-9._~-]`, no `.`/`..`, no
 //! empty segment), not under a path sck serves itself; a request matches a route only on a
@@ -16,12 +17,15 @@ use crate::error::{EnforceError, EnforceResult};
 
 /// What a route speaks.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
-#[serde(rename_all = "lowercase")]
+#[serde(rename_all = "snake_case")]
 pub enum RouteKind {
     /// MCP Streamable HTTP (JSON-RPC 2.0): every request decided, list answers filtered.
     Mcp,
     /// Plain HTTP: every request decided as `http.<method>`.
     Http,
+    /// No upstream: requests reach the service through another proxy (nginx, Traefik,
+    /// Envoy), which asks `/api/v1/enforcement/forward-auth` first; decided like `http`.
+    ForwardAuth,
 }
 
 impl RouteKind {
@@ -29,6 +33,7 @@ impl RouteKind {
         match self {
             RouteKind::Mcp => "mcp",
             RouteKind::Http => "http",
+            RouteKind::ForwardAuth => "forward_auth",
         }
     }
 }
@@ -43,8 +48,10 @@ pub struct RouteConfig {
     pub org: String,
     /// Public path prefix, e.g. `/mcp/weather`.
     pub prefix: String,
-    /// Upstream base URL (`http://`); the rest of the path is appended to it.
-    pub upstream: String,
+    /// Upstream base URL (`http://`); the rest of the path is appended to it. Required, except
+    /// for `forward_auth` routes, which have none.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub upstream: Option<String>,
     pub kind: RouteKind,
     /// Action names per MCP method (`tools/call` → `tools.invoke` by default) or HTTP method
     /// (`GET` → `http.get`), overriding the defaults.
@@ -125,13 +132,36 @@ fn credential_header(name: &str) -> EnforceResult<String> {
     Ok(lower)
 }
 
+/// An upstream base URL as routes accept it: plain `http://` with a host, nothing else.
+fn upstream_url(upstream: &str) -> EnforceResult<url::Url> {
+    let upstream = url::Url::parse(upstream).map_err(|e| invalid(format!("upstream: {e}")))?;
+    if upstream.scheme() == "https" {
+        return Err(invalid(
+            "https upstreams are not supported yet (this build has no TLS client); use http:// to a local upstream or a TLS-terminating sidecar",
+        ));
+    }
+    if upstream.scheme() != "http"
+        || upstream.host_str().is_none()
+        || !upstream.username().is_empty()
+        || upstream.password().is_some()
+        || upstream.query().is_some()
+        || upstream.fragment().is_some()
+    {
+        return Err(invalid(
+            "upstream must be an http URL with a host and no credentials, query or fragment",
+        ));
+    }
+    Ok(upstream)
+}
+
 /// A validated route.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Route {
     pub id: String,
     pub org: String,
     pub prefix: String,
-    pub upstream: url::Url,
+    /// `None` exactly for `forward_auth` routes.
+    pub upstream: Option<url::Url>,
     pub kind: RouteKind,
     pub actions: BTreeMap<String, String>,
     pub credential_header: Option<String>,
@@ -168,24 +198,16 @@ impl Route {
                 segments[0]
             )));
         }
-        let upstream =
-            url::Url::parse(&config.upstream).map_err(|e| invalid(format!("upstream: {e}")))?;
-        if upstream.scheme() == "https" {
-            return Err(invalid(
-                "https upstreams are not supported yet (this build has no TLS client); use http:// to a local upstream or a TLS-terminating sidecar",
-            ));
-        }
-        if upstream.scheme() != "http"
-            || upstream.host_str().is_none()
-            || !upstream.username().is_empty()
-            || upstream.password().is_some()
-            || upstream.query().is_some()
-            || upstream.fragment().is_some()
-        {
-            return Err(invalid(
-                "upstream must be an http URL with a host and no credentials, query or fragment",
-            ));
-        }
+        let upstream = match (config.kind, &config.upstream) {
+            (RouteKind::ForwardAuth, None) if config.credential_header.is_none() => None,
+            (RouteKind::ForwardAuth, _) => {
+                return Err(invalid(
+                    "a forward_auth route has no upstream and no credential_header: the proxy in front forwards",
+                ))
+            }
+            (_, None) => return Err(invalid("upstream is required")),
+            (_, Some(upstream)) => Some(upstream_url(upstream)?),
+        };
         for action in config.actions.values() {
             if action.is_empty() || action.len() > 128 {
                 return Err(invalid("action names must be 1 to 128 bytes"));
@@ -252,7 +274,7 @@ mod tests {
             id: "weather".into(),
             org: "default".into(),
             prefix: prefix.into(),
-            upstream: upstream.into(),
+            upstream: Some(upstream.into()),
             kind: RouteKind::Mcp,
             actions: BTreeMap::new(),
             credential_header: None,
@@ -301,6 +323,22 @@ mod tests {
                 "{upstream}"
             );
         }
+        let mut c = config("/a", "http://h/");
+        c.upstream = None;
+        assert!(Route::from_config(&c).is_err(), "mcp without upstream");
+        c.kind = RouteKind::ForwardAuth;
+        assert_eq!(Route::from_config(&c).unwrap().upstream, None);
+        c.credential_header = Some("x-api-key".into());
+        assert!(
+            Route::from_config(&c).is_err(),
+            "forward_auth with a credential"
+        );
+        c.credential_header = None;
+        c.upstream = Some("http://h/".into());
+        assert!(
+            Route::from_config(&c).is_err(),
+            "forward_auth with an upstream"
+        );
         let mut c = config("/a", "http://h/");
         c.credential_header = Some("Transfer-Encoding".into());
         assert!(Route::from_config(&c).is_err());

@@ -15,7 +15,8 @@ use axum::http::request::Parts;
 use axum::response::{IntoResponse, Response};
 use http_body_util::BodyExt;
 use sck_enforce::clock::unix_now;
-use sck_enforce::decisions::{DecisionService, Principal, RequestFacts};
+use sck_enforce::decisions::{DecisionRecord, DecisionService, Principal, RequestFacts};
+use sck_enforce::proxy::route::Route;
 use sck_enforce::proxy::StoredRoute;
 use sck_wire::principal::VerifiedToken;
 use serde_json::json;
@@ -26,6 +27,70 @@ use crate::api_error::ApiError;
 use crate::state::AppState;
 use crate::upstream::{copy_response_headers, Outgoing};
 
+/// An HTTP request on `route` as the policy sees it: the original method, the path below
+/// the prefix, the query and the body (its SHA-256 only).
+pub struct Call<'a> {
+    pub method: &'a str,
+    /// The whole path as requested (what the decision's request facts record).
+    pub path: &'a str,
+    /// The path below the route's prefix (`""` for the prefix itself).
+    pub rest: &'a str,
+    pub query: Option<&'a str>,
+    pub body: &'a [u8],
+}
+
+/// Decides `call` on `route` for `token` (rate limit first; the decision is ledgered): the
+/// allowing decision, or the answer refusing the call (429, or 403 with the reasons and
+/// `X-SCK-Decision-Id`). Shared with the forward-auth endpoint.
+pub async fn decide(
+    state: &AppState,
+    route: &Route,
+    token: &VerifiedToken,
+    call: Call<'_>,
+) -> Result<Result<DecisionRecord, Response>, ApiError> {
+    if let Err(limited) = state.decisions().check_rate(&route.org, &token.sub) {
+        return Ok(Err(crate::respond::rate_limited(limited)));
+    }
+    let method = call.method;
+    let path = if call.rest.is_empty() { "/" } else { call.rest };
+    let action = route.action(method, || format!("http.{}", method.to_ascii_lowercase()));
+    let facts = RequestFacts {
+        method: method.to_owned(),
+        path: call.path.to_owned(),
+        body_sha256: hex::encode(sha2::Sha256::digest(call.body)),
+        call: Some(json!({"route": route.id, "method": method, "target": path})),
+    };
+    let principal = Principal::Token(token);
+    let input = DecisionService::input(
+        json!({"action": action, "resource": {"org": route.org, "route": route.id, "path": path},
+                "context": {"query": call.query}}),
+        principal,
+        &facts,
+        unix_now(),
+    );
+    let (decision, _) = state
+        .decisions()
+        .decide(input, principal, &facts, None)
+        .await?;
+    if decision.allow {
+        return Ok(Ok(decision));
+    }
+    let mut error = ApiError::forbidden(format!(
+        "denied by policy: {} (decision {})",
+        decision.reasons.join(", "),
+        decision.decision_id
+    ));
+    error.diagnostics = decision.reasons.clone();
+    let mut response = error.into_response();
+    if let Ok(id) = decision.decision_id.parse() {
+        response.headers_mut().insert(DECISION_ID, id);
+    }
+    Ok(Err(response))
+}
+
+/// The header naming the decision a call was answered by.
+pub const DECISION_ID: &str = "x-sck-decision-id";
+
 pub async fn handle(
     state: AppState,
     stored: Arc<StoredRoute>,
@@ -35,43 +100,17 @@ pub async fn handle(
     body: Bytes,
 ) -> Result<Response, ApiError> {
     let route = &stored.route;
-    let method = parts.method.as_str();
-    if let Err(limited) = state.decisions().check_rate(&route.org, &token.sub) {
-        return Ok(crate::respond::rate_limited(limited));
-    }
-    let path = if rest.is_empty() { "/" } else { rest.as_str() };
-    let action = route.action(method, || format!("http.{}", method.to_ascii_lowercase()));
-    let facts = RequestFacts {
-        method: method.to_owned(),
-        path: parts.uri.path().to_owned(),
-        body_sha256: hex::encode(sha2::Sha256::digest(&body)),
-        call: Some(json!({"route": route.id, "method": method, "target": path})),
+    let call = Call {
+        method: parts.method.as_str(),
+        path: parts.uri.path(),
+        rest: &rest,
+        query: parts.uri.query(),
+        body: &body,
     };
-    let principal = Principal::Token(&token);
-    let input = DecisionService::input(
-        json!({"action": action, "resource": {"org": route.org, "route": route.id, "path": path},
-                "context": {"query": parts.uri.query()}}),
-        principal,
-        &facts,
-        unix_now(),
-    );
-    let (decision, _) = state
-        .decisions()
-        .decide(input, principal, &facts, None)
-        .await?;
-    if !decision.allow {
-        let mut error = ApiError::forbidden(format!(
-            "denied by policy: {} (decision {})",
-            decision.reasons.join(", "),
-            decision.decision_id
-        ));
-        error.diagnostics = decision.reasons.clone();
-        let mut response = error.into_response();
-        if let Ok(id) = decision.decision_id.parse() {
-            response.headers_mut().insert("x-sck-decision-id", id);
-        }
-        return Ok(response);
-    }
+    let decision = match decide(&state, route, &token, call).await? {
+        Ok(decision) => decision,
+        Err(refused) => return Ok(refused),
+    };
     let started = Instant::now();
     let sent = state
         .upstream()

@@ -34,6 +34,9 @@ pub async fn dispatch(State(state): State<AppState>, request: Request) -> Respon
         Ok(None) => return ApiError::not_found("no such route").into_response(),
         Err(e) => return ApiError::from(e).into_response(),
     };
+    if stored.route.kind == RouteKind::ForwardAuth {
+        return served_elsewhere().into_response();
+    }
     if let Some(why) = unsafe_path(&rest) {
         return ApiError::bad_request("path_refused", format!("path refused: {why}"))
             .into_response();
@@ -50,8 +53,14 @@ pub async fn dispatch(State(state): State<AppState>, request: Request) -> Respon
     let answer = match stored.route.kind {
         RouteKind::Mcp => mcp::handle(state, stored, token, rest, parts, body).await,
         RouteKind::Http => http::handle(state, stored, token, rest, parts, body).await,
+        RouteKind::ForwardAuth => Err(served_elsewhere()),
     };
     answer.unwrap_or_else(IntoResponse::into_response)
+}
+
+/// A `forward_auth` route's path asked of sck itself: the proxy in front serves it.
+fn served_elsewhere() -> ApiError {
+    ApiError::not_found("this route is served by the proxy in front, not by sck")
 }
 
 /// A request body read whole, up to `[http] max_body_bytes` (`413 payload_too_large`).
@@ -71,7 +80,7 @@ async fn read_body(
 
 /// The caller's verified gateway token, which must be of the route's org; else the 401
 /// naming the route's metadata document.
-async fn authenticate(
+pub(crate) async fn authenticate(
     state: &AppState,
     route: &Route,
     parts: &Parts,

@@ -45,8 +45,9 @@ struct RouteCreate {
     id: String,
     /// Public path prefix, e.g. `/mcp/weather`.
     prefix: String,
-    /// Upstream base URL (`http://`).
-    upstream: String,
+    /// Upstream base URL (`http://`); absent for `forward_auth` routes.
+    #[serde(default)]
+    upstream: Option<String>,
     kind: RouteKind,
     /// Action names per MCP method or HTTP method, replacing the defaults.
     #[serde(default)]

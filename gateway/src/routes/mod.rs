@@ -9,6 +9,7 @@ pub mod bundles;
 pub mod credentials;
 pub mod decide;
 pub mod fleet;
+pub mod forward_auth;
 pub mod gateway_routes;
 pub mod identities;
 pub mod ledger;
@@ -35,6 +36,7 @@ pub fn documented() -> OpenApiRouter<AppState> {
         .merge(fleet::router())
         .merge(identities::router())
         .merge(gateway_routes::router())
+        .merge(forward_auth::router())
         .merge(oauth::router())
         .merge(verify::routes())
         .merge(ledger::router())

@@ -1,0 +1,309 @@
+//! The forward-auth endpoint as nginx `auth_request`, Traefik `ForwardAuth` and Envoy's
+//! ext_authz HTTP service call it (the headers each sends, written here by hand; a test
+//! against a real nginx is not built yet): a `forward_auth` route's path is allowed (200 with
+//! the decision and subject headers), denied (403 with the decision id) or refused without a
+//! valid token (401 with `WWW-Authenticate`); path tricks and ambiguous or missing original
+//! requests are refused; every decision is in the ledger; sck never serves the route itself.
+
+mod support;
+
+use serde_json::json;
+use support::http::{post_json, request, Reply, API};
+use support::server::Server;
+use support::{db, ledger, tokens};
+
+const ENDPOINT: &str = "/api/v1/enforcement/forward-auth";
+
+/// A route protecting `/reports` and a token that may read (`http:read`) but not write.
+fn setup(server: &Server) -> String {
+    post_json(
+        &format!("{}{API}/routes", server.url),
+        Some(server.root()),
+        &json!({"organizationId": "default", "id": "reports", "prefix": "/reports",
+                "kind": "forward_auth"}),
+    )
+    .expect(201);
+    let issuer = tokens::create_issuer(
+        &server.url,
+        server.root(),
+        "default",
+        "fwd",
+        4,
+        &["http:read"],
+    );
+    let issued = tokens::issue(
+        &server.url,
+        server.root(),
+        &tokens::request("default", &issuer, "agent-7", 2, json!(["http:read"])),
+    );
+    issued["token"].as_str().unwrap().to_owned()
+}
+
+/// A request to the endpoint (method, path, headers) and the status and code refusing it.
+type Refusal<'a> = (&'a str, String, Vec<(&'a str, &'a str)>, u16, &'a str);
+
+fn ask(server: &Server, method: &str, path: &str, headers: &[(&str, &str)]) -> Reply {
+    request(method, &format!("{}{path}", server.url), headers, b"")
+}
+
+#[test]
+fn proxies_get_allow_deny_and_401_with_decision_headers_and_every_decision_ledgered() {
+    db::on_each_backend(|server| {
+        let token = setup(server);
+        let bearer = format!("Bearer {token}");
+        let auth = ("authorization", bearer.as_str());
+        let mut decisions = Vec::new();
+
+        // nginx (X-Original-*), Traefik (X-Forwarded-*), Envoy (method and path): a read is
+        // allowed with the headers the proxy copies upstream.
+        let nginx = [
+            ("x-original-method", "GET"),
+            ("x-original-uri", "/reports/q1?year=2026"),
+            auth,
+        ];
+        let traefik = [
+            ("x-forwarded-method", "GET"),
+            ("x-forwarded-uri", "/reports/q1"),
+            ("x-forwarded-host", "app.example"),
+            auth,
+        ];
+        for reply in [
+            ask(server, "GET", ENDPOINT, &nginx),
+            ask(server, "GET", ENDPOINT, &traefik),
+            ask(
+                server,
+                "GET",
+                &format!("{ENDPOINT}/reports/q1?year=2026"),
+                &[auth],
+            ),
+        ] {
+            assert_eq!(reply.status, 200, "{}", reply.text());
+            assert_eq!(reply.header("x-sck-org").as_deref(), Some("default"));
+            assert_eq!(reply.header("x-sck-route").as_deref(), Some("reports"));
+            assert!(reply.header("x-sck-subject").is_some_and(|s| !s.is_empty()));
+            decisions.push((
+                "decision.allowed",
+                reply.header("x-sck-decision-id").unwrap(),
+            ));
+        }
+
+        // A write needs http:write: 403 naming the decision, whichever proxy asks.
+        for reply in [
+            ask(
+                server,
+                "GET",
+                ENDPOINT,
+                &[
+                    ("x-original-method", "POST"),
+                    ("x-original-uri", "/reports/q1"),
+                    auth,
+                ],
+            ),
+            ask(server, "POST", &format!("{ENDPOINT}/reports/q1"), &[auth]),
+            ask(server, "DELETE", &format!("{ENDPOINT}/reports"), &[auth]),
+        ] {
+            assert_eq!(reply.status, 403, "{}", reply.text());
+            assert_eq!(reply.code(), "forbidden");
+            decisions.push((
+                "decision.denied",
+                reply.header("x-sck-decision-id").unwrap(),
+            ));
+        }
+
+        // No token, or a bad one: 401 with the challenge the proxy passes to the client.
+        for headers in [vec![], vec![("authorization", "Bearer not-a-token")]] {
+            let mut headers = headers;
+            headers.extend([
+                ("x-original-method", "GET"),
+                ("x-original-uri", "/reports/q1"),
+            ]);
+            let reply = ask(server, "GET", ENDPOINT, &headers);
+            assert_eq!(reply.status, 401, "{}", reply.text());
+            let challenge = reply.header("www-authenticate").unwrap();
+            assert!(
+                challenge.starts_with("Bearer resource_metadata=")
+                    && challenge.contains("/.well-known/oauth-protected-resource/reports"),
+                "{challenge}"
+            );
+        }
+
+        // Every decision is in the ledger, as the proxy was told.
+        let dir = tempfile::tempdir().unwrap();
+        let entries = ledger::entries(&ledger::export(&server.database_url, "default", dir.path()));
+        let ledgered: Vec<(&str, String)> = entries
+            .iter()
+            .filter(|e| e["body"]["call"]["route"] == "reports")
+            .map(|e| {
+                (
+                    e["type"].as_str().unwrap(),
+                    e["body"]["decision_id"].as_str().unwrap().to_owned(),
+                )
+            })
+            .collect();
+        assert_eq!(ledgered, decisions);
+        let text = serde_json::to_string(&entries).unwrap();
+        assert!(!text.contains(&token), "the token is in the ledger");
+
+        // sck does not serve a forward_auth route's path itself.
+        let direct = ask(server, "GET", "/reports/q1", &[auth]);
+        assert_eq!((direct.status, direct.code()), (404, "not_found".into()));
+    });
+}
+
+#[test]
+fn unreadable_original_requests_and_path_tricks_are_refused_before_deciding() {
+    db::on_each_backend(|server| {
+        let token = setup(server);
+        let bearer = format!("Bearer {token}");
+        let auth = ("authorization", bearer.as_str());
+        let before = ledger::size(&server.url, server.root(), "default");
+        let cases: Vec<Refusal> = vec![
+            ("GET", ENDPOINT.into(), vec![auth], 400, "missing_header"),
+            (
+                "GET",
+                ENDPOINT.into(),
+                vec![("x-original-uri", "/reports/q1"), auth],
+                400,
+                "missing_header",
+            ),
+            (
+                "GET",
+                ENDPOINT.into(),
+                vec![
+                    ("x-original-method", "GET"),
+                    ("x-original-uri", "/reports/q1"),
+                    ("x-forwarded-uri", "/public"),
+                    ("x-forwarded-method", "GET"),
+                    auth,
+                ],
+                400,
+                "ambiguous_original",
+            ),
+            (
+                "GET",
+                ENDPOINT.into(),
+                vec![
+                    ("x-original-method", "GET"),
+                    ("x-original-uri", "/reports/q1"),
+                    ("x-original-uri", "/reports/q2"),
+                    auth,
+                ],
+                400,
+                "duplicate_header",
+            ),
+            (
+                "GET",
+                ENDPOINT.into(),
+                vec![
+                    ("x-original-method", "GET"),
+                    ("x-original-uri", "reports"),
+                    auth,
+                ],
+                400,
+                "invalid_header",
+            ),
+            (
+                "GET",
+                ENDPOINT.into(),
+                vec![
+                    ("x-original-method", "G ET"),
+                    ("x-original-uri", "/reports"),
+                    auth,
+                ],
+                400,
+                "invalid_header",
+            ),
+            (
+                "GET",
+                ENDPOINT.into(),
+                vec![
+                    ("x-original-method", "GET"),
+                    ("x-original-uri", "/reports/../admin"),
+                    auth,
+                ],
+                400,
+                "path_refused",
+            ),
+            (
+                "GET",
+                ENDPOINT.into(),
+                vec![
+                    ("x-forwarded-method", "GET"),
+                    ("x-forwarded-uri", "/reports/%2e%2e/admin"),
+                    auth,
+                ],
+                400,
+                "path_refused",
+            ),
+            (
+                "GET",
+                format!("{ENDPOINT}/reports//x"),
+                vec![auth],
+                400,
+                "path_refused",
+            ),
+            (
+                "GET",
+                format!("{ENDPOINT}/reports/%2E%2E/admin"),
+                vec![auth],
+                400,
+                "path_refused",
+            ),
+            (
+                "GET",
+                ENDPOINT.into(),
+                vec![
+                    ("x-original-method", "GET"),
+                    ("x-original-uri", "/elsewhere"),
+                    auth,
+                ],
+                403,
+                "no_route",
+            ),
+            (
+                "GET",
+                ENDPOINT.into(),
+                vec![
+                    ("x-original-method", "GET"),
+                    ("x-original-uri", "/reportsx"),
+                    auth,
+                ],
+                403,
+                "no_route",
+            ),
+        ];
+        for (method, path, headers, status, code) in cases {
+            let reply = ask(server, method, &path, &headers);
+            assert_eq!(
+                (reply.status, reply.code()),
+                (status, code.to_owned()),
+                "{path} {headers:?}: {}",
+                reply.text()
+            );
+            assert!(reply.header("x-sck-decision-id").is_none());
+        }
+        assert_eq!(
+            ledger::size(&server.url, server.root(), "default"),
+            before,
+            "a refused request was decided"
+        );
+
+        // A forward_auth route has no upstream and no credential.
+        for body in [
+            json!({"organizationId": "default", "id": "x1", "prefix": "/x1", "kind": "forward_auth", "upstream": "http://h/"}),
+            json!({"organizationId": "default", "id": "x2", "prefix": "/x2", "kind": "forward_auth", "credentialHeader": "x-key", "credential": "k"}),
+            json!({"organizationId": "default", "id": "x3", "prefix": "/x3", "kind": "http"}),
+        ] {
+            let reply = post_json(
+                &format!("{}{API}/routes", server.url),
+                Some(server.root()),
+                &body,
+            );
+            assert_eq!(
+                (reply.status, reply.code()),
+                (400, "invalid_route".into()),
+                "{body}"
+            );
+        }
+    });
+}
