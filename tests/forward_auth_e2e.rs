@@ -1,6 +1,6 @@
 //! The forward-auth endpoint as nginx `auth_request`, Traefik `ForwardAuth` and Envoy's
-//! ext_authz HTTP service call it (the headers each sends, written here by hand; a test
-//! against a real nginx is not built yet): a `forward_auth` route's path is allowed (200 with
+//! ext_authz HTTP service call it (the headers each sends, written here by hand; the real
+//! nginx is `nginx_e2e.rs`): a `forward_auth` route's path is allowed (200 with
 //! the decision and subject headers), denied (403 with the decision id) or refused without a
 //! valid token (401 with `WWW-Authenticate`); path tricks and ambiguous or missing original
 //! requests are refused; every decision is in the ledger; sck never serves the route itself.

@@ -10,7 +10,7 @@
 //! - [`orgs`], [`release`], [`tokens`], [`signed`], [`sidecar`]: the API as its clients use it
 //!   (orgs and credentials; compile → publish → activate; gateway tokens; X-SCK signed calls;
 //!   the OPA sidecar protocol);
-//! - [`python`]: real Python peers (pip-installed when missing);
+//! - [`python`]: real Python peers (pip-installed when missing); [`nginx`]: a real nginx;
 //! - [`metrics`] and [`ledger`]: what operators and auditors read (`/metrics`; a ledger's
 //!   export, verification, entries and counts);
 //! - the interop and deployment harnesses: [`opa`] (a real OPA), [`relay`] (a recording relay
@@ -34,6 +34,7 @@ pub mod http;
 pub mod interop;
 pub mod ledger;
 pub mod metrics;
+pub mod nginx;
 pub mod opa;
 pub mod orgs;
 pub mod pg_instance;
