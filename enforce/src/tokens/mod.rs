@@ -51,6 +51,7 @@ use sha2::Digest;
 use sqlx::Row;
 
 pub use issuers::{Issuer, OrgTokenSettings};
+use keys::SigningKey;
 pub use keys::{KeyRecord, KeyRing, KeyState, Rotation};
 pub use verify::{Verifier, VerifySettings};
 
@@ -214,6 +215,31 @@ pub fn token_sha256(token: &str) -> String {
 
 /// The text claims (`sub`, `artifact_id`, `artifact_type`) sck issues: 1-256 characters, not
 /// all blank, no control characters.
+/// The request's own checks (text fields, at least one well-formed scope) and its LoA (1-4).
+fn checked_loa(request: &IssueRequest) -> EnforceResult<u8> {
+    check_text("artifactId", &request.artifact_id)?;
+    check_text("artifactType", &request.artifact_type)?;
+    if let Some(subject) = &request.subject {
+        check_text("subject", subject)?;
+    }
+    let loa = u8::try_from(request.loa_level)
+        .ok()
+        .filter(|l| (1..=4).contains(l))
+        .ok_or_else(|| {
+            EnforceError::invalid("invalid_request", "loaLevel must be an integer 1-4")
+        })?;
+    if request.scope.is_empty() {
+        return Err(EnforceError::invalid(
+            "invalid_request",
+            "scope must name at least one scope",
+        ));
+    }
+    for scope in &request.scope {
+        issuers::check_scope(scope)?;
+    }
+    Ok(loa)
+}
+
 fn check_text(field: &str, value: &str) -> EnforceResult<()> {
     if !is_valid_text(value) {
         return Err(EnforceError::invalid(
@@ -447,30 +473,69 @@ impl TokenService {
         Ok(value)
     }
 
-    /// Issues a token; the caller has been authorized for `request.organization_id`.
+    /// Issues a token; the caller has been authorized for `request.organization_id`. The
+    /// steps: the request's own checks, the issuer's ceiling and scopes, the org's TTL, the
+    /// signing key, then the `issued_tokens` row and the ledger entry before it is answered.
     pub async fn issue(&self, request: &IssueRequest, actor: &str) -> EnforceResult<IssuedToken> {
         let org = request.organization_id.as_str();
-        check_text("artifactId", &request.artifact_id)?;
-        check_text("artifactType", &request.artifact_type)?;
-        if let Some(subject) = &request.subject {
-            check_text("subject", subject)?;
-        }
-        let loa = u8::try_from(request.loa_level)
-            .ok()
-            .filter(|l| (1..=4).contains(l))
-            .ok_or_else(|| {
-                EnforceError::invalid("invalid_request", "loaLevel must be an integer 1-4")
-            })?;
-        if request.scope.is_empty() {
-            return Err(EnforceError::invalid(
-                "invalid_request",
-                "scope must name at least one scope",
-            ));
-        }
-        for scope in &request.scope {
-            issuers::check_scope(scope)?;
-        }
-        // Another org's issuer is answered as an unknown one: its existence is not revealed.
+        let loa = checked_loa(request)?;
+        let issuer = self.granting_issuer(request, loa).await?;
+        let ttl = self.granted_ttl(request).await?;
+        let key = self.signing_key(&issuer)?;
+        let mut scopes = request.scope.clone();
+        scopes.sort();
+        scopes.dedup();
+        let now = unix_now();
+        let subject = request
+            .subject
+            .clone()
+            .unwrap_or_else(|| request.artifact_id.clone());
+        let claims = Claims {
+            iss: self.inner.settings.verify.issuer.clone(),
+            sub: subject.clone(),
+            aud: self.inner.settings.verify.audience.clone(),
+            jti: uuid::Uuid::new_v4().to_string(),
+            iat: now,
+            nbf: now,
+            exp: now + ttl,
+            client_id: issuer.id.clone(),
+            org: org.to_owned(),
+            loa,
+            acr: acr_for(loa),
+            scope: scopes.join(" "),
+            artifact_id: request.artifact_id.clone(),
+            artifact_type: request.artifact_type.clone(),
+        };
+        let mut header = Header::new(key.alg);
+        header.typ = Some(TOKEN_TYPE.into());
+        header.kid = Some(key.kid.clone());
+        let token = jsonwebtoken::encode(&header, &claims, &key.encoding)
+            .map_err(|e| EnforceError::internal("sign token", e))?;
+        let digest = token_sha256(&token);
+        self.record_issued(&claims, &key, &digest, actor).await?;
+        metrics::counter!("sck_tokens_issued_total", "org" => org.to_owned()).increment(1);
+        Ok(IssuedToken {
+            token,
+            token_id: claims.jti,
+            token_type: "Bearer",
+            issued_at: now,
+            expires_at: claims.exp,
+            expires_in: ttl,
+            organization_id: org.to_owned(),
+            subject,
+            loa_level: loa,
+            acr: claims.acr,
+            scope: scopes,
+            issuer_id: issuer.id,
+            key_id: key.kid,
+            algorithm: algorithm_name(key.alg),
+        })
+    }
+
+    /// The request's issuer, if it may grant `loa` and every requested scope (another org's
+    /// issuer is answered as an unknown one: its existence is not revealed).
+    async fn granting_issuer(&self, request: &IssueRequest, loa: u8) -> EnforceResult<Issuer> {
+        let org = request.organization_id.as_str();
         let issuer = issuers::get(&self.inner.store, org, &request.issuer_id)
             .await?
             .ok_or_else(|| {
@@ -504,6 +569,13 @@ impl TokenService {
                 format!("issuer {} may not grant: {}", issuer.id, outside.join(" ")),
             ));
         }
+        Ok(issuer)
+    }
+
+    /// The token's lifetime: the requested one or the org's default, at least 1 s and at
+    /// most the org's maximum.
+    async fn granted_ttl(&self, request: &IssueRequest) -> EnforceResult<i64> {
+        let org = request.organization_id.as_str();
         let settings = self.org_settings(org).await?;
         let ttl = request.ttl_seconds.unwrap_or(settings.default_ttl_seconds);
         if ttl < 1 {
@@ -521,8 +593,13 @@ impl TokenService {
                 ),
             ));
         }
+        Ok(ttl)
+    }
+
+    /// The current key of the issuer's algorithm on this replica.
+    fn signing_key(&self, issuer: &Issuer) -> EnforceResult<SigningKey> {
         let ring = self.inner.keys.snapshot();
-        let key = match issuer.algorithm.as_str() {
+        match issuer.algorithm.as_str() {
             "HS256" => ring.hs256.clone(),
             _ => ring.ed25519.clone(),
         }
@@ -535,37 +612,19 @@ impl TokenService {
                     issuer.algorithm
                 ),
             )
-        })?;
-        let mut scopes = request.scope.clone();
-        scopes.sort();
-        scopes.dedup();
-        let now = unix_now();
-        let subject = request
-            .subject
-            .clone()
-            .unwrap_or_else(|| request.artifact_id.clone());
-        let claims = Claims {
-            iss: self.inner.settings.verify.issuer.clone(),
-            sub: subject.clone(),
-            aud: self.inner.settings.verify.audience.clone(),
-            jti: uuid::Uuid::new_v4().to_string(),
-            iat: now,
-            nbf: now,
-            exp: now + ttl,
-            client_id: issuer.id.clone(),
-            org: org.to_owned(),
-            loa,
-            acr: acr_for(loa),
-            scope: scopes.join(" "),
-            artifact_id: request.artifact_id.clone(),
-            artifact_type: request.artifact_type.clone(),
-        };
-        let mut header = Header::new(key.alg);
-        header.typ = Some(TOKEN_TYPE.into());
-        header.kid = Some(key.kid.clone());
-        let token = jsonwebtoken::encode(&header, &claims, &key.encoding)
-            .map_err(|e| EnforceError::internal("sign token", e))?;
-        let digest = token_sha256(&token);
+        })
+    }
+
+    /// The `issued_tokens` row (jti, org, issuer, kid, the token's SHA-256, times) and the
+    /// `token.issued` ledger entry — never the token itself.
+    async fn record_issued(
+        &self,
+        claims: &Claims,
+        key: &SigningKey,
+        digest: &str,
+        actor: &str,
+    ) -> EnforceResult<()> {
+        let org = claims.org.as_str();
         with_pool!(&self.inner.store, pool => {
             sqlx::query(
                 "INSERT INTO issued_tokens (jti, org_id, issuer_id, kid, token_sha256, issued_at, expires_at) \
@@ -573,14 +632,15 @@ impl TokenService {
             )
             .bind(&claims.jti)
             .bind(org)
-            .bind(&issuer.id)
+            .bind(&claims.client_id)
             .bind(&key.kid)
-            .bind(&digest)
-            .bind(now)
+            .bind(digest)
+            .bind(claims.iat)
             .bind(claims.exp)
             .execute(pool)
             .await?;
         });
+        let scopes: Vec<&str> = claims.scope.split(' ').collect();
         self.inner
             .ledger
             .append(
@@ -588,32 +648,16 @@ impl TokenService {
                 event(
                     EventType::TokenIssued,
                     json!({
-                        "jti": claims.jti, "token_sha256": digest, "issuer_id": issuer.id,
-                        "kid": key.kid, "alg": algorithm_name(key.alg), "sub": subject,
-                        "loa": loa, "acr": claims.acr, "scope": scopes,
+                        "jti": claims.jti, "token_sha256": digest, "issuer_id": claims.client_id,
+                        "kid": key.kid, "alg": algorithm_name(key.alg), "sub": claims.sub,
+                        "loa": claims.loa, "acr": claims.acr, "scope": scopes,
                         "artifact_id": claims.artifact_id, "artifact_type": claims.artifact_type,
-                        "iat": now, "exp": claims.exp, "actor": actor,
+                        "iat": claims.iat, "exp": claims.exp, "actor": actor,
                     }),
                 )?,
             )
             .await?;
-        metrics::counter!("sck_tokens_issued_total", "org" => org.to_owned()).increment(1);
-        Ok(IssuedToken {
-            token,
-            token_id: claims.jti,
-            token_type: "Bearer",
-            issued_at: now,
-            expires_at: claims.exp,
-            expires_in: ttl,
-            organization_id: org.to_owned(),
-            subject,
-            loa_level: loa,
-            acr: claims.acr,
-            scope: scopes,
-            issuer_id: issuer.id,
-            key_id: key.kid,
-            algorithm: algorithm_name(key.alg),
-        })
+        Ok(())
     }
 
     /// RFC 7662: the active token's fields, or exactly `{"active": false}` for anything that
