@@ -10,34 +10,9 @@ mod support;
 use serde_json::json;
 use support::http::{post_json, request, Reply, API};
 use support::server::Server;
-use support::{db, ledger, tokens};
+use support::{db, ledger, routes};
 
 const ENDPOINT: &str = "/api/v1/enforcement/forward-auth";
-
-/// A route protecting `/reports` and a token that may read (`http:read`) but not write.
-fn setup(server: &Server) -> String {
-    post_json(
-        &format!("{}{API}/routes", server.url),
-        Some(server.root()),
-        &json!({"organizationId": "default", "id": "reports", "prefix": "/reports",
-                "kind": "forward_auth"}),
-    )
-    .expect(201);
-    let issuer = tokens::create_issuer(
-        &server.url,
-        server.root(),
-        "default",
-        "fwd",
-        4,
-        &["http:read"],
-    );
-    let issued = tokens::issue(
-        &server.url,
-        server.root(),
-        &tokens::request("default", &issuer, "agent-7", 2, json!(["http:read"])),
-    );
-    issued["token"].as_str().unwrap().to_owned()
-}
 
 /// A request to the endpoint (method, path, headers) and the status and code refusing it.
 type Refusal<'a> = (&'a str, String, Vec<(&'a str, &'a str)>, u16, &'a str);
@@ -49,7 +24,7 @@ fn ask(server: &Server, method: &str, path: &str, headers: &[(&str, &str)]) -> R
 #[test]
 fn proxies_get_allow_deny_and_401_with_decision_headers_and_every_decision_ledgered() {
     db::on_each_backend(|server| {
-        let token = setup(server);
+        let token = routes::forward_auth_reader(server);
         let bearer = format!("Bearer {token}");
         let auth = ("authorization", bearer.as_str());
         let mut decisions = Vec::new();
@@ -153,7 +128,7 @@ fn proxies_get_allow_deny_and_401_with_decision_headers_and_every_decision_ledge
 #[test]
 fn unreadable_original_requests_and_path_tricks_are_refused_before_deciding() {
     db::on_each_backend(|server| {
-        let token = setup(server);
+        let token = routes::forward_auth_reader(server);
         let bearer = format!("Bearer {token}");
         let auth = ("authorization", bearer.as_str());
         let before = ledger::size(&server.url, server.root(), "default");

@@ -9,10 +9,9 @@ mod support;
 use std::io::{BufRead, BufReader};
 use std::process::{Child, Command, Stdio};
 
-use serde_json::json;
-use support::http::{post_json, request, API};
+use support::http::request;
 use support::nginx::{self, Nginx};
-use support::{db, ledger, repo, tokens};
+use support::{db, ledger, repo, routes};
 
 /// The upstream: answers every request 200 and prints `METHOD PATH DECISION-ID` per request.
 const UPSTREAM: &str = r#"
@@ -90,27 +89,7 @@ fn documented_config(sck: &str, upstream_port: u16) -> String {
 fn nginx_auth_request_allows_denies_and_challenges_and_every_decision_is_ledgered() {
     println!("{}", nginx::version(&nginx::binary()));
     db::on_each_backend(|server| {
-        post_json(
-            &format!("{}{API}/routes", server.url),
-            Some(server.root()),
-            &json!({"organizationId": "default", "id": "reports", "prefix": "/reports",
-                    "kind": "forward_auth"}),
-        )
-        .expect(201);
-        let issuer = tokens::create_issuer(
-            &server.url,
-            server.root(),
-            "default",
-            "nginx",
-            4,
-            &["http:read"],
-        );
-        let issued = tokens::issue(
-            &server.url,
-            server.root(),
-            &tokens::request("default", &issuer, "agent-7", 2, json!(["http:read"])),
-        );
-        let bearer = format!("Bearer {}", issued["token"].as_str().unwrap());
+        let bearer = format!("Bearer {}", routes::forward_auth_reader(server));
         let mut upstream = Upstream::start();
         let proxy = Nginx::start(&documented_config(&server.url, upstream.port));
 

@@ -7,7 +7,7 @@
 //! - [`http`]: requests and whole answers ([`http::Reply`]), raw bytes on a socket, problem
 //!   assertions;
 //! - [`cli`]: the `sck` command line, with none of sck's settings inherited;
-//! - [`orgs`], [`release`], [`tokens`], [`signed`], [`sidecar`]: the API as its clients use it
+//! - [`orgs`], [`release`], [`tokens`], [`routes`], [`signed`], [`sidecar`]: the API as its clients use it
 //!   (orgs and credentials; compile → publish → activate; gateway tokens; X-SCK signed calls;
 //!   the OPA sidecar protocol);
 //! - [`python`]: real Python peers (pip-installed when missing); [`nginx`]: a real nginx;
@@ -42,6 +42,7 @@ pub mod python;
 #[cfg(feature = "interop")]
 pub mod relay;
 pub mod release;
+pub mod routes;
 pub mod server;
 pub mod sidecar;
 pub mod signed;
