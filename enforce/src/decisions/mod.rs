@@ -11,6 +11,7 @@ pub mod snapshots;
 
 use std::sync::Arc;
 
+use sck_bundler::decision::{Decision, Outcome};
 use sck_ledger::entry::EventType;
 use sck_ledger::{Ledger, Receipt};
 use sck_wire::principal::{VerifiedCaller, VerifiedToken};
@@ -219,54 +220,9 @@ impl DecisionService {
         // Hashed before evaluation, which takes the input by value (no copy of it is made).
         let input_sha256 = document_sha256(&input);
         let snapshot = self.snapshots.get(org);
-        let (allow, reasons, outcome, result, entrypoint) = match (&snapshot, rule) {
-            (None, _) => (
-                false,
-                vec!["no_active_bundle".to_owned()],
-                sck_bundler::decision::Outcome::Undefined,
-                None,
-                None,
-            ),
-            (Some(s), None) => {
-                let d = s.evaluator.decide(input);
-                (
-                    d.allow,
-                    d.reasons,
-                    d.outcome,
-                    None,
-                    Some(s.evaluator.entrypoint().to_owned()),
-                )
-            }
-            (Some(s), Some(rule)) => match s.evaluator.evaluate_rule(rule, input) {
-                Ok(Some(value)) => {
-                    let d = sck_bundler::decision::Decision::from_result(&value);
-                    let allow = d.outcome == sck_bundler::decision::Outcome::Evaluated && d.allow;
-                    (
-                        allow,
-                        d.reasons,
-                        d.outcome,
-                        Some(value),
-                        Some(rule.to_owned()),
-                    )
-                }
-                Ok(None) => (
-                    false,
-                    vec!["policy_undefined".into()],
-                    sck_bundler::decision::Outcome::Undefined,
-                    None,
-                    Some(rule.to_owned()),
-                ),
-                Err(denied) => (
-                    false,
-                    denied.reasons,
-                    denied.outcome,
-                    None,
-                    Some(rule.to_owned()),
-                ),
-            },
-        };
+        let evaluated = Evaluated::of(snapshot.as_deref(), rule, input);
         let bundle = snapshot.as_deref().map(BundleRef::from);
-        let kind = if allow {
+        let kind = if evaluated.allow {
             EventType::DecisionAllowed
         } else {
             EventType::DecisionDenied
@@ -274,10 +230,10 @@ impl DecisionService {
         let mut body = json!({
             "decision_id": decision_id,
             "bundle": bundle.as_ref().map(|b| json!({"org": org, "name": b.name, "version": b.version, "sha256": b.sha256})),
-            "entrypoint": entrypoint,
-            "result": {"allow": allow, "reasons": reasons},
-            "outcome": outcome,
-            "result_sha256": result.as_ref().map(document_sha256),
+            "entrypoint": evaluated.entrypoint,
+            "result": {"allow": evaluated.allow, "reasons": evaluated.reasons},
+            "outcome": evaluated.outcome,
+            "result_sha256": evaluated.result.as_ref().map(document_sha256),
             "token": match principal {
                 Principal::Token(t) => json!({"jti": t.jti, "sub": t.sub, "loa": t.loa}),
                 Principal::Caller(_) => Value::Null,
@@ -293,18 +249,78 @@ impl DecisionService {
             body["call"] = call.clone();
         }
         let receipt = crate::events::record(&self.ledger, org, kind, body).await?;
-        metrics::counter!("sck_decisions_total", "org" => org.to_owned(), "result" => if allow { "allow" } else { "deny" })
+        metrics::counter!("sck_decisions_total", "org" => org.to_owned(), "result" => if evaluated.allow { "allow" } else { "deny" })
             .increment(1);
         Ok((
             DecisionRecord {
                 decision_id,
-                allow,
-                reasons,
-                outcome,
+                allow: evaluated.allow,
+                reasons: evaluated.reasons,
+                outcome: evaluated.outcome,
                 bundle,
                 receipt: ReceiptRef::from(&receipt),
             },
-            result,
+            evaluated.result,
         ))
+    }
+}
+
+/// What evaluating one input gave: the decision, the Data API's rule result, and the rule
+/// that ran (none without an active bundle).
+struct Evaluated {
+    allow: bool,
+    reasons: Vec<String>,
+    outcome: Outcome,
+    result: Option<Value>,
+    entrypoint: Option<String>,
+}
+
+impl Evaluated {
+    /// No active bundle denies (`no_active_bundle`); the decision rule answers a decision;
+    /// another rule (Data API) allows only when it evaluated to an allowing decision, and an
+    /// undefined rule denies (`policy_undefined`).
+    fn of(snapshot: Option<&Snapshot>, rule: Option<&str>, input: Value) -> Evaluated {
+        let denied = |reasons, outcome, entrypoint| Evaluated {
+            allow: false,
+            reasons,
+            outcome,
+            result: None,
+            entrypoint,
+        };
+        let Some(s) = snapshot else {
+            return denied(
+                vec!["no_active_bundle".to_owned()],
+                Outcome::Undefined,
+                None,
+            );
+        };
+        let Some(rule) = rule else {
+            let d = s.evaluator.decide(input);
+            return Evaluated {
+                allow: d.allow,
+                reasons: d.reasons,
+                outcome: d.outcome,
+                result: None,
+                entrypoint: Some(s.evaluator.entrypoint().to_owned()),
+            };
+        };
+        match s.evaluator.evaluate_rule(rule, input) {
+            Ok(Some(value)) => {
+                let d = Decision::from_result(&value);
+                Evaluated {
+                    allow: d.outcome == Outcome::Evaluated && d.allow,
+                    reasons: d.reasons,
+                    outcome: d.outcome,
+                    result: Some(value),
+                    entrypoint: Some(rule.to_owned()),
+                }
+            }
+            Ok(None) => denied(
+                vec!["policy_undefined".into()],
+                Outcome::Undefined,
+                Some(rule.to_owned()),
+            ),
+            Err(refused) => denied(refused.reasons, refused.outcome, Some(rule.to_owned())),
+        }
     }
 }
