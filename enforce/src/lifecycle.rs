@@ -189,16 +189,6 @@ pub fn check_name(what: &str, value: &str) -> EnforceResult<()> {
 }
 
 impl Lifecycle {
-    async fn record(
-        &self,
-        org: &str,
-        kind: EventType,
-        body: serde_json::Value,
-    ) -> EnforceResult<()> {
-        crate::events::record(&self.ledger, org, kind, body).await?;
-        Ok(())
-    }
-
     /// The bundle signers by id.
     pub fn signers(&self) -> &Signers {
         &self.signers
@@ -214,7 +204,8 @@ impl Lifecycle {
     ) -> EnforceResult<(String, String)> {
         let (id, secret) = self.registry.create_credential(kind, Some(org)).await?;
         let kind_name = format!("{kind:?}").to_lowercase();
-        self.record(
+        crate::events::record(
+            &self.ledger,
             org,
             EventType::CredentialCreated,
             json!({"credential_id": id, "kind": kind_name, "actor": actor}),
@@ -302,7 +293,8 @@ impl Lifecycle {
                 tarball: built.tarball,
             })
             .await?;
-        self.record(
+        crate::events::record(
+            &self.ledger,
             &record.organization_id,
             EventType::BundleCompiled,
             json!({"bundle_id": record.id, "name": record.name, "version": record.version,
@@ -355,7 +347,8 @@ impl Lifecycle {
             .registry
             .publish(id, &signer.id, &signed.tarball, &signed.sha256)
             .await?;
-        self.record(
+        crate::events::record(
+            &self.ledger,
             &published.organization_id,
             EventType::BundlePublished,
             json!({"bundle_id": published.id, "name": published.name, "version": published.version,
@@ -451,7 +444,8 @@ impl Lifecycle {
             .announce(&activated.organization_id, &activated.name)
             .await;
         if let Some(old) = superseded {
-            self.record(
+            crate::events::record(
+                &self.ledger,
                 &old.organization_id,
                 EventType::BundleSuperseded,
                 json!({"bundle_id": old.id, "name": old.name, "version": old.version,
@@ -459,14 +453,16 @@ impl Lifecycle {
             )
             .await?;
         }
-        self.record(
+        crate::events::record(
+            &self.ledger,
             &activated.organization_id,
             EventType::BundleActivated,
             json!({"bundle_id": activated.id, "name": activated.name, "version": activated.version,
                    "sha256": activated.sha256, "rollback": rollback,
                    "previous": superseded.map(|s| s.id.clone()), "actor": actor}),
         )
-        .await
+        .await?;
+        Ok(())
     }
 
     /// Revokes a version; see [`Registry::revoke`].
@@ -494,7 +490,8 @@ impl Lifecycle {
             .revoke(id, reason, rollback_to, allow_no_active)
             .await?;
         let revoked = &revocation.revoked;
-        self.record(
+        crate::events::record(
+            &self.ledger,
             &revoked.organization_id,
             EventType::BundleRevoked,
             json!({"bundle_id": revoked.id, "name": revoked.name, "version": revoked.version,
@@ -507,7 +504,8 @@ impl Lifecycle {
                 .announce(&revoked.organization_id, &revoked.name)
                 .await;
             if let Some(r) = &revocation.rolled_back_to {
-                self.record(
+                crate::events::record(
+&self.ledger,
                     &r.organization_id,
                     EventType::BundleActivated,
                     json!({"bundle_id": r.id, "name": r.name, "version": r.version,

@@ -227,16 +227,6 @@ impl Identities {
         }
     }
 
-    async fn record(
-        &self,
-        org: &str,
-        kind: EventType,
-        body: serde_json::Value,
-    ) -> EnforceResult<()> {
-        crate::events::record(&self.ledger, org, kind, body).await?;
-        Ok(())
-    }
-
     /// Pins `ans_id` to `org` with its first key.
     pub async fn create(
         &self,
@@ -285,7 +275,8 @@ impl Identities {
                 "this ANS ID is or was pinned: an ANS ID belongs to one organization forever and is never re-assigned (its organization rotates its keys)",
             ));
         }
-        self.record(
+        crate::events::record(
+&self.ledger,
             org,
             EventType::IdentityPinned,
             json!({"ans_id": ans_id, "key_id": prepared.key_id, "scheme": prepared.scheme.as_str(), "actor": actor}),
@@ -375,7 +366,8 @@ impl Identities {
             }
         });
         let retired = outcome?;
-        self.record(
+        crate::events::record(
+&self.ledger,
             org,
             EventType::IdentityRotated,
             json!({"ans_id": ans_id, "key_id": prepared.key_id, "scheme": prepared.scheme.as_str(), "retired": retired, "actor": actor}),
@@ -429,7 +421,8 @@ impl Identities {
                 "no live identity pin with this ANS ID in this organization",
             ));
         }
-        self.record(
+        crate::events::record(
+            &self.ledger,
             org,
             EventType::IdentityRevoked,
             json!({"ans_id": ans_id, "reason": reason, "actor": actor}),

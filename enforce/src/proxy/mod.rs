@@ -216,16 +216,6 @@ impl RouteService {
         })
     }
 
-    async fn record(
-        &self,
-        org: &str,
-        kind: EventType,
-        body: serde_json::Value,
-    ) -> EnforceResult<()> {
-        crate::events::record(&self.ledger, org, kind, body).await?;
-        Ok(())
-    }
-
     /// Every route: the configured ones, then the stored ones.
     async fn load(&self) -> EnforceResult<Vec<Arc<StoredRoute>>> {
         let rows: Vec<(String, Option<Vec<u8>>, i64)> = with_pool!(&self.store, pool => {
@@ -376,7 +366,8 @@ impl RouteService {
         if let Some((id, _)) = clashing {
             return Err(clash(&id, &route.id));
         }
-        self.record(
+        crate::events::record(
+&self.ledger,
             &route.org,
             EventType::RouteCreated,
             json!({"route": route.id, "prefix": route.prefix, "upstream": route.upstream.as_ref().map(url::Url::as_str),
@@ -402,7 +393,8 @@ impl RouteService {
         if deleted == 0 {
             return Err(EnforceError::not_found(format!("route {id} not found")));
         }
-        self.record(
+        crate::events::record(
+            &self.ledger,
             org,
             EventType::RouteDeleted,
             json!({"route": id, "actor": actor}),
@@ -450,7 +442,8 @@ impl RouteService {
                 "the route changed meanwhile; retry",
             ));
         }
-        self.record(
+        crate::events::record(
+&self.ledger,
             org,
             EventType::RouteCredentialRotated,
             json!({"route": id, "credential_header": header, "credential_version": version, "actor": actor}),
@@ -499,7 +492,8 @@ impl RouteService {
 
     /// Records the upstream outcome of a proxied call, bound to the decisions it forwarded.
     pub async fn record_outcome(&self, org: &str, outcome: serde_json::Value) -> EnforceResult<()> {
-        self.record(org, EventType::ProxyCompleted, outcome).await
+        crate::events::record(&self.ledger, org, EventType::ProxyCompleted, outcome).await?;
+        Ok(())
     }
 }
 
