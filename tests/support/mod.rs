@@ -7,9 +7,9 @@
 //! - [`http`]: requests and whole answers ([`http::Reply`]), raw bytes on a socket, problem
 //!   assertions;
 //! - [`cli`]: the `sck` command line, with none of sck's settings inherited;
-//! - [`orgs`], [`release`], [`tokens`], [`routes`], [`signed`], [`sidecar`]: the API as its clients use it
-//!   (orgs and credentials; compile → publish → activate; gateway tokens; X-SCK signed calls;
-//!   the OPA sidecar protocol);
+//! - [`orgs`], [`release`], [`tokens`], [`oauth`], [`routes`], [`signed`], [`sidecar`]: the API as
+//!   its clients use it (orgs and credentials; compile → publish → activate; gateway tokens;
+//!   service accounts and the token endpoint; X-SCK signed calls; the OPA sidecar protocol);
 //! - [`python`]: real Python peers (pip-installed when missing); [`nginx`]: a real nginx;
 //! - [`metrics`] and [`ledger`]: what operators and auditors read (`/metrics`; a ledger's
 //!   export, verification, entries and counts);
@@ -35,6 +35,7 @@ pub mod interop;
 pub mod ledger;
 pub mod metrics;
 pub mod nginx;
+pub mod oauth;
 pub mod opa;
 pub mod orgs;
 pub mod pg_instance;

@@ -15,6 +15,8 @@
 //! - [`token`]: the pure core of gateway-token verification (`check(token, keys, settings,
 //!   now)`: header, pinned key and algorithm, signature, registered claims, time), refusals are
 //!   [`token::TokenRefusal`].
+//! - [`delegation`]: RFC 8693 token exchange as a pure narrowing rule; refusals are
+//!   [`delegation::ExchangeRefused`].
 //! - [`principal`]: who a verified request is for ([`principal::VerifiedToken`],
 //!   [`principal::VerifiedCaller`]), as policies see them.
 //!
@@ -24,6 +26,7 @@
 //! stable problem code the gateway answers with; the gateway alone maps it to an HTTP status.
 
 pub mod canonical;
+pub mod delegation;
 pub mod jsonrpc;
 pub mod oauth_form;
 pub mod opa_logs;

@@ -8,6 +8,8 @@
 use jsonwebtoken::Algorithm;
 use serde::Serialize;
 
+use crate::delegation::Actor;
+
 /// A verified gateway token: the facts a policy may rely on (`input.token`).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 pub struct VerifiedToken {
@@ -22,6 +24,10 @@ pub struct VerifiedToken {
     pub iss: String,
     pub exp: i64,
     pub iat: i64,
+    /// RFC 8693 §4.1: who acts for `sub`, the current actor outermost (delegated tokens only).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<Object>)]
+    pub act: Option<Actor>,
     /// Not part of the policy input; introspection reports them.
     #[serde(skip)]
     pub nbf: i64,
@@ -34,6 +40,9 @@ pub struct VerifiedToken {
     /// The algorithm of the key that signed it.
     #[serde(skip)]
     pub alg: Algorithm,
+    /// The `jti` of every token this one was delegated from, root first (empty if none).
+    #[serde(skip)]
+    pub delegated_from: Vec<String>,
 }
 
 impl VerifiedToken {

@@ -9,7 +9,8 @@
 //! `jsonwebtoken::decode` checks the signature with exactly that algorithm, `iss`, `aud` and
 //! the presence of the registered claims; `exp`/`nbf` are checked here against `now` with the
 //! leeway; the claims must be complete and consistent (`loa` 1–4, `acr` = `urn:sck:loa:<loa>`,
-//! `sub`/`artifact_id`/`artifact_type` as issuing requires them, `iat` not in the future).
+//! `sub`/`artifact_id`/`artifact_type` as issuing requires them, a delegated token's `act`
+//! chain one actor per `delegated_from` ancestor, `iat` not in the future).
 //!
 //! What needs state — whether sck could have issued the token (its issuers), revocation, the
 //! cache — is the caller's (`sck-enforce`'s `tokens::verify`). Invariant: a refusal's detail
@@ -21,6 +22,7 @@ use jsonwebtoken::errors::ErrorKind;
 use jsonwebtoken::{Algorithm, DecodingKey, Validation};
 use serde::{Deserialize, Serialize};
 
+use crate::delegation::Actor;
 use crate::principal::VerifiedToken;
 
 /// Longest token text accepted (ours are well under 1 KiB).
@@ -47,6 +49,12 @@ pub struct Claims {
     pub scope: String,
     pub artifact_id: String,
     pub artifact_type: String,
+    /// RFC 8693 §4.1 actor chain of a delegated token.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub act: Option<Actor>,
+    /// The `jti` of each token it was delegated from, root first: one per actor in `act`.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub delegated_from: Vec<String>,
 }
 
 /// The `acr` value of a Level of Assurance.
@@ -205,6 +213,13 @@ pub fn check(
             "sub, artifact_id and artifact_type must be 1-256 characters without control characters",
         ));
     }
+    let depth = claims.act.as_ref().map_or(0, Actor::depth);
+    if depth != claims.delegated_from.len() || claims.delegated_from.iter().any(|j| j.is_empty()) {
+        return Err(TokenRefusal::new(
+            "invalid_token",
+            "inconsistent delegation chain (act and delegated_from)",
+        ));
+    }
     if claims.iat > now + leeway {
         return Err(TokenRefusal::new(
             "issued_in_future",
@@ -228,6 +243,8 @@ pub fn check(
         client_id: claims.client_id,
         kid: kid.to_owned(),
         alg: key.alg,
+        act: claims.act,
+        delegated_from: claims.delegated_from,
     })
 }
 
@@ -269,6 +286,8 @@ mod tests {
             scope: "tools:call read".into(),
             artifact_id: "a".into(),
             artifact_type: "t".into(),
+            act: None,
+            delegated_from: Vec::new(),
         }
     }
 
@@ -323,5 +342,27 @@ mod tests {
             check(&token, &other, &SETTINGS, 1_050).unwrap_err().code,
             "signature_mismatch"
         );
+    }
+
+    #[test]
+    fn a_delegation_chain_must_name_one_ancestor_per_actor() {
+        let mut delegated = claims(1_000, 1_100);
+        delegated.act = Some(Actor {
+            sub: "agent-b".into(),
+            act: None,
+        });
+        assert_eq!(
+            check(&sign(&delegated), &keys(), &SETTINGS, 1_050)
+                .unwrap_err()
+                .detail,
+            "inconsistent delegation chain (act and delegated_from)"
+        );
+        delegated.delegated_from = vec!["root".into()];
+        let verified = check(&sign(&delegated), &keys(), &SETTINGS, 1_050).unwrap();
+        assert_eq!(verified.delegated_from, ["root"]);
+        assert_eq!(verified.act.map(|a| a.sub).as_deref(), Some("agent-b"));
+        let mut orphan = claims(1_000, 1_100);
+        orphan.delegated_from = vec!["root".into()];
+        assert!(check(&sign(&orphan), &keys(), &SETTINGS, 1_050).is_err());
     }
 }

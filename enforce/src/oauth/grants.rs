@@ -1,12 +1,15 @@
-//! The grants of the token endpoint (RFC 6749 §4.4 `client_credentials`), from an
-//! authenticated client and the request's parameters to a token minted by
-//! [`crate::tokens::TokenService::issue`].
+//! The grants of the token endpoint, from an authenticated client and the request's
+//! parameters to a token: RFC 6749 §4.4 `client_credentials` (minted by
+//! [`crate::tokens::TokenService::issue`]) and RFC 8693 token exchange for delegation (the
+//! rule is `sck_wire::delegation::exchange`, the token minted by
+//! [`crate::tokens::TokenService::delegate`]).
 //!
 //! Invariant: a grant gives at most what the client may have — scopes ⊆ its scopes
 //! (`invalid_scope`), an audience among its audiences (`invalid_target`, RFC 8707), its LoA
-//! ceiling, a lifetime within its org's default TTL and its own expiry — and refuses anything
-//! wider rather than narrowing it.
+//! ceiling, a lifetime within its org's default TTL and its own expiry — and a delegated token
+//! also at most what its subject token has; anything wider is refused rather than narrowed.
 
+use sck_wire::delegation::{self, Limits};
 use serde::Serialize;
 
 use super::clients::{invalid_client, AuthenticatedClient};
@@ -19,6 +22,14 @@ use crate::tokens::IssueRequest;
 /// The RFC 6749 `grant_type` of the client credentials grant.
 pub const CLIENT_CREDENTIALS: &str = "client_credentials";
 
+/// The RFC 8693 `grant_type` of token exchange.
+pub const TOKEN_EXCHANGE: &str = "urn:ietf:params:oauth:grant-type:token-exchange";
+
+/// RFC 8693 §3 token type identifiers sck accepts and issues (a gateway token is both an
+/// access token and a JWT).
+pub const ACCESS_TOKEN_TYPE: &str = "urn:ietf:params:oauth:token-type:access_token";
+pub const JWT_TOKEN_TYPE: &str = "urn:ietf:params:oauth:token-type:jwt";
+
 /// The `artifactType` of tokens minted for a service account.
 pub const SERVICE_ACCOUNT: &str = "service_account";
 
@@ -26,6 +37,9 @@ pub const SERVICE_ACCOUNT: &str = "service_account";
 #[derive(Clone, Serialize, utoipa::ToSchema)]
 pub struct TokenResponse {
     pub access_token: String,
+    /// RFC 8693 §2.2.1: the type of the token issued by a token exchange.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub issued_token_type: Option<&'static str>,
     /// Always `Bearer`.
     pub token_type: &'static str,
     pub expires_in: i64,
@@ -129,6 +143,150 @@ impl OAuth {
             .await?;
         Ok(TokenResponse {
             access_token: issued.token,
+            issued_token_type: None,
+            token_type: "Bearer",
+            expires_in: issued.expires_in,
+            scope: issued.scope.join(" "),
+        })
+    }
+}
+
+/// An RFC 8693 §2.1 token exchange request, beyond [`GrantRequest`]'s parameters.
+#[derive(Debug, Clone, Copy)]
+pub struct ExchangeRequest<'a> {
+    pub subject_token: Option<&'a str>,
+    pub subject_token_type: Option<&'a str>,
+    pub actor_token: Option<&'a str>,
+    pub actor_token_type: Option<&'a str>,
+    pub requested_token_type: Option<&'a str>,
+}
+
+/// A token type sck accepts, else why not (`invalid_request`, RFC 8693 §2.2.2).
+fn accepted_type(parameter: &str, value: Option<&str>) -> EnforceResult<&'static str> {
+    match value {
+        Some(ACCESS_TOKEN_TYPE) => Ok(ACCESS_TOKEN_TYPE),
+        Some(JWT_TOKEN_TYPE) => Ok(JWT_TOKEN_TYPE),
+        None => Err(EnforceError::invalid(
+            "invalid_request",
+            format!("{parameter} is required"),
+        )),
+        Some(_) => Err(EnforceError::invalid(
+            "invalid_request",
+            format!("{parameter} must be {ACCESS_TOKEN_TYPE} or {JWT_TOKEN_TYPE}"),
+        )),
+    }
+}
+
+impl ExchangeRequest<'_> {
+    /// The subject token, its checked type, the actor token if any (its type checked), and
+    /// the type to issue.
+    fn checked(&self) -> EnforceResult<(&str, Option<&str>, &'static str)> {
+        let subject = self
+            .subject_token
+            .ok_or_else(|| EnforceError::invalid("invalid_request", "subject_token is required"))?;
+        accepted_type("subject_token_type", self.subject_token_type)?;
+        match (self.actor_token, self.actor_token_type) {
+            (Some(_), kind) => {
+                accepted_type("actor_token_type", kind)?;
+            }
+            (None, Some(_)) => {
+                return Err(EnforceError::invalid(
+                    "invalid_request",
+                    "actor_token_type is given without an actor_token",
+                ))
+            }
+            (None, None) => {}
+        }
+        let issued = match self.requested_token_type {
+            None => ACCESS_TOKEN_TYPE,
+            kind => accepted_type("requested_token_type", kind)?,
+        };
+        Ok((subject, self.actor_token, issued))
+    }
+}
+
+/// A presented token that does not verify, as RFC 8693 §2.2.2 answers it.
+fn unacceptable(parameter: &str, refusal: EnforceError) -> EnforceError {
+    match refusal.kind {
+        crate::error::Kind::Unauthorized => EnforceError::invalid(
+            "invalid_request",
+            format!("{parameter} is not acceptable: {}", refusal.detail),
+        ),
+        _ => refusal,
+    }
+}
+
+impl OAuth {
+    /// RFC 8693: a token for the authenticated client (or the subject of its actor token)
+    /// acting for the subject token's subject, narrowed as `sck_wire::delegation` says.
+    pub async fn token_exchange(
+        &self,
+        client: &AuthenticatedClient,
+        request: &GrantRequest,
+        exchange: &ExchangeRequest<'_>,
+    ) -> EnforceResult<TokenResponse> {
+        let (subject_token, actor_token, issued_type) = exchange.checked()?;
+        for scope in &request.scope {
+            check_scope(scope).map_err(|e| EnforceError::invalid("invalid_scope", e.detail))?;
+        }
+        let subject = self
+            .tokens
+            .verify(subject_token)
+            .await
+            .map_err(|e| unacceptable("subject_token", e))?;
+        let actor_sub = match actor_token {
+            None => client.client_id.clone(),
+            Some(token) => {
+                let actor = self
+                    .tokens
+                    .verify(token)
+                    .await
+                    .map_err(|e| unacceptable("actor_token", e))?;
+                if actor.org != client.org {
+                    return Err(EnforceError::invalid(
+                        "invalid_request",
+                        "the actor token belongs to another org",
+                    ));
+                }
+                actor.sub
+            }
+        };
+        let targets: Vec<&str> = [&request.resource, &request.audience]
+            .into_iter()
+            .flatten()
+            .map(String::as_str)
+            .collect();
+        let limits = Limits {
+            ttl_secs: self
+                .tokens
+                .org_settings(&client.org)
+                .await?
+                .default_ttl_seconds,
+            max_depth: self.tokens.settings().verify.max_delegation_depth,
+        };
+        let ask = delegation::Request {
+            org: &client.org,
+            actor_sub: &actor_sub,
+            client_scopes: &client.scopes,
+            client_loa_ceiling: client.loa_ceiling,
+            client_expires_at: client.expires_at,
+            scope: &request.scope,
+            targets: &targets,
+        };
+        let grant = delegation::exchange(&subject, ask, limits, unix_now())
+            .map_err(|refused| EnforceError::invalid(refused.code(), refused.to_string()))?;
+        let issued = self
+            .tokens
+            .delegate(
+                &subject,
+                grant,
+                &client.client_id,
+                &format!("client:{}", client.client_id),
+            )
+            .await?;
+        Ok(TokenResponse {
+            access_token: issued.token,
+            issued_token_type: Some(issued_type),
             token_type: "Bearer",
             expires_in: issued.expires_in,
             scope: issued.scope.join(" "),
@@ -184,5 +342,50 @@ mod tests {
             check_targets(&c, &other).unwrap_err().code,
             "invalid_target"
         );
+    }
+
+    #[test]
+    fn exchange_requests_name_their_token_types() {
+        let full = ExchangeRequest {
+            subject_token: Some("t"),
+            subject_token_type: Some(ACCESS_TOKEN_TYPE),
+            actor_token: None,
+            actor_token_type: None,
+            requested_token_type: Some(JWT_TOKEN_TYPE),
+        };
+        assert_eq!(full.checked().unwrap(), ("t", None, JWT_TOKEN_TYPE));
+        let cases = [
+            ExchangeRequest {
+                subject_token: None,
+                ..full
+            },
+            ExchangeRequest {
+                subject_token_type: None,
+                ..full
+            },
+            ExchangeRequest {
+                subject_token_type: Some("urn:ietf:params:oauth:token-type:saml2"),
+                ..full
+            },
+            ExchangeRequest {
+                actor_token: Some("a"),
+                ..full
+            },
+            ExchangeRequest {
+                actor_token_type: Some(ACCESS_TOKEN_TYPE),
+                ..full
+            },
+            ExchangeRequest {
+                requested_token_type: Some("urn:ietf:params:oauth:token-type:refresh_token"),
+                ..full
+            },
+        ];
+        for case in cases {
+            assert_eq!(
+                case.checked().unwrap_err().code,
+                "invalid_request",
+                "{case:?}"
+            );
+        }
     }
 }

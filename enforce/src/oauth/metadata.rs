@@ -6,7 +6,7 @@
 
 use serde::Serialize;
 
-use super::grants::CLIENT_CREDENTIALS;
+use super::grants::{CLIENT_CREDENTIALS, TOKEN_EXCHANGE};
 
 /// The metadata document served at `/.well-known/oauth-authorization-server`.
 #[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
@@ -38,7 +38,7 @@ impl Metadata {
             jwks_uri: format!("{base}{JWKS_PATH}"),
             introspection_endpoint: format!("{base}{INTROSPECTION_PATH}"),
             revocation_endpoint: format!("{base}{REVOCATION_PATH}"),
-            grant_types_supported: vec![CLIENT_CREDENTIALS],
+            grant_types_supported: vec![CLIENT_CREDENTIALS, TOKEN_EXCHANGE],
             token_endpoint_auth_methods_supported: vec![
                 "client_secret_basic",
                 "client_secret_post",

@@ -23,7 +23,8 @@
 //! `SCK_TOKENS_HS256_SECRET` (unset: HS256 disabled; at least 32 bytes),
 //! `SCK_TOKENS_LEEWAY_SECS` (5), `SCK_TOKENS_DEFAULT_TTL_SECS` (900),
 //! `SCK_TOKENS_MAX_TTL_SECS` (3600; the ceiling of every org's maximum, at most 86400),
-//! `SCK_TOKENS_CACHE_SIZE` (10000).
+//! `SCK_TOKENS_CACHE_SIZE` (10000), `SCK_TOKENS_MAX_DELEGATION_DEPTH` (4: the most actors a
+//! delegated token's `act` chain may hold, 1-16).
 
 pub mod directory;
 pub mod issuers;
@@ -41,6 +42,7 @@ use jsonwebtoken::Header;
 use sck_ledger::entry::EventType;
 use sck_ledger::store::Store;
 use sck_ledger::Ledger;
+use sck_wire::delegation::Grant;
 use sck_wire::principal::VerifiedToken;
 use sck_wire::token::{acr_for, algorithm_name, is_valid_text, Claims, TOKEN_TYPE};
 
@@ -110,6 +112,10 @@ impl TokenSettings {
         let default_ttl = env_number("SCK_TOKENS_DEFAULT_TTL_SECS", 900)?;
         let max_ttl = env_number("SCK_TOKENS_MAX_TTL_SECS", 3600)?;
         let cache = env_number("SCK_TOKENS_CACHE_SIZE", 10_000)?;
+        let depth = env_number("SCK_TOKENS_MAX_DELEGATION_DEPTH", 4)?;
+        if !(1..=16).contains(&depth) {
+            return Err("SCK_TOKENS_MAX_DELEGATION_DEPTH must be 1-16".into());
+        }
         if !(0..=300).contains(&leeway) {
             return Err("SCK_TOKENS_LEEWAY_SECS must be 0-300".into());
         }
@@ -127,6 +133,7 @@ impl TokenSettings {
                 audience,
                 leeway_secs: leeway as u64,
                 cache_capacity: cache.max(1) as usize,
+                max_delegation_depth: depth as usize,
             },
             hs256_secret,
             defaults: OrgTokenSettings {
@@ -213,8 +220,14 @@ pub fn token_sha256(token: &str) -> String {
     hex::encode(sha2::Sha256::digest(token.as_bytes()))
 }
 
-/// The text claims (`sub`, `artifact_id`, `artifact_type`) sck issues: 1-256 characters, not
-/// all blank, no control characters.
+/// The `scope` claim of `scopes`: sorted, each once, space-separated.
+fn normalized(scopes: &[String]) -> String {
+    let mut scopes = scopes.to_vec();
+    scopes.sort();
+    scopes.dedup();
+    scopes.join(" ")
+}
+
 /// The request's own checks (text fields, at least one well-formed scope) and its LoA (1-4).
 fn checked_loa(request: &IssueRequest) -> EnforceResult<u8> {
     check_text("artifactId", &request.artifact_id)?;
@@ -482,9 +495,6 @@ impl TokenService {
         let issuer = self.granting_issuer(request, loa).await?;
         let ttl = self.granted_ttl(request).await?;
         let key = self.signing_key(&issuer)?;
-        let mut scopes = request.scope.clone();
-        scopes.sort();
-        scopes.dedup();
         let now = unix_now();
         let subject = request
             .subject
@@ -492,42 +502,100 @@ impl TokenService {
             .unwrap_or_else(|| request.artifact_id.clone());
         let claims = Claims {
             iss: self.inner.settings.verify.issuer.clone(),
-            sub: subject.clone(),
+            sub: subject,
             aud: self.inner.settings.verify.audience.clone(),
             jti: uuid::Uuid::new_v4().to_string(),
             iat: now,
             nbf: now,
             exp: now + ttl,
-            client_id: issuer.id.clone(),
+            client_id: issuer.id,
             org: org.to_owned(),
             loa,
             acr: acr_for(loa),
-            scope: scopes.join(" "),
+            scope: normalized(&request.scope),
             artifact_id: request.artifact_id.clone(),
             artifact_type: request.artifact_type.clone(),
+            act: None,
+            delegated_from: Vec::new(),
         };
+        self.mint(claims, &key, actor).await
+    }
+
+    /// RFC 8693: issues the token `grant` describes (computed by
+    /// `sck_wire::delegation::exchange` from the verified `subject` and the authenticated
+    /// client `client_id`, an issuer of the subject's org): the subject's `sub`, artifact and
+    /// audience, the grant's scopes, LoA, `exp`, `act` and `delegated_from`. Recorded with its
+    /// parent's `jti`, so a revocation can name what it cascades to.
+    pub async fn delegate(
+        &self,
+        subject: &VerifiedToken,
+        grant: Grant,
+        client_id: &str,
+        actor: &str,
+    ) -> EnforceResult<IssuedToken> {
+        let issuer = issuers::get(&self.inner.store, &subject.org, client_id)
+            .await?
+            .ok_or_else(|| {
+                EnforceError::unauthorized("invalid_client", "client authentication failed")
+            })?;
+        let key = self.signing_key(&issuer)?;
+        let now = unix_now();
+        if grant.exp <= now {
+            return Err(EnforceError::invalid(
+                "invalid_request",
+                "the subject token expires now",
+            ));
+        }
+        let claims = Claims {
+            iss: self.inner.settings.verify.issuer.clone(),
+            sub: subject.sub.clone(),
+            aud: subject.aud.clone(),
+            jti: uuid::Uuid::new_v4().to_string(),
+            iat: now,
+            nbf: now,
+            exp: grant.exp,
+            client_id: issuer.id,
+            org: subject.org.clone(),
+            loa: grant.loa,
+            acr: acr_for(grant.loa),
+            scope: normalized(&grant.scope),
+            artifact_id: subject.artifact_id.clone(),
+            artifact_type: subject.artifact_type.clone(),
+            act: Some(grant.act),
+            delegated_from: grant.delegated_from,
+        };
+        self.mint(claims, &key, actor).await
+    }
+
+    /// Signs `claims`, records the token (row and ledger entry) and answers it.
+    async fn mint(
+        &self,
+        claims: Claims,
+        key: &SigningKey,
+        actor: &str,
+    ) -> EnforceResult<IssuedToken> {
         let mut header = Header::new(key.alg);
         header.typ = Some(TOKEN_TYPE.into());
         header.kid = Some(key.kid.clone());
         let token = jsonwebtoken::encode(&header, &claims, &key.encoding)
             .map_err(|e| EnforceError::internal("sign token", e))?;
         let digest = token_sha256(&token);
-        self.record_issued(&claims, &key, &digest, actor).await?;
-        metrics::counter!("sck_tokens_issued_total", "org" => org.to_owned()).increment(1);
+        self.record_issued(&claims, key, &digest, actor).await?;
+        metrics::counter!("sck_tokens_issued_total", "org" => claims.org.clone()).increment(1);
         Ok(IssuedToken {
             token,
             token_id: claims.jti,
             token_type: "Bearer",
-            issued_at: now,
+            issued_at: claims.iat,
             expires_at: claims.exp,
-            expires_in: ttl,
-            organization_id: org.to_owned(),
-            subject,
-            loa_level: loa,
+            expires_in: claims.exp - claims.iat,
+            organization_id: claims.org,
+            subject: claims.sub,
+            loa_level: claims.loa,
             acr: claims.acr,
-            scope: scopes,
-            issuer_id: issuer.id,
-            key_id: key.kid,
+            scope: claims.scope.split(' ').map(str::to_owned).collect(),
+            issuer_id: claims.client_id,
+            key_id: key.kid.clone(),
             algorithm: algorithm_name(key.alg),
         })
     }
@@ -615,8 +683,9 @@ impl TokenService {
         })
     }
 
-    /// The `issued_tokens` row (jti, org, issuer, kid, the token's SHA-256, times) and the
-    /// `token.issued` ledger entry — never the token itself.
+    /// The `issued_tokens` row (jti, org, issuer, kid, the token's SHA-256, times, the parent's
+    /// jti) and the `token.issued` ledger entry (with `act` and `delegated_from` for a
+    /// delegated token) — never the token itself.
     async fn record_issued(
         &self,
         claims: &Claims,
@@ -627,8 +696,9 @@ impl TokenService {
         let org = claims.org.as_str();
         with_pool!(&self.inner.store, pool => {
             sqlx::query(
-                "INSERT INTO issued_tokens (jti, org_id, issuer_id, kid, token_sha256, issued_at, expires_at) \
-                 VALUES ($1, $2, $3, $4, $5, $6, $7)",
+                "INSERT INTO issued_tokens \
+                 (jti, org_id, issuer_id, kid, token_sha256, issued_at, expires_at, parent_jti) \
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
             )
             .bind(&claims.jti)
             .bind(org)
@@ -637,25 +707,25 @@ impl TokenService {
             .bind(digest)
             .bind(claims.iat)
             .bind(claims.exp)
+            .bind(claims.delegated_from.last())
             .execute(pool)
             .await?;
         });
         let scopes: Vec<&str> = claims.scope.split(' ').collect();
+        let mut body = json!({
+            "jti": claims.jti, "token_sha256": digest, "issuer_id": claims.client_id,
+            "kid": key.kid, "alg": algorithm_name(key.alg), "sub": claims.sub,
+            "loa": claims.loa, "acr": claims.acr, "scope": scopes,
+            "artifact_id": claims.artifact_id, "artifact_type": claims.artifact_type,
+            "iat": claims.iat, "exp": claims.exp, "actor": actor,
+        });
+        if let Some(act) = &claims.act {
+            body["act"] = json!(act);
+            body["delegated_from"] = json!(claims.delegated_from);
+        }
         self.inner
             .ledger
-            .append(
-                org,
-                event(
-                    EventType::TokenIssued,
-                    json!({
-                        "jti": claims.jti, "token_sha256": digest, "issuer_id": claims.client_id,
-                        "kid": key.kid, "alg": algorithm_name(key.alg), "sub": claims.sub,
-                        "loa": claims.loa, "acr": claims.acr, "scope": scopes,
-                        "artifact_id": claims.artifact_id, "artifact_type": claims.artifact_type,
-                        "iat": claims.iat, "exp": claims.exp, "actor": actor,
-                    }),
-                )?,
-            )
+            .append(org, event(EventType::TokenIssued, body)?)
             .await?;
         Ok(())
     }
@@ -664,7 +734,8 @@ impl TokenService {
     /// does not verify or belongs to an org `caller_org` may not see.
     pub async fn introspect(&self, token: &str, caller_org: Option<&str>) -> Value {
         match self.verify(token).await {
-            Ok(t) if caller_org.is_none_or(|org| org == t.org) => json!({
+            Ok(t) if caller_org.is_none_or(|org| org == t.org) => {
+                let mut fields = json!({
                 "active": true,
                 "scope": t.scope.join(" "),
                 "client_id": t.client_id,
@@ -681,12 +752,19 @@ impl TokenService {
                 "acr": t.acr,
                 "artifact_id": t.artifact_id,
                 "artifact_type": t.artifact_type,
-            }),
+                });
+                if let Some(act) = &t.act {
+                    fields["act"] = json!(act);
+                }
+                fields
+            }
             _ => json!({"active": false}),
         }
     }
 
-    /// RFC 7009: revokes a token of `org_filter` (any org for `None`) by text or id. Unknown,
+    /// RFC 7009: revokes a token of `org_filter` (any org for `None`) by text or id, and with it
+    /// every token delegated from it (verification refuses a token any of whose ancestors is
+    /// revoked; the ledger entry lists the unexpired descendants as `delegated`). Unknown,
     /// invalid, expired, already revoked or foreign tokens change nothing (and are not errors).
     /// Returns whether this call revoked something.
     pub async fn revoke(
@@ -751,18 +829,39 @@ impl TokenService {
         if inserted == 0 {
             return Ok(false);
         }
+        let delegated = self.unexpired_descendants(&jti, now).await?;
         self.inner
             .ledger
             .append(
                 &org,
                 event(
                     EventType::TokenRevoked,
-                    json!({"jti": jti, "token_sha256": digest, "exp": exp, "actor": actor}),
+                    json!({"jti": jti, "token_sha256": digest, "exp": exp, "actor": actor,
+                           "delegated": delegated}),
                 )?,
             )
             .await?;
         metrics::counter!("sck_tokens_revoked_total", "org" => org).increment(1);
         Ok(true)
+    }
+
+    /// The unexpired tokens delegated from `jti`, transitively (what its revocation refuses
+    /// with it: verification checks every ancestor). For the ledger entry of the revocation.
+    async fn unexpired_descendants(&self, jti: &str, now: i64) -> EnforceResult<Vec<String>> {
+        let jtis = with_pool!(&self.inner.store, pool => {
+            sqlx::query_scalar::<_, String>(
+                "WITH RECURSIVE descendants(jti) AS ( \
+                     SELECT jti FROM issued_tokens WHERE parent_jti = $1 \
+                     UNION SELECT t.jti FROM issued_tokens t JOIN descendants d ON t.parent_jti = d.jti) \
+                 SELECT d.jti FROM descendants d JOIN issued_tokens t ON t.jti = d.jti \
+                 WHERE t.expires_at >= $2 ORDER BY d.jti",
+            )
+            .bind(jti)
+            .bind(now)
+            .fetch_all(pool)
+            .await?
+        });
+        Ok(jtis)
     }
 
     /// Rotates the signing keys (`next → active → retiring`, new `next`) on every replica.

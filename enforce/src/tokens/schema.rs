@@ -7,7 +7,8 @@
 //! - `token_issuers`: per-org issuers with their LoA ceiling, allowed scopes and algorithm.
 //! - `token_org_settings`: per-org default and maximum TTL.
 //! - `issued_tokens`: one row per issued token (`jti`, org, expiry, key, SHA-256 of the token —
-//!   never the token), so revocation by id and key retirement know each token's lifetime.
+//!   never the token; the parent's `jti` for a delegated one), so revocation by id and key
+//!   retirement know each token's lifetime and a revocation knows what it cascades to.
 //! - `revoked_tokens`: revoked `jti`s with the token's expiry; kept until then, loaded at start.
 //!
 //! Times are unix seconds (BIGINT) so both backends compare them alike.
@@ -61,10 +62,26 @@ CREATE TABLE revoked_tokens (
 CREATE INDEX revoked_tokens_expiry ON revoked_tokens(expires_at);
 "#;
 
-pub const MIGRATIONS: &[Migration] = &[Migration {
-    component: "tokens",
-    version: 1,
-    name: "token keys, issuers, org settings, issued and revoked tokens",
-    sqlite: COMMON,
-    postgres: COMMON,
-}];
+/// Delegated tokens (RFC 8693) name the token they were exchanged for, so a revocation can
+/// list what it refuses with it.
+const PARENTS: &str = r#"
+ALTER TABLE issued_tokens ADD COLUMN parent_jti TEXT;
+CREATE INDEX issued_tokens_parent ON issued_tokens(parent_jti);
+"#;
+
+pub const MIGRATIONS: &[Migration] = &[
+    Migration {
+        component: "tokens",
+        version: 1,
+        name: "token keys, issuers, org settings, issued and revoked tokens",
+        sqlite: COMMON,
+        postgres: COMMON,
+    },
+    Migration {
+        component: "tokens",
+        version: 2,
+        name: "the parent of each delegated token",
+        sqlite: PARENTS,
+        postgres: PARENTS,
+    },
+];

@@ -5,7 +5,10 @@
 //! `iss`/`aud`, `exp`/`nbf` with the leeway, claims, `iat`) against the current key ring
 //! (reloaded once if the `kid` is unknown, at most once a second); then that sck could have
 //! issued it ([`check_issuable`], against the in-memory [`Directory`]: a key file that leaked
-//! still cannot mint other tokens); finally the `jti` must not be revoked.
+//! still cannot mint other tokens; a delegated token's `act` chain within the maximum depth);
+//! finally neither its `jti` nor that of any token it was delegated from (`delegated_from`)
+//! may be revoked — so revoking a token refuses every token delegated from it, on every
+//! replica the revocation reaches, with no write per descendant.
 //!
 //! A verified token is cached under the SHA-256 of its text until its `exp` (never longer).
 //! A cache hit still re-checks expiry, that its key still verifies, the directory (an org's
@@ -36,6 +39,8 @@ pub struct VerifySettings {
     pub audience: String,
     pub leeway_secs: u64,
     pub cache_capacity: usize,
+    /// The most actors a delegated token's `act` chain may hold.
+    pub max_delegation_depth: usize,
 }
 
 type CacheKey = [u8; 32];
@@ -68,6 +73,11 @@ impl Verifier {
             .read()
             .map(|set| set.contains_key(jti))
             .unwrap_or(true)
+    }
+
+    /// True if `token` or any token it was delegated from is revoked.
+    fn is_revoked_token(&self, token: &VerifiedToken) -> bool {
+        self.is_revoked(&token.jti) || token.delegated_from.iter().any(|j| self.is_revoked(j))
     }
 
     /// Number of revoked ids held in memory.
@@ -113,7 +123,7 @@ impl Verifier {
         if let Some(hit) = cached {
             if now < hit.exp && keys.snapshot().verify.contains_key(&hit.kid) {
                 check_directory(directory, &hit).await?;
-                if self.is_revoked(&hit.jti) {
+                if self.is_revoked_token(&hit) {
                     return Err(reject("token_revoked", "token has been revoked"));
                 }
                 return Ok((*hit).clone());
@@ -125,7 +135,7 @@ impl Verifier {
         let verified = self
             .verify_uncached(keys, directory, settings, token)
             .await?;
-        if self.is_revoked(&verified.jti) {
+        if self.is_revoked_token(&verified) {
             return Err(reject("token_revoked", "token has been revoked"));
         }
         if let Ok(mut cache) = self.cache.lock() {
@@ -161,6 +171,12 @@ impl Verifier {
             result => result,
         }?;
         check_directory(directory, &verified).await?;
+        if verified.delegated_from.len() > settings.max_delegation_depth {
+            return Err(reject(
+                "delegation_too_deep",
+                "token's delegation chain is deeper than the maximum",
+            ));
+        }
         Ok(verified)
     }
 }
@@ -295,6 +311,7 @@ mod tests {
                     audience: "urn:sck:enforcement".into(),
                     leeway_secs: 5,
                     cache_capacity: 100,
+                    max_delegation_depth: 2,
                 },
             }
         })
@@ -317,7 +334,51 @@ mod tests {
             scope: "mcp:invoke tools:read".into(),
             artifact_id: "a".into(),
             artifact_type: "t".into(),
+            act: None,
+            delegated_from: Vec::new(),
         }
+    }
+
+    /// `claims` delegated from each of `ancestors` (root first), one actor per ancestor.
+    fn delegated(jti: &str, ancestors: &[&str]) -> Claims {
+        let mut act = None;
+        for (i, _) in ancestors.iter().enumerate() {
+            act = Some(sck_wire::delegation::Actor {
+                sub: format!("agent-{i}"),
+                act: act.map(Box::new),
+            });
+        }
+        Claims {
+            act,
+            delegated_from: ancestors.iter().map(|a| a.to_string()).collect(),
+            ..claims(jti, 600)
+        }
+    }
+
+    #[test]
+    fn revoking_any_ancestor_refuses_a_delegated_token_even_when_cached() {
+        let f = fixture();
+        let verifier = Verifier::default();
+        let child = sign(f, false, &delegated("child", &["root", "parent"]));
+        let verified = verify(f, &verifier, &child).unwrap();
+        assert_eq!(verified.act.as_ref().map(|a| a.depth()), Some(2));
+        let json = serde_json::to_value(&verified).unwrap();
+        assert_eq!(json["act"]["sub"], "agent-1");
+        assert_eq!(json["act"]["act"]["sub"], "agent-0");
+        assert!(json.get("delegated_from").is_none());
+        verifier.revoke("root", verified.exp);
+        assert_eq!(
+            verify(f, &verifier, &child).unwrap_err().code,
+            "token_revoked"
+        );
+        let fresh = Verifier::default();
+        fresh.revoke("parent", verified.exp);
+        assert_eq!(verify(f, &fresh, &child).unwrap_err().code, "token_revoked");
+        let too_deep = sign(f, false, &delegated("deep", &["a", "b", "c"]));
+        assert_eq!(
+            verify(f, &Verifier::default(), &too_deep).unwrap_err().code,
+            "delegation_too_deep"
+        );
     }
 
     /// Signs `claims` with the EdDSA or the HS256 key, as the issuer of that algorithm (unless

@@ -24,7 +24,9 @@ use crate::extract::{JsonBody, QueryParams};
 use crate::state::AppState;
 use sck_enforce::error::{EnforceError, Kind};
 use sck_enforce::oauth::clients::{invalid_client, ClientView, NewClient, NewSecret};
-use sck_enforce::oauth::grants::{GrantRequest, TokenResponse, CLIENT_CREDENTIALS};
+use sck_enforce::oauth::grants::{
+    ExchangeRequest, GrantRequest, TokenResponse, CLIENT_CREDENTIALS, TOKEN_EXCHANGE,
+};
 use sck_enforce::oauth::metadata::Metadata;
 use sck_wire::oauth_form::{basic_credentials, FormRefused, TokenForm};
 
@@ -195,6 +197,7 @@ impl TokenRequest {
 fn grant_label(grant_type: Option<&str>) -> &'static str {
     match grant_type {
         Some(CLIENT_CREDENTIALS) => CLIENT_CREDENTIALS,
+        Some(TOKEN_EXCHANGE) => "token_exchange",
         None => "none",
         Some(_) => "other",
     }
@@ -210,10 +213,10 @@ pub struct OAuthErrorBody {
 
 #[utoipa::path(post, path = "/oauth2/token", tag = "oauth",
     request_body(content_type = "application/x-www-form-urlencoded",
-        description = "RFC 6749 §4.4.2: `grant_type=client_credentials`, optional `scope`, `resource` (RFC 8707), `audience`; client authentication by HTTP Basic or `client_id` + `client_secret` in the form"),
+        description = "RFC 6749 §4.4.2 `grant_type=client_credentials`, or RFC 8693 §2.1 `grant_type=urn:ietf:params:oauth:grant-type:token-exchange` with `subject_token`, `subject_token_type`, optional `actor_token` + `actor_token_type`, `requested_token_type`; both with optional `scope`, `resource` (RFC 8707), `audience`; client authentication by HTTP Basic or `client_id` + `client_secret` in the form"),
     responses(
-        (status = 200, description = "RFC 6749 §5.1 token response", body = TokenResponse),
-        (status = 400, description = "RFC 6749 §5.2: `invalid_request` (not a form, a duplicated parameter, two authentication methods), `unsupported_grant_type`, `invalid_scope`, `invalid_target`", body = OAuthErrorBody),
+        (status = 200, description = "RFC 6749 §5.1 token response (RFC 8693 §2.2.1 with `issued_token_type` for a token exchange)", body = TokenResponse),
+        (status = 400, description = "RFC 6749 §5.2: `invalid_request` (not a form, a duplicated parameter, two authentication methods; RFC 8693 §2.2.2: a subject or actor token that is missing, of another type, org, expired, revoked or too deeply delegated), `unsupported_grant_type`, `invalid_scope` (wider than the client or the subject token), `invalid_target`", body = OAuthErrorBody),
         (status = 401, description = "`invalid_client`, with `WWW-Authenticate: Basic`", body = OAuthErrorBody),
     ))]
 async fn token(
@@ -242,30 +245,44 @@ async fn token(
 }
 
 async fn grant(state: &AppState, request: &TokenRequest) -> Result<TokenResponse, OAuthError> {
-    match request.form.get("grant_type") {
+    let grant_type = match request.form.get("grant_type") {
         None => {
             return Err(EnforceError::invalid("invalid_request", "grant_type is required").into())
         }
-        Some(CLIENT_CREDENTIALS) => {}
+        Some(kind @ (CLIENT_CREDENTIALS | TOKEN_EXCHANGE)) => kind,
         Some(_) => {
             return Err(EnforceError::invalid(
                 "unsupported_grant_type",
-                "supported grant types: client_credentials",
+                format!("supported grant types: {CLIENT_CREDENTIALS}, {TOKEN_EXCHANGE}"),
             )
             .into())
         }
-    }
+    };
     let (client_id, secret) = request.secret_credentials()?;
     let client = state
         .oauth()
         .authenticate_secret(client_id, secret, request.peer)
         .await?;
+    let form = &request.form;
     let grant = GrantRequest {
-        scope: request.form.list("scope"),
-        resource: request.form.get("resource").map(str::to_owned),
-        audience: request.form.get("audience").map(str::to_owned),
+        scope: form.list("scope"),
+        resource: form.get("resource").map(str::to_owned),
+        audience: form.get("audience").map(str::to_owned),
     };
-    Ok(state.oauth().client_credentials(&client, &grant).await?)
+    if grant_type == CLIENT_CREDENTIALS {
+        return Ok(state.oauth().client_credentials(&client, &grant).await?);
+    }
+    let exchange = ExchangeRequest {
+        subject_token: form.get("subject_token"),
+        subject_token_type: form.get("subject_token_type"),
+        actor_token: form.get("actor_token"),
+        actor_token_type: form.get("actor_token_type"),
+        requested_token_type: form.get("requested_token_type"),
+    };
+    Ok(state
+        .oauth()
+        .token_exchange(&client, &grant, &exchange)
+        .await?)
 }
 
 #[utoipa::path(get, path = "/.well-known/oauth-authorization-server", tag = "oauth",
