@@ -146,6 +146,8 @@ pub struct Event {
     kind: EventType,
     body: serde_json::Value,
     canonical_body: Vec<u8>,
+    /// A row of the caller's table committed with the entry ([`crate::companion`]).
+    row: Option<crate::companion::Row>,
 }
 
 impl Event {
@@ -162,7 +164,19 @@ impl Event {
             kind,
             body,
             canonical_body,
+            row: None,
         })
+    }
+
+    /// The same event, committed together with `row` (see [`crate::companion`]).
+    pub fn with_row(mut self, row: crate::companion::Row) -> Self {
+        self.row = Some(row);
+        self
+    }
+
+    /// The companion row, if any.
+    pub(crate) fn row(&self) -> Option<&crate::companion::Row> {
+        self.row.as_ref()
     }
 
     /// The event type.

@@ -8,6 +8,7 @@
 //! Code map:
 //! - [`merkle`]: RFC 9162 hashing, proofs and verifiers. Pure, no I/O.
 //! - [`entry`]: entry fields, event types, RFC 8785 leaf bytes, genesis link. Pure.
+//! - [`companion`]: a row of the caller's table committed in the same transaction as its entry.
 //! - [`checkpoint`]: C2SP signed checkpoint notes and verifier keys. Pure.
 //! - [`keys`]: checkpoint signing keys (generate, load from file/env).
 //! - [`verify`]: streaming verification of a log (export or database). Pure.
@@ -21,6 +22,7 @@
 //! - [`error`]: the crate's error enum.
 
 pub mod checkpoint;
+pub mod companion;
 pub mod entry;
 pub mod error;
 pub mod export;

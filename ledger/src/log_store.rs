@@ -111,6 +111,23 @@ fn values_clause(rows: usize, cols: usize, first: usize) -> String {
 const SQLITE_CHUNK: usize = 256;
 
 impl Conn<'_> {
+    /// Inserts a companion row (its SQL is built from checked identifiers; values are bound).
+    pub(crate) async fn insert_row(&mut self, row: &crate::companion::Row) -> Result<()> {
+        use crate::companion::Value;
+        on_conn!(self, c => {
+            let mut q = sqlx::query(sqlx::AssertSqlSafe(row.sql()));
+            for value in row.values() {
+                q = match value {
+                    Value::Text(s) => q.bind(s.as_str()),
+                    Value::Int(i) => q.bind(*i),
+                    Value::Null => q.bind(None::<&str>),
+                };
+            }
+            q.execute(c).await?;
+        });
+        Ok(())
+    }
+
     fn head_from_row<R: Row>(row: &R) -> Result<Head>
     where
         for<'r> i64: sqlx::Decode<'r, R::Database> + sqlx::Type<R::Database>,

@@ -1,6 +1,7 @@
 //! The single writer task: group commit, chain and tree extension, checkpoint signing.
 //!
-//! Invariant: a [`Receipt`] is sent only after the transaction holding its entry committed.
+//! Invariant: a [`Receipt`] is sent only after the transaction holding its entry (and its
+//! companion row, [`crate::companion`]) committed.
 //! Every request queued while a commit is in flight joins the next batch, so many entries
 //! share one transaction and one fsync. Each batch locks the head row of every org it touches
 //! (sorted, so replicas cannot deadlock), reloads its cached frontier when another process
@@ -300,6 +301,11 @@ impl Writer {
         groups: &BTreeMap<String, Vec<Waiter>>,
     ) -> Result<Vec<Vec<Result<Receipt>>>> {
         let now = OffsetDateTime::now_utc();
+        for (event, _) in groups.values().flatten() {
+            if let Some(row) = event.row() {
+                conn.insert_row(row).await?;
+            }
+        }
         let mut out = Vec::with_capacity(groups.len());
         for (org, waiters) in groups {
             out.push(self.write_group(conn, org, waiters, now).await?);

@@ -177,6 +177,72 @@ async fn bad_input_is_refused(url: &str) {
     store.close().await;
 }
 
+/// A companion row commits with its entry, one batch shares one transaction, and a row that
+/// cannot be inserted commits neither the entry nor its batch.
+async fn companion_rows_commit_with_their_entries(url: &str) {
+    use sck_ledger::companion::{Row, Value};
+    let org = unique_org("companion");
+    let table: &'static str = Box::leak(format!("side_{}", &org[10..]).into_boxed_str());
+    let (store, ledger) = open(url, 1000).await;
+    let create =
+        format!("CREATE TABLE {table} (id TEXT PRIMARY KEY, n BIGINT NOT NULL, note TEXT)");
+    match &store {
+        Store::Sqlite(pool) => {
+            sqlx::query(sqlx::AssertSqlSafe(create))
+                .execute(pool)
+                .await
+                .unwrap();
+        }
+        Store::Postgres(pool) => {
+            sqlx::query(sqlx::AssertSqlSafe(create))
+                .execute(pool)
+                .await
+                .unwrap();
+        }
+    }
+    let row = |id: &str, n: Option<i64>| {
+        let n = n.map_or(Value::Null, Value::Int);
+        Row::new(
+            table,
+            &["id", "n", "note"],
+            vec![id.into(), n, None::<String>.into()],
+        )
+        .unwrap()
+    };
+    let mut tasks = Vec::new();
+    for i in 0..16i64 {
+        let ledger = ledger.clone();
+        let org = org.clone();
+        let row = row(&format!("r{i}"), Some(i));
+        tasks.push(tokio::spawn(async move {
+            ledger.append(&org, event(i as u64).with_row(row)).await
+        }));
+    }
+    for t in tasks {
+        t.await.unwrap().unwrap();
+    }
+    // NOT NULL violated: the append fails and leaves no entry behind.
+    assert!(ledger
+        .append(&org, event(99).with_row(row("bad", None)))
+        .await
+        .is_err());
+    let count = format!("SELECT COUNT(*) FROM {table}");
+    let rows: i64 = match &store {
+        Store::Sqlite(pool) => sqlx::query_scalar(sqlx::AssertSqlSafe(count.clone()))
+            .fetch_one(pool)
+            .await
+            .unwrap(),
+        Store::Postgres(pool) => sqlx::query_scalar(sqlx::AssertSqlSafe(count))
+            .fetch_one(pool)
+            .await
+            .unwrap(),
+    };
+    assert_eq!(rows, 16);
+    assert_eq!(check_chain(&ledger, &org).await, 16);
+    ledger.shutdown().await.unwrap();
+    store.close().await;
+}
+
 macro_rules! on_both_backends {
     ($($name:ident),*) => {
         mod sqlite {
@@ -204,5 +270,6 @@ on_both_backends!(
     concurrent_appends,
     append_only_triggers,
     reopen_continues,
-    bad_input_is_refused
+    bad_input_is_refused,
+    companion_rows_commit_with_their_entries
 );

@@ -39,6 +39,7 @@ use std::time::Duration;
 
 use jsonwebtoken::jwk::JwkSet;
 use jsonwebtoken::Header;
+use sck_ledger::companion::Row as CompanionRow;
 use sck_ledger::entry::EventType;
 use sck_ledger::store::Store;
 use sck_ledger::Ledger;
@@ -683,9 +684,10 @@ impl TokenService {
         })
     }
 
-    /// The `issued_tokens` row (jti, org, issuer, kid, the token's SHA-256, times, the parent's
-    /// jti) and the `token.issued` ledger entry (with `act` and `delegated_from` for a
-    /// delegated token) — never the token itself.
+    /// The `token.issued` ledger entry (with `act` and `delegated_from` for a delegated token)
+    /// and, in the same transaction (a companion row of the ledger's group commit), the
+    /// `issued_tokens` row (jti, org, issuer, kid, the token's SHA-256, times, the parent's
+    /// jti) — never the token itself.
     async fn record_issued(
         &self,
         claims: &Claims,
@@ -694,23 +696,30 @@ impl TokenService {
         actor: &str,
     ) -> EnforceResult<()> {
         let org = claims.org.as_str();
-        with_pool!(&self.inner.store, pool => {
-            sqlx::query(
-                "INSERT INTO issued_tokens \
-                 (jti, org_id, issuer_id, kid, token_sha256, issued_at, expires_at, parent_jti) \
-                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
-            )
-            .bind(&claims.jti)
-            .bind(org)
-            .bind(&claims.client_id)
-            .bind(&key.kid)
-            .bind(digest)
-            .bind(claims.iat)
-            .bind(claims.exp)
-            .bind(claims.delegated_from.last())
-            .execute(pool)
-            .await?;
-        });
+        let row = CompanionRow::new(
+            "issued_tokens",
+            &[
+                "jti",
+                "org_id",
+                "issuer_id",
+                "kid",
+                "token_sha256",
+                "issued_at",
+                "expires_at",
+                "parent_jti",
+            ],
+            vec![
+                claims.jti.as_str().into(),
+                org.into(),
+                claims.client_id.as_str().into(),
+                key.kid.as_str().into(),
+                digest.into(),
+                claims.iat.into(),
+                claims.exp.into(),
+                claims.delegated_from.last().cloned().into(),
+            ],
+        )
+        .map_err(|e| EnforceError::internal("issued token row", e))?;
         let scopes: Vec<&str> = claims.scope.split(' ').collect();
         let mut body = json!({
             "jti": claims.jti, "token_sha256": digest, "issuer_id": claims.client_id,
@@ -725,7 +734,7 @@ impl TokenService {
         }
         self.inner
             .ledger
-            .append(org, event(EventType::TokenIssued, body)?)
+            .append(org, event(EventType::TokenIssued, body)?.with_row(row))
             .await?;
         Ok(())
     }
