@@ -13,6 +13,9 @@ use sha2::Digest;
 use sqlx::Row;
 use subtle::ConstantTimeEq;
 
+use super::client_keys::{
+    check_distinct, insert_key, key_event, key_exists, parse_key, ClientKeySpec, ClientKeyView,
+};
 use super::OAuth;
 use crate::clock::unix_now;
 use crate::db::{new_id, with_pool};
@@ -40,6 +43,9 @@ pub struct NewClient {
     pub source_ranges: Vec<String>,
     /// Unix seconds after which the client authenticates no more.
     pub expires_at: Option<i64>,
+    /// Public keys for `private_key_jwt`; with any, the client gets no secret (a rotation can
+    /// add one).
+    pub keys: Vec<ClientKeySpec>,
 }
 
 /// A service account as the API lists it (no secrets).
@@ -57,6 +63,8 @@ pub struct ClientView {
     pub created_at: i64,
     pub revoked_at: Option<i64>,
     pub secrets: Vec<SecretView>,
+    /// Live `private_key_jwt` keys.
+    pub keys: Vec<ClientKeyView>,
 }
 
 /// One secret of a service account as the API lists it: its id and lifetime only.
@@ -174,7 +182,12 @@ macro_rules! insert_secret {
 }
 
 impl OAuth {
-    async fn record(&self, org: &str, kind: EventType, body: Value) -> EnforceResult<()> {
+    pub(super) async fn record(
+        &self,
+        org: &str,
+        kind: EventType,
+        body: Value,
+    ) -> EnforceResult<()> {
         let event =
             Event::new(kind, body).map_err(|e| EnforceError::internal("ledger event", e))?;
         self.ledger.append(org, event).await?;
@@ -187,13 +200,13 @@ impl OAuth {
     }
 
     /// Creates a service account of `org` (the caller has checked the org exists and may be
-    /// acted on) with its issuer and first secret.
+    /// acted on) with its issuer, its keys, and its first secret if it has no key.
     pub async fn create(
         &self,
         org: &str,
         request: &NewClient,
         actor: &str,
-    ) -> EnforceResult<(ClientView, NewSecret)> {
+    ) -> EnforceResult<(ClientView, Option<NewSecret>)> {
         crate::lifecycle::check_name("name", &request.name)?;
         if request.name.len() > MAX_NAME_LEN {
             return Err(EnforceError::invalid(
@@ -214,6 +227,12 @@ impl OAuth {
         }
         let ranges = parse_ranges(&request.source_ranges)?;
         let ranges: Vec<String> = ranges.iter().map(IpNet::to_string).collect();
+        let keys = request
+            .keys
+            .iter()
+            .map(parse_key)
+            .collect::<EnforceResult<Vec<_>>>()?;
+        check_distinct(&keys)?;
         let now = unix_now();
         if request.expires_at.is_some_and(|at| at <= now) {
             return Err(EnforceError::invalid(
@@ -241,8 +260,10 @@ impl OAuth {
                 ),
                 _ => e,
             })?;
-        let (secret, digest) = generate_secret();
-        let secret_id = new_id("cs");
+        let secret = keys.is_empty().then(|| {
+            let (secret, digest) = generate_secret();
+            (new_id("cs"), secret, digest)
+        });
         let (audiences_json, ranges_json) = (to_json(&audiences)?, to_json(&ranges)?);
         with_pool!(&self.store, pool => {
             let mut tx = pool.begin().await?;
@@ -259,8 +280,20 @@ impl OAuth {
             .bind(now)
             .execute(&mut *tx)
             .await?;
-            insert_secret!(tx, &secret_id, &issuer.id, &digest, now);
+            if let Some((secret_id, _, digest)) = &secret {
+                insert_secret!(tx, secret_id, &issuer.id, digest, now);
+            }
+            for key in &keys {
+                insert_key!(tx, &issuer.id, key, now).map_err(|e| match e {
+                    sqlx::Error::Database(d) if d.is_unique_violation() => key_exists(&key.kid),
+                    e => e.into(),
+                })?;
+            }
             tx.commit().await?;
+        });
+        let secret = secret.map(|(secret_id, client_secret, _)| NewSecret {
+            secret_id,
+            client_secret,
         });
         self.record(
             org,
@@ -268,18 +301,14 @@ impl OAuth {
             json!({
                 "client_id": issuer.id, "name": request.name, "loa_ceiling": issuer.loa_ceiling,
                 "scopes": issuer.scopes, "audiences": audiences, "source_ranges": ranges,
-                "expires_at": request.expires_at, "secret_id": secret_id, "actor": actor,
+                "expires_at": request.expires_at,
+                "secret_id": secret.as_ref().map(|s| &s.secret_id),
+                "keys": keys.iter().map(key_event).collect::<Vec<_>>(), "actor": actor,
             }),
         )
         .await?;
         let view = self.get(org, &issuer.id).await?;
-        Ok((
-            view,
-            NewSecret {
-                secret_id,
-                client_secret: secret,
-            },
-        ))
+        Ok((view, secret))
     }
 
     /// Adds a secret to a live client of `org`; if it then had three live secrets, retires
@@ -491,6 +520,7 @@ impl OAuth {
                     created_at: row.try_get("created_at")?,
                     revoked_at: row.try_get("revoked_at")?,
                     secrets: Vec::new(),
+                    keys: Vec::new(),
                 });
             }
             let mut listed = Vec::with_capacity(secrets.len());
@@ -510,6 +540,11 @@ impl OAuth {
         for (owner, secret) in secrets {
             if let Some(view) = views.iter_mut().find(|v| v.client_id == owner) {
                 view.secrets.push(secret);
+            }
+        }
+        for (owner, key) in self.key_views(org, client_id).await? {
+            if let Some(view) = views.iter_mut().find(|v| v.client_id == owner) {
+                view.keys.push(key);
             }
         }
         Ok(views)
@@ -549,7 +584,7 @@ impl OAuth {
     }
 
     /// The live client `client_id` if it has not expired and `peer` is allowed.
-    async fn live_client(
+    pub(super) async fn live_client(
         &self,
         client_id: &str,
         peer: Option<IpAddr>,
