@@ -37,7 +37,7 @@ pub struct NewClient {
     pub name: String,
     pub loa_ceiling: i64,
     pub scopes: Vec<String>,
-    /// `None`: the deployment's audience.
+    /// Among the deployment's audiences; `None`: its own (`SCK_TOKENS_AUDIENCE`).
     pub audiences: Option<Vec<String>>,
     /// IP addresses or CIDR ranges; empty: any address.
     pub source_ranges: Vec<String>,
@@ -214,15 +214,18 @@ impl OAuth {
                 format!("name is at most {MAX_NAME_LEN} characters"),
             ));
         }
-        let served = &self.tokens.settings().verify.audience;
+        let settings = self.tokens.settings();
         let audiences = request
             .audiences
             .clone()
-            .unwrap_or_else(|| vec![served.clone()]);
-        if audiences.is_empty() || audiences.iter().any(|a| a != served) {
+            .unwrap_or_else(|| vec![settings.verify.audience.clone()]);
+        if audiences.is_empty() || audiences.iter().any(|a| !settings.audiences.contains(a)) {
             return Err(EnforceError::invalid(
                 "invalid_request",
-                format!("audiences must name this deployment's audience {served:?} (SCK_TOKENS_AUDIENCE)"),
+                format!(
+                    "audiences must be among this deployment's {:?} (SCK_TOKENS_AUDIENCE, SCK_TOKENS_EXTRA_AUDIENCES)",
+                    settings.audiences
+                ),
             ));
         }
         let ranges = parse_ranges(&request.source_ranges)?;

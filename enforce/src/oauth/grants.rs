@@ -5,7 +5,8 @@
 //! Invariant: a grant gives at most what the client may have — scopes ⊆ its scopes
 //! (`invalid_scope`), an audience among its audiences (`invalid_target`, RFC 8707), its LoA
 //! ceiling, a lifetime within its org's default TTL and its own expiry — and refuses anything
-//! wider rather than narrowing it.
+//! wider rather than narrowing it. The audience asked for is the token's `aud`, so the token
+//! verifies only where that audience is accepted.
 
 use serde::Serialize;
 
@@ -77,17 +78,37 @@ fn granted_scopes(
     Ok(requested.to_vec())
 }
 
-/// Refuses a `resource` or `audience` the client may not have (RFC 8707 §2 `invalid_target`).
-fn check_targets(client: &AuthenticatedClient, request: &GrantRequest) -> EnforceResult<()> {
-    for target in [&request.resource, &request.audience].into_iter().flatten() {
-        if !client.audiences.contains(target) {
+/// The token's `aud` (RFC 8707 §2): the `resource` or `audience` asked for (both: the same
+/// one), which must be one of the client's audiences (`invalid_target`); none asked: the
+/// deployment's own audience if the client has it, else the client's first.
+fn target<'a>(
+    client: &'a AuthenticatedClient,
+    request: &'a GrantRequest,
+    own: &'a str,
+) -> EnforceResult<&'a str> {
+    let asked = match (&request.resource, &request.audience) {
+        (Some(resource), Some(audience)) if resource != audience => {
             return Err(EnforceError::invalid(
                 "invalid_target",
-                format!("{target:?} is not an audience of this client"),
-            ));
+                "resource and audience name different audiences; a token has one",
+            ))
+        }
+        (Some(target), _) | (None, Some(target)) => Some(target.as_str()),
+        (None, None) => None,
+    };
+    match asked {
+        Some(target) if client.audiences.iter().any(|a| a == target) => Ok(target),
+        Some(target) => Err(EnforceError::invalid(
+            "invalid_target",
+            format!("{target:?} is not an audience of this client"),
+        )),
+        None if client.audiences.iter().any(|a| a == own) => Ok(own),
+        None => {
+            client.audiences.first().map(String::as_str).ok_or_else(|| {
+                EnforceError::invalid("invalid_target", "the client has no audience")
+            })
         }
     }
-    Ok(())
 }
 
 impl OAuth {
@@ -98,7 +119,8 @@ impl OAuth {
         request: &GrantRequest,
     ) -> EnforceResult<TokenResponse> {
         let scope = granted_scopes(client, &request.scope)?;
-        check_targets(client, request)?;
+        let own = &self.tokens.settings().verify.audience;
+        let audience = target(client, request, own)?;
         let default_ttl = self
             .tokens
             .org_settings(&client.org)
@@ -113,7 +135,7 @@ impl OAuth {
         }
         let issued = self
             .tokens
-            .issue(
+            .issue_to(
                 &IssueRequest {
                     organization_id: client.org.clone(),
                     artifact_id: client.client_id.clone(),
@@ -124,6 +146,7 @@ impl OAuth {
                     subject: Some(client.client_id.clone()),
                     ttl_seconds: Some(ttl),
                 },
+                audience,
                 &format!("client:{}", client.client_id),
             )
             .await?;
@@ -169,20 +192,32 @@ mod tests {
     }
 
     #[test]
-    fn only_the_clients_audiences_are_targets() {
-        let c = client();
-        let ok = GrantRequest {
-            resource: Some("urn:sck:enforcement".into()),
+    fn the_target_is_one_of_the_clients_audiences() {
+        let mut c = client();
+        c.audiences.push("https://api.example".into());
+        let own = "urn:sck:enforcement";
+        let asked = |resource: Option<&str>, audience: Option<&str>| GrantRequest {
+            resource: resource.map(str::to_owned),
+            audience: audience.map(str::to_owned),
             ..GrantRequest::default()
         };
-        assert!(check_targets(&c, &ok).is_ok());
-        let other = GrantRequest {
-            audience: Some("https://elsewhere.example".into()),
-            ..GrantRequest::default()
-        };
+        let chosen = |r: &GrantRequest| target(&c, r, own).map(str::to_owned);
+        assert_eq!(chosen(&asked(None, None)).unwrap(), own);
+        let api = Some("https://api.example");
+        assert_eq!(chosen(&asked(api, None)).unwrap(), "https://api.example");
+        assert_eq!(chosen(&asked(None, api)).unwrap(), "https://api.example");
+        assert_eq!(chosen(&asked(api, api)).unwrap(), "https://api.example");
+        for refused in [
+            asked(api, Some(own)),
+            asked(Some("https://elsewhere.example"), None),
+            asked(None, Some("https://elsewhere.example")),
+        ] {
+            assert_eq!(chosen(&refused).unwrap_err().code, "invalid_target");
+        }
+        c.audiences = vec!["https://api.example".into()];
         assert_eq!(
-            check_targets(&c, &other).unwrap_err().code,
-            "invalid_target"
+            target(&c, &asked(None, None), own).unwrap(),
+            "https://api.example"
         );
     }
 }
