@@ -348,36 +348,26 @@ fn keys_are_added_and_removed_by_the_api_and_sck_client() {
     let by_new = sign(&second, Some(&kid), &claims(&id, &endpoint, "new-1"));
     assert_eq!(by_assertion(&server, &by_new, "").status, 200);
 
-    cli::succeeded(cli::remote(
-        &server.url,
-        server.root(),
-        &[
-            "client",
-            "remove-key",
-            "--org",
-            "default",
-            "--client-id",
-            &id,
-            "--kid",
-            "old",
-        ],
-    ));
+    let remove_old = || {
+        cli::remote(
+            &server.url,
+            server.root(),
+            &[
+                "client",
+                "remove-key",
+                "--org",
+                "default",
+                "--client-id",
+                &id,
+                "--kid",
+                "old",
+            ],
+        )
+    };
+    cli::succeeded(remove_old());
     let by_old = sign(&first, Some("old"), &claims(&id, &endpoint, "old-1"));
     assert_invalid_client(&by_assertion(&server, &by_old, ""), &by_old, "old");
-    let (_, stderr) = cli::failed(cli::remote(
-        &server.url,
-        server.root(),
-        &[
-            "client",
-            "remove-key",
-            "--org",
-            "default",
-            "--client-id",
-            &id,
-            "--kid",
-            "old",
-        ],
-    ));
+    let (_, stderr) = cli::failed(remove_old());
     assert!(stderr.contains("[not_found]"), "{stderr}");
 
     let keys = format!("{}{API}/clients/keys", server.url);
@@ -413,24 +403,10 @@ fn keys_are_added_and_removed_by_the_api_and_sck_client() {
     assert_eq!(removed[0]["body"]["kid"], "old");
 }
 
-/// Installs the pinned Authlib, requests and PyJWT (with cryptography) for `python3` if
-/// missing; `false` if that is impossible.
-fn python_clients_available() -> bool {
-    support::python::available(
-        "import authlib, requests, jwt, cryptography; assert authlib.__version__ == '1.9.6'",
-        &[
-            "authlib==1.9.6",
-            "requests==2.34.2",
-            "pyjwt==2.15.1",
-            "cryptography",
-        ],
-    )
-}
-
 #[test]
 fn authlib_authenticates_by_private_key_jwt_and_pyjwt_verifies_the_token() {
     assert!(
-        python_clients_available(),
+        support::python::oauth_clients_available(),
         "python3 with authlib==1.9.6, requests and PyJWT is required (pip install authlib==1.9.6 requests pyjwt cryptography)"
     );
     let server = Server::start_public(&[]);

@@ -14,13 +14,13 @@ import json
 import sys
 import time
 
-import jwt
 import requests
 from authlib.integrations.requests_client import OAuth2Session
 from authlib.oauth2.rfc7523 import PrivateKeyJWT
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from joserfc.jwk import ECKey, RSAKey
+from oauth_interop import verified_claims  # this directory: PyJWT against the JWKS
 
 KEYS = {
     "RS256": (lambda: rsa.generate_private_key(public_exponent=65537, key_size=2048), RSAKey),
@@ -82,16 +82,7 @@ def main() -> int:
             PrivateKeyJWT(token_endpoint, alg=alg, claims={"exp": int(time.time()) + 120})
         )
         token = session.fetch_token(token_endpoint, grant_type="client_credentials")
-        access_token = token["access_token"]
-        signing_key = jwt.PyJWKClient(metadata["jwks_uri"]).get_signing_key_from_jwt(access_token)
-        claims = jwt.decode(
-            access_token,
-            signing_key.key,
-            algorithms=["EdDSA"],
-            audience="urn:sck:enforcement",
-            issuer=metadata["issuer"],
-            options={"require": ["exp", "iat", "iss", "aud", "sub", "jti"]},
-        )
+        claims = verified_claims(metadata, token["access_token"], "urn:sck:enforcement")
         report[alg] = {"client_id": client_id, "token": dict(token), "claims": claims}
     print(json.dumps(report))
     return 0

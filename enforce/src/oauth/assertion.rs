@@ -24,6 +24,7 @@ use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine as _;
 use jsonwebtoken::errors::ErrorKind;
 use jsonwebtoken::Validation;
+use sck_ledger::store::Store;
 use serde::Deserialize;
 
 use super::client_keys::{alg_name, VerifyingKey, SIGNING_ALGS};
@@ -201,6 +202,39 @@ pub fn check(
     }
 }
 
+/// Records `jti` of `client_id` until `until`: `false` if it is recorded and live at `now` (a
+/// replay). One statement, so two replicas cannot both record it.
+async fn claim_jti(
+    store: &Store,
+    client_id: &str,
+    jti: &str,
+    until: i64,
+    now: i64,
+) -> EnforceResult<bool> {
+    Ok(with_pool!(store, pool => {
+        sqlx::query(CLAIM_SQL)
+            .bind(client_id)
+            .bind(jti)
+            .bind(until)
+            .bind(now)
+            .execute(pool)
+            .await?
+            .rows_affected()
+            == 1
+    }))
+}
+
+/// Deletes the recorded `jti`s whose assertions had expired by `now`; how many.
+async fn sweep_jtis(store: &Store, now: i64) -> Result<u64, sqlx::Error> {
+    with_pool!(store, pool => {
+        sqlx::query("DELETE FROM oauth_assertion_jtis WHERE expires_at <= $1")
+            .bind(now)
+            .execute(pool)
+            .await
+            .map(|done| done.rows_affected())
+    })
+}
+
 /// A `private_key_jwt` request's client authentication parameters.
 #[derive(Debug, Clone, Copy)]
 pub struct AssertionRequest<'a> {
@@ -276,18 +310,8 @@ impl OAuth {
             },
             now,
         )?;
-        let fresh = with_pool!(&self.store, pool => {
-            sqlx::query(CLAIM_SQL)
-                .bind(&client_id)
-                .bind(&verified.jti)
-                .bind(verified.exp.saturating_add(leeway))
-                .bind(now)
-                .execute(pool)
-                .await?
-                .rows_affected()
-                == 1
-        });
-        if !fresh {
+        let until = verified.exp.saturating_add(leeway);
+        if !claim_jti(&self.store, &client_id, &verified.jti, until, now).await? {
             return Err(refused("its jti was already used (replay)"));
         }
         Ok(client)
@@ -299,14 +323,7 @@ impl OAuth {
         tokio::spawn(async move {
             loop {
                 tokio::time::sleep(Duration::from_secs(60)).await;
-                let swept: Result<_, sqlx::Error> = with_pool!(&store, pool => {
-                    sqlx::query("DELETE FROM oauth_assertion_jtis WHERE expires_at <= $1")
-                        .bind(unix_now())
-                        .execute(pool)
-                        .await
-                        .map(|_| ())
-                });
-                if let Err(e) = swept {
+                if let Err(e) = sweep_jtis(&store, unix_now()).await {
                     tracing::warn!(error = %e, "sweeping expired client assertion jtis");
                 }
             }
@@ -407,6 +424,42 @@ mod tests {
         assert!(refusal(&signed(None, &no_exp)).contains("exp"));
         assert!(refusal(&signed(Some("k2"), &claims())).contains("k2"));
         assert!(refusal("not a jwt").contains("JWS"));
+    }
+
+    #[test]
+    fn a_jti_is_recorded_once_until_its_expiry_and_then_swept() {
+        let dir = tempfile::tempdir().unwrap();
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        runtime.block_on(async {
+            let url = dir.path().join("t.db").display().to_string();
+            let store = Store::open(&url, &[crate::oauth::schema::MIGRATIONS])
+                .await
+                .unwrap();
+            assert!(claim_jti(&store, "iss_1", "j", NOW + 60, NOW)
+                .await
+                .unwrap());
+            assert!(!claim_jti(&store, "iss_1", "j", NOW + 60, NOW + 59)
+                .await
+                .unwrap());
+            assert!(claim_jti(&store, "iss_2", "j", NOW + 60, NOW)
+                .await
+                .unwrap());
+            // Once its assertion has expired, the row no longer refuses (and is swept).
+            assert!(claim_jti(&store, "iss_1", "j", NOW + 200, NOW + 60)
+                .await
+                .unwrap());
+            assert_eq!(sweep_jtis(&store, NOW + 100).await.unwrap(), 1);
+            assert!(!claim_jti(&store, "iss_1", "j", NOW + 200, NOW + 100)
+                .await
+                .unwrap());
+            assert_eq!(sweep_jtis(&store, NOW + 200).await.unwrap(), 1);
+            assert!(claim_jti(&store, "iss_1", "j", NOW + 300, NOW + 200)
+                .await
+                .unwrap());
+        });
     }
 
     #[test]

@@ -23,6 +23,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 use sqlx::Row;
 
+use super::clients::{lock_live_client, no_live_client};
 use super::OAuth;
 use crate::clock::unix_now;
 use crate::db::with_pool;
@@ -304,16 +305,8 @@ impl OAuth {
         let now = unix_now();
         let outcome: EnforceResult<()> = with_pool!(&self.store, pool => {
             let mut tx = pool.begin().await?;
-            let touched = sqlx::query(
-                "UPDATE oauth_clients SET updated_at = $1 WHERE client_id = $2 AND org_id = $3 AND revoked_at IS NULL",
-            )
-            .bind(now)
-            .bind(client_id)
-            .bind(org)
-            .execute(&mut *tx)
-            .await?;
-            if touched.rows_affected() != 1 {
-                Err(EnforceError::not_found("no live service account with this client id in this organization"))
+            if !lock_live_client!(tx, client_id, org, now) {
+                Err(no_live_client())
             } else {
                 let live: i64 = sqlx::query(
                     "SELECT COUNT(*) FROM oauth_client_keys WHERE client_id = $1 AND removed_at IS NULL",

@@ -164,6 +164,30 @@ fn allowed(ranges: &[IpNet], address: IpAddr) -> bool {
     ranges.iter().any(|range| range.contains(&address))
 }
 
+/// Writes the row of a live client of `org` first in a transaction of either backend (in
+/// `with_pool!` bodies), which serialises every change of that client; `false` if there is no
+/// such live client.
+macro_rules! lock_live_client {
+    ($tx:expr, $client_id:expr, $org:expr, $now:expr) => {
+        sqlx::query(
+            "UPDATE oauth_clients SET updated_at = $1 WHERE client_id = $2 AND org_id = $3 AND revoked_at IS NULL",
+        )
+        .bind($now)
+        .bind($client_id)
+        .bind($org)
+        .execute(&mut *$tx)
+        .await?
+        .rows_affected()
+            == 1
+    };
+}
+pub(super) use lock_live_client;
+
+/// The refusal of a change of a client that is not a live one of the acting org.
+pub(super) fn no_live_client() -> EnforceError {
+    EnforceError::not_found("no live service account with this client id in this organization")
+}
+
 /// Inserts a live secret row inside a transaction of either backend (in `with_pool!` bodies).
 macro_rules! insert_secret {
     ($tx:expr, $secret_id:expr, $client_id:expr, $digest:expr, $now:expr) => {
@@ -328,17 +352,8 @@ impl OAuth {
         let now = unix_now();
         let outcome: Result<Vec<String>, EnforceError> = with_pool!(&self.store, pool => {
             let mut tx = pool.begin().await?;
-            // Writing the client row first serialises concurrent changes of this client.
-            let touched = sqlx::query(
-                "UPDATE oauth_clients SET updated_at = $1 WHERE client_id = $2 AND org_id = $3 AND revoked_at IS NULL",
-            )
-            .bind(now)
-            .bind(client_id)
-            .bind(org)
-            .execute(&mut *tx)
-            .await?;
-            if touched.rows_affected() != 1 {
-                Err(EnforceError::not_found("no live service account with this client id in this organization"))
+            if !lock_live_client!(tx, client_id, org, now) {
+                Err(no_live_client())
             } else {
                 let live: Vec<String> = sqlx::query(
                     "SELECT secret_id FROM oauth_client_secrets WHERE client_id = $1 AND retired_at IS NULL \
@@ -431,9 +446,7 @@ impl OAuth {
             revoked
         });
         if !revoked {
-            return Err(EnforceError::not_found(
-                "no live service account with this client id in this organization",
-            ));
+            return Err(no_live_client());
         }
         let live_tokens: Vec<String> = with_pool!(&self.store, pool => {
             sqlx::query("SELECT jti FROM issued_tokens WHERE issuer_id = $1 AND org_id = $2 AND expires_at >= $3")
