@@ -74,7 +74,6 @@ bench:
 	scripts/bench-bundle-memory.sh
 	scripts/bench-serve.sh
 	scripts/bench-tokens.sh
-	scripts/bench-oauth.sh
 	scripts/bench-decide.sh
 	scripts/bench-fleet.sh
 	scripts/bench-xsck.sh
