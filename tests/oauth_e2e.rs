@@ -427,24 +427,10 @@ fn sck_client_commands_manage_service_accounts() {
     assert!(stderr.contains("[not_found]"), "{stderr}");
 }
 
-/// Installs the pinned Authlib, requests and PyJWT (with cryptography) for `python3` if
-/// missing; `false` if that is impossible.
-fn python_clients_available() -> bool {
-    support::python::available(
-        "import authlib, requests, jwt, cryptography; assert authlib.__version__ == '1.9.6'",
-        &[
-            "authlib==1.9.6",
-            "requests==2.34.2",
-            "pyjwt==2.15.1",
-            "cryptography",
-        ],
-    )
-}
-
 #[test]
 fn authlib_discovers_the_endpoint_and_pyjwt_verifies_its_token() {
     assert!(
-        python_clients_available(),
+        support::python::oauth_clients_available(),
         "python3 with authlib==1.9.6, requests and PyJWT is required (pip install authlib==1.9.6 requests pyjwt cryptography)"
     );
     let server = Server::start_public(&[]);

@@ -16,6 +16,19 @@ from authlib.integrations.requests_client import OAuth2Session
 from authlib.oauth2.rfc8414 import AuthorizationServerMetadata
 
 
+def verified_claims(metadata, access_token, audience):
+    """The claims of `access_token` once PyJWT has verified it against the metadata's JWKS."""
+    signing_key = jwt.PyJWKClient(metadata["jwks_uri"]).get_signing_key_from_jwt(access_token)
+    return jwt.decode(
+        access_token,
+        signing_key.key,
+        algorithms=["EdDSA"],
+        audience=audience,
+        issuer=metadata["issuer"],
+        options={"require": ["exp", "iat", "iss", "aud", "sub", "jti"]},
+    )
+
+
 def main() -> int:
     issuer_url, client_id, client_secret, scope, audience = sys.argv[1:6]
     answer = requests.get(f"{issuer_url}/.well-known/oauth-authorization-server", timeout=10)
@@ -34,16 +47,7 @@ def main() -> int:
         token_endpoint_auth_method="client_secret_basic",
     )
     token = session.fetch_token(metadata["token_endpoint"], grant_type="client_credentials")
-    access_token = token["access_token"]
-    signing_key = jwt.PyJWKClient(metadata["jwks_uri"]).get_signing_key_from_jwt(access_token)
-    claims = jwt.decode(
-        access_token,
-        signing_key.key,
-        algorithms=["EdDSA"],
-        audience=audience,
-        issuer=metadata["issuer"],
-        options={"require": ["exp", "iat", "iss", "aud", "sub", "jti"]},
-    )
+    claims = verified_claims(metadata, token["access_token"], audience)
     print(json.dumps({"metadata": dict(metadata), "token": dict(token), "claims": claims}))
     return 0
 

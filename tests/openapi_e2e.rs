@@ -1008,6 +1008,24 @@ fn oauth(api: &Api, admin: &str) {
         json!({"organizationId": ORG, "clientId": "iss_nothing"}),
         404,
     );
+    let keys = "/api/v1/enforcement/clients/keys";
+    let jwk = json!({"kty": "OKP", "crv": "Ed25519", "kid": "contract",
+                     "x": "11qYAYKxCrfVS_7TyWQHOg7hcvPapiMlrwIaaPcHURo"});
+    let key_of = |client: &str, jwk: &Value| json!({"organizationId": ORG, "clientId": client, "key": {"jwk": jwk}});
+    api.post(keys, keys, key, key_of(&id, &jwk), 201);
+    api.post(keys, keys, key, key_of(&id, &jwk), 409);
+    api.post(
+        keys,
+        keys,
+        key,
+        key_of(&id, &json!({"kty": "oct", "k": "c2VjcmV0"})),
+        400,
+    );
+    api.post(keys, keys, key, key_of("iss_nothing", &jwk), 404);
+    let remove = "/api/v1/enforcement/clients/keys/remove";
+    let kid_of = |kid: &str| json!({"organizationId": ORG, "clientId": id, "kid": kid});
+    api.post(remove, remove, key, kid_of("contract"), 200);
+    api.post(remove, remove, key, kid_of("contract"), 404);
     let revoke = "/api/v1/enforcement/clients/revoke";
     api.post(
         revoke,

@@ -1,10 +1,12 @@
 //! `sck client create|list|rotate|revoke`: OAuth 2 service accounts of a running server,
-//! through its REST API with an admin key. A secret is printed once, when it is generated.
+//! through its REST API with an admin key. A secret is printed once, when it is generated;
+//! `private_key_jwt` public keys are read from files (a JWK, or a PEM public key).
 
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use clap::{Args, Subcommand};
-use serde_json::json;
+use serde_json::{json, Value};
 
 use super::client::{print_json, ApiClient, ServerArgs};
 use super::CliError;
@@ -20,6 +22,10 @@ pub enum ClientCommand {
     Rotate(RotateArgs),
     /// Revoke a service account and every unexpired token it was issued.
     Revoke(RevokeArgs),
+    /// Register a public key for `private_key_jwt` (at most 4 live).
+    AddKey(AddKeyArgs),
+    /// Remove a `private_key_jwt` key by its kid.
+    RemoveKey(RemoveKeyArgs),
 }
 
 #[derive(Debug, Args)]
@@ -43,6 +49,10 @@ pub struct CreateArgs {
     /// Unix seconds after which it authenticates no more.
     #[arg(long)]
     expires_at: Option<i64>,
+    /// A public key file (JWK or PEM) for `private_key_jwt` (repeat); with any, no secret is
+    /// generated.
+    #[arg(long = "key-file")]
+    key_files: Vec<PathBuf>,
     #[command(flatten)]
     server: ServerArgs,
 }
@@ -78,16 +88,62 @@ pub struct RevokeArgs {
     server: ServerArgs,
 }
 
+#[derive(Debug, Args)]
+pub struct AddKeyArgs {
+    #[arg(long)]
+    org: String,
+    #[arg(long)]
+    client_id: String,
+    /// The public key file: a JWK (JSON) or a PEM public key.
+    #[arg(long)]
+    key_file: PathBuf,
+    #[command(flatten)]
+    server: ServerArgs,
+}
+
+#[derive(Debug, Args)]
+pub struct RemoveKeyArgs {
+    #[arg(long)]
+    org: String,
+    #[arg(long)]
+    client_id: String,
+    #[arg(long)]
+    kid: String,
+    #[command(flatten)]
+    server: ServerArgs,
+}
+
+/// The API's key object for a key file: `{"jwk": ...}` for JSON, `{"pem": ...}` otherwise.
+fn key_spec(path: &Path) -> Result<Value, CliError> {
+    let text = std::fs::read_to_string(path)
+        .map_err(|e| CliError::new(format!("{}: {e}", path.display())))?;
+    if text.trim_start().starts_with('{') {
+        let jwk: Value = serde_json::from_str(&text)
+            .map_err(|e| CliError::new(format!("{}: not JSON: {e}", path.display())))?;
+        Ok(json!({ "jwk": jwk }))
+    } else {
+        Ok(json!({ "pem": text }))
+    }
+}
+
 /// Runs `sck client ...`.
 pub fn client(command: ClientCommand) -> Result<ExitCode, CliError> {
     let value = match command {
-        ClientCommand::Create(a) => ApiClient::new(&a.server).post(
-            "/api/v1/enforcement/clients",
-            &json!({"organizationId": a.org, "name": a.name, "loaCeiling": a.loa_ceiling,
-                    "scopes": a.scopes,
-                    "audiences": (!a.audiences.is_empty()).then_some(a.audiences),
-                    "sourceRanges": a.source_ranges, "expiresAt": a.expires_at}),
-        )?,
+        ClientCommand::Create(a) => {
+            let keys = a
+                .key_files
+                .iter()
+                .map(|p| key_spec(p))
+                .collect::<Result<Vec<_>, _>>()?;
+            ApiClient::new(&a.server).post(
+                "/api/v1/enforcement/clients",
+                &json!({"organizationId": a.org, "name": a.name, "loaCeiling": a.loa_ceiling,
+                        "scopes": a.scopes,
+                        "audiences": (!a.audiences.is_empty()).then_some(a.audiences),
+                        "sourceRanges": a.source_ranges, "expiresAt": a.expires_at,
+                        "keys": keys}),
+            )?
+        }
         ClientCommand::List(a) => {
             let path = match &a.org {
                 Some(org) => format!(
@@ -106,6 +162,15 @@ pub fn client(command: ClientCommand) -> Result<ExitCode, CliError> {
         ClientCommand::Revoke(a) => ApiClient::new(&a.server).post(
             "/api/v1/enforcement/clients/revoke",
             &json!({"organizationId": a.org, "clientId": a.client_id}),
+        )?,
+        ClientCommand::AddKey(a) => ApiClient::new(&a.server).post(
+            "/api/v1/enforcement/clients/keys",
+            &json!({"organizationId": a.org, "clientId": a.client_id,
+                    "key": key_spec(&a.key_file)?}),
+        )?,
+        ClientCommand::RemoveKey(a) => ApiClient::new(&a.server).post(
+            "/api/v1/enforcement/clients/keys/remove",
+            &json!({"organizationId": a.org, "clientId": a.client_id, "kid": a.kid}),
         )?,
     };
     print_json(&value);

@@ -165,7 +165,7 @@ impl Services {
     }
 
     /// Loads the active policies and starts every background task: cross-replica listeners
-    /// (PostgreSQL), snapshot refresh on activations, the token, nonce and fleet sweeps and
+    /// (PostgreSQL), snapshot refresh on activations, the token, nonce, client assertion and fleet sweeps and
     /// input retention.
     pub async fn spawn_background(&self) -> Result<(), String> {
         let hub = self.lifecycle.hub.clone();
@@ -177,6 +177,7 @@ impl Services {
             .await
             .map_err(|e| format!("token listener: {e}"))?;
         self.xsck.spawn_background();
+        self.oauth.spawn_background();
         self.decisions
             .snapshots()
             .refresh()

@@ -50,11 +50,13 @@ pub enum EventType {
     ClientCreated,
     ClientRotated,
     ClientRevoked,
+    ClientKeyAdded,
+    ClientKeyRemoved,
 }
 
 impl EventType {
     /// Every event type, in specification order.
-    pub const ALL: [EventType; 28] = [
+    pub const ALL: [EventType; 30] = [
         EventType::DecisionAllowed,
         EventType::DecisionDenied,
         EventType::DecisionSidecar,
@@ -83,6 +85,8 @@ impl EventType {
         EventType::ClientCreated,
         EventType::ClientRotated,
         EventType::ClientRevoked,
+        EventType::ClientKeyAdded,
+        EventType::ClientKeyRemoved,
     ];
 
     /// The wire name, e.g. `decision.allowed`.
@@ -116,6 +120,8 @@ impl EventType {
             EventType::ClientCreated => "client.created",
             EventType::ClientRotated => "client.rotated",
             EventType::ClientRevoked => "client.revoked",
+            EventType::ClientKeyAdded => "client.key_added",
+            EventType::ClientKeyRemoved => "client.key_removed",
         }
     }
 }

@@ -27,3 +27,17 @@ pub fn available(check: &str, packages: &[&str]) -> bool {
     }
     false
 }
+
+/// The OAuth peers of `tests/oauth_*.py`: Authlib (pinned), requests and PyJWT (with
+/// cryptography), installed if missing; `false` if that is impossible.
+pub fn oauth_clients_available() -> bool {
+    available(
+        "import authlib, requests, jwt, cryptography; assert authlib.__version__ == '1.9.6'",
+        &[
+            "authlib==1.9.6",
+            "requests==2.34.2",
+            "pyjwt==2.15.1",
+            "cryptography",
+        ],
+    )
+}

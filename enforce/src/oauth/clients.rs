@@ -13,6 +13,9 @@ use sha2::Digest;
 use sqlx::Row;
 use subtle::ConstantTimeEq;
 
+use super::client_keys::{
+    check_distinct, insert_key, key_event, key_exists, parse_key, ClientKeySpec, ClientKeyView,
+};
 use super::OAuth;
 use crate::clock::unix_now;
 use crate::db::{new_id, with_pool};
@@ -34,12 +37,15 @@ pub struct NewClient {
     pub name: String,
     pub loa_ceiling: i64,
     pub scopes: Vec<String>,
-    /// `None`: the deployment's audience.
+    /// Among the deployment's audiences; `None`: its own (`SCK_TOKENS_AUDIENCE`).
     pub audiences: Option<Vec<String>>,
     /// IP addresses or CIDR ranges; empty: any address.
     pub source_ranges: Vec<String>,
     /// Unix seconds after which the client authenticates no more.
     pub expires_at: Option<i64>,
+    /// Public keys for `private_key_jwt`; with any, the client gets no secret (a rotation can
+    /// add one).
+    pub keys: Vec<ClientKeySpec>,
 }
 
 /// A service account as the API lists it (no secrets).
@@ -57,6 +63,8 @@ pub struct ClientView {
     pub created_at: i64,
     pub revoked_at: Option<i64>,
     pub secrets: Vec<SecretView>,
+    /// Live `private_key_jwt` keys.
+    pub keys: Vec<ClientKeyView>,
 }
 
 /// One secret of a service account as the API lists it: its id and lifetime only.
@@ -156,6 +164,30 @@ fn allowed(ranges: &[IpNet], address: IpAddr) -> bool {
     ranges.iter().any(|range| range.contains(&address))
 }
 
+/// Writes the row of a live client of `org` first in a transaction of either backend (in
+/// `with_pool!` bodies), which serialises every change of that client; `false` if there is no
+/// such live client.
+macro_rules! lock_live_client {
+    ($tx:expr, $client_id:expr, $org:expr, $now:expr) => {
+        sqlx::query(
+            "UPDATE oauth_clients SET updated_at = $1 WHERE client_id = $2 AND org_id = $3 AND revoked_at IS NULL",
+        )
+        .bind($now)
+        .bind($client_id)
+        .bind($org)
+        .execute(&mut *$tx)
+        .await?
+        .rows_affected()
+            == 1
+    };
+}
+pub(super) use lock_live_client;
+
+/// The refusal of a change of a client that is not a live one of the acting org.
+pub(super) fn no_live_client() -> EnforceError {
+    EnforceError::not_found("no live service account with this client id in this organization")
+}
+
 /// Inserts a live secret row inside a transaction of either backend (in `with_pool!` bodies).
 macro_rules! insert_secret {
     ($tx:expr, $secret_id:expr, $client_id:expr, $digest:expr, $now:expr) => {
@@ -174,7 +206,12 @@ macro_rules! insert_secret {
 }
 
 impl OAuth {
-    async fn record(&self, org: &str, kind: EventType, body: Value) -> EnforceResult<()> {
+    pub(super) async fn record(
+        &self,
+        org: &str,
+        kind: EventType,
+        body: Value,
+    ) -> EnforceResult<()> {
         let event =
             Event::new(kind, body).map_err(|e| EnforceError::internal("ledger event", e))?;
         self.ledger.append(org, event).await?;
@@ -187,13 +224,13 @@ impl OAuth {
     }
 
     /// Creates a service account of `org` (the caller has checked the org exists and may be
-    /// acted on) with its issuer and first secret.
+    /// acted on) with its issuer, its keys, and its first secret if it has no key.
     pub async fn create(
         &self,
         org: &str,
         request: &NewClient,
         actor: &str,
-    ) -> EnforceResult<(ClientView, NewSecret)> {
+    ) -> EnforceResult<(ClientView, Option<NewSecret>)> {
         crate::lifecycle::check_name("name", &request.name)?;
         if request.name.len() > MAX_NAME_LEN {
             return Err(EnforceError::invalid(
@@ -201,19 +238,28 @@ impl OAuth {
                 format!("name is at most {MAX_NAME_LEN} characters"),
             ));
         }
-        let served = &self.tokens.settings().verify.audience;
+        let settings = self.tokens.settings();
         let audiences = request
             .audiences
             .clone()
-            .unwrap_or_else(|| vec![served.clone()]);
-        if audiences.is_empty() || audiences.iter().any(|a| a != served) {
+            .unwrap_or_else(|| vec![settings.verify.audience.clone()]);
+        if audiences.is_empty() || audiences.iter().any(|a| !settings.audiences.contains(a)) {
             return Err(EnforceError::invalid(
                 "invalid_request",
-                format!("audiences must name this deployment's audience {served:?} (SCK_TOKENS_AUDIENCE)"),
+                format!(
+                    "audiences must be among this deployment's {:?} (SCK_TOKENS_AUDIENCE, SCK_TOKENS_EXTRA_AUDIENCES)",
+                    settings.audiences
+                ),
             ));
         }
         let ranges = parse_ranges(&request.source_ranges)?;
         let ranges: Vec<String> = ranges.iter().map(IpNet::to_string).collect();
+        let keys = request
+            .keys
+            .iter()
+            .map(parse_key)
+            .collect::<EnforceResult<Vec<_>>>()?;
+        check_distinct(&keys)?;
         let now = unix_now();
         if request.expires_at.is_some_and(|at| at <= now) {
             return Err(EnforceError::invalid(
@@ -241,8 +287,10 @@ impl OAuth {
                 ),
                 _ => e,
             })?;
-        let (secret, digest) = generate_secret();
-        let secret_id = new_id("cs");
+        let secret = keys.is_empty().then(|| {
+            let (secret, digest) = generate_secret();
+            (new_id("cs"), secret, digest)
+        });
         let (audiences_json, ranges_json) = (to_json(&audiences)?, to_json(&ranges)?);
         with_pool!(&self.store, pool => {
             let mut tx = pool.begin().await?;
@@ -259,8 +307,20 @@ impl OAuth {
             .bind(now)
             .execute(&mut *tx)
             .await?;
-            insert_secret!(tx, &secret_id, &issuer.id, &digest, now);
+            if let Some((secret_id, _, digest)) = &secret {
+                insert_secret!(tx, secret_id, &issuer.id, digest, now);
+            }
+            for key in &keys {
+                insert_key!(tx, &issuer.id, key, now).map_err(|e| match e {
+                    sqlx::Error::Database(d) if d.is_unique_violation() => key_exists(&key.kid),
+                    e => e.into(),
+                })?;
+            }
             tx.commit().await?;
+        });
+        let secret = secret.map(|(secret_id, client_secret, _)| NewSecret {
+            secret_id,
+            client_secret,
         });
         self.record(
             org,
@@ -268,18 +328,14 @@ impl OAuth {
             json!({
                 "client_id": issuer.id, "name": request.name, "loa_ceiling": issuer.loa_ceiling,
                 "scopes": issuer.scopes, "audiences": audiences, "source_ranges": ranges,
-                "expires_at": request.expires_at, "secret_id": secret_id, "actor": actor,
+                "expires_at": request.expires_at,
+                "secret_id": secret.as_ref().map(|s| &s.secret_id),
+                "keys": keys.iter().map(key_event).collect::<Vec<_>>(), "actor": actor,
             }),
         )
         .await?;
         let view = self.get(org, &issuer.id).await?;
-        Ok((
-            view,
-            NewSecret {
-                secret_id,
-                client_secret: secret,
-            },
-        ))
+        Ok((view, secret))
     }
 
     /// Adds a secret to a live client of `org`; if it then had three live secrets, retires
@@ -296,17 +352,8 @@ impl OAuth {
         let now = unix_now();
         let outcome: Result<Vec<String>, EnforceError> = with_pool!(&self.store, pool => {
             let mut tx = pool.begin().await?;
-            // Writing the client row first serialises concurrent changes of this client.
-            let touched = sqlx::query(
-                "UPDATE oauth_clients SET updated_at = $1 WHERE client_id = $2 AND org_id = $3 AND revoked_at IS NULL",
-            )
-            .bind(now)
-            .bind(client_id)
-            .bind(org)
-            .execute(&mut *tx)
-            .await?;
-            if touched.rows_affected() != 1 {
-                Err(EnforceError::not_found("no live service account with this client id in this organization"))
+            if !lock_live_client!(tx, client_id, org, now) {
+                Err(no_live_client())
             } else {
                 let live: Vec<String> = sqlx::query(
                     "SELECT secret_id FROM oauth_client_secrets WHERE client_id = $1 AND retired_at IS NULL \
@@ -399,9 +446,7 @@ impl OAuth {
             revoked
         });
         if !revoked {
-            return Err(EnforceError::not_found(
-                "no live service account with this client id in this organization",
-            ));
+            return Err(no_live_client());
         }
         let live_tokens: Vec<String> = with_pool!(&self.store, pool => {
             sqlx::query("SELECT jti FROM issued_tokens WHERE issuer_id = $1 AND org_id = $2 AND expires_at >= $3")
@@ -491,6 +536,7 @@ impl OAuth {
                     created_at: row.try_get("created_at")?,
                     revoked_at: row.try_get("revoked_at")?,
                     secrets: Vec::new(),
+                    keys: Vec::new(),
                 });
             }
             let mut listed = Vec::with_capacity(secrets.len());
@@ -510,6 +556,11 @@ impl OAuth {
         for (owner, secret) in secrets {
             if let Some(view) = views.iter_mut().find(|v| v.client_id == owner) {
                 view.secrets.push(secret);
+            }
+        }
+        for (owner, key) in self.key_views(org, client_id).await? {
+            if let Some(view) = views.iter_mut().find(|v| v.client_id == owner) {
+                view.keys.push(key);
             }
         }
         Ok(views)
@@ -549,7 +600,7 @@ impl OAuth {
     }
 
     /// The live client `client_id` if it has not expired and `peer` is allowed.
-    async fn live_client(
+    pub(super) async fn live_client(
         &self,
         client_id: &str,
         peer: Option<IpAddr>,

@@ -1,6 +1,6 @@
 //! The grants of the token endpoint, from an authenticated client and the request's
 //! parameters to a token: RFC 6749 §4.4 `client_credentials` (minted by
-//! [`crate::tokens::TokenService::issue`]) and RFC 8693 token exchange for delegation (the
+//! [`crate::tokens::TokenService::issue_to`]) and RFC 8693 token exchange for delegation (the
 //! rule is `sck_wire::delegation::exchange`, the token minted by
 //! [`crate::tokens::TokenService::delegate`]).
 //!
@@ -8,6 +8,8 @@
 //! (`invalid_scope`), an audience among its audiences (`invalid_target`, RFC 8707), its LoA
 //! ceiling, a lifetime within its org's default TTL and its own expiry — and a delegated token
 //! also at most what its subject token has; anything wider is refused rather than narrowed.
+//! The audience asked for is the token's `aud`, so the token verifies only where that
+//! audience is accepted.
 
 use sck_wire::delegation::{self, Limits};
 use serde::Serialize;
@@ -91,17 +93,37 @@ fn granted_scopes(
     Ok(requested.to_vec())
 }
 
-/// Refuses a `resource` or `audience` the client may not have (RFC 8707 §2 `invalid_target`).
-fn check_targets(client: &AuthenticatedClient, request: &GrantRequest) -> EnforceResult<()> {
-    for target in [&request.resource, &request.audience].into_iter().flatten() {
-        if !client.audiences.contains(target) {
+/// The token's `aud` (RFC 8707 §2): the `resource` or `audience` asked for (both: the same
+/// one), which must be one of the client's audiences (`invalid_target`); none asked: the
+/// deployment's own audience if the client has it, else the client's first.
+fn target<'a>(
+    client: &'a AuthenticatedClient,
+    request: &'a GrantRequest,
+    own: &'a str,
+) -> EnforceResult<&'a str> {
+    let asked = match (&request.resource, &request.audience) {
+        (Some(resource), Some(audience)) if resource != audience => {
             return Err(EnforceError::invalid(
                 "invalid_target",
-                format!("{target:?} is not an audience of this client"),
-            ));
+                "resource and audience name different audiences; a token has one",
+            ))
+        }
+        (Some(target), _) | (None, Some(target)) => Some(target.as_str()),
+        (None, None) => None,
+    };
+    match asked {
+        Some(target) if client.audiences.iter().any(|a| a == target) => Ok(target),
+        Some(target) => Err(EnforceError::invalid(
+            "invalid_target",
+            format!("{target:?} is not an audience of this client"),
+        )),
+        None if client.audiences.iter().any(|a| a == own) => Ok(own),
+        None => {
+            client.audiences.first().map(String::as_str).ok_or_else(|| {
+                EnforceError::invalid("invalid_target", "the client has no audience")
+            })
         }
     }
-    Ok(())
 }
 
 impl OAuth {
@@ -112,7 +134,8 @@ impl OAuth {
         request: &GrantRequest,
     ) -> EnforceResult<TokenResponse> {
         let scope = granted_scopes(client, &request.scope)?;
-        check_targets(client, request)?;
+        let own = &self.tokens.settings().verify.audience;
+        let audience = target(client, request, own)?;
         let default_ttl = self
             .tokens
             .org_settings(&client.org)
@@ -127,7 +150,7 @@ impl OAuth {
         }
         let issued = self
             .tokens
-            .issue(
+            .issue_to(
                 &IssueRequest {
                     organization_id: client.org.clone(),
                     artifact_id: client.client_id.clone(),
@@ -138,6 +161,7 @@ impl OAuth {
                     subject: Some(client.client_id.clone()),
                     ttl_seconds: Some(ttl),
                 },
+                audience,
                 &format!("client:{}", client.client_id),
             )
             .await?;
@@ -327,20 +351,32 @@ mod tests {
     }
 
     #[test]
-    fn only_the_clients_audiences_are_targets() {
-        let c = client();
-        let ok = GrantRequest {
-            resource: Some("urn:sck:enforcement".into()),
+    fn the_target_is_one_of_the_clients_audiences() {
+        let mut c = client();
+        c.audiences.push("https://api.example".into());
+        let own = "urn:sck:enforcement";
+        let asked = |resource: Option<&str>, audience: Option<&str>| GrantRequest {
+            resource: resource.map(str::to_owned),
+            audience: audience.map(str::to_owned),
             ..GrantRequest::default()
         };
-        assert!(check_targets(&c, &ok).is_ok());
-        let other = GrantRequest {
-            audience: Some("https://elsewhere.example".into()),
-            ..GrantRequest::default()
-        };
+        let chosen = |r: &GrantRequest| target(&c, r, own).map(str::to_owned);
+        assert_eq!(chosen(&asked(None, None)).unwrap(), own);
+        let api = Some("https://api.example");
+        assert_eq!(chosen(&asked(api, None)).unwrap(), "https://api.example");
+        assert_eq!(chosen(&asked(None, api)).unwrap(), "https://api.example");
+        assert_eq!(chosen(&asked(api, api)).unwrap(), "https://api.example");
+        for refused in [
+            asked(api, Some(own)),
+            asked(Some("https://elsewhere.example"), None),
+            asked(None, Some("https://elsewhere.example")),
+        ] {
+            assert_eq!(chosen(&refused).unwrap_err().code, "invalid_target");
+        }
+        c.audiences = vec!["https://api.example".into()];
         assert_eq!(
-            check_targets(&c, &other).unwrap_err().code,
-            "invalid_target"
+            target(&c, &asked(None, None), own).unwrap(),
+            "https://api.example"
         );
     }
 

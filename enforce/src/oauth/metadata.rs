@@ -6,6 +6,7 @@
 
 use serde::Serialize;
 
+use super::client_keys::SIGNING_ALGS;
 use super::grants::{CLIENT_CREDENTIALS, TOKEN_EXCHANGE};
 
 /// The metadata document served at `/.well-known/oauth-authorization-server`.
@@ -18,6 +19,8 @@ pub struct Metadata {
     pub revocation_endpoint: String,
     pub grant_types_supported: Vec<&'static str>,
     pub token_endpoint_auth_methods_supported: Vec<&'static str>,
+    /// The `alg`s a `private_key_jwt` assertion may be signed with.
+    pub token_endpoint_auth_signing_alg_values_supported: Vec<&'static str>,
     pub response_types_supported: Vec<&'static str>,
 }
 
@@ -42,7 +45,9 @@ impl Metadata {
             token_endpoint_auth_methods_supported: vec![
                 "client_secret_basic",
                 "client_secret_post",
+                "private_key_jwt",
             ],
+            token_endpoint_auth_signing_alg_values_supported: SIGNING_ALGS.to_vec(),
             // No authorization endpoint: no response type is supported (RFC 8414 §2 requires the
             // member; an empty list says so).
             response_types_supported: Vec::new(),

@@ -1,4 +1,5 @@
-//! OAuth 2 for machines: service accounts ([`clients`]) and the grants of the token endpoint
+//! OAuth 2 for machines: service accounts ([`clients`]), their `private_key_jwt` keys
+//! ([`client_keys`]) and assertions ([`assertion`]), and the grants of the token endpoint
 //! ([`grants`]), with its RFC 8414 metadata ([`metadata`]).
 //!
 //! A service account is a per-org OAuth client: a name, the token issuer it mints with (its
@@ -16,10 +17,13 @@
 //!   (`client.created|rotated|revoked`) before the API answers. Org-scoped: every statement of
 //!   a change names the acting org, and a change of another org's client commits nothing.
 //! - Client authentication fails closed with one `invalid_client` refusal whatever failed
-//!   (unknown, revoked or expired client, wrong secret, address outside the allowlist).
+//!   (unknown, revoked or expired client, wrong secret, address outside the allowlist); a
+//!   refused client assertion says which check failed, never repeating the assertion.
 //! - A grant never widens: a requested scope outside the client's, or an audience it may not
 //!   have, is refused (`invalid_scope`, `invalid_target`), never silently narrowed.
 
+pub mod assertion;
+pub mod client_keys;
 pub mod clients;
 pub mod grants;
 pub mod metadata;

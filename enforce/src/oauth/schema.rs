@@ -9,6 +9,12 @@
 //!   transaction that adds one, which first updates the client row and so serialises with any
 //!   other change of that client).
 //!
+//! - `oauth_client_keys` (version 2): the public keys a client signs `private_key_jwt`
+//!   assertions with, as a public JWK whose `kid` is unique per client and whose `alg` is
+//!   pinned at registration; a key is live while `removed_at` is NULL.
+//! - `oauth_assertion_jtis` (version 2): the `jti` of every accepted client assertion until its
+//!   `exp`, shared by replicas; the primary key makes the insert the replay check.
+//!
 //! Times are unix seconds (BIGINT) so both backends compare them alike.
 
 use sck_ledger::store::Migration;
@@ -37,10 +43,40 @@ CREATE TABLE oauth_client_secrets (
 CREATE INDEX oauth_client_secrets_client ON oauth_client_secrets(client_id);
 "#;
 
-pub const MIGRATIONS: &[Migration] = &[Migration {
-    component: "oauth",
-    version: 1,
-    name: "service accounts and their hashed secrets",
-    sqlite: COMMON,
-    postgres: COMMON,
-}];
+const ASSERTION_KEYS: &str = r#"
+CREATE TABLE oauth_client_keys (
+    client_id TEXT NOT NULL REFERENCES oauth_clients(client_id),
+    kid TEXT NOT NULL,
+    alg TEXT NOT NULL,
+    thumbprint TEXT NOT NULL,
+    jwk TEXT NOT NULL,
+    created_at BIGINT NOT NULL,
+    created_us BIGINT NOT NULL,
+    removed_at BIGINT,
+    PRIMARY KEY (client_id, kid)
+);
+CREATE TABLE oauth_assertion_jtis (
+    client_id TEXT NOT NULL,
+    jti TEXT NOT NULL,
+    expires_at BIGINT NOT NULL,
+    PRIMARY KEY (client_id, jti)
+);
+CREATE INDEX oauth_assertion_jtis_expiry ON oauth_assertion_jtis(expires_at);
+"#;
+
+pub const MIGRATIONS: &[Migration] = &[
+    Migration {
+        component: "oauth",
+        version: 1,
+        name: "service accounts and their hashed secrets",
+        sqlite: COMMON,
+        postgres: COMMON,
+    },
+    Migration {
+        component: "oauth",
+        version: 2,
+        name: "private_key_jwt keys and the assertion replay store",
+        sqlite: ASSERTION_KEYS,
+        postgres: ASSERTION_KEYS,
+    },
+];

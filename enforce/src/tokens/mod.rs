@@ -24,7 +24,9 @@
 //! `SCK_TOKENS_LEEWAY_SECS` (5), `SCK_TOKENS_DEFAULT_TTL_SECS` (900),
 //! `SCK_TOKENS_MAX_TTL_SECS` (3600; the ceiling of every org's maximum, at most 86400),
 //! `SCK_TOKENS_CACHE_SIZE` (10000), `SCK_TOKENS_MAX_DELEGATION_DEPTH` (4: the most actors a
-//! delegated token's `act` chain may hold, 1-16).
+//! delegated token's `act` chain may hold, 1-16), `SCK_TOKENS_EXTRA_AUDIENCES` (comma-separated
+//! audiences tokens may also be minted for, e.g. by RFC 8707 `resource`; tokens for them do not
+//! verify here, only where that audience is `SCK_TOKENS_AUDIENCE`).
 
 pub mod directory;
 pub mod issuers;
@@ -73,6 +75,8 @@ pub const MAX_TTL_CEILING: i64 = 86_400;
 #[derive(Clone)]
 pub struct TokenSettings {
     pub verify: VerifySettings,
+    /// Every audience tokens may be minted for: `verify.audience` first, then the extra ones.
+    pub audiences: Vec<String>,
     pub hs256_secret: Option<Vec<u8>>,
     pub defaults: OrgTokenSettings,
 }
@@ -81,6 +85,7 @@ impl std::fmt::Debug for TokenSettings {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("TokenSettings")
             .field("verify", &self.verify)
+            .field("audiences", &self.audiences)
             .field("hs256", &self.hs256_secret.is_some())
             .field("defaults", &self.defaults)
             .finish()
@@ -128,7 +133,22 @@ impl TokenSettings {
         if issuer.is_empty() || audience.is_empty() {
             return Err("SCK_TOKENS_ISSUER and SCK_TOKENS_AUDIENCE must not be empty".into());
         }
+        let mut audiences = vec![audience.clone()];
+        for extra in std::env::var("SCK_TOKENS_EXTRA_AUDIENCES")
+            .unwrap_or_default()
+            .split(',')
+            .map(str::trim)
+            .filter(|a| !a.is_empty())
+        {
+            if !is_valid_text(extra) || extra.contains(char::is_whitespace) {
+                return Err("SCK_TOKENS_EXTRA_AUDIENCES: each audience is 1-256 characters without spaces or control characters".into());
+            }
+            if !audiences.iter().any(|a| a == extra) {
+                audiences.push(extra.to_owned());
+            }
+        }
         Ok(TokenSettings {
+            audiences,
             verify: VerifySettings {
                 issuer,
                 audience,
@@ -491,6 +511,24 @@ impl TokenService {
     /// steps: the request's own checks, the issuer's ceiling and scopes, the org's TTL, the
     /// signing key, then the `issued_tokens` row and the ledger entry before it is answered.
     pub async fn issue(&self, request: &IssueRequest, actor: &str) -> EnforceResult<IssuedToken> {
+        let audience = self.inner.settings.verify.audience.clone();
+        self.issue_to(request, &audience, actor).await
+    }
+
+    /// [`TokenService::issue`] for `audience`, one of the deployment's audiences (else
+    /// `invalid_target`): the token verifies only where `audience` is accepted.
+    pub async fn issue_to(
+        &self,
+        request: &IssueRequest,
+        audience: &str,
+        actor: &str,
+    ) -> EnforceResult<IssuedToken> {
+        if !self.inner.settings.audiences.iter().any(|a| a == audience) {
+            return Err(EnforceError::invalid(
+                "invalid_target",
+                format!("{audience:?} is not an audience of this deployment"),
+            ));
+        }
         let org = request.organization_id.as_str();
         let loa = checked_loa(request)?;
         let issuer = self.granting_issuer(request, loa).await?;
@@ -504,7 +542,7 @@ impl TokenService {
         let claims = Claims {
             iss: self.inner.settings.verify.issuer.clone(),
             sub: subject,
-            aud: self.inner.settings.verify.audience.clone(),
+            aud: audience.to_owned(),
             jti: uuid::Uuid::new_v4().to_string(),
             iat: now,
             nbf: now,

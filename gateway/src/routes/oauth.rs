@@ -5,7 +5,8 @@
 //! The token endpoint answers RFC 6749 §5.1/§5.2 JSON (`application/json`, `Cache-Control:
 //! no-store`); a refusal carries `error` and `error_description` and, for sck's own clients,
 //! the problem members (`type`, `title`, `status`, `detail`, `code` = `error`). Client
-//! authentication failures are `401 invalid_client` with `WWW-Authenticate: Basic`. Every
+//! authentication failures (secrets or `private_key_jwt` assertions) are `401 invalid_client`
+//! with `WWW-Authenticate: Basic`. Every
 //! answer is counted in `sck_oauth_token_requests_total{grant_type, result}`.
 
 use axum::extract::{ConnectInfo, FromRequest, Request, State};
@@ -23,6 +24,8 @@ use crate::edge::PeerAddr;
 use crate::extract::{JsonBody, QueryParams};
 use crate::state::AppState;
 use sck_enforce::error::{EnforceError, Kind};
+use sck_enforce::oauth::assertion::AssertionRequest;
+use sck_enforce::oauth::client_keys::{ClientKeySpec, ClientKeyView};
 use sck_enforce::oauth::clients::{invalid_client, ClientView, NewClient, NewSecret};
 use sck_enforce::oauth::grants::{
     ExchangeRequest, GrantRequest, TokenResponse, CLIENT_CREDENTIALS, TOKEN_EXCHANGE,
@@ -37,6 +40,8 @@ pub fn router() -> OpenApiRouter<AppState> {
         .routes(routes!(list_clients, create_client))
         .routes(routes!(rotate_client))
         .routes(routes!(revoke_client))
+        .routes(routes!(add_client_key))
+        .routes(routes!(remove_client_key))
 }
 
 /// The error codes of RFC 6749 §5.2 and RFC 8707 §2 the token endpoint answers with.
@@ -165,6 +170,36 @@ impl<S: Send + Sync> FromRequest<S> for TokenRequest {
 }
 
 impl TokenRequest {
+    /// The `private_key_jwt` parameters if the request authenticates by a client assertion;
+    /// with a secret (Basic or posted) as well it is `invalid_request` (RFC 6749 §2.3).
+    fn assertion<'a>(
+        &'a self,
+        token_endpoint: &'a str,
+    ) -> Result<Option<AssertionRequest<'a>>, OAuthError> {
+        let assertion_type = self.form.get("client_assertion_type");
+        let assertion = self.form.get("client_assertion");
+        if assertion.is_none() && assertion_type.is_none() {
+            return Ok(None);
+        }
+        if self.basic.is_some() || self.form.get("client_secret").is_some() {
+            return Err(EnforceError::invalid(
+                "invalid_request",
+                "use one client authentication method (RFC 6749 §2.3): a client assertion or a secret, not both",
+            )
+            .into());
+        }
+        let assertion = assertion.ok_or_else(|| {
+            EnforceError::unauthorized("invalid_client", "client_assertion is missing")
+        })?;
+        Ok(Some(AssertionRequest {
+            client_id: self.form.get("client_id"),
+            assertion_type,
+            assertion,
+            token_endpoint,
+            peer: self.peer,
+        }))
+    }
+
     /// The client id and secret of `client_secret_basic` or `client_secret_post`; more than
     /// one method is `invalid_request` (RFC 6749 §2.3), none (or another scheme) `invalid_client`.
     fn secret_credentials(&self) -> Result<(&str, &str), OAuthError> {
@@ -213,7 +248,7 @@ pub struct OAuthErrorBody {
 
 #[utoipa::path(post, path = "/oauth2/token", tag = "oauth",
     request_body(content_type = "application/x-www-form-urlencoded",
-        description = "RFC 6749 §4.4.2 `grant_type=client_credentials`, or RFC 8693 §2.1 `grant_type=urn:ietf:params:oauth:grant-type:token-exchange` with `subject_token`, `subject_token_type`, optional `actor_token` + `actor_token_type`, `requested_token_type`; both with optional `scope`, `resource` (RFC 8707), `audience`; client authentication by HTTP Basic or `client_id` + `client_secret` in the form"),
+        description = "RFC 6749 §4.4.2 `grant_type=client_credentials`, or RFC 8693 §2.1 `grant_type=urn:ietf:params:oauth:grant-type:token-exchange` with `subject_token`, `subject_token_type`, optional `actor_token` + `actor_token_type`, `requested_token_type`; both with optional `scope`, `resource` (RFC 8707), `audience`; client authentication by HTTP Basic, `client_id` + `client_secret` in the form, or `client_assertion_type` + `client_assertion` (RFC 7523 `private_key_jwt`)"),
     responses(
         (status = 200, description = "RFC 6749 §5.1 token response (RFC 8693 §2.2.1 with `issued_token_type` for a token exchange)", body = TokenResponse),
         (status = 400, description = "RFC 6749 §5.2: `invalid_request` (not a form, a duplicated parameter, two authentication methods; RFC 8693 §2.2.2: a subject or actor token that is missing, of another type, org, expired, revoked or too deeply delegated), `unsupported_grant_type`, `invalid_scope` (wider than the client or the subject token), `invalid_target`", body = OAuthErrorBody),
@@ -258,11 +293,17 @@ async fn grant(state: &AppState, request: &TokenRequest) -> Result<TokenResponse
             .into())
         }
     };
-    let (client_id, secret) = request.secret_credentials()?;
-    let client = state
-        .oauth()
-        .authenticate_secret(client_id, secret, request.peer)
-        .await?;
+    let endpoint = token_endpoint(state);
+    let client = match request.assertion(&endpoint)? {
+        Some(assertion) => state.oauth().authenticate_assertion(&assertion).await?,
+        None => {
+            let (client_id, secret) = request.secret_credentials()?;
+            state
+                .oauth()
+                .authenticate_secret(client_id, secret, request.peer)
+                .await?
+        }
+    };
     let form = &request.form;
     let grant = GrantRequest {
         scope: form.list("scope"),
@@ -285,13 +326,22 @@ async fn grant(state: &AppState, request: &TokenRequest) -> Result<TokenResponse
         .await?)
 }
 
+fn server_metadata(state: &AppState) -> Metadata {
+    Metadata::new(
+        &state.tokens().settings().verify.issuer,
+        &state.config().public_url,
+    )
+}
+
+/// The URL of this token endpoint, as client assertions name it in `aud`.
+fn token_endpoint(state: &AppState) -> String {
+    server_metadata(state).token_endpoint
+}
+
 #[utoipa::path(get, path = "/.well-known/oauth-authorization-server", tag = "oauth",
     responses((status = 200, description = "RFC 8414 authorization server metadata", body = Metadata)))]
 async fn metadata(State(state): State<AppState>) -> Json<Metadata> {
-    Json(Metadata::new(
-        &state.tokens().settings().verify.issuer,
-        &state.config().public_url,
-    ))
+    Json(server_metadata(&state))
 }
 
 #[derive(Debug, Deserialize, ToSchema)]
@@ -312,21 +362,26 @@ struct ClientCreate {
     /// Unix seconds after which it authenticates no more.
     #[serde(default)]
     expires_at: Option<i64>,
+    /// Public keys for `private_key_jwt` (at most 4); a client created with keys gets no
+    /// secret (a rotation can add one).
+    #[serde(default)]
+    keys: Vec<ClientKeySpec>,
 }
 
-/// A service account with the secret just generated for it (shown this once).
+/// A service account with the secret just generated for it (shown this once; `null` for a
+/// client created with keys).
 #[derive(Serialize, ToSchema)]
 struct ClientWithSecret {
     client: ClientView,
-    secret: NewSecret,
+    secret: Option<NewSecret>,
 }
 
 #[utoipa::path(post, path = "/api/v1/enforcement/clients", tag = "oauth",
     request_body = ClientCreate,
     security(("admin_key" = [])),
     responses(
-        (status = 201, description = "The service account and its first secret", body = ClientWithSecret),
-        (status = 400, description = "Malformed request, name, LoA ceiling, scope, audience, source range or expiry"),
+        (status = 201, description = "The service account and its first secret (or its keys)", body = ClientWithSecret),
+        (status = 400, description = "Malformed request, name, LoA ceiling, scope, audience, source range, expiry or key (`invalid_key`)"),
         (status = 401, description = "No valid admin key"),
         (status = 403, description = "The key may not act on this organization"),
         (status = 404, description = "No such organization"),
@@ -346,6 +401,7 @@ async fn create_client(
         audiences: body.audiences,
         source_ranges: body.source_ranges,
         expires_at: body.expires_at,
+        keys: body.keys,
     };
     let (client, secret) = state
         .oauth()
@@ -472,6 +528,81 @@ async fn revoke_client(
             .oauth()
             .revoke(&body.organization_id, &body.client_id, admin.actor())
             .await?,
+    ))
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+struct ClientKeyAdd {
+    organization_id: String,
+    client_id: String,
+    key: ClientKeySpec,
+}
+
+#[utoipa::path(post, path = "/api/v1/enforcement/clients/keys", tag = "oauth",
+    request_body = ClientKeyAdd,
+    security(("admin_key" = [])),
+    responses(
+        (status = 201, description = "The key, registered for `private_key_jwt`", body = ClientKeyView),
+        (status = 400, description = "Malformed request or key (`invalid_key`)"),
+        (status = 401, description = "No valid admin key"),
+        (status = 403, description = "The key may not act on this organization"),
+        (status = 404, description = "No live service account with this id in this organization"),
+        (status = 409, description = "A key with this kid exists (`key_exists`) or four are live (`too_many_keys`)"),
+    ))]
+async fn add_client_key(
+    State(state): State<AppState>,
+    admin: AdminKey,
+    JsonBody(body): JsonBody<ClientKeyAdd>,
+) -> ApiResult<(StatusCode, Json<ClientKeyView>)> {
+    admin.authorize_org(&body.organization_id)?;
+    let key = state
+        .oauth()
+        .add_key(
+            &body.organization_id,
+            &body.client_id,
+            &body.key,
+            admin.actor(),
+        )
+        .await?;
+    Ok((StatusCode::CREATED, Json(key)))
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+struct ClientKeyRemove {
+    organization_id: String,
+    client_id: String,
+    kid: String,
+}
+
+#[utoipa::path(post, path = "/api/v1/enforcement/clients/keys/remove", tag = "oauth",
+    request_body = ClientKeyRemove,
+    security(("admin_key" = [])),
+    responses(
+        (status = 200, description = "Removed: assertions it signs fail from now on", body = ClientView),
+        (status = 400, description = "Malformed request"),
+        (status = 401, description = "No valid admin key"),
+        (status = 403, description = "The key may not act on this organization"),
+        (status = 404, description = "No live key with this kid of this client in this organization"),
+    ))]
+async fn remove_client_key(
+    State(state): State<AppState>,
+    admin: AdminKey,
+    JsonBody(body): JsonBody<ClientKeyRemove>,
+) -> ApiResult<Json<ClientView>> {
+    admin.authorize_org(&body.organization_id)?;
+    let oauth = state.oauth();
+    oauth
+        .remove_key(
+            &body.organization_id,
+            &body.client_id,
+            &body.kid,
+            admin.actor(),
+        )
+        .await?;
+    Ok(Json(
+        oauth.get(&body.organization_id, &body.client_id).await?,
     ))
 }
 
