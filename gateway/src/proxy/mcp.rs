@@ -35,6 +35,7 @@ use sck_enforce::clock::unix_now;
 use sck_enforce::decisions::{DecisionService, Principal, RequestFacts};
 use sck_enforce::proxy::mcp::{action, arguments_sha256, resource_and_context, Listing};
 use sck_enforce::proxy::StoredRoute;
+use sck_enforce::usage::UsageKey;
 use sck_wire::jsonrpc::{self, Message, RpcError};
 use sck_wire::principal::VerifiedToken;
 use sck_wire::sse;
@@ -73,6 +74,7 @@ pub async fn handle(
         decisions: Vec::new(),
         pending: HashSet::new(),
         answered: Arc::new(AtomicBool::new(false)),
+        charged: None,
     };
     let forward = match parts.method {
         Method::POST => match call.decide_body(&parts.uri, &body).await? {
@@ -89,6 +91,7 @@ pub async fn handle(
         }
     };
     let started = Instant::now();
+    let request_bytes = forward.len() as u64;
     let upstream = state
         .upstream()
         .send(
@@ -104,7 +107,8 @@ pub async fn handle(
             },
         )
         .await;
-    let outcome = Outcome::start(&state, &call.stored.route, &call.decisions, started);
+    let outcome = Outcome::start(&state, &call.stored.route, &call.decisions, started)
+        .charged(call.charged.take(), request_bytes);
     let response = match upstream {
         Ok(response) => response,
         Err(e) => {
@@ -135,6 +139,8 @@ struct Call {
     pending: HashSet<String>,
     /// Set when `pending` empties: the client holds every answer.
     answered: Arc<AtomicBool>,
+    /// The usage key the forwarded exchange is charged to: its first forwarded request's.
+    charged: Option<UsageKey>,
 }
 
 /// A JSON-RPC error answer as an HTTP response.
@@ -150,6 +156,17 @@ fn rpc_answer(status: StatusCode, body: &Value) -> Response {
 impl Call {
     fn principal(&self) -> Principal<'_> {
         Principal::Token(&self.token)
+    }
+
+    /// What a call of `method` is counted as: per tool for `tools/call`.
+    fn usage_key(&self, method: &str, params: Option<&Value>) -> UsageKey {
+        let tool = if method == "tools/call" {
+            jsonrpc::param_str(params, "name").unwrap_or_default()
+        } else {
+            ""
+        };
+        let route = &self.stored.route;
+        UsageKey::new(&route.org, &route.id, &self.token.sub, tool)
     }
 
     fn input(&self, method: &str, params: Option<&Value>, facts: &RequestFacts) -> Value {
@@ -203,10 +220,17 @@ impl Call {
                 body_sha256: body_sha256.clone(),
                 call: Some(call),
             };
-            let input = self.input(&method, params.as_ref(), &facts);
+            let mut input = self.input(&method, params.as_ref(), &facts);
+            let key = self.usage_key(&method, params.as_ref());
+            input["usage"] = json!(self.state.usage().begin(&key));
             let (decision, _) = decisions
                 .decide(input, self.principal(), &facts, None)
                 .await?;
+            if !decision.allow {
+                self.state.usage().denied(&key);
+            } else if self.charged.is_none() {
+                self.charged = Some(key);
+            }
             if decision.allow {
                 if let Some(listing) = Listing::of(&method) {
                     self.filters.insert(id.to_string(), listing);
@@ -267,10 +291,14 @@ impl Call {
         };
         entries.retain(|entry| {
             let (method, params) = listing.call_for(entry);
-            self.state.decisions().permits(
-                &self.stored.route.org,
-                self.input(method, Some(&params), &facts),
-            )
+            let mut input = self.input(method, Some(&params), &facts);
+            input["usage"] = json!(self
+                .state
+                .usage()
+                .peek(&self.usage_key(method, Some(&params))));
+            self.state
+                .decisions()
+                .permits(&self.stored.route.org, input)
         });
     }
 
@@ -283,6 +311,7 @@ impl Call {
         self.answered = outcome.answered();
         let (parts, body) = response.into_parts();
         outcome.status = parts.status.as_u16();
+        outcome.report(&self.stored.route, &parts.headers);
         let content_type = parts
             .headers
             .get(header::CONTENT_TYPE)
