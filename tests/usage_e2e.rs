@@ -248,7 +248,7 @@ fn usage_is_org_scoped_and_bad_queries_are_refused() {
             usage(server, root, &format!("organizationId=default&{query}"))
                 .assert_problem(400, "invalid_request");
         }
-        for query in ["since=100&until=50", "since=-5"] {
+        for query in ["since=100&until=50", "since=70&until=65", "since=-5"] {
             usage(server, root, &format!("organizationId=default&{query}"))
                 .assert_problem(400, "invalid_window");
         }

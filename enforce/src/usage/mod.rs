@@ -313,17 +313,17 @@ impl UsageService {
                 ));
             }
         }
-        let now = unix_now();
-        let since = self.counters.window_of(filter.since.unwrap_or(0));
+        let requested = filter.since.unwrap_or(0);
         let until = filter
             .until
-            .unwrap_or_else(|| self.counters.window_of(now) + self.counters.window_secs());
-        if filter.since.is_some_and(|s| s < 0) || until < since {
+            .unwrap_or_else(|| self.counters.window_of(unix_now()) + self.counters.window_secs());
+        if requested < 0 || until < requested {
             return Err(EnforceError::invalid(
                 "invalid_window",
                 "since and until are Unix seconds with since <= until",
             ));
         }
+        let since = self.counters.window_of(requested);
         self.flush().await?;
         let get = |v: i64| u64::try_from(v).unwrap_or(0);
         let mut usage: Vec<UsageRow> = with_pool!(&self.store, pool => {
