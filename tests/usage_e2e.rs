@@ -305,8 +305,16 @@ fn quota_policy() -> release::Source {
 
 /// A `tools/call` of `tool` on the `tools` route: the JSON-RPC answer.
 fn tool_call(server: &Server, token: &str, tool: &str) -> Value {
-    let body = json!({"jsonrpc": "2.0", "id": 1, "method": "tools/call",
-                      "params": {"name": tool, "arguments": {}}});
+    mcp_request(
+        server,
+        token,
+        json!({"jsonrpc": "2.0", "id": 1, "method": "tools/call",
+               "params": {"name": tool, "arguments": {}}}),
+    )
+}
+
+/// A JSON-RPC request on the `tools` route: the answer.
+fn mcp_request(server: &Server, token: &str, body: Value) -> Value {
     let bearer = format!("Bearer {token}");
     request(
         "POST",
@@ -372,6 +380,19 @@ fn a_quota_policy_on_input_usage_lets_exactly_n_calls_of_a_window_through() {
             upstream.seen()["tools"],
             json!(["echo", "echo", "echo", "add", "mul"])
         );
+        // A listing shows each tool as its next call would be decided: echo is spent.
+        let listed = mcp_request(
+            &server,
+            &token,
+            json!({"jsonrpc": "2.0", "id": 2, "method": "tools/list"}),
+        );
+        let names: Vec<&Value> = listed["result"]["tools"]
+            .as_array()
+            .expect("tools")
+            .iter()
+            .map(|t| &t["name"])
+            .collect();
+        assert_eq!(names, [&json!("add")], "{listed}");
 
         let report = usage(&server, server.root(), "organizationId=default&tool=echo").expect(200);
         assert_eq!(report["usage"].as_array().unwrap().len(), 1, "{report}");

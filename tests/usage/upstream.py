@@ -4,7 +4,8 @@
 - GET <base>/fail                500;
 - GET <base>/stream              200 text/event-stream: 16 events of 64 KiB (1 MiB), written
                                  and flushed one by one;
-- POST <base>/mcp                a JSON-RPC answer to each request (`X-Usage-Tokens: 10`);
+- POST <base>/mcp                a JSON-RPC answer to one request (`X-Usage-Tokens: 10`):
+                                 `tools/list` lists echo and add, `tools/call` answers "done";
 - GET /__seen                    what it received so far: {"<METHOD> <path>": count, "tools": [...]}
                                  (asked directly, never through sck).
 """
@@ -62,8 +63,11 @@ class Handler(BaseHTTPRequestHandler):
             if message.get("method") == "tools/call":
                 with LOCK:
                     SEEN["tools"].append(message["params"]["name"])
-            answer = {"jsonrpc": "2.0", "id": message.get("id"),
-                      "result": {"content": [{"type": "text", "text": "done"}]}}
+            result = {"content": [{"type": "text", "text": "done"}]}
+            if message.get("method") == "tools/list":
+                result = {"tools": [{"name": name, "inputSchema": {"type": "object"}}
+                                    for name in ("echo", "add")]}
+            answer = {"jsonrpc": "2.0", "id": message.get("id"), "result": result}
             return self.answer(200, json.dumps(answer).encode(),
                                headers=[("X-Usage-Tokens", "10")])
         return self.answer(404, b'{"error":"no such path"}')

@@ -9,6 +9,9 @@
 //!   nothing is left to forward, sck answers alone. Answers to `tools/list`,
 //!   `resources/list` and `prompts/list` keep only entries the same token may use (each
 //!   decided without a ledger entry: the list request itself was ledgered).
+//! - Each request is counted in usage before it is decided (per tool for `tools/call`), its
+//!   window's earlier calls in `input.usage`; the forwarded exchange (bytes, error, the tokens
+//!   reported in the route's `usage_header`) is charged to its first forwarded request.
 //! - `GET` (the server-to-client stream) and `DELETE` (session end) pass after the token
 //!   check; `Mcp-Session-Id`, `Mcp-Protocol-Version` and `Last-Event-ID` cross both ways.
 //! - SSE answers are cut into events as they arrive ([`sck_wire::sse`]) and each is passed
@@ -35,7 +38,7 @@ use sck_enforce::clock::unix_now;
 use sck_enforce::decisions::{DecisionService, Principal, RequestFacts};
 use sck_enforce::proxy::mcp::{action, arguments_sha256, resource_and_context, Listing};
 use sck_enforce::proxy::StoredRoute;
-use sck_enforce::usage::UsageKey;
+use sck_enforce::usage::{UsageKey, WindowUsage};
 use sck_wire::jsonrpc::{self, Message, RpcError};
 use sck_wire::principal::VerifiedToken;
 use sck_wire::sse;
@@ -169,12 +172,21 @@ impl Call {
         UsageKey::new(&route.org, &route.id, &self.token.sub, tool)
     }
 
-    fn input(&self, method: &str, params: Option<&Value>, facts: &RequestFacts) -> Value {
+    /// The input of a call of `method`, with `usage` (its window's earlier calls).
+    fn input(
+        &self,
+        method: &str,
+        params: Option<&Value>,
+        facts: &RequestFacts,
+        usage: WindowUsage,
+    ) -> Value {
         let route = &self.stored.route;
         let (resource, context) = resource_and_context(route, method, params);
         let request =
             json!({"action": action(route, method), "resource": resource, "context": context});
-        DecisionService::input(request, self.principal(), facts, unix_now())
+        let mut input = DecisionService::input(request, self.principal(), facts, unix_now());
+        input["usage"] = json!(usage);
+        input
     }
 
     /// Decides every request of a POST body; what to forward, or sck's whole answer.
@@ -220,18 +232,14 @@ impl Call {
                 body_sha256: body_sha256.clone(),
                 call: Some(call),
             };
-            let mut input = self.input(&method, params.as_ref(), &facts);
             let key = self.usage_key(&method, params.as_ref());
-            input["usage"] = json!(self.state.usage().begin(&key));
+            let usage = self.state.usage().begin(&key);
+            let input = self.input(&method, params.as_ref(), &facts, usage);
             let (decision, _) = decisions
                 .decide(input, self.principal(), &facts, None)
                 .await?;
-            if !decision.allow {
-                self.state.usage().denied(&key);
-            } else if self.charged.is_none() {
-                self.charged = Some(key);
-            }
             if decision.allow {
+                self.charged.get_or_insert(key);
                 if let Some(listing) = Listing::of(&method) {
                     self.filters.insert(id.to_string(), listing);
                 }
@@ -239,6 +247,7 @@ impl Call {
                 self.pending.insert(id.to_string());
                 forward.push(raw);
             } else {
+                self.state.usage().denied(&key);
                 self.local.push(
                     RpcError {
                         id,
@@ -291,11 +300,11 @@ impl Call {
         };
         entries.retain(|entry| {
             let (method, params) = listing.call_for(entry);
-            let mut input = self.input(method, Some(&params), &facts);
-            input["usage"] = json!(self
+            let usage = self
                 .state
                 .usage()
-                .peek(&self.usage_key(method, Some(&params))));
+                .peek(&self.usage_key(method, Some(&params)));
+            let input = self.input(method, Some(&params), &facts, usage);
             self.state
                 .decisions()
                 .permits(&self.stored.route.org, input)
