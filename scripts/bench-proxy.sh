@@ -13,7 +13,7 @@
 # throughput ratio (proxied / direct), and sck's CPU per proxied request (/proc utime+stime).
 set -euo pipefail
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
-SCK="$ROOT/target/release/sck"
+SCK=${SCK:-$ROOT/target/release/sck}
 [ -x "$SCK" ] || cargo build --release --bin sck
 command -v wrk >/dev/null || { apt-get update -qq >/dev/null; apt-get install -y -qq wrk >/dev/null; }
 NGINX=$(command -v nginx || echo /usr/sbin/nginx)
@@ -25,11 +25,15 @@ start_sck
 api() { curl -sf -H "Authorization: Bearer $ADMIN" -H 'Content-Type: application/json' "$URL/api/v1/enforcement/$1" -d "$2"; }
 field() { python3 -c "import json,sys; d=json.load(sys.stdin); print(eval('d' + sys.argv[1]))" "$1"; }
 
-# The upstream: nginx on a free port serving small.json and big.bin (1 MiB) from $WORK/www.
+# The upstream: nginx on a free port serving small.json and big.bin (1 MiB) from $WWW (readable
+# by nginx's unprivileged worker; $WORK, sck's data directory, is not).
 UPORT=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
-mkdir -p www ngx
-printf '{"ok":true,"items":[1,2,3],"note":"a small JSON answer"}' > www/small.json
-head -c 1048576 /dev/urandom > www/big.bin
+WWW=$(mktemp -d)
+chmod 755 "$WWW"
+mkdir -p ngx
+printf '{"ok":true,"items":[1,2,3],"note":"a small JSON answer"}' > "$WWW/small.json"
+head -c 1048576 /dev/urandom > "$WWW/big.bin"
+chmod 644 "$WWW"/*
 cat > ngx/nginx.conf <<CONF
 worker_processes 1;
 daemon off;
@@ -46,12 +50,12 @@ http {
   keepalive_requests 1000000;
   sendfile on;
   types { application/json json; application/octet-stream bin; }
-  server { listen 127.0.0.1:$UPORT; root $WORK/www; }
+  server { listen 127.0.0.1:$UPORT; root $WWW; }
 }
 CONF
 "$NGINX" -p "$WORK/ngx" -c "$WORK/ngx/nginx.conf" -e "$WORK/ngx/error.log" &
 NGINX_PID=$!
-trap 'kill $NGINX_PID 2>/dev/null || true; stop_sck' EXIT
+trap 'kill $NGINX_PID 2>/dev/null || true; rm -rf "$WWW"; stop_sck' EXIT
 for _ in $(seq 50); do curl -sf "http://127.0.0.1:$UPORT/small.json" >/dev/null && break; sleep 0.1; done
 
 api routes "{\"organizationId\":\"default\",\"id\":\"bench\",\"prefix\":\"/bench\",\"upstream\":\"http://127.0.0.1:$UPORT/\",\"kind\":\"http\"}" >/dev/null

@@ -35,8 +35,9 @@ impl UsageKey {
     }
 }
 
-/// Counts of one key in one window (or deltas of them).
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+/// Counts of one key in one window (or deltas of them, or sums of them).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, utoipa::ToSchema)]
+#[serde(rename_all = "camelCase")]
 pub struct Counts {
     /// Decided calls, allowed or denied.
     pub calls: u64,
@@ -44,7 +45,9 @@ pub struct Counts {
     /// Forwarded calls the upstream answered with a status >= 500, or that sck answered 502/504
     /// (unreachable, reset, timed out), or whose relayed answer broke off.
     pub errors: u64,
+    /// Request body bytes forwarded.
     pub request_bytes: u64,
+    /// Response body bytes relayed to the client.
     pub response_bytes: u64,
     /// Tokens the upstream reported in the route's `usage_header`.
     pub tokens: u64,

@@ -88,24 +88,13 @@ pub struct UsageFilter {
 
 /// The counts of one route, subject and tool, summed over the selected windows and replicas.
 #[derive(Debug, Clone, Serialize, PartialEq, Eq, utoipa::ToSchema)]
-#[serde(rename_all = "camelCase")]
 pub struct UsageRow {
     pub route: String,
     pub subject: String,
     /// `""` for calls that name no tool.
     pub tool: String,
-    /// Decided calls, allowed or denied.
-    pub calls: u64,
-    pub denied: u64,
-    /// Upstream status >= 500, upstream unreachable or timed out (502/504), or the relayed
-    /// answer broke off.
-    pub errors: u64,
-    pub request_bytes: u64,
-    pub response_bytes: u64,
-    /// Tokens the upstream reported in the route's `usageHeader`.
-    pub tokens: u64,
-    /// Answers whose `usageHeader` was not an unsigned integer.
-    pub malformed_reports: u64,
+    #[serde(flatten)]
+    pub counts: Counts,
 }
 
 /// A usage query's answer.
@@ -349,13 +338,15 @@ impl UsageService {
                 route: r.get(0),
                 subject: r.get(1),
                 tool: r.get(2),
-                calls: get(r.get(3)),
-                denied: get(r.get(4)),
-                errors: get(r.get(5)),
-                request_bytes: get(r.get(6)),
-                response_bytes: get(r.get(7)),
-                tokens: get(r.get(8)),
-                malformed_reports: get(r.get(9)),
+                counts: Counts {
+                    calls: get(r.get(3)),
+                    denied: get(r.get(4)),
+                    errors: get(r.get(5)),
+                    request_bytes: get(r.get(6)),
+                    response_bytes: get(r.get(7)),
+                    tokens: get(r.get(8)),
+                    malformed_reports: get(r.get(9)),
+                },
             })
             .collect()
         });
