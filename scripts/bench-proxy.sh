@@ -10,7 +10,8 @@
 # (hop-by-hop headers stripped, X-SCK signed as the gateway), the answer streamed back, the
 # `proxy.completed` entry appended, and the call counted in usage. Prints per run req/s, p50 and
 # p99, then per payload the added p50/p99 (proxied - direct, medians over rounds) and the
-# throughput ratio (proxied / direct), and sck's CPU per proxied request (/proc utime+stime).
+# throughput ratio (proxied / direct), and sck's CPU per proxied request (/proc utime+stime);
+# and, for reference, POST /decide alone with the same token and action.
 set -euo pipefail
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
 SCK=${SCK:-$ROOT/target/release/sck}
@@ -90,22 +91,35 @@ PY
   tail -1 "$RESULTS" | awk -F'\t' '{printf "== %-12s %-8s %8s req/s  p50 %7s ms  p99 %7s ms  sck CPU/req %6s us  non-2xx %s %s\n", $1, $2, $3, $4, $5, $6, $7, $8}'
 }
 AUTH=(-H "Authorization: Bearer $TOKEN")
+# For reference, in the same run: the decision alone (POST /decide with the same token and the
+# action the route decides), durably ledgered, nothing forwarded.
+cat > decide.lua <<'LUA'
+wrk.method = "POST"
+wrk.body = '{"action":"http.get","resource":{"org":"default","route":"bench","path":"/small.json"}}'
+wrk.headers["Content-Type"] = "application/json"
+LUA
 for round in $(seq "$ROUNDS"); do
   for payload in small.json big.bin; do
     run "$payload" direct "http://127.0.0.1:$UPORT/$payload"
     run "$payload" proxied "$URL/bench/$payload" "${AUTH[@]}"
   done
+  run decide-only decide "$URL/api/v1/enforcement/decide" "${AUTH[@]}" -s decide.lua
 done
 
 python3 - "$RESULTS" <<'PY'
 import statistics, sys
 rows = [l.rstrip("\n").split("\t") for l in open(sys.argv[1])]
 print("\npayload       direct req/s  proxied req/s  ratio   added p50   added p99   sck CPU/proxied req")
-for payload in dict.fromkeys(r[0] for r in rows):
+for payload in dict.fromkeys(r[0] for r in rows if r[1] != "decide"):
     def med(kind, col):
         return statistics.median(float(r[col]) for r in rows if r[0] == payload and r[1] == kind)
     print(f"{payload:12}  {med('direct', 2):12.0f}  {med('proxied', 2):13.0f}  {med('proxied', 2) / med('direct', 2):5.2f}"
           f"   {med('proxied', 3) - med('direct', 3):6.2f} ms   {med('proxied', 4) - med('direct', 4):6.2f} ms   {med('proxied', 5):8.1f} us")
+decide = [r for r in rows if r[1] == "decide"]
+if decide:
+    print(f"decide only   {statistics.median(float(r[2]) for r in decide):12.0f} req/s  p50 "
+          f"{statistics.median(float(r[3]) for r in decide):.2f} ms  sck CPU/decision "
+          f"{statistics.median(float(r[5]) for r in decide):.1f} us")
 PY
 echo
 curl -s "$URL/metrics" | grep -E '^sck_decisions_total|^sck_usage_calls_total|^sck_ledger_batch_entries_(sum|count)' || true
