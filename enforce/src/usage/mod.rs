@@ -14,10 +14,10 @@
 //! - A query sees one org's rows only.
 
 pub mod counters;
+pub mod labels;
 pub mod schema;
 
-use std::collections::{HashMap, HashSet};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::Duration;
 
 use sck_ledger::store::{BeginWrite, Store};
@@ -29,12 +29,12 @@ use crate::config::ProxyConfig;
 use crate::db::with_pool;
 use crate::error::{EnforceError, EnforceResult};
 use counters::{Counters, Pending};
+use labels::ToolLabels;
 pub use counters::{Counts, UsageKey, WindowUsage};
 
 /// Most rows a usage query answers (`truncated` says when more matched).
 pub const MAX_ROWS: usize = 1000;
 const MAX_FILTER_LEN: usize = 256;
-const MAX_TOOL_LABEL_LEN: usize = 64;
 
 /// What the upstream reported in the route's usage header.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -117,8 +117,7 @@ pub struct UsageService {
     store: Store,
     counters: Counters,
     flush_every: Duration,
-    tool_labels: usize,
-    labelled: Mutex<HashMap<(String, String), HashSet<String>>>,
+    tool_labels: ToolLabels,
     /// One flush at a time, so a query's flush waits for one already writing.
     flushing: tokio::sync::Mutex<()>,
 }
@@ -137,8 +136,7 @@ impl UsageService {
             store,
             counters: Counters::new(config.usage_window_secs),
             flush_every: Duration::from_secs(config.usage_flush_secs),
-            tool_labels: config.usage_tool_labels,
-            labelled: Mutex::default(),
+            tool_labels: ToolLabels::new(config.usage_tool_labels),
             flushing: tokio::sync::Mutex::new(()),
         }
     }
@@ -195,35 +193,8 @@ impl UsageService {
         [
             ("org", key.org.clone()),
             ("route", key.route.clone()),
-            ("tool", self.tool_label(key)),
+            ("tool", self.tool_labels.label(key)),
         ]
-    }
-
-    fn tool_label(&self, key: &UsageKey) -> String {
-        const OTHER: &str = "other";
-        let plain = key.tool.len() <= MAX_TOOL_LABEL_LEN
-            && key
-                .tool
-                .bytes()
-                .all(|b| b.is_ascii_alphanumeric() || b"._-/".contains(&b));
-        if key.tool.is_empty() || !plain {
-            return if plain { String::new() } else { OTHER.into() };
-        }
-        let mut labelled = self
-            .labelled
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner);
-        let tools = labelled
-            .entry((key.org.clone(), key.route.clone()))
-            .or_default();
-        if tools.contains(&key.tool) {
-            return key.tool.clone();
-        }
-        if tools.len() < self.tool_labels {
-            tools.insert(key.tool.clone());
-            return key.tool.clone();
-        }
-        OTHER.into()
     }
 
     /// Writes this replica's pending deltas to the database (added to the rows); on failure
