@@ -77,6 +77,7 @@ bench:
 	scripts/bench-decide.sh
 	scripts/bench-fleet.sh
 	scripts/bench-xsck.sh
+	scripts/bench-proxy.sh
 
 ## soak: 10 minutes of mixed steady load (SOAK_SECONDS, SOAK_RATE); zero errors, flat memory,
 ## and a ledger export that verifies. Not part of `test`.

@@ -71,6 +71,7 @@ const ROUTES: &[(&str, &str)] = &[
     ("POST", "/logs"),
     ("POST", "/logs/{*path}"),
     ("GET", "/api/v1/enforcement/fleet"),
+    ("GET", "/api/v1/enforcement/usage"),
     ("GET", "/api/v1/enforcement/identities"),
     ("POST", "/api/v1/enforcement/identities"),
     ("POST", "/api/v1/enforcement/identities/rotate"),

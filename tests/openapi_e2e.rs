@@ -874,6 +874,20 @@ fn gateway_routes(api: &Api, admin: &str) {
     api.get(signer, signer, key, 200);
 }
 
+/// The enforcement point's usage (the forward-auth calls before it were counted).
+fn usage(api: &Api, admin: &str) {
+    let usage = "/api/v1/enforcement/usage";
+    let key = Some(admin);
+    let report = api
+        .get(usage, &format!("{usage}?route=guarded"), key, 200)
+        .json();
+    assert!(report["usage"][0]["calls"].as_u64() > Some(0), "{report}");
+    api.get(usage, &format!("{usage}?since=soon"), key, 400);
+    api.get(usage, &format!("{usage}?since=10&until=5"), key, 400);
+    api.get(usage, usage, None, 401);
+    api.get(usage, &format!("{usage}?organizationId=default"), key, 404);
+}
+
 /// The forward-auth endpoint: nginx/Traefik (headers) and Envoy (every method, original path).
 fn forward_auth(api: &Api, admin: &str) {
     let routes = "/api/v1/enforcement/routes";
@@ -1299,6 +1313,7 @@ fn real_answers_match_the_documented_schemas() {
     identities_and_verify(&api, &admin);
     gateway_routes(&api, &admin);
     forward_auth(&api, &admin);
+    usage(&api, &admin);
     oauth(&api, &admin);
     fleet(&api, &admin, &sidecar);
     ledger(&api, &admin);

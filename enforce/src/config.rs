@@ -153,6 +153,12 @@ pub struct ProxyConfig {
     pub response_timeout_secs: u64,
     /// Longest server-sent event sck reads from an MCP upstream whose answer it filters.
     pub max_event_bytes: usize,
+    /// Length of the fixed usage windows (aligned to the Unix epoch) `input.usage` counts in.
+    pub usage_window_secs: u64,
+    /// How often each replica writes its usage counts to the database.
+    pub usage_flush_secs: u64,
+    /// Distinct tool names per route with their own metrics label; the rest are `other`.
+    pub usage_tool_labels: usize,
 }
 
 impl Default for ProxyConfig {
@@ -163,6 +169,9 @@ impl Default for ProxyConfig {
             connect_timeout_ms: 5_000,
             response_timeout_secs: 30,
             max_event_bytes: 4 << 20,
+            usage_window_secs: 60,
+            usage_flush_secs: 5,
+            usage_tool_labels: 32,
         }
     }
 }
@@ -380,6 +389,12 @@ connect_timeout_ms = 5000
 response_timeout_secs = 30
 # Longest server-sent event read from an MCP upstream whose answer is filtered (tools/list...).
 max_event_bytes = 4194304
+# Usage accounting: input.usage counts calls in fixed windows of this many seconds (aligned to
+# the Unix epoch); each replica writes its counts to the database this often (and at shutdown).
+usage_window_secs = 60
+usage_flush_secs = 5
+# Distinct tool names per route with their own metrics label (sck_usage_*); the rest are "other".
+usage_tool_labels = 32
 
 # A route maps a public path prefix to an upstream. The upstream credential is read from the
 # environment variable named here (never written in this file) and kept sealed in memory.
@@ -392,6 +407,7 @@ max_event_bytes = 4194304
 # credential_header = "x-api-key"
 # credential_env = "WEATHER_API_KEY"
 # forward_arguments = false         # true: tools/call arguments in input.context.arguments
+# usage_header = "x-usage-tokens"   # the upstream reports used tokens here (counted in usage)
 # actions = { "tools/call" = "tools.invoke" }
 "#;
 
@@ -454,6 +470,12 @@ impl Config {
                  per-request limit ({largest}, bundles/fleet max_decompressed_bytes)",
                 self.http.decompression_budget_bytes
             ));
+        }
+        if self.proxy.usage_window_secs == 0 || self.proxy.usage_flush_secs == 0 {
+            return Err(
+                "configuration: proxy.usage_window_secs and proxy.usage_flush_secs must be at least 1"
+                    .into(),
+            );
         }
         if self.bundles.max_concurrent_compiles == 0 || self.bundles.test_timeout_ms == 0 {
             return Err(

@@ -28,6 +28,7 @@ pub mod registry;
 mod services;
 pub mod signers;
 pub mod tokens;
+pub mod usage;
 pub mod xsck;
 
 pub use services::Services;

@@ -26,6 +26,7 @@ use crate::proxy::RouteService;
 use crate::registry::Registry;
 use crate::signers::Signers;
 use crate::tokens::TokenService;
+use crate::usage::UsageService;
 use crate::xsck::pipeline::XsckVerifier;
 
 /// The services of one process; cheap to share behind an `Arc`.
@@ -40,6 +41,7 @@ pub struct Services {
     xsck: XsckVerifier,
     routes: Arc<RouteService>,
     signer: Arc<GatewaySigner>,
+    usage: Arc<UsageService>,
 }
 
 impl Services {
@@ -58,6 +60,7 @@ impl Services {
                 crate::identities::schema::MIGRATIONS,
                 crate::proxy::schema::MIGRATIONS,
                 crate::oauth::schema::MIGRATIONS,
+                crate::usage::schema::MIGRATIONS,
             ],
         )
         .await
@@ -130,6 +133,7 @@ impl Services {
             &config.fleet,
             decompression.clone(),
         )?;
+        let usage = UsageService::new(store.clone(), &config.proxy);
         let registry = Registry::new(store.clone());
         let decisions = DecisionService::new(
             &config.decisions,
@@ -161,6 +165,7 @@ impl Services {
             xsck,
             routes: Arc::new(routes),
             signer: Arc::new(signer),
+            usage: Arc::new(usage),
         })
     }
 
@@ -185,11 +190,15 @@ impl Services {
             .map_err(|e| format!("loading active policies: {e}"))?;
         self.decisions.spawn_background(hub.clone());
         self.fleet.spawn_background(hub);
+        self.usage.spawn_background();
         Ok(())
     }
 
-    /// Signs the ledger's final checkpoints and stops its writer.
+    /// Writes the usage counts, signs the ledger's final checkpoints and stops its writer.
     pub async fn shutdown(&self) -> Result<(), String> {
+        if let Err(e) = self.usage.flush().await {
+            tracing::error!(error = %e.detail, "writing usage counts at shutdown failed");
+        }
         self.lifecycle
             .ledger
             .shutdown()
@@ -243,6 +252,10 @@ impl Services {
 
     pub fn signer(&self) -> &GatewaySigner {
         &self.signer
+    }
+
+    pub fn usage(&self) -> &UsageService {
+        &self.usage
     }
 }
 

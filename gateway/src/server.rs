@@ -101,6 +101,7 @@ pub fn app(state: AppState) -> Router {
         .merge(routes::fleet::router())
         .merge(routes::identities::router())
         .merge(routes::gateway_routes::router())
+        .merge(routes::usage::router())
         .merge(routes::forward_auth::router())
         .merge(routes::oauth::router())
         .merge(routes::verify::router(&state))

@@ -83,6 +83,8 @@ pub struct RouteView {
     /// 0 when no credential is set; grows with each rotation.
     pub credential_version: i64,
     pub forward_arguments: bool,
+    /// Response header the upstream reports used tokens in (counted in usage).
+    pub usage_header: Option<String>,
     pub source: Source,
 }
 
@@ -99,6 +101,7 @@ impl From<&StoredRoute> for RouteView {
             credential_header: r.credential_header.clone(),
             credential_version: s.credential.as_ref().map_or(0, |(v, _)| *v),
             forward_arguments: r.forward_arguments,
+            usage_header: r.usage_header.clone(),
             source: s.source,
         }
     }

@@ -68,6 +68,10 @@ pub struct RouteConfig {
     /// reaches the policy input and the ledger).
     #[serde(default)]
     pub forward_arguments: bool,
+    /// Response header in which the upstream reports the tokens a call used (e.g.
+    /// `x-usage-tokens: 123`), counted in the route's usage.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub usage_header: Option<String>,
 }
 
 /// Paths sck serves itself: no route prefix may start with one.
@@ -100,9 +104,9 @@ fn plain_segment(segment: &str) -> bool {
             .all(|b| b.is_ascii_alphanumeric() || b"._~-".contains(&b))
 }
 
-/// A header name as HTTP allows it (RFC 9110 token), lowercased; hop-by-hop and framing
-/// headers are refused.
-fn credential_header(name: &str) -> EnforceResult<String> {
+/// A header name as HTTP allows it (RFC 9110 token), lowercased; hop-by-hop, framing and
+/// sck's own headers are refused (`option` names the route option in the refusal).
+fn header_name(option: &str, name: &str) -> EnforceResult<String> {
     let lower = name.to_ascii_lowercase();
     let token = !lower.is_empty()
         && lower.len() <= 64
@@ -126,7 +130,7 @@ fn credential_header(name: &str) -> EnforceResult<String> {
         || lower.starts_with("x-forwarded-")
     {
         return Err(invalid(format!(
-            "credential_header {name:?} is not a header sck may inject"
+            "{option} {name:?} is not an end-to-end header sck may use"
         )));
     }
     Ok(lower)
@@ -166,6 +170,7 @@ pub struct Route {
     pub actions: BTreeMap<String, String>,
     pub credential_header: Option<String>,
     pub forward_arguments: bool,
+    pub usage_header: Option<String>,
 }
 
 impl Route {
@@ -223,9 +228,14 @@ impl Route {
             credential_header: config
                 .credential_header
                 .as_deref()
-                .map(credential_header)
+                .map(|h| header_name("credential_header", h))
                 .transpose()?,
             forward_arguments: config.forward_arguments,
+            usage_header: config
+                .usage_header
+                .as_deref()
+                .map(|h| header_name("usage_header", h))
+                .transpose()?,
         })
     }
 
@@ -280,6 +290,7 @@ mod tests {
             credential_header: None,
             credential_env: None,
             forward_arguments: false,
+            usage_header: None,
         }
     }
 
@@ -347,6 +358,15 @@ mod tests {
             Route::from_config(&c).unwrap().credential_header.as_deref(),
             Some("x-api-key")
         );
+        c.usage_header = Some("X-Usage-Tokens".into());
+        assert_eq!(
+            Route::from_config(&c).unwrap().usage_header.as_deref(),
+            Some("x-usage-tokens")
+        );
+        for bad in ["", "a b", "content-length", "x-sck-decision-id"] {
+            c.usage_header = Some(bad.into());
+            assert!(Route::from_config(&c).is_err(), "usage_header {bad:?}");
+        }
     }
 
     #[test]

@@ -18,6 +18,7 @@ use sck_enforce::clock::unix_now;
 use sck_enforce::decisions::{DecisionRecord, DecisionService, Principal, RequestFacts};
 use sck_enforce::proxy::route::Route;
 use sck_enforce::proxy::StoredRoute;
+use sck_enforce::usage::UsageKey;
 use sck_wire::principal::VerifiedToken;
 use serde_json::json;
 use sha2::Digest;
@@ -39,8 +40,9 @@ pub struct Call<'a> {
     pub body: &'a [u8],
 }
 
-/// Decides `call` on `route` for `token` (rate limit first; the decision is ledgered): the
-/// allowing decision, or the answer refusing the call (429, or 403 with the reasons and
+/// Decides `call` on `route` for `token` (rate limit first; the call counted in usage, with
+/// the window's earlier calls as `input.usage`; the decision is ledgered): the allowing
+/// decision, or the answer refusing the call (429, or 403 with the reasons and
 /// `X-SCK-Decision-Id`). Shared with the forward-auth endpoint.
 pub async fn decide(
     state: &AppState,
@@ -61,13 +63,15 @@ pub async fn decide(
         call: Some(json!({"route": route.id, "method": method, "target": path})),
     };
     let principal = Principal::Token(token);
-    let input = DecisionService::input(
+    let mut input = DecisionService::input(
         json!({"action": action, "resource": {"org": route.org, "route": route.id, "path": path},
                 "context": {"query": call.query}}),
         principal,
         &facts,
         unix_now(),
     );
+    let key = usage_key(route, token);
+    input["usage"] = json!(state.usage().begin(&key));
     let (decision, _) = state
         .decisions()
         .decide(input, principal, &facts, None)
@@ -75,6 +79,7 @@ pub async fn decide(
     if decision.allow {
         return Ok(Ok(decision));
     }
+    state.usage().denied(&key);
     let mut error = ApiError::forbidden(format!(
         "denied by policy: {} (decision {})",
         decision.reasons.join(", "),
@@ -86,6 +91,11 @@ pub async fn decide(
         response.headers_mut().insert(DECISION_ID, id);
     }
     Ok(Err(response))
+}
+
+/// What an HTTP call of `token` on `route` is counted as (HTTP calls name no tool).
+fn usage_key(route: &Route, token: &VerifiedToken) -> UsageKey {
+    UsageKey::new(&route.org, &route.id, &token.sub, "")
 }
 
 /// The header naming the decision a call was answered by.
@@ -112,6 +122,7 @@ pub async fn handle(
         Err(refused) => return Ok(refused),
     };
     let started = Instant::now();
+    let request_bytes = body.len() as u64;
     let sent = state
         .upstream()
         .send(
@@ -132,7 +143,8 @@ pub async fn handle(
         route,
         std::slice::from_ref(&decision.decision_id),
         started,
-    );
+    )
+    .charged(Some(usage_key(route, &token)), request_bytes);
     let upstream = match sent {
         Ok(response) => response,
         Err(e) => {
@@ -142,6 +154,7 @@ pub async fn handle(
     };
     let (head, body) = upstream.into_parts();
     outcome.status = head.status.as_u16();
+    outcome.report(route, &head.headers);
     let mut builder = Response::builder()
         .status(head.status)
         .extension(crate::api_error::Relayed);

@@ -9,6 +9,9 @@
 //!   nothing is left to forward, sck answers alone. Answers to `tools/list`,
 //!   `resources/list` and `prompts/list` keep only entries the same token may use (each
 //!   decided without a ledger entry: the list request itself was ledgered).
+//! - Each request is counted in usage before it is decided (per tool for `tools/call`), its
+//!   window's earlier calls in `input.usage`; the forwarded exchange (bytes, error, the tokens
+//!   reported in the route's `usage_header`) is charged to its first forwarded request.
 //! - `GET` (the server-to-client stream) and `DELETE` (session end) pass after the token
 //!   check; `Mcp-Session-Id`, `Mcp-Protocol-Version` and `Last-Event-ID` cross both ways.
 //! - SSE answers are cut into events as they arrive ([`sck_wire::sse`]) and each is passed
@@ -35,6 +38,7 @@ use sck_enforce::clock::unix_now;
 use sck_enforce::decisions::{DecisionService, Principal, RequestFacts};
 use sck_enforce::proxy::mcp::{action, arguments_sha256, resource_and_context, Listing};
 use sck_enforce::proxy::StoredRoute;
+use sck_enforce::usage::{UsageKey, WindowUsage};
 use sck_wire::jsonrpc::{self, Message, RpcError};
 use sck_wire::principal::VerifiedToken;
 use sck_wire::sse;
@@ -73,6 +77,7 @@ pub async fn handle(
         decisions: Vec::new(),
         pending: HashSet::new(),
         answered: Arc::new(AtomicBool::new(false)),
+        charged: None,
     };
     let forward = match parts.method {
         Method::POST => match call.decide_body(&parts.uri, &body).await? {
@@ -89,6 +94,7 @@ pub async fn handle(
         }
     };
     let started = Instant::now();
+    let request_bytes = forward.len() as u64;
     let upstream = state
         .upstream()
         .send(
@@ -104,7 +110,8 @@ pub async fn handle(
             },
         )
         .await;
-    let outcome = Outcome::start(&state, &call.stored.route, &call.decisions, started);
+    let outcome = Outcome::start(&state, &call.stored.route, &call.decisions, started)
+        .charged(call.charged.take(), request_bytes);
     let response = match upstream {
         Ok(response) => response,
         Err(e) => {
@@ -135,6 +142,8 @@ struct Call {
     pending: HashSet<String>,
     /// Set when `pending` empties: the client holds every answer.
     answered: Arc<AtomicBool>,
+    /// The usage key the forwarded exchange is charged to: its first forwarded request's.
+    charged: Option<UsageKey>,
 }
 
 /// A JSON-RPC error answer as an HTTP response.
@@ -152,12 +161,32 @@ impl Call {
         Principal::Token(&self.token)
     }
 
-    fn input(&self, method: &str, params: Option<&Value>, facts: &RequestFacts) -> Value {
+    /// What a call of `method` is counted as: per tool for `tools/call`.
+    fn usage_key(&self, method: &str, params: Option<&Value>) -> UsageKey {
+        let tool = if method == "tools/call" {
+            jsonrpc::param_str(params, "name").unwrap_or_default()
+        } else {
+            ""
+        };
+        let route = &self.stored.route;
+        UsageKey::new(&route.org, &route.id, &self.token.sub, tool)
+    }
+
+    /// The input of a call of `method`, with `usage` (its window's earlier calls).
+    fn input(
+        &self,
+        method: &str,
+        params: Option<&Value>,
+        facts: &RequestFacts,
+        usage: WindowUsage,
+    ) -> Value {
         let route = &self.stored.route;
         let (resource, context) = resource_and_context(route, method, params);
         let request =
             json!({"action": action(route, method), "resource": resource, "context": context});
-        DecisionService::input(request, self.principal(), facts, unix_now())
+        let mut input = DecisionService::input(request, self.principal(), facts, unix_now());
+        input["usage"] = json!(usage);
+        input
     }
 
     /// Decides every request of a POST body; what to forward, or sck's whole answer.
@@ -203,11 +232,14 @@ impl Call {
                 body_sha256: body_sha256.clone(),
                 call: Some(call),
             };
-            let input = self.input(&method, params.as_ref(), &facts);
+            let key = self.usage_key(&method, params.as_ref());
+            let usage = self.state.usage().begin(&key);
+            let input = self.input(&method, params.as_ref(), &facts, usage);
             let (decision, _) = decisions
                 .decide(input, self.principal(), &facts, None)
                 .await?;
             if decision.allow {
+                self.charged.get_or_insert(key);
                 if let Some(listing) = Listing::of(&method) {
                     self.filters.insert(id.to_string(), listing);
                 }
@@ -215,6 +247,7 @@ impl Call {
                 self.pending.insert(id.to_string());
                 forward.push(raw);
             } else {
+                self.state.usage().denied(&key);
                 self.local.push(
                     RpcError {
                         id,
@@ -267,10 +300,14 @@ impl Call {
         };
         entries.retain(|entry| {
             let (method, params) = listing.call_for(entry);
-            self.state.decisions().permits(
-                &self.stored.route.org,
-                self.input(method, Some(&params), &facts),
-            )
+            let usage = self
+                .state
+                .usage()
+                .peek(&self.usage_key(method, Some(&params)));
+            let input = self.input(method, Some(&params), &facts, usage);
+            self.state
+                .decisions()
+                .permits(&self.stored.route.org, input)
         });
     }
 
@@ -283,6 +320,7 @@ impl Call {
         self.answered = outcome.answered();
         let (parts, body) = response.into_parts();
         outcome.status = parts.status.as_u16();
+        outcome.report(&self.stored.route, &parts.headers);
         let content_type = parts
             .headers
             .get(header::CONTENT_TYPE)

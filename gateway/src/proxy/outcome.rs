@@ -5,7 +5,9 @@
 //!
 //! Invariant: recorded exactly once per forwarded call that carried a decision, when its
 //! [`Outcome`] is dropped — after the last byte, on an upstream failure, or when the client
-//! disconnects and the response body is dropped mid-stream (`complete: false`).
+//! disconnects and the response body is dropped mid-stream (`complete: false`). The same
+//! drop charges the exchange to the usage key it was [`Outcome::charged`] to (bytes each way,
+//! error or not, the tokens the upstream reported in the route's `usage_header`).
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
@@ -17,6 +19,7 @@ use serde_json::json;
 
 use crate::state::AppState;
 use sck_enforce::proxy::route::Route;
+use sck_enforce::usage::{Exchange, Reported, UsageKey};
 
 /// One forwarded call's outcome, recorded when dropped.
 pub struct Outcome {
@@ -32,6 +35,9 @@ pub struct Outcome {
     /// may close an SSE answer as soon as it holds every response it waited for).
     answered: Arc<AtomicBool>,
     error: Option<&'static str>,
+    /// Who the exchange is charged to in usage, and the request bytes forwarded.
+    usage: Option<(UsageKey, u64)>,
+    reported: Reported,
 }
 
 impl Outcome {
@@ -52,6 +58,21 @@ impl Outcome {
             complete: false,
             answered: Arc::new(AtomicBool::new(false)),
             error: None,
+            usage: None,
+            reported: Reported::Absent,
+        }
+    }
+
+    /// Charges the exchange, which forwarded `request_bytes`, to `key`'s usage.
+    pub fn charged(mut self, key: Option<UsageKey>, request_bytes: u64) -> Outcome {
+        self.usage = key.map(|k| (k, request_bytes));
+        self
+    }
+
+    /// Reads the tokens the upstream reported in `route`'s usage header, if it has one.
+    pub fn report(&mut self, route: &Route, headers: &axum::http::HeaderMap) {
+        if let Some(name) = &route.usage_header {
+            self.reported = Reported::parse(headers.get_all(name).iter().map(|v| v.as_bytes()));
         }
     }
 
@@ -103,6 +124,15 @@ impl Outcome {
 
 impl Drop for Outcome {
     fn drop(&mut self) {
+        if let Some((key, request_bytes)) = self.usage.take() {
+            let exchange = Exchange {
+                request_bytes,
+                response_bytes: self.bytes,
+                failed: self.status >= 500 || self.error.is_some(),
+                reported: self.reported,
+            };
+            self.state.usage().exchanged(&key, &exchange);
+        }
         if self.decisions.is_empty() {
             return;
         }

@@ -2,7 +2,8 @@
 //! org-scoped), and the gateway's X-SCK signing identity upstreams verify.
 //!
 //! - `POST   /api/v1/enforcement/routes` `{organizationId, id, prefix, upstream, kind,
-//!   actions?, credentialHeader?, credential?, forwardArguments?}` → 201 with the route;
+//!   actions?, credentialHeader?, credential?, forwardArguments?, usageHeader?}` → 201 with
+//!   the route;
 //! - `GET    /api/v1/enforcement/routes?organizationId=` → the routes (configured ones too);
 //! - `GET    /api/v1/enforcement/routes/{id}`, `DELETE` the same path;
 //! - `POST   /api/v1/enforcement/routes/{id}/credential` `{credential}` → the next version;
@@ -60,6 +61,9 @@ struct RouteCreate {
     credential: Option<String>,
     #[serde(default)]
     forward_arguments: bool,
+    /// Response header the upstream reports used tokens in (e.g. `x-usage-tokens`).
+    #[serde(default)]
+    usage_header: Option<String>,
 }
 
 impl std::fmt::Debug for RouteCreate {
@@ -98,6 +102,7 @@ async fn create_route(
         credential_header: body.credential_header,
         credential_env: None,
         forward_arguments: body.forward_arguments,
+        usage_header: body.usage_header,
     };
     let view = state
         .routes()

@@ -16,6 +16,7 @@ pub mod ledger;
 pub mod oauth;
 pub mod ops;
 pub mod tokens;
+pub mod usage;
 pub mod verify;
 
 use utoipa_axum::router::OpenApiRouter;
@@ -36,6 +37,7 @@ pub fn documented() -> OpenApiRouter<AppState> {
         .merge(fleet::router())
         .merge(identities::router())
         .merge(gateway_routes::router())
+        .merge(usage::router())
         .merge(forward_auth::router())
         .merge(oauth::router())
         .merge(verify::routes())
