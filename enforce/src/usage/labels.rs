@@ -66,7 +66,11 @@ mod tests {
         assert_eq!(labels.label(&key("r", "b")), "b");
         assert_eq!(labels.label(&key("r", "c")), "other");
         assert_eq!(labels.label(&key("r", "a")), "a", "a name already labelled");
-        assert_eq!(labels.label(&key("r2", "c")), "c", "another route has its own");
+        assert_eq!(
+            labels.label(&key("r2", "c")),
+            "c",
+            "another route has its own"
+        );
         assert_eq!(labels.label(&key("r", "")), "");
         for odd in ["a b", "tool\"}", "é", &"x".repeat(65)] {
             assert_eq!(labels.label(&key("r3", odd)), "other", "{odd:?}");

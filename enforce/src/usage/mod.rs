@@ -29,8 +29,8 @@ use crate::config::ProxyConfig;
 use crate::db::with_pool;
 use crate::error::{EnforceError, EnforceResult};
 use counters::{Counters, Pending};
-use labels::ToolLabels;
 pub use counters::{Counts, UsageKey, WindowUsage};
+use labels::ToolLabels;
 
 /// Most rows a usage query answers (`truncated` says when more matched).
 pub const MAX_ROWS: usize = 1000;
