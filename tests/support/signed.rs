@@ -34,6 +34,8 @@ pub enum Key {
 
 /// What to sign and how to send it (each field can be tampered with separately).
 pub struct Call {
+    /// The method signed (`POST` unless changed; [`Call::send`] always posts).
+    pub method: String,
     /// The authority signed (the gateway's `public_url`'s).
     pub authority: String,
     pub path_and_query: String,
@@ -59,6 +61,7 @@ impl Call {
     /// URL is `public_url`, timestamped now with a fresh nonce.
     pub fn new(public_url: &str, ans_id: &str, org: &str, body: Vec<u8>) -> Call {
         Call {
+            method: "POST".into(),
             authority: canonical::authority_of(public_url),
             path_and_query: VERIFY.into(),
             signed_path_and_query: None,
@@ -82,7 +85,7 @@ impl Call {
             .unwrap_or(&self.path_and_query);
         let (path, query) = signed_target.split_once('?').unwrap_or((signed_target, ""));
         let request = SignedRequest {
-            method: "POST",
+            method: &self.method,
             authority: &self.authority,
             path,
             query,

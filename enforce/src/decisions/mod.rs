@@ -40,9 +40,9 @@ pub enum Principal<'a> {
     Caller(&'a VerifiedCaller),
 }
 
-impl Principal<'_> {
+impl<'a> Principal<'a> {
     /// The org whose policy decides.
-    pub fn org(&self) -> &str {
+    pub fn org(&self) -> &'a str {
         match self {
             Principal::Token(t) => &t.org,
             Principal::Caller(c) => &c.org,
@@ -50,7 +50,7 @@ impl Principal<'_> {
     }
 
     /// The identity rate limits are kept for.
-    pub fn subject(&self) -> &str {
+    pub fn subject(&self) -> &'a str {
         match self {
             Principal::Token(t) => &t.sub,
             Principal::Caller(c) => &c.ans_id,

@@ -40,17 +40,21 @@ pub struct Call<'a> {
     pub body: &'a [u8],
 }
 
-/// Decides `call` on `route` for `token` (rate limit first; the call counted in usage, with
+/// Decides `call` on `route` for `principal` (a gateway token, or on the forward-auth
+/// endpoint an X-SCK signed caller; rate limit first; the call counted in usage, with
 /// the window's earlier calls as `input.usage`; the decision is ledgered): the allowing
 /// decision, or the answer refusing the call (429, or 403 with the reasons and
 /// `X-SCK-Decision-Id`). Shared with the forward-auth endpoint.
 pub async fn decide(
     state: &AppState,
     route: &Route,
-    token: &VerifiedToken,
+    principal: Principal<'_>,
     call: Call<'_>,
 ) -> Result<Result<DecisionRecord, Response>, ApiError> {
-    if let Err(limited) = state.decisions().check_rate(&route.org, &token.sub) {
+    if let Err(limited) = state
+        .decisions()
+        .check_rate(&route.org, principal.subject())
+    {
         return Ok(Err(crate::respond::rate_limited(limited)));
     }
     let method = call.method;
@@ -62,7 +66,6 @@ pub async fn decide(
         body_sha256: hex::encode(sha2::Sha256::digest(call.body)),
         call: Some(json!({"route": route.id, "method": method, "target": path})),
     };
-    let principal = Principal::Token(token);
     let mut input = DecisionService::input(
         json!({"action": action, "resource": {"org": route.org, "route": route.id, "path": path},
                 "context": {"query": call.query}}),
@@ -70,7 +73,7 @@ pub async fn decide(
         &facts,
         unix_now(),
     );
-    let key = usage_key(route, token);
+    let key = usage_key(route, principal.subject());
     input["usage"] = json!(state.usage().begin(&key));
     let (decision, _) = state
         .decisions()
@@ -93,9 +96,9 @@ pub async fn decide(
     Ok(Err(response))
 }
 
-/// What an HTTP call of `token` on `route` is counted as (HTTP calls name no tool).
-fn usage_key(route: &Route, token: &VerifiedToken) -> UsageKey {
-    UsageKey::new(&route.org, &route.id, &token.sub, "")
+/// What an HTTP call of `subject` on `route` is counted as (HTTP calls name no tool).
+fn usage_key(route: &Route, subject: &str) -> UsageKey {
+    UsageKey::new(&route.org, &route.id, subject, "")
 }
 
 /// The header naming the decision a call was answered by.
@@ -117,7 +120,7 @@ pub async fn handle(
         query: parts.uri.query(),
         body: &body,
     };
-    let decision = match decide(&state, route, &token, call).await? {
+    let decision = match decide(&state, route, Principal::Token(&token), call).await? {
         Ok(decision) => decision,
         Err(refused) => return Ok(refused),
     };
@@ -144,7 +147,7 @@ pub async fn handle(
         std::slice::from_ref(&decision.decision_id),
         started,
     )
-    .charged(Some(usage_key(route, &token)), request_bytes);
+    .charged(Some(usage_key(route, &token.sub)), request_bytes);
     let upstream = match sent {
         Ok(response) => response,
         Err(e) => {

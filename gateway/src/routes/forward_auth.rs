@@ -7,22 +7,29 @@
 //!
 //! The original path must be under a `forward_auth` route; it is refused like a proxied path
 //! ([`unsafe_path`], 400 `path_refused`; a path no such route protects is 403 `no_route`, so
-//! an unprotected path is denied, never waved through), the caller's gateway token must be of the route's
-//! org (401 with `WWW-Authenticate`), and the call is decided and ledgered exactly as an
+//! an unprotected path is denied, never waved through), the caller must be of the route's
+//! org — a gateway token (401 with `WWW-Authenticate`), or an X-SCK signature over the
+//! original method, path and query (and the body Envoy forwards; nginx and Traefik send none,
+//! so there it covers the empty body) verified exactly as `/verify` does —, and the call is decided and ledgered exactly as an
 //! `http` route's (`http.<method>`, `resource.route`, `resource.path`). 200 carries
 //! `X-SCK-Decision-Id`, `X-SCK-Subject`, `X-SCK-Org` and `X-SCK-Route` for the proxy to copy
 //! upstream; 403 names the decision.
 //!
-//! Invariant: only a 200 allows, and a 200 is answered only after a verified token and an
-//! allowing, ledgered decision; an original request that cannot be read unambiguously (a
+//! Invariant: only a 200 allows, and a 200 is answered only after a verified token or
+//! signature and an allowing, ledgered decision; an original request that cannot be read unambiguously (a
 //! header missing, repeated, or from both header families) is refused, never guessed.
 
+use axum::body::Bytes;
 use axum::extract::{Request, State};
 use axum::http::request::Parts;
 use axum::http::uri::PathAndQuery;
-use axum::http::{HeaderMap, HeaderValue, StatusCode};
+use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
-use sck_enforce::proxy::route::{unsafe_path, RouteKind};
+use sck_enforce::clock::unix_now;
+use sck_enforce::decisions::Principal;
+use sck_enforce::proxy::route::{unsafe_path, Route, RouteKind};
+use sck_enforce::xsck::pipeline::Target;
+use sck_wire::principal::{VerifiedCaller, VerifiedToken};
 use utoipa_axum::{router::OpenApiRouter, routes};
 
 use crate::api_error::ApiError;
@@ -45,7 +52,75 @@ pub fn router() -> OpenApiRouter<AppState> {
 struct Original {
     method: String,
     target: PathAndQuery,
+    /// Its body as far as the proxy sends one (Envoy's `with_request_body`; never nginx's or
+    /// Traefik's): what an X-SCK signature must cover.
+    body: Bytes,
 }
+
+/// Who asked: the bearer of a gateway token, or an X-SCK signed caller.
+enum Authenticated {
+    Token(Box<VerifiedToken>),
+    Caller(VerifiedCaller),
+}
+
+impl Authenticated {
+    fn as_principal(&self) -> Principal<'_> {
+        match self {
+            Authenticated::Token(token) => Principal::Token(token),
+            Authenticated::Caller(caller) => Principal::Caller(caller),
+        }
+    }
+}
+
+/// The caller of the original request, of the route's org: an X-SCK signature over the
+/// original method, path, query and [`Original::body`] if `X-SCK-Signature` is present
+/// (verified, nonce spent and ledgered like `/verify`'s), else a gateway token. Both at once
+/// are refused: which one speaks for the request would be a guess.
+async fn authenticate(
+    state: &AppState,
+    route: &Route,
+    parts: &Parts,
+    original: &Original,
+) -> Result<Authenticated, Response> {
+    if !parts.headers.contains_key(XSCK_SIGNATURE) {
+        return crate::proxy::authenticate(state, route, parts)
+            .await
+            .map(|token| Authenticated::Token(Box::new(token)))
+            .map_err(|response| *response);
+    }
+    if parts.headers.contains_key(header::AUTHORIZATION) {
+        return Err(bad(
+            "ambiguous_credentials",
+            "both Authorization and X-SCK-Signature are present: send one",
+        )
+        .into_response());
+    }
+    let target = Target {
+        method: &original.method,
+        path: original.target.path(),
+        query: original.target.query().unwrap_or(""),
+    };
+    let headers = parts
+        .headers
+        .iter()
+        .map(|(name, value)| (name.as_str(), value.as_bytes()));
+    let caller = state
+        .xsck()
+        .verify(&target, headers, &original.body, unix_now())
+        .await
+        .map_err(|e| ApiError::from(e).into_response())?;
+    if caller.org != route.org {
+        return Err(ApiError::new(
+            StatusCode::UNAUTHORIZED,
+            "org_mismatch",
+            "the signed caller is not of this route's organization",
+        )
+        .into_response());
+    }
+    Ok(Authenticated::Caller(caller))
+}
+
+const XSCK_SIGNATURE: &str = "x-sck-signature";
 
 fn bad(code: &'static str, detail: impl Into<String>) -> ApiError {
     ApiError::bad_request(code, detail)
@@ -119,6 +194,7 @@ fn from_headers(headers: &HeaderMap) -> Result<Original, ApiError> {
     Ok(Original {
         method: method.as_str().to_owned(),
         target,
+        body: Bytes::new(),
     })
 }
 
@@ -155,20 +231,20 @@ async fn authorize(
         return Err(refuse(bad("path_refused", format!("path refused: {why}"))));
     }
     let route = &stored.route;
-    let token = crate::proxy::authenticate(state, route, parts)
-        .await
-        .map_err(|response| *response)?;
+    let principal = authenticate(state, route, parts, original).await?;
     let call = Call {
         method: &original.method,
         path,
         rest: &rest,
         query: original.target.query(),
-        body: &[],
+        body: &original.body,
     };
-    let decision = decide(state, route, &token, call).await.map_err(refuse)??;
+    let decision = decide(state, route, principal.as_principal(), call)
+        .await
+        .map_err(refuse)??;
     let headers = [
         (DECISION_ID, decision.decision_id.as_str()),
-        ("x-sck-subject", token.sub.as_str()),
+        ("x-sck-subject", principal.as_principal().subject()),
         ("x-sck-org", route.org.as_str()),
         ("x-sck-route", route.id.as_str()),
     ];
@@ -188,11 +264,11 @@ async fn authorize(
         ("X-Forwarded-Uri" = Option<String>, Header, description = "Traefik: the original request target"),
         ("X-Forwarded-Method" = Option<String>, Header, description = "Traefik: the original method"),
     ),
-    security(("gateway_token" = [])),
+    security(("gateway_token" = []), ("xsck_signature" = [])),
     responses(
-        (status = 200, description = "Allowed (decision ledgered); `X-SCK-Decision-Id`, `X-SCK-Subject`, `X-SCK-Org`, `X-SCK-Route` name it for the proxy to copy upstream"),
-        (status = 400, description = "The original request is missing, repeated, ambiguous (both header families), malformed, or its path is refused (`path_refused`)"),
-        (status = 401, description = "No valid gateway token of the route's organization; `WWW-Authenticate` names the route's RFC 9728 metadata"),
+        (status = 200, description = "Allowed (decision ledgered); `X-SCK-Decision-Id`, `X-SCK-Subject` (the token's `sub` or the signed caller's ANS ID), `X-SCK-Org`, `X-SCK-Route` name it for the proxy to copy upstream"),
+        (status = 400, description = "The original request is missing, repeated, ambiguous (both header families), malformed, or its path is refused (`path_refused`); both a token and a signature (`ambiguous_credentials`); malformed X-SCK headers"),
+        (status = 401, description = "No valid gateway token of the route's organization (`WWW-Authenticate` names the route's RFC 9728 metadata), or a refused X-SCK signature (skew, unknown or revoked identity, `org_mismatch`, bad signature, replayed nonce: the `code` says which)"),
         (status = 403, description = "Denied by policy (`forbidden`, decision ledgered; `X-SCK-Decision-Id` names it), or no `forward_auth` route protects the original path (`no_route`, nothing decided)"),
         (status = 429, description = "Rate limited; `Retry-After` says when to retry"),
     ))]
@@ -207,10 +283,11 @@ async fn forward_auth(State(state): State<AppState>, request: Request) -> Respon
 const ENDPOINT: &str = "/api/v1/enforcement/forward-auth";
 
 /// Envoy ext_authz: the original method is this request's; the original path (raw, as sent:
-/// never percent-decoded) and query are what follows [`ENDPOINT`]. The body, if Envoy sends
-/// one, is not read (forward-auth decisions never see bodies).
+/// never percent-decoded) and query are what follows [`ENDPOINT`]. The body Envoy sends with
+/// `with_request_body` is read (up to the X-SCK limit) only to check an X-SCK signature over
+/// it; decisions never see bodies.
 async fn envoy(state: AppState, request: Request) -> Response {
-    let (parts, _) = request.into_parts();
+    let (parts, body) = request.into_parts();
     let original = parts
         .uri
         .path_and_query()
@@ -219,9 +296,27 @@ async fn envoy(state: AppState, request: Request) -> Response {
     let Some(target) = original else {
         return bad("invalid_path", "the original path cannot be read").into_response();
     };
+    let body = if parts.headers.contains_key(XSCK_SIGNATURE) {
+        let max = state.xsck().max_body_bytes();
+        match axum::body::to_bytes(body, max).await {
+            Ok(body) => body,
+            Err(_) => {
+                let target = Target {
+                    method: parts.method.as_str(),
+                    path: target.path(),
+                    query: target.query().unwrap_or(""),
+                };
+                return ApiError::from(state.xsck().reject_oversized(&target).await)
+                    .into_response();
+            }
+        }
+    } else {
+        Bytes::new()
+    };
     let original = Original {
         method: parts.method.as_str().to_owned(),
         target,
+        body,
     };
     answer(state, parts, original).await
 }
@@ -231,11 +326,12 @@ macro_rules! envoy_operation {
     ($name:ident, $method:ident) => {
         #[utoipa::path($method, path = "/api/v1/enforcement/forward-auth/{*path}", tag = "routes",
             params(("path" = String, Path, description = "The original request's path (Envoy appends it to `path_prefix`)")),
-            security(("gateway_token" = [])),
+            security(("gateway_token" = []), ("xsck_signature" = [])),
             responses(
-                (status = 200, description = "Allowed (decision ledgered); `X-SCK-Decision-Id`, `X-SCK-Subject`, `X-SCK-Org`, `X-SCK-Route` name it for the proxy to copy upstream"),
-                (status = 400, description = "The original path is refused (`path_refused`)"),
-                (status = 401, description = "No valid gateway token of the route's organization; `WWW-Authenticate` names the route's RFC 9728 metadata"),
+                (status = 200, description = "Allowed (decision ledgered); `X-SCK-Decision-Id`, `X-SCK-Subject` (the token's `sub` or the signed caller's ANS ID), `X-SCK-Org`, `X-SCK-Route` name it for the proxy to copy upstream"),
+                (status = 400, description = "The original path is refused (`path_refused`); both a token and a signature (`ambiguous_credentials`); malformed X-SCK headers"),
+                (status = 413, description = "The body Envoy forwarded with an X-SCK signature is over the X-SCK limit"),
+                (status = 401, description = "No valid gateway token of the route's organization (`WWW-Authenticate` names the route's RFC 9728 metadata), or a refused X-SCK signature (skew, unknown or revoked identity, `org_mismatch`, bad signature, replayed nonce: the `code` says which)"),
                 (status = 403, description = "Denied by policy (`forbidden`, decision ledgered; `X-SCK-Decision-Id` names it), or no `forward_auth` route protects the original path (`no_route`, nothing decided)"),
                 (status = 429, description = "Rate limited; `Retry-After` says when to retry"),
             ))]
