@@ -15,24 +15,7 @@
 //! other than the subject's `invalid_target`, scopes beyond what may be held RFC 6749 §5.2
 //! `invalid_scope`.
 
-use serde::{Deserialize, Serialize};
-
-use crate::principal::VerifiedToken;
-
-/// One link of the `act` claim (RFC 8693 §4.1): who acts, and (nested) who acted before.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Actor {
-    pub sub: String,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub act: Option<Box<Actor>>,
-}
-
-impl Actor {
-    /// How many actors the chain holds (this one included).
-    pub fn depth(&self) -> usize {
-        1 + self.act.as_deref().map_or(0, Actor::depth)
-    }
-}
+use crate::principal::{Actor, VerifiedToken};
 
 /// The exchange asked for: in which org, by which client (its scopes, LoA ceiling and expiry
 /// bound the grant), for which actor, scopes and audiences.

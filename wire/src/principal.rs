@@ -6,9 +6,22 @@
 //! `input.caller`) — verified facts only; what is not a policy fact is `serde(skip)`.
 
 use jsonwebtoken::Algorithm;
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
-use crate::delegation::Actor;
+/// One link of the `act` claim (RFC 8693 §4.1): who acts, and (nested) who acted before.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Actor {
+    pub sub: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub act: Option<Box<Actor>>,
+}
+
+impl Actor {
+    /// How many actors the chain holds (this one included).
+    pub fn depth(&self) -> usize {
+        1 + self.act.as_deref().map_or(0, Actor::depth)
+    }
+}
 
 /// A verified gateway token: the facts a policy may rely on (`input.token`).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, utoipa::ToSchema)]

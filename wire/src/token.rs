@@ -22,7 +22,7 @@ use jsonwebtoken::errors::ErrorKind;
 use jsonwebtoken::{Algorithm, DecodingKey, Validation};
 use serde::{Deserialize, Serialize};
 
-use crate::delegation::Actor;
+use crate::principal::Actor;
 use crate::principal::VerifiedToken;
 
 /// Longest token text accepted (ours are well under 1 KiB).

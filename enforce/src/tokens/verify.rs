@@ -343,7 +343,7 @@ mod tests {
     fn delegated(jti: &str, ancestors: &[&str]) -> Claims {
         let mut act = None;
         for (i, _) in ancestors.iter().enumerate() {
-            act = Some(sck_wire::delegation::Actor {
+            act = Some(sck_wire::principal::Actor {
                 sub: format!("agent-{i}"),
                 act: act.map(Box::new),
             });
