@@ -6,10 +6,12 @@
 #  - OAuth 2 tokens/s over HTTP (POST /oauth2/token): client_credentials, and RFC 8693 token
 #    exchange of the first service account's token by a second one (both client_secret_basic)
 # then the in-process criterion bench (cached vs uncached verification, issue latency).
+# SCK_BIN=<binary> measures that build instead (nothing built) and skips the criterion bench,
+# so two builds can be run alternately for an A/B.
 set -euo pipefail
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
-SCK="$ROOT/target/release/sck"
-cargo build --release --bin sck
+SCK="${SCK_BIN:-$ROOT/target/release/sck}"
+[ -n "${SCK_BIN:-}" ] || cargo build --release --bin sck
 command -v wrk >/dev/null || { apt-get update -qq >/dev/null; apt-get install -y -qq wrk >/dev/null; }
 . "$ROOT/scripts/lib/sck-server.sh"
 start_sck
@@ -70,5 +72,6 @@ echo "== token exchanges/s (POST /oauth2/token, RFC 8693), 16 connections, 10 s"
 wrk -t2 -c16 -d10s --latency -s exchange.lua "$URL/oauth2/token" \
   | grep -E "Requests/sec|Latency|50%|99%|Non-2xx"
 
+[ -z "${SCK_BIN:-}" ] || exit 0
 echo "== in-process: cached vs uncached verification, issue latency (criterion)"
 cd "$ROOT" && cargo bench -p sck-enforce --bench tokens 2>&1 | grep -E "^(verify|issue)|time:|error"
