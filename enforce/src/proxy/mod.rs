@@ -12,7 +12,8 @@
 //!   belongs to at most one route and one org; checked in the inserting transaction.
 //! - Every change (create, delete, credential rotation) is appended to the org's ledger.
 //! - Lookups are served from a snapshot reloaded at most [`RELOAD_AFTER`] after a change on
-//!   another replica (at once after a change on this one).
+//!   another replica (at once after a change on this one); when it is stale one lookup
+//!   reloads it and concurrent ones wait for that reload rather than each querying.
 
 pub mod mcp;
 pub mod route;
@@ -131,6 +132,8 @@ pub struct RouteService {
     master: MasterKey,
     configured: Vec<Arc<StoredRoute>>,
     loaded: ArcSwap<Loaded>,
+    /// Held by the lookup reloading a stale snapshot.
+    reloading: tokio::sync::Mutex<()>,
 }
 
 impl std::fmt::Debug for RouteService {
@@ -216,6 +219,7 @@ impl RouteService {
                 routes: configured.clone(),
             }),
             configured,
+            reloading: tokio::sync::Mutex::new(()),
         })
     }
 
@@ -244,26 +248,37 @@ impl RouteService {
         Ok(routes)
     }
 
-    async fn reload(&self) -> EnforceResult<Vec<Arc<StoredRoute>>> {
+    async fn reload(&self) -> EnforceResult<()> {
         let routes = self.load().await?;
         self.loaded.store(Arc::new(Loaded {
             at: Instant::now(),
-            routes: routes.clone(),
+            routes,
         }));
-        Ok(routes)
+        Ok(())
+    }
+
+    /// The snapshot, reloaded first if it is older than [`RELOAD_AFTER`] (by one lookup at a
+    /// time: the others wait and use what it loaded).
+    async fn snapshot(&self) -> EnforceResult<Arc<Loaded>> {
+        let fresh = |loaded: &Loaded| loaded.at.elapsed() <= RELOAD_AFTER;
+        let loaded = self.loaded.load_full();
+        if fresh(&loaded) {
+            return Ok(loaded);
+        }
+        let _reloading = self.reloading.lock().await;
+        let loaded = self.loaded.load_full();
+        if fresh(&loaded) {
+            return Ok(loaded);
+        }
+        self.reload().await?;
+        Ok(self.loaded.load_full())
     }
 
     /// The route `path` is under, with the rest of the path below its prefix.
     pub async fn resolve(&self, path: &str) -> EnforceResult<Option<(Arc<StoredRoute>, String)>> {
-        let loaded = self.loaded.load_full();
-        let routes = if loaded.at.elapsed() > RELOAD_AFTER {
-            self.reload().await?
-        } else {
-            loaded.routes.clone()
-        };
-        Ok(routes.into_iter().find_map(|r| {
+        Ok(self.snapshot().await?.routes.iter().find_map(|r| {
             let rest = r.route.match_path(path)?.to_owned();
-            Some((r, rest))
+            Some((Arc::clone(r), rest))
         }))
     }
 
