@@ -12,6 +12,8 @@
 # p99, then per payload the added p50/p99 (proxied - direct, medians over rounds) and the
 # throughput ratio (proxied / direct), and sck's CPU per proxied request (/proc utime+stime);
 # and, for reference, POST /decide alone with the same token and action.
+# PROFILE=file.data records a perf profile (DWARF call graphs) of the server during the first
+# round's proxied small-JSON run and prints its top functions by self time.
 set -euo pipefail
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
 SCK=${SCK:-$ROOT/target/release/sck}
@@ -101,7 +103,12 @@ LUA
 for round in $(seq "$ROUNDS"); do
   for payload in small.json big.bin; do
     run "$payload" direct "http://127.0.0.1:$UPORT/$payload"
+    PERF=
+    if [ -n "${PROFILE:-}" ] && [ "$round" = 1 ] && [ "$payload" = small.json ]; then
+      perf record -F 499 --call-graph dwarf,16384 -o "$PROFILE" -p "$SERVER" -- sleep "$DURATION" 2>/dev/null & PERF=$!
+    fi
     run "$payload" proxied "$URL/bench/$payload" "${AUTH[@]}"
+    [ -z "$PERF" ] || wait "$PERF"
   done
   run decide-only decide "$URL/api/v1/enforcement/decide" "${AUTH[@]}" -s decide.lua
 done
@@ -121,5 +128,9 @@ if decide:
           f"{statistics.median(float(r[3]) for r in decide):.2f} ms  sck CPU/decision "
           f"{statistics.median(float(r[5]) for r in decide):.1f} us")
 PY
+if [ -n "${PROFILE:-}" ]; then
+  echo; echo "== top functions by self time, proxied small JSON ($PROFILE)"
+  perf report -i "$PROFILE" --no-children --sort symbol --stdio 2>/dev/null | grep -E '^ +[0-9.]+%' | head -40
+fi
 echo
 curl -s "$URL/metrics" | grep -E '^sck_decisions_total|^sck_usage_calls_total|^sck_ledger_batch_entries_(sum|count)' || true
