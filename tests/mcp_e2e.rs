@@ -396,7 +396,7 @@ fn bad_input_is_refused_and_nothing_denied_is_forwarded() {
                 "invalid_route",
             ),
             (
-                json!({"id": "other", "prefix": "/o", "upstream": "https://example.com/"}),
+                json!({"id": "other", "prefix": "/o", "upstream": "ftp://example.com/"}),
                 400,
                 "invalid_route",
             ),
