@@ -19,11 +19,10 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
-use base64::Engine as _;
 use serde_json::{json, Value};
 use support::http::{merged, post_json, request, Reply, API};
 use support::server::Server;
-use support::{db, ledger, repo, tokens};
+use support::{db, ledger, repo, signed, tokens};
 
 /// The SDK version the tests run against.
 const MCP_SDK: &str = "mcp==2.3.0";
@@ -203,54 +202,6 @@ fn mcp_post(url: &str, token: Option<&str>, session: Option<&str>, body: &[u8]) 
     request("POST", url, &headers, body)
 }
 
-/// Checks the gateway's X-SCK signature on a request the upstream recorded.
-fn assert_signed(recorded: &Value, signer: &Value) {
-    use sck_wire::xsck::{self, KeyMaterial, PinnedKey, SignedRequest};
-    let h = &recorded["headers"];
-    let header = |name: &str| {
-        h[name]
-            .as_str()
-            .unwrap_or_else(|| panic!("{name} in {recorded}"))
-    };
-    let request = SignedRequest {
-        method: recorded["method"].as_str().unwrap(),
-        authority: header("host"),
-        path: recorded["path"].as_str().unwrap(),
-        query: recorded["query"].as_str().unwrap(),
-        body: recorded["body"].as_str().unwrap().as_bytes(),
-    };
-    let signature = xsck::Signature::parse(header("x-sck-signature")).unwrap();
-    let message = xsck::string_to_sign(
-        signature.scheme(),
-        &request,
-        header("x-sck-timestamp"),
-        Some(header("x-sck-nonce")),
-        header("x-sck-ans-id"),
-        header("x-sck-organization"),
-    );
-    let public: [u8; 32] = base64::engine::general_purpose::STANDARD
-        .decode(signer["publicKey"].as_str().unwrap())
-        .unwrap()
-        .try_into()
-        .unwrap();
-    let key = PinnedKey {
-        key_id: signer["keyId"].as_str().unwrap().to_owned(),
-        material: KeyMaterial::Ed25519(ed25519_dalek::VerifyingKey::from_bytes(&public).unwrap()),
-    };
-    assert!(
-        xsck::verify_signature(
-            message.as_bytes(),
-            &signature,
-            &[key],
-            Some(header("x-sck-key-id"))
-        )
-        .is_ok(),
-        "the X-SCK signature verifies: {recorded}"
-    );
-    assert_eq!(header("x-sck-ans-id"), signer["ansId"].as_str().unwrap());
-    assert_eq!(header("x-sck-organization"), "default");
-}
-
 #[test]
 fn the_sdk_client_reaches_the_sdk_server_only_through_allowing_decisions() {
     require_sdk();
@@ -301,7 +252,7 @@ fn the_sdk_client_reaches_the_sdk_server_only_through_allowing_decisions() {
                 "caller token forwarded: {recorded}"
             );
             assert_eq!(h["x-upstream-key"], SECRET, "{recorded}");
-            assert_signed(&recorded, &signer);
+            signed::assert_gateway_signed(&recorded, &signer);
         }
 
         // The ledger: every call's decision (the denied one too) and the forwarded calls'
@@ -445,7 +396,7 @@ fn bad_input_is_refused_and_nothing_denied_is_forwarded() {
                 "invalid_route",
             ),
             (
-                json!({"id": "other", "prefix": "/o", "upstream": "https://example.com/"}),
+                json!({"id": "other", "prefix": "/o", "upstream": "ftp://example.com/"}),
                 400,
                 "invalid_route",
             ),
@@ -693,7 +644,7 @@ fn an_http_route_injects_the_key_signs_and_never_forwards_the_callers_token() {
             server.root(),
         )
         .expect(200);
-        assert_signed(&seen, &signer);
+        signed::assert_gateway_signed(&seen, &signer);
 
         // POST needs http:write: 403 with the decision, nothing forwarded.
         let count = upstream.requests().len();

@@ -151,6 +151,9 @@ pub struct ProxyConfig {
     pub connect_timeout_ms: u64,
     /// An upstream that sends no response head for this long is answered 504.
     pub response_timeout_secs: u64,
+    /// PEM file of CA certificates trusted for `https://` upstreams besides the platform's
+    /// (private upstreams); read once at start, where a bad file fails the start.
+    pub upstream_ca_file: Option<PathBuf>,
     /// Longest server-sent event sck reads from an MCP upstream whose answer it filters.
     pub max_event_bytes: usize,
     /// Length of the fixed usage windows (aligned to the Unix epoch) `input.usage` counts in.
@@ -168,6 +171,7 @@ impl Default for ProxyConfig {
             signing_key_file: None,
             connect_timeout_ms: 5_000,
             response_timeout_secs: 30,
+            upstream_ca_file: None,
             max_event_bytes: 4 << 20,
             usage_window_secs: 60,
             usage_flush_secs: 5,
@@ -387,6 +391,9 @@ max_body_bytes = 1048576
 # Connecting to an upstream, and waiting for its response head, past these is answered 504.
 connect_timeout_ms = 5000
 response_timeout_secs = 30
+# https:// upstreams are verified (certificate and host name, always) against the platform's CA
+# store plus the CA certificates of this PEM file, if set (for private upstreams); read at start.
+# upstream_ca_file = "/etc/sck/upstream-ca.pem"
 # Longest server-sent event read from an MCP upstream whose answer is filtered (tools/list...).
 max_event_bytes = 4194304
 # Usage accounting: input.usage counts calls in fixed windows of this many seconds (aligned to
@@ -512,9 +519,14 @@ mod tests {
             jail.set_env("SCK_DATABASE_URL", "postgres://x/y");
             jail.set_env("SCK_LOG", "debug");
             jail.set_env("SCK_LEDGER_SIGNING_KEY", "not config");
+            jail.set_env("SCK_PROXY__UPSTREAM_CA_FILE", "/etc/sck/upstream-ca.pem");
             let config = Config::load(Some(Path::new("sck.toml"))).unwrap();
             assert_eq!(config.listen.port(), 9000);
             assert_eq!(config.http.max_body_bytes, 7);
+            assert_eq!(
+                config.proxy.upstream_ca_file.as_deref(),
+                Some(Path::new("/etc/sck/upstream-ca.pem"))
+            );
             assert_eq!(config.database_url, "postgres://x/y");
             Ok(())
         });

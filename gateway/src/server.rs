@@ -24,6 +24,7 @@ use tower_http::trace::TraceLayer;
 
 use crate::routes;
 use crate::state::AppState;
+use crate::upstream::Upstream;
 
 const REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
 
@@ -139,10 +140,12 @@ pub fn app(state: AppState) -> Router {
 }
 
 /// Opens the services and the metrics recorder into the state handlers share (nothing
-/// started: see `sck_enforce::Services::spawn_background`).
+/// started: see `sck_enforce::Services::spawn_background`). The upstream client comes first,
+/// so a bad `[proxy] upstream_ca_file` fails the start before storage is touched.
 pub async fn open(config: Config) -> Result<AppState, String> {
+    let upstream = Upstream::new(&config).map_err(|e| e.to_string())?;
     let services = Services::open(config).await?;
-    Ok(AppState::new(services, metrics_handle()?))
+    Ok(AppState::new(services, metrics_handle()?, upstream))
 }
 
 /// Resolves on SIGINT or SIGTERM. The handlers are installed when this is called (before the

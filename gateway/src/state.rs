@@ -21,8 +21,7 @@ struct Inner {
 }
 
 impl AppState {
-    pub fn new(services: Services, metrics: PrometheusHandle) -> AppState {
-        let upstream = Upstream::new(services.config());
+    pub fn new(services: Services, metrics: PrometheusHandle, upstream: Upstream) -> AppState {
         AppState(Arc::new(Inner {
             services,
             metrics,

@@ -1,19 +1,24 @@
 //! Forwarding one request to a route's upstream with hyper's client (hyper-util's pooled
-//! client; nothing parsed by hand): the upstream URL under the route's base path, the
-//! headers that may cross (hop-by-hop headers, `Host`, the caller's `Authorization` and any
-//! `X-SCK-*`/`X-Forwarded-*` it sent never do), `X-Forwarded-*` set by sck, the route's
-//! credential injected, and the gateway's X-SCK signature over exactly what is sent.
+//! client over hyper-rustls for `https://` upstreams, [`tls`]; nothing parsed by hand): the
+//! upstream URL under the route's base path, the headers that may cross (hop-by-hop headers,
+//! `Host`, the caller's `Authorization` and any `X-SCK-*`/`X-Forwarded-*` it sent never do),
+//! `X-Forwarded-*` set by sck, the route's credential injected, and the gateway's X-SCK
+//! signature over exactly what is sent.
 //!
-//! Invariants: the caller's credentials never reach the upstream; a connect failure is 502
-//! `upstream_unreachable`, no response head within `[proxy] response_timeout_secs` (or no
-//! connection within `connect_timeout_ms`) is 504 `upstream_timeout` — a request never
-//! hangs on an upstream.
+//! Invariants: the caller's credentials never reach the upstream; an `https://` upstream's
+//! certificate and host name are verified before anything is sent; a connect failure is 502
+//! `upstream_unreachable`, a refused TLS handshake 502 `upstream_tls`, no response head
+//! within `[proxy] response_timeout_secs` (or no connection within `connect_timeout_ms`) is
+//! 504 `upstream_timeout` — a request never hangs on an upstream.
+
+pub mod tls;
 
 use std::time::Duration;
 
 use axum::body::{Body, Bytes};
 use axum::http::header::{self, HeaderMap, HeaderName, HeaderValue};
 use axum::http::{Method, Request, Response, StatusCode, Uri};
+use hyper_rustls::HttpsConnector;
 use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::client::legacy::Client;
 use hyper_util::rt::TokioExecutor;
@@ -26,10 +31,10 @@ use sck_wire::xsck::SignedRequest;
 
 use crate::api_error::ApiError;
 
-/// The pooled upstream client.
+/// The pooled upstream client (`http://` and `https://`).
 #[derive(Debug, Clone)]
 pub struct Upstream {
-    client: Client<HttpConnector, Body>,
+    client: Client<HttpsConnector<HttpConnector>, Body>,
     response_timeout: Duration,
 }
 
@@ -84,14 +89,25 @@ pub struct Outgoing<'a> {
 }
 
 impl Upstream {
-    pub fn new(config: &Config) -> Upstream {
-        let mut connector = HttpConnector::new();
-        connector.set_connect_timeout(Some(Duration::from_millis(config.proxy.connect_timeout_ms)));
-        connector.set_nodelay(true);
-        Upstream {
+    /// The client of `config`'s `[proxy]` settings; fails if `upstream_ca_file` is set and
+    /// cannot be used.
+    pub fn new(config: &Config) -> Result<Upstream, tls::TrustError> {
+        let mut tcp = HttpConnector::new();
+        tcp.set_connect_timeout(Some(Duration::from_millis(config.proxy.connect_timeout_ms)));
+        tcp.set_nodelay(true);
+        // The scheme is the TLS connector's to check (http or https, nothing else).
+        tcp.enforce_http(false);
+        let connector = hyper_rustls::HttpsConnectorBuilder::new()
+            .with_tls_config(tls::client_config(
+                config.proxy.upstream_ca_file.as_deref(),
+            )?)
+            .https_or_http()
+            .enable_http1()
+            .wrap_connector(tcp);
+        Ok(Upstream {
             client: Client::builder(TokioExecutor::new()).build(connector),
             response_timeout: Duration::from_secs(config.proxy.response_timeout_secs),
-        }
+        })
     }
 
     /// Sends `out` to `stored`'s upstream for `org` and returns its response head (the body
@@ -144,25 +160,43 @@ impl Upstream {
                 "upstream_timeout",
                 format!("upstream of route {} sent no response in time", route.id),
             )),
-            Ok(Err(e)) if e.is_connect() && is_timeout(&e) => Err(ApiError::new(
-                StatusCode::GATEWAY_TIMEOUT,
-                "upstream_timeout",
-                format!("connecting to the upstream of route {} timed out", route.id),
-            )),
-            Ok(Err(e)) => {
-                tracing::warn!(route = %route.id, error = %e, "upstream request failed");
-                Err(ApiError::new(
-                    StatusCode::BAD_GATEWAY,
-                    "upstream_unreachable",
-                    format!(
-                        "the upstream of route {} failed or closed the connection",
-                        route.id
-                    ),
-                ))
-            }
+            Ok(Err(e)) => Err(failure(route, &e)),
             Ok(Ok(response)) => Ok(response),
         }
     }
+}
+
+/// The answer to a request the client could not complete: a connect timeout (504), a refused
+/// TLS handshake (502 `upstream_tls`) or any other failure (502 `upstream_unreachable`).
+fn failure(route: &Route, error: &hyper_util::client::legacy::Error) -> ApiError {
+    if error.is_connect() && is_timeout(error) {
+        return ApiError::new(
+            StatusCode::GATEWAY_TIMEOUT,
+            "upstream_timeout",
+            format!("connecting to the upstream of route {} timed out", route.id),
+        );
+    }
+    if let Some(handshake) = tls::handshake_failure(error) {
+        tracing::warn!(route = %route.id, error = %handshake, "upstream TLS handshake failed");
+        return ApiError::new(
+            StatusCode::BAD_GATEWAY,
+            "upstream_tls",
+            format!(
+                "the TLS handshake with the upstream of route {} failed: {}",
+                route.id,
+                tls::describe(handshake)
+            ),
+        );
+    }
+    tracing::warn!(route = %route.id, error = %error, "upstream request failed");
+    ApiError::new(
+        StatusCode::BAD_GATEWAY,
+        "upstream_unreachable",
+        format!(
+            "the upstream of route {} failed or closed the connection",
+            route.id
+        ),
+    )
 }
 
 /// Whether a client error was a connect timeout (an `io::Error` of kind `TimedOut` among its
@@ -202,9 +236,10 @@ fn target(
         Some(port) => format!("{host}:{port}"),
         None => host.to_owned(),
     };
+    let scheme = upstream.scheme();
     let uri = match query {
-        Some(q) => format!("http://{authority}{path}?{q}"),
-        None => format!("http://{authority}{path}"),
+        Some(q) => format!("{scheme}://{authority}{path}?{q}"),
+        None => format!("{scheme}://{authority}{path}"),
     };
     let uri = uri.parse().map_err(|_| {
         ApiError::bad_request("invalid_path", "the request path cannot be forwarded")

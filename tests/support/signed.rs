@@ -1,7 +1,9 @@
 //! X-SCK signed upstream calls as a pinned caller makes them: an identity pin with an HMAC
 //! key, and a [`Call`] signed with HMAC-SHA256 or Ed25519 over sck's own canonical string
 //! (`sck_wire::xsck`, so the tests sign exactly what the gateway verifies). Every part of a
-//! call can be changed apart from what was signed, for the "must fail" cases.
+//! call can be changed apart from what was signed, for the "must fail" cases. And the other
+//! direction: [`assert_gateway_signed`] checks the signature the gateway puts on what it
+//! forwards, as an upstream received it.
 
 use serde_json::json;
 
@@ -132,4 +134,56 @@ pub fn send(base: &str, target: &str, headers: &[(String, String)], body: &[u8])
     let mut all = vec![("Content-Type", "application/json")];
     all.extend(headers.iter().map(|(k, v)| (k.as_str(), v.as_str())));
     request("POST", &format!("{base}{target}"), &all, body)
+}
+
+/// Checks the gateway's X-SCK signature on a request an upstream recorded as
+/// `{method, path, query, body, headers: {lower-case name: value}}`: it verifies with the
+/// public key of `signer` (`GET /gateway/signer`) over what the upstream received, as the
+/// gateway's ANS ID, for the default org.
+pub fn assert_gateway_signed(recorded: &serde_json::Value, signer: &serde_json::Value) {
+    use base64::Engine as _;
+    use canonical::{KeyMaterial, PinnedKey};
+    let h = &recorded["headers"];
+    let header = |name: &str| {
+        h[name]
+            .as_str()
+            .unwrap_or_else(|| panic!("{name} in {recorded}"))
+    };
+    let request = SignedRequest {
+        method: recorded["method"].as_str().unwrap(),
+        authority: header("host"),
+        path: recorded["path"].as_str().unwrap(),
+        query: recorded["query"].as_str().unwrap(),
+        body: recorded["body"].as_str().unwrap().as_bytes(),
+    };
+    let signature = canonical::Signature::parse(header("x-sck-signature")).unwrap();
+    let message = canonical::string_to_sign(
+        signature.scheme(),
+        &request,
+        header("x-sck-timestamp"),
+        Some(header("x-sck-nonce")),
+        header("x-sck-ans-id"),
+        header("x-sck-organization"),
+    );
+    let public: [u8; 32] = base64::engine::general_purpose::STANDARD
+        .decode(signer["publicKey"].as_str().unwrap())
+        .unwrap()
+        .try_into()
+        .unwrap();
+    let key = PinnedKey {
+        key_id: signer["keyId"].as_str().unwrap().to_owned(),
+        material: KeyMaterial::Ed25519(ed25519_dalek::VerifyingKey::from_bytes(&public).unwrap()),
+    };
+    assert!(
+        canonical::verify_signature(
+            message.as_bytes(),
+            &signature,
+            &[key],
+            Some(header("x-sck-key-id"))
+        )
+        .is_ok(),
+        "the X-SCK signature verifies: {recorded}"
+    );
+    assert_eq!(header("x-sck-ans-id"), signer["ansId"].as_str().unwrap());
+    assert_eq!(header("x-sck-organization"), "default");
 }

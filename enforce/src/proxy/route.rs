@@ -48,8 +48,8 @@ pub struct RouteConfig {
     pub org: String,
     /// Public path prefix, e.g. `/mcp/weather`.
     pub prefix: String,
-    /// Upstream base URL (`http://`); the rest of the path is appended to it. Required, except
-    /// for `forward_auth` routes, which have none.
+    /// Upstream base URL (`http://` or `https://`); the rest of the path is appended to it.
+    /// Required, except for `forward_auth` routes, which have none.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub upstream: Option<String>,
     pub kind: RouteKind,
@@ -136,15 +136,10 @@ fn header_name(option: &str, name: &str) -> EnforceResult<String> {
     Ok(lower)
 }
 
-/// An upstream base URL as routes accept it: plain `http://` with a host, nothing else.
+/// An upstream base URL as routes accept it: `http://` or `https://` with a host, nothing else.
 fn upstream_url(upstream: &str) -> EnforceResult<url::Url> {
     let upstream = url::Url::parse(upstream).map_err(|e| invalid(format!("upstream: {e}")))?;
-    if upstream.scheme() == "https" {
-        return Err(invalid(
-            "https upstreams are not supported yet (this build has no TLS client); use http:// to a local upstream or a TLS-terminating sidecar",
-        ));
-    }
-    if upstream.scheme() != "http"
+    if !matches!(upstream.scheme(), "http" | "https")
         || upstream.host_str().is_none()
         || !upstream.username().is_empty()
         || upstream.password().is_some()
@@ -152,7 +147,7 @@ fn upstream_url(upstream: &str) -> EnforceResult<url::Url> {
         || upstream.fragment().is_some()
     {
         return Err(invalid(
-            "upstream must be an http URL with a host and no credentials, query or fragment",
+            "upstream must be an http or https URL with a host and no credentials, query or fragment",
         ));
     }
     Ok(upstream)
@@ -297,6 +292,12 @@ mod tests {
     #[test]
     fn prefixes_and_upstreams_are_checked() {
         assert!(Route::from_config(&config("/mcp/weather", "http://127.0.0.1:9/mcp")).is_ok());
+        let https =
+            Route::from_config(&config("/provider", "https://api.example.com:8443/v1")).unwrap();
+        assert_eq!(
+            https.upstream.map(String::from).as_deref(),
+            Some("https://api.example.com:8443/v1")
+        );
         assert_eq!(
             Route::from_config(&config("/mcp/weather/", "http://h/"))
                 .unwrap()
@@ -322,7 +323,9 @@ mod tests {
         }
         for upstream in [
             "ftp://h/",
-            "https://h/",
+            "ws://h/",
+            "https://u:p@h/",
+            "https://h/?q=1",
             "http://u:p@h/",
             "http://h/?q=1",
             "http://h/#f",

@@ -46,7 +46,7 @@ struct RouteCreate {
     id: String,
     /// Public path prefix, e.g. `/mcp/weather`.
     prefix: String,
-    /// Upstream base URL (`http://`); absent for `forward_auth` routes.
+    /// Upstream base URL (`http://` or `https://`); absent for `forward_auth` routes.
     #[serde(default)]
     upstream: Option<String>,
     kind: RouteKind,
