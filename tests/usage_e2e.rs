@@ -11,53 +11,11 @@
 
 mod support;
 
-use std::io::{BufRead, BufReader};
-use std::process::{Child, Command, Stdio};
-
 use serde_json::{json, Value};
+use support::counting_upstream::CountingUpstream as Upstream;
 use support::http::{get, get_as, merged, post_json, request, Reply, API};
 use support::server::Server;
-use support::{db, metrics, orgs, release, repo, tokens};
-
-/// The upstream, on a port it printed.
-struct Upstream {
-    child: Child,
-    port: u16,
-}
-
-impl Upstream {
-    fn start() -> Upstream {
-        let mut child = Command::new("python3")
-            .arg(repo().join("tests/usage/upstream.py"))
-            .stdout(Stdio::piped())
-            .spawn()
-            .expect("start the Python upstream");
-        let mut port = String::new();
-        BufReader::new(child.stdout.take().unwrap())
-            .read_line(&mut port)
-            .unwrap();
-        Upstream {
-            port: port.trim().parse().expect("the upstream's port"),
-            child,
-        }
-    }
-
-    fn base(&self) -> String {
-        format!("http://127.0.0.1:{}/base", self.port)
-    }
-
-    /// What it received so far (asked directly, not through sck).
-    fn seen(&self) -> Value {
-        get(&format!("http://127.0.0.1:{}/__seen", self.port), &[]).expect(200)
-    }
-}
-
-impl Drop for Upstream {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
+use support::{db, metrics, orgs, release, tokens};
 
 fn create_route(server: &Server, key: &str, body: Value) {
     post_json(&format!("{}{API}/routes", server.url), Some(key), &body).expect(201);

@@ -11,6 +11,7 @@
 //!   its clients use it (orgs and credentials; compile → publish → activate; gateway tokens;
 //!   service accounts and the token endpoint; X-SCK signed calls; the OPA sidecar protocol);
 //! - [`python`]: real Python peers (pip-installed when missing); [`nginx`]: a real nginx;
+//!   [`counting_upstream`]: a Python upstream that counts what reaches it;
 //! - [`metrics`] and [`ledger`]: what operators and auditors read (`/metrics`; a ledger's
 //!   export, verification, entries and counts);
 //! - the interop and deployment harnesses: [`opa`] (a real OPA), [`relay`] (a recording relay
@@ -27,6 +28,7 @@ use std::process::Command;
 use std::time::{Duration, Instant};
 
 pub mod cli;
+pub mod counting_upstream;
 pub mod db;
 pub mod deploy;
 pub mod http;
