@@ -4,14 +4,15 @@
 //! with `Transfer-Encoding` is read by the transfer coding alone and the connection closed after
 //! its answer (RFC 9112 §6.1, hyper's behaviour), so the bytes after it are never a second
 //! request; and a body that holds a request is forwarded as one request's bytes, re-framed by
-//! sck. The upstream (Python's `http.server`, counting what it receives) never sees a request
-//! sck did not decide.
+//! sck. Bodies over `[http] max_body_bytes` on `http` and `mcp` routes are 413 before any
+//! decision. The upstream (Python's `http.server`, counting what it receives) never sees a
+//! request sck did not decide.
 
 mod support;
 
 use serde_json::{json, Value};
 use support::counting_upstream::CountingUpstream;
-use support::http::{exchange_raw, parse_response, post_json, API};
+use support::http::{exchange_raw, parse_response, post_json, post_oversized, API};
 use support::server::Server;
 use support::{ledger, tokens};
 
@@ -147,4 +148,63 @@ fn ambiguous_framing_is_refused_and_a_smuggled_request_never_reaches_the_upstrea
         "one answer on the connection"
     );
     assert_eq!(counts(&upstream), json!({"POST /base/ok": 2}));
+}
+
+#[test]
+fn bodies_over_the_limit_are_413_and_never_forwarded_on_http_and_mcp_routes() {
+    let server = Server::start_with_env(&[("SCK_HTTP__MAX_BODY_BYTES", "4096")]);
+    let upstream = CountingUpstream::start();
+    for (id, kind) in [("svc", "http"), ("tools", "mcp")] {
+        post_json(
+            &format!("{}{API}/routes", server.url),
+            Some(server.root()),
+            &json!({"organizationId": "default", "id": id, "prefix": format!("/{id}"),
+                    "kind": kind, "upstream": upstream.base()}),
+        )
+        .expect(201);
+    }
+    let issuer = tokens::create_issuer(
+        &server.url,
+        server.root(),
+        "default",
+        "big",
+        4,
+        &["http:write", "mcp:*"],
+    );
+    let issued = tokens::issue(
+        &server.url,
+        server.root(),
+        &tokens::request(
+            "default",
+            &issuer,
+            "agent-b",
+            3,
+            json!(["http:write", "mcp:*"]),
+        ),
+    );
+    let bearer = format!("Bearer {}", issued["token"].as_str().unwrap());
+    let ledgered = ledger::size(&server.url, server.root(), "default");
+    let call = json!({"jsonrpc": "2.0", "id": 1, "method": "tools/call",
+                      "params": {"name": "echo", "arguments": {"text": "x".repeat(8192)}}});
+    for (path, body) in [
+        ("/svc/ok", vec![b'x'; 8192]),
+        ("/tools/mcp", serde_json::to_vec(&call).unwrap()),
+    ] {
+        let reply = post_oversized(
+            &format!("{}{path}", server.url),
+            &[
+                ("authorization", &bearer),
+                ("content-type", "application/json"),
+                ("accept", "application/json, text/event-stream"),
+            ],
+            &body,
+        );
+        reply.assert_problem(413, "payload_too_large");
+    }
+    assert_eq!(counts(&upstream), json!({}), "nothing reached the upstream");
+    assert_eq!(
+        ledger::size(&server.url, server.root(), "default"),
+        ledgered,
+        "nothing was decided"
+    );
 }
