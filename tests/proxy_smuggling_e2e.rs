@@ -35,6 +35,16 @@ fn raw(
     .into_bytes()
 }
 
+/// The one answer on a connection the server closed after it.
+fn one_answer(answer: &[u8]) -> support::http::Reply {
+    assert_eq!(
+        String::from_utf8_lossy(answer).matches("HTTP/1.1 ").count(),
+        1,
+        "one answer on the connection"
+    );
+    parse_response(answer)
+}
+
 /// The upstream's counts without its `tools` list.
 fn counts(upstream: &CountingUpstream) -> Value {
     let mut seen = upstream.seen();
@@ -53,20 +63,15 @@ fn ambiguous_framing_is_refused_and_a_smuggled_request_never_reaches_the_upstrea
                 "upstream": upstream.base()}),
     )
     .expect(201);
-    let issuer = tokens::create_issuer(
+    let token = &tokens::token_of(
         &server.url,
         server.root(),
         "default",
         "smuggle",
-        4,
+        "agent-s",
+        2,
         &["http:write"],
     );
-    let issued = tokens::issue(
-        &server.url,
-        server.root(),
-        &tokens::request("default", &issuer, "agent-s", 2, json!(["http:write"])),
-    );
-    let token = issued["token"].as_str().unwrap();
     let authority = server.url.trim_start_matches("http://").to_owned();
     let hidden = "GET /svc/admin HTTP/1.1\r\nHost: x\r\n\r\n";
 
@@ -114,14 +119,7 @@ fn ambiguous_framing_is_refused_and_a_smuggled_request_never_reaches_the_upstrea
             &format!("0\r\n\r\n{hidden}"),
         ),
     );
-    assert_eq!(parse_response(&answer).status, 200);
-    assert_eq!(
-        String::from_utf8_lossy(&answer)
-            .matches("HTTP/1.1 ")
-            .count(),
-        1,
-        "one answer on the connection"
-    );
+    assert_eq!(one_answer(&answer).status, 200);
     assert_eq!(counts(&upstream), json!({"POST /base/ok": 1}));
 
     // A well-framed body that holds a request: one decided POST, forwarded as bytes with
@@ -138,15 +136,8 @@ fn ambiguous_framing_is_refused_and_a_smuggled_request_never_reaches_the_upstrea
             &chunk,
         ),
     );
-    let reply = parse_response(&answer);
+    let reply = one_answer(&answer);
     assert_eq!(reply.status, 200, "{}", reply.text());
-    assert_eq!(
-        String::from_utf8_lossy(&answer)
-            .matches("HTTP/1.1 ")
-            .count(),
-        1,
-        "one answer on the connection"
-    );
     assert_eq!(counts(&upstream), json!({"POST /base/ok": 2}));
 }
 

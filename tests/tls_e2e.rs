@@ -20,7 +20,7 @@ use std::time::Duration;
 
 use rcgen::{BasicConstraints, CertificateParams, DnType, IsCa, Issuer, KeyPair, KeyUsagePurpose};
 use serde_json::{json, Value};
-use support::http::{get, get_as, merged, post_json, request, Reply, API};
+use support::http::{get, get_as, post_json, request, Reply, API};
 use support::server::Server;
 use support::{cli, db, repo, signed, tokens};
 
@@ -155,16 +155,15 @@ fn http_route(server: &Server, id: &str, upstream: &str) {
 /// A LoA-2 token that may read and write over `http` routes and call tools.
 fn token(server: &Server) -> String {
     let scopes = ["http:read", "http:write", "mcp:invoke", "mcp:read"];
-    let issuer = tokens::create_issuer(&server.url, server.root(), "default", "tls", 4, &scopes);
-    let request = tokens::request("default", &issuer, "agent-tls", 2, json!(scopes));
-    tokens::issue(
+    tokens::token_of(
         &server.url,
         server.root(),
-        &merged(&request, json!({"subject": "agent:tls"})),
-    )["token"]
-        .as_str()
-        .unwrap()
-        .to_owned()
+        "default",
+        "tls",
+        "agent:tls",
+        2,
+        &scopes,
+    )
 }
 
 /// `method path` on the server with `token`.

@@ -72,20 +72,16 @@ fn the_example_upstream_accepts_what_sck_forwards_and_refuses_the_rest() {
                 "credentialHeader": "x-upstream-key", "credential": "upstream-secret-1"}),
     )
     .expect(201);
-    let issuer = tokens::create_issuer(
+    let token = tokens::token_of(
         &server.url,
         server.root(),
         "default",
         "svc-tests",
-        4,
+        "agent-3",
+        2,
         &["http:write"],
     );
-    let issued = tokens::issue(
-        &server.url,
-        server.root(),
-        &tokens::request("default", &issuer, "agent-3", 2, json!(["http:write"])),
-    );
-    let bearer = format!("Bearer {}", issued["token"].as_str().unwrap());
+    let bearer = format!("Bearer {token}");
 
     // What sck forwards verifies: a GET with a query, a POST with a body.
     let get = request(

@@ -13,7 +13,7 @@ mod support;
 
 use serde_json::{json, Value};
 use support::counting_upstream::CountingUpstream as Upstream;
-use support::http::{get, get_as, merged, post_json, request, Reply, API};
+use support::http::{get, get_as, post_json, request, Reply, API};
 use support::server::Server;
 use support::{db, metrics, orgs, release, tokens};
 
@@ -23,16 +23,7 @@ fn create_route(server: &Server, key: &str, body: Value) {
 
 /// A LoA-2 token of `org` for `subject` with `scopes` (from a new issuer `name`).
 fn token(server: &Server, org: &str, name: &str, subject: &str, scopes: &[&str]) -> String {
-    let issuer = tokens::create_issuer(&server.url, server.root(), org, name, 4, scopes);
-    let request = tokens::request(org, &issuer, "agent-u", 2, json!(scopes));
-    tokens::issue(
-        &server.url,
-        server.root(),
-        &merged(&request, json!({"subject": subject})),
-    )["token"]
-        .as_str()
-        .unwrap()
-        .to_owned()
+    tokens::token_of(&server.url, server.root(), org, name, subject, 2, scopes)
 }
 
 /// `GET /usage?query` with `key`.

@@ -33,6 +33,28 @@ pub fn create_issuer(
         .to_owned()
 }
 
+/// The token of `subject` (also its artifact) at `loa` with `scopes`, from a new issuer
+/// `name` of `org` that may grant them (LoA ceiling 4).
+pub fn token_of(
+    url: &str,
+    key: &str,
+    org: &str,
+    name: &str,
+    subject: &str,
+    loa: u64,
+    scopes: &[&str],
+) -> String {
+    let issuer = create_issuer(url, key, org, name, 4, scopes);
+    issue(
+        url,
+        key,
+        &request(org, &issuer, subject, loa, json!(scopes)),
+    )["token"]
+        .as_str()
+        .expect("a token")
+        .to_owned()
+}
+
 /// A token request of `org`'s `issuer` at `loa` for `scope` (a JSON array), for artifact
 /// `artifact` (an `agent`); add `subject`, `ttlSeconds` or change fields with [`super::http::merged`].
 pub fn request(org: &str, issuer: &str, artifact: &str, loa: u64, scope: Value) -> Value {
