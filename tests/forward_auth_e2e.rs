@@ -10,7 +10,6 @@ mod support;
 
 use serde_json::json;
 use support::http::{post_json, request, Reply, API};
-use support::release::{self, Source};
 use support::server::Server;
 use support::signed::{self, Call, Key};
 use support::{db, ledger, orgs, routes};
@@ -293,18 +292,6 @@ const PUBLIC: &str = "https://gateway.example.com";
 type SignedRefusal<'a> = (Vec<(String, String)>, Vec<(&'a str, &'a str)>, u16, &'a str);
 const ANS: &str = "ans://v1.0.0.reports.example.com";
 
-/// The default policy with [`ANS`] an upstream caller of the default org that may read
-/// and post (`http.get`, `http.post`) but not delete.
-fn policy_with_caller() -> Source {
-    let mut files = release::policy_files();
-    let data = files["sck/gateway/data.json"].as_str().unwrap();
-    let mut data: serde_json::Value = serde_json::from_str(data).unwrap();
-    data["upstream"]["callers"][ANS] =
-        json!({"org": "default", "actions": ["http.get", "http.post"]});
-    files.insert("sck/gateway/data.json".into(), json!(data.to_string()));
-    Source::from(files)
-}
-
 /// The X-SCK headers of `method` `target` with `body`, signed by `key` as [`ANS`] of `org`
 /// (after `tamper` changed the call).
 fn signed(
@@ -343,13 +330,8 @@ fn send<'a>(
 fn signed_callers_are_verified_and_decided_as_themselves_and_each_refusal_has_its_code() {
     let server = Server::start_with_env(&[("SCK_PUBLIC_URL", PUBLIC)]);
     let token = routes::forward_auth_reader(&server);
-    release::release_source(
-        &server.url,
-        server.root(),
-        "default",
-        "2.0.0",
-        &policy_with_caller(),
-    );
+    routes::release_with_caller(&server, "2.0.0", ANS, &["http.get", "http.post"]);
+
     let (secret, _) = signed::pin_hmac(&server.url, server.root(), "default", ANS);
     let key = Key::Hmac(secret);
     let nginx = |method: &'static str, uri: &'static str| {

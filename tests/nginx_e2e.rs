@@ -3,6 +3,8 @@
 //! documents: an allowed request reaches the upstream with the decision id nginx copied from
 //! sck's answer, a denied one gets 403 and an unauthenticated one 401 with sck's
 //! `WWW-Authenticate` challenge, neither reaching the upstream; the ledger holds each decision.
+//! An X-SCK signed call passes through nginx's subrequest unchanged and is decided as its
+//! caller; its replay is refused.
 
 mod support;
 
@@ -11,6 +13,8 @@ use std::process::{Child, Command, Stdio};
 
 use support::http::request;
 use support::nginx::{self, Nginx};
+use support::server::Server;
+use support::signed::{self, Call, Key};
 use support::{db, ledger, repo, routes};
 
 /// The upstream: answers every request 200 and prints `METHOD PATH DECISION-ID` per request.
@@ -173,4 +177,57 @@ fn nginx_auth_request_allows_denies_and_challenges_and_every_decision_is_ledgere
         assert_eq!(ledgered[0].1, allowed_id);
         assert_eq!(ledgered[2].1, seen.rsplit(' ').next().unwrap());
     });
+}
+
+#[test]
+fn nginx_passes_an_x_sck_signed_call_to_sck_which_decides_it_as_the_caller() {
+    const PUBLIC: &str = "https://app.example";
+    const ANS: &str = "ans://v1.0.0.reports-reader.example";
+    let server = Server::start_with_env(&[("SCK_PUBLIC_URL", PUBLIC)]);
+    routes::forward_auth_reader(&server);
+    routes::release_with_caller(&server, "2.0.0", ANS, &["http.get"]);
+    let (secret, _) = signed::pin_hmac(&server.url, server.root(), "default", ANS);
+    let mut upstream = Upstream::start();
+    let proxy = Nginx::start(&documented_config(&server.url, upstream.port));
+
+    // Signed for sck's public authority and the target nginx is asked for: nginx's
+    // subrequest carries the X-SCK headers, sck verifies and decides, the upstream answers.
+    let mut call = Call::new(PUBLIC, ANS, "default", Vec::new());
+    call.method = "GET".into();
+    call.path_and_query = "/reports/q1?year=2026".into();
+    let headers = call.headers(&Key::Hmac(secret));
+    let headers: Vec<(&str, &str)> = headers
+        .iter()
+        .map(|(k, v)| (k.as_str(), v.as_str()))
+        .collect();
+    let url = format!("{}/reports/q1?year=2026", proxy.url);
+    let allowed = request("GET", &url, &headers, b"");
+    assert_eq!(
+        allowed.status,
+        200,
+        "{} {}",
+        allowed.text(),
+        proxy.error_log()
+    );
+    let seen = upstream.next_request();
+    assert!(seen.starts_with("GET /reports/q1?year=2026 "), "{seen}");
+
+    // The same signed request again: a replay, refused by sck, passed on by nginx as 401.
+    let replayed = request("GET", &url, &headers, b"");
+    assert_eq!(replayed.status, 401, "{}", replayed.text());
+
+    // The decision is in the ledger as the caller's.
+    let dir = tempfile::tempdir().unwrap();
+    let entries = ledger::entries(&ledger::export(&server.database_url, "default", dir.path()));
+    let decisions: Vec<&serde_json::Value> = entries
+        .iter()
+        .filter(|e| e["body"]["call"]["route"] == "reports")
+        .collect();
+    assert_eq!(decisions.len(), 1, "{decisions:?}");
+    assert_eq!(decisions[0]["type"], "decision.allowed");
+    assert!(decisions[0].to_string().contains(ANS));
+    assert_eq!(
+        Some(decisions[0]["body"]["decision_id"].as_str().unwrap()),
+        seen.rsplit(' ').next()
+    );
 }

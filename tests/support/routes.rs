@@ -3,6 +3,7 @@
 use serde_json::json;
 
 use super::http::{post_json, API};
+use super::release;
 use super::server::Server;
 use super::tokens;
 
@@ -30,4 +31,21 @@ pub fn forward_auth_reader(server: &Server) -> String {
         &tokens::request("default", &issuer, "agent-7", 2, json!(["http:read"])),
     );
     issued["token"].as_str().unwrap().to_owned()
+}
+
+/// Activates the default policy for the default org with `ans_id` an upstream caller of it
+/// that may take `actions` (`data.sck.gateway.upstream.callers`), at `version`.
+pub fn release_with_caller(server: &Server, version: &str, ans_id: &str, actions: &[&str]) {
+    let mut files = release::policy_files();
+    let data = files["sck/gateway/data.json"].as_str().unwrap();
+    let mut data: serde_json::Value = serde_json::from_str(data).unwrap();
+    data["upstream"]["callers"][ans_id] = json!({"org": "default", "actions": actions});
+    files.insert("sck/gateway/data.json".into(), json!(data.to_string()));
+    release::release_source(
+        &server.url,
+        server.root(),
+        "default",
+        version,
+        &release::Source::from(files),
+    );
 }
