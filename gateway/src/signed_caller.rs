@@ -11,9 +11,10 @@
 //! the same body and a [`SignedCaller`] in its extensions; a refused request never reaches the
 //! handler. Mounted with `route_layer`, unmatched paths stay 404.
 
-use axum::body::Body;
+use axum::body::{Body, Bytes};
 use axum::extract::{FromRequestParts, Request, State};
 use axum::http::request::Parts;
+use axum::http::HeaderMap;
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use axum::Router;
@@ -45,6 +46,32 @@ impl<S: Send + Sync> FromRequestParts<S> for SignedCaller {
     }
 }
 
+/// Reads the body of a request signed for `target`, up to the X-SCK limit (beyond it the
+/// refusal is ledgered and answered).
+pub async fn signed_body(
+    verifier: &XsckVerifier,
+    target: &Target<'_>,
+    body: Body,
+) -> Result<Bytes, ApiError> {
+    match axum::body::to_bytes(body, verifier.max_body_bytes()).await {
+        Ok(bytes) => Ok(bytes),
+        Err(_) => Err(verifier.reject_oversized(target).await.into()),
+    }
+}
+
+/// Verifies the X-SCK headers in `headers` over `target` and `body` (every outcome ledgered).
+pub async fn verify(
+    verifier: &XsckVerifier,
+    target: &Target<'_>,
+    headers: &HeaderMap,
+    body: &[u8],
+) -> Result<VerifiedCaller, ApiError> {
+    let headers = headers
+        .iter()
+        .map(|(name, value)| (name.as_str(), value.as_bytes()));
+    Ok(verifier.verify(target, headers, body, unix_now()).await?)
+}
+
 /// The middleware function: verify, then run the inner service with the verified caller.
 pub async fn verify_signed_request(
     State(verifier): State<XsckVerifier>,
@@ -57,22 +84,17 @@ pub async fn verify_signed_request(
         path: parts.uri.path(),
         query: parts.uri.query().unwrap_or(""),
     };
-    let bytes = match axum::body::to_bytes(body, verifier.max_body_bytes()).await {
+    let bytes = match signed_body(&verifier, &target, body).await {
         Ok(bytes) => bytes,
-        Err(_) => return ApiError::from(verifier.reject_oversized(&target).await).into_response(),
+        Err(e) => return e.into_response(),
     };
-    let headers = parts
-        .headers
-        .iter()
-        .map(|(name, value)| (name.as_str(), value.as_bytes()));
-    let verified = verifier.verify(&target, headers, &bytes, unix_now()).await;
-    match verified {
+    match verify(&verifier, &target, &parts.headers, &bytes).await {
         Ok(caller) => {
             parts.extensions.insert(SignedCaller(caller));
             next.run(Request::from_parts(parts, Body::from(bytes)))
                 .await
         }
-        Err(e) => ApiError::from(e).into_response(),
+        Err(e) => e.into_response(),
     }
 }
 

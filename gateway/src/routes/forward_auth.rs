@@ -25,7 +25,6 @@ use axum::http::request::Parts;
 use axum::http::uri::PathAndQuery;
 use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
-use sck_enforce::clock::unix_now;
 use sck_enforce::decisions::Principal;
 use sck_enforce::proxy::route::{unsafe_path, Route, RouteKind};
 use sck_enforce::xsck::pipeline::Target;
@@ -34,6 +33,7 @@ use utoipa_axum::{router::OpenApiRouter, routes};
 
 use crate::api_error::ApiError;
 use crate::proxy::http::{decide, Call, DECISION_ID};
+use crate::signed_caller;
 use crate::state::AppState;
 
 pub fn router() -> OpenApiRouter<AppState> {
@@ -100,15 +100,9 @@ async fn authenticate(
         path: original.target.path(),
         query: original.target.query().unwrap_or(""),
     };
-    let headers = parts
-        .headers
-        .iter()
-        .map(|(name, value)| (name.as_str(), value.as_bytes()));
-    let caller = state
-        .xsck()
-        .verify(&target, headers, &original.body, unix_now())
+    let caller = signed_caller::verify(state.xsck(), &target, &parts.headers, &original.body)
         .await
-        .map_err(|e| ApiError::from(e).into_response())?;
+        .map_err(IntoResponse::into_response)?;
     if caller.org != route.org {
         return Err(ApiError::new(
             StatusCode::UNAUTHORIZED,
@@ -297,18 +291,14 @@ async fn envoy(state: AppState, request: Request) -> Response {
         return bad("invalid_path", "the original path cannot be read").into_response();
     };
     let body = if parts.headers.contains_key(XSCK_SIGNATURE) {
-        let max = state.xsck().max_body_bytes();
-        match axum::body::to_bytes(body, max).await {
+        let signed_for = Target {
+            method: parts.method.as_str(),
+            path: target.path(),
+            query: target.query().unwrap_or(""),
+        };
+        match signed_caller::signed_body(state.xsck(), &signed_for, body).await {
             Ok(body) => body,
-            Err(_) => {
-                let target = Target {
-                    method: parts.method.as_str(),
-                    path: target.path(),
-                    query: target.query().unwrap_or(""),
-                };
-                return ApiError::from(state.xsck().reject_oversized(&target).await)
-                    .into_response();
-            }
+            Err(e) => return e.into_response(),
         }
     } else {
         Bytes::new()
