@@ -19,7 +19,7 @@ use super::OAuth;
 use crate::clock::unix_now;
 use crate::error::{EnforceError, EnforceResult};
 use crate::tokens::issuers::check_scope;
-use crate::tokens::IssueRequest;
+use crate::tokens::{IssueRequest, IssuedToken};
 
 /// The RFC 6749 `grant_type` of the client credentials grant.
 pub const CLIENT_CREDENTIALS: &str = "client_credentials";
@@ -49,6 +49,19 @@ pub struct TokenResponse {
     pub scope: String,
 }
 
+impl TokenResponse {
+    /// The answer for `issued`; `issued_token_type` only for a token exchange.
+    fn of(issued: IssuedToken, issued_token_type: Option<&'static str>) -> TokenResponse {
+        TokenResponse {
+            access_token: issued.token,
+            issued_token_type,
+            token_type: "Bearer",
+            expires_in: issued.expires_in,
+            scope: issued.scope.join(" "),
+        }
+    }
+}
+
 impl std::fmt::Debug for TokenResponse {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("TokenResponse")
@@ -67,6 +80,14 @@ pub struct GrantRequest {
     pub audience: Option<String>,
 }
 
+/// Refuses a requested scope that is not a well-formed scope token (`invalid_scope`).
+fn well_formed(requested: &[String]) -> EnforceResult<()> {
+    for scope in requested {
+        check_scope(scope).map_err(|e| EnforceError::invalid("invalid_scope", e.detail))?;
+    }
+    Ok(())
+}
+
 /// The scopes a grant gives: the requested ones if all are the client's, else `invalid_scope`;
 /// all of the client's when none is requested (RFC 6749 §3.3).
 fn granted_scopes(
@@ -76,9 +97,7 @@ fn granted_scopes(
     if requested.is_empty() {
         return Ok(client.scopes.clone());
     }
-    for scope in requested {
-        check_scope(scope).map_err(|e| EnforceError::invalid("invalid_scope", e.detail))?;
-    }
+    well_formed(requested)?;
     let outside: Vec<&str> = requested
         .iter()
         .filter(|s| !client.scopes.contains(s))
@@ -165,13 +184,7 @@ impl OAuth {
                 &format!("client:{}", client.client_id),
             )
             .await?;
-        Ok(TokenResponse {
-            access_token: issued.token,
-            issued_token_type: None,
-            token_type: "Bearer",
-            expires_in: issued.expires_in,
-            scope: issued.scope.join(" "),
-        })
+        Ok(TokenResponse::of(issued, None))
     }
 }
 
@@ -250,9 +263,7 @@ impl OAuth {
         exchange: &ExchangeRequest<'_>,
     ) -> EnforceResult<TokenResponse> {
         let (subject_token, actor_token, issued_type) = exchange.checked()?;
-        for scope in &request.scope {
-            check_scope(scope).map_err(|e| EnforceError::invalid("invalid_scope", e.detail))?;
-        }
+        well_formed(&request.scope)?;
         let subject = self
             .tokens
             .verify(subject_token)
@@ -308,13 +319,7 @@ impl OAuth {
                 &format!("client:{}", client.client_id),
             )
             .await?;
-        Ok(TokenResponse {
-            access_token: issued.token,
-            issued_token_type: Some(issued_type),
-            token_type: "Bearer",
-            expires_in: issued.expires_in,
-            scope: issued.scope.join(" "),
-        })
+        Ok(TokenResponse::of(issued, Some(issued_type)))
     }
 }
 
