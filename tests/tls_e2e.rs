@@ -20,7 +20,8 @@ use std::time::Duration;
 
 use rcgen::{BasicConstraints, CertificateParams, DnType, IsCa, Issuer, KeyPair, KeyUsagePurpose};
 use serde_json::{json, Value};
-use support::http::{get, get_as, post_json, request, Reply, API};
+use support::http::{get, get_as, post_json, Reply, API};
+use support::routes::call;
 use support::server::Server;
 use support::{cli, db, repo, signed, tokens};
 
@@ -163,21 +164,6 @@ fn token(server: &Server) -> String {
         "agent:tls",
         2,
         &scopes,
-    )
-}
-
-/// `method path` on the server with `token`.
-fn call(server: &Server, token: &str, method: &str, path: &str, body: &[u8]) -> Reply {
-    let bearer = format!("Bearer {token}");
-    request(
-        method,
-        &format!("{}{path}", server.url),
-        &[
-            ("authorization", &bearer),
-            ("content-type", "application/json"),
-            ("accept", "application/json, text/event-stream"),
-        ],
-        body,
     )
 }
 

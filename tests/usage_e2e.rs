@@ -14,6 +14,7 @@ mod support;
 use serde_json::{json, Value};
 use support::counting_upstream::CountingUpstream as Upstream;
 use support::http::{get, get_as, post_json, request, Reply, API};
+use support::routes::call;
 use support::server::Server;
 use support::{db, metrics, orgs, release, tokens};
 
@@ -29,20 +30,6 @@ fn token(server: &Server, org: &str, name: &str, subject: &str, scopes: &[&str])
 /// `GET /usage?query` with `key`.
 fn usage(server: &Server, key: &str, query: &str) -> Reply {
     get_as(&format!("{}{API}/usage?{query}", server.url), key)
-}
-
-/// `method` on `path` of the server with a gateway token.
-fn call(server: &Server, token: &str, method: &str, path: &str, body: &[u8]) -> Reply {
-    let bearer = format!("Bearer {token}");
-    request(
-        method,
-        &format!("{}{path}", server.url),
-        &[
-            ("authorization", &bearer),
-            ("content-type", "application/json"),
-        ],
-        body,
-    )
 }
 
 /// The report's row of `route` and `tool`.

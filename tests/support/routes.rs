@@ -2,7 +2,7 @@
 
 use serde_json::json;
 
-use super::http::{post_json, API};
+use super::http::{post_json, request, Reply, API};
 use super::release;
 use super::server::Server;
 use super::tokens;
@@ -48,4 +48,20 @@ pub fn release_with_caller(server: &Server, version: &str, ans_id: &str, actions
         version,
         &release::Source::from(files),
     );
+}
+
+/// `method path` with a JSON `body` on the server's routes, as a client holding `token`
+/// sends it (accepting JSON or an SSE stream, as MCP clients do).
+pub fn call(server: &Server, token: &str, method: &str, path: &str, body: &[u8]) -> Reply {
+    let bearer = format!("Bearer {token}");
+    request(
+        method,
+        &format!("{}{path}", server.url),
+        &[
+            ("authorization", &bearer),
+            ("content-type", "application/json"),
+            ("accept", "application/json, text/event-stream"),
+        ],
+        body,
+    )
 }
