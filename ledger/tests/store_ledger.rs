@@ -239,6 +239,12 @@ async fn companion_rows_commit_with_their_entries(url: &str) {
     };
     assert_eq!(rows, 16);
     assert_eq!(check_chain(&ledger, &org).await, 16);
+    // The failed transaction cost the writer its connection; the next batch takes another.
+    ledger
+        .append(&org, event(17).with_row(row("after", Some(17))))
+        .await
+        .unwrap();
+    assert_eq!(check_chain(&ledger, &org).await, 17);
     ledger.shutdown().await.unwrap();
     store.close().await;
 }
@@ -273,3 +279,19 @@ on_both_backends!(
     bad_input_is_refused,
     companion_rows_commit_with_their_entries
 );
+
+/// A multi-row insert's statement journal stays in memory: with SQLite's default file store
+/// the writer created and unlinked a temp file every other batch.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sqlite_connections_keep_temp_files_in_memory() {
+    let (_dir, url) = sqlite_url();
+    let store = Store::open(&url, &[]).await.unwrap();
+    let pool = store.sqlite().unwrap();
+    // 2 = MEMORY (https://sqlite.org/pragma.html#pragma_temp_store)
+    let mode: i64 = sqlx::query_scalar("PRAGMA temp_store")
+        .fetch_one(pool)
+        .await
+        .unwrap();
+    assert_eq!(mode, 2);
+    store.close().await;
+}

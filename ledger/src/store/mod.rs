@@ -174,6 +174,10 @@ impl Store {
             .journal_mode(SqliteJournalMode::Wal)
             .synchronous(SqliteSynchronous::Full)
             .foreign_keys(true)
+            // Statement journals (a multi-row insert's undo for its own rollback) stay in
+            // memory: on the default file store SQLite spilled them into a temp file it
+            // created and unlinked every other batch. The WAL, not these, makes commits durable.
+            .pragma("temp_store", "memory")
             .busy_timeout(options.busy_timeout);
         let pool = SqlitePoolOptions::new()
             .max_connections(options.max_connections)
