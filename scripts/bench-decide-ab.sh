@@ -1,0 +1,65 @@
+#!/usr/bin/env bash
+# A/B of two sck builds on one decision workload, interleaved: both servers run at once (SQLite,
+# each its own data directory) and wrk loads one at a time, A B A B ... ROUNDS times, so slow
+# drifts of the machine fall on both alike. Prints server CPU per decision (perf task-clock of
+# the loaded server over the requests wrk completed) and decisions/s for every run, then the
+# medians and the B/A ratios.
+#
+#   SCK_A=old/sck SCK_B=new/sck [ROUNDS=6] [BENCH_SECONDS=5] [CONNECTIONS=32] scripts/bench-decide-ab.sh
+#
+# The workload is bench-decide.sh's "decide, default policy" (POST /api/v1/enforcement/decide,
+# every decision durably in the ledger before its answer).
+set -euo pipefail
+ROOT=$(cd "$(dirname "$0")/.." && pwd)
+: "${SCK_A:?SCK_A=path to the A build}" "${SCK_B:?SCK_B=path to the B build}"
+ROUNDS=${ROUNDS:-6}
+DURATION=${BENCH_SECONDS:-5}
+command -v wrk >/dev/null || { apt-get update -qq >/dev/null; apt-get install -y -qq wrk >/dev/null; }
+. "$ROOT/scripts/lib/sck-server.sh"
+
+declare -A URLS PIDS TOKENS WORKS
+for side in A B; do
+  bin_var="SCK_$side"; SCK=${!bin_var}
+  start_sck
+  trap - EXIT
+  URLS[$side]=$URL PIDS[$side]=$SERVER WORKS[$side]=$WORK
+  issuer=$(curl -sf -H "Authorization: Bearer $ADMIN" -H 'Content-Type: application/json' "$URL/api/v1/enforcement/tokens/issuers" \
+    -d '{"organizationId":"default","name":"bench","loaCeiling":4,"scopes":["mcp:invoke"]}' | python3 -c 'import json,sys; print(json.load(sys.stdin)["id"])')
+  TOKENS[$side]=$(curl -sf -H "Authorization: Bearer $ADMIN" -H 'Content-Type: application/json' "$URL/api/v1/enforcement/tokens/issue" \
+    -d "{\"organizationId\":\"default\",\"artifactId\":\"a\",\"artifactType\":\"agent\",\"loaLevel\":3,\"scope\":[\"mcp:invoke\"],\"issuerId\":\"$issuer\",\"subject\":\"agent:bench\",\"ttlSeconds\":3600}" |
+    python3 -c 'import json,sys; print(json.load(sys.stdin)["token"])')
+done
+trap 'kill ${PIDS[A]} ${PIDS[B]} 2>/dev/null || true; wait 2>/dev/null || true; rm -rf ${WORKS[A]} ${WORKS[B]}' EXIT
+cd "${WORKS[A]}"
+cat > decide.lua <<'LUA'
+wrk.method = "POST"
+wrk.body = '{"action":"tools.invoke","resource":{"org":"default","tool":"search.web"}}'
+wrk.headers["Content-Type"] = "application/json"
+LUA
+
+: > runs.txt
+for r in $(seq "$ROUNDS"); do
+  for side in A B; do
+    pid=${PIDS[$side]}
+    perf stat -e task-clock -x, -o cpu.txt -p "$pid" -- sleep "$DURATION" & STAT=$!
+    wrk -t2 -c"${CONNECTIONS:-32}" -d"${DURATION}s" -H "Authorization: Bearer ${TOKENS[$side]}" -s decide.lua \
+      "${URLS[$side]}/api/v1/enforcement/decide" > wrk.out
+    wait "$STAT" || true
+    grep -q "Non-2xx" wrk.out && { echo "non-2xx answers from $side:" >&2; cat wrk.out >&2; exit 1; }
+    n=$(awk '/requests in/ {print $1}' wrk.out)
+    ms=$(awk -F, '/task-clock/ {print $1}' cpu.txt)
+    rps=$(awk '/Requests\/sec/ {print $2}' wrk.out)
+    us=$(awk -v ms="$ms" -v n="$n" 'BEGIN {printf "%.1f", ms * 1000 / n}')
+    echo "round $r $side: $rps decisions/s, $us us CPU/decision"
+    echo "$side $rps $us" >> runs.txt
+  done
+done
+python3 - runs.txt <<'PY'
+import statistics, sys
+runs = [l.split() for l in open(sys.argv[1])]
+med = {s: (statistics.median(float(r[1]) for r in runs if r[0] == s),
+           statistics.median(float(r[2]) for r in runs if r[0] == s)) for s in "AB"}
+for s in "AB":
+    print(f"{s}: median {med[s][0]:,.0f} decisions/s, {med[s][1]:.1f} us CPU/decision")
+print(f"B/A: decisions/s {med['B'][0] / med['A'][0]:.3f}, CPU/decision {med['B'][1] / med['A'][1]:.3f}")
+PY
