@@ -419,9 +419,16 @@ impl InputError {
 /// double does not hold exactly: sck evaluates numbers as regorus receives them from
 /// serde_json, which keeps `i64`/`u64` exact and turns anything else into a double, where OPA
 /// keeps the number as written (`0.10000000000000001` is not `0.1` in OPA's arithmetic).
+///
+/// Only a document holding a double needs its literals read again: serde_json gives every
+/// integer literal within 64 bits as an `i64`/`u64`, and anything else (a fraction, an
+/// exponent, an integer out of range) as an `f64`.
 pub fn parse_input(bytes: &[u8]) -> std::result::Result<serde_json::Value, InputError> {
     let value: serde_json::Value =
         serde_json::from_slice(bytes).map_err(|e| InputError::Json(e.to_string()))?;
+    if !holds_a_double(&value) {
+        return Ok(value);
+    }
     let literals =
         crate::canonical::Json::parse(bytes).map_err(|e| InputError::Json(e.to_string()))?;
     fn walk(
@@ -478,6 +485,16 @@ pub fn parse_input(bytes: &[u8]) -> std::result::Result<serde_json::Value, Input
     }
     walk(&literals, &mut String::new())?;
     Ok(value)
+}
+
+/// Whether any number in `value` is held as an `f64`.
+fn holds_a_double(value: &serde_json::Value) -> bool {
+    match value {
+        serde_json::Value::Number(n) => n.is_f64(),
+        serde_json::Value::Array(items) => items.iter().any(holds_a_double),
+        serde_json::Value::Object(map) => map.values().any(holds_a_double),
+        _ => false,
+    }
 }
 
 /// Why an evaluation produced no value.
@@ -619,6 +636,14 @@ mod tests {
             Err(InputError::IntegerOutOfRange {
                 pointer: "/a/1/n".into(),
                 literal: "18446744073709551616".into()
+            })
+        );
+        // Below i64 too, next to numbers that need no second look.
+        assert_eq!(
+            parse_input(br#"{"ok": [1, -2, 3], "n": -9223372036854775809}"#),
+            Err(InputError::IntegerOutOfRange {
+                pointer: "/n".into(),
+                literal: "-9223372036854775809".into()
             })
         );
         // Decimals are held as doubles, which stand for their shortest text.
