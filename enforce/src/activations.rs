@@ -66,6 +66,12 @@ impl ActivationHub {
         }
     }
 
+    /// How many changes this replica has made or heard of: a reader that takes it before
+    /// reading the active state knows its reading is current while this has not moved.
+    pub fn generation(&self) -> u64 {
+        *self.tx.borrow()
+    }
+
     /// A receiver that sees every later change.
     pub fn subscribe(&self) -> watch::Receiver<u64> {
         self.tx.subscribe()

@@ -23,6 +23,7 @@ use crate::lifecycle::Lifecycle;
 use crate::oauth::OAuth;
 use crate::proxy::signer::GatewaySigner;
 use crate::proxy::RouteService;
+use crate::registry::active_cache::ActiveVersions;
 use crate::registry::Registry;
 use crate::signers::Signers;
 use crate::tokens::TokenService;
@@ -42,6 +43,7 @@ pub struct Services {
     routes: Arc<RouteService>,
     signer: Arc<GatewaySigner>,
     usage: Arc<UsageService>,
+    active_versions: ActiveVersions,
 }
 
 impl Services {
@@ -142,11 +144,13 @@ impl Services {
             limits,
             ledger.clone(),
         );
+        let hub = ActivationHub::new(store);
+        let active_versions = ActiveVersions::new(registry.clone(), hub.clone());
         let lifecycle = Lifecycle {
             registry,
             ledger,
             signers,
-            hub: ActivationHub::new(store),
+            hub,
             limits,
             decompression,
             compiles: Budget::new(
@@ -166,6 +170,7 @@ impl Services {
             routes: Arc::new(routes),
             signer: Arc::new(signer),
             usage: Arc::new(usage),
+            active_versions,
         })
     }
 
@@ -224,6 +229,12 @@ impl Services {
 
     pub fn hub(&self) -> &ActivationHub {
         &self.lifecycle.hub
+    }
+
+    /// The active versions the bundle service answers sidecars with (cached; see
+    /// [`ActiveVersions`]).
+    pub fn active_versions(&self) -> &ActiveVersions {
+        &self.active_versions
     }
 
     pub fn tokens(&self) -> &TokenService {

@@ -4,7 +4,8 @@
 //! `ETag` is the quoted SHA-256 of the tarball; a matching `If-None-Match` gets 304. With
 //! `Prefer: ...;wait=N` the request is held until the active version changes (or N seconds,
 //! capped by configuration, pass: then 304). No `Content-Encoding` is ever set: the body is the
-//! gzip tarball itself, as OPA expects.
+//! gzip tarball itself, as OPA expects. The active version comes from the activation-aware
+//! cache (`registry::active_cache`), so a 304 reads no database.
 
 use std::time::Duration;
 
@@ -130,7 +131,7 @@ async fn active_bundle(
     // Subscribe before reading, so a change between the read and the wait is not missed.
     let mut changes = state.hub().subscribe();
     loop {
-        let active = registry.active(&org, name).await?;
+        let active = state.active_versions().get(&org, name).await?;
         if let Some(active) = &active {
             if !not_modified(&headers, &active.sha256) {
                 metrics::counter!("sck_bundle_fetches_total", "result" => "200").increment(1);
