@@ -23,7 +23,7 @@ use crate::lifecycle::Lifecycle;
 use crate::oauth::OAuth;
 use crate::proxy::signer::GatewaySigner;
 use crate::proxy::RouteService;
-use crate::registry::active_cache::ActiveVersions;
+use crate::registry::poll_cache::PollCache;
 use crate::registry::Registry;
 use crate::signers::Signers;
 use crate::tokens::TokenService;
@@ -43,7 +43,7 @@ pub struct Services {
     routes: Arc<RouteService>,
     signer: Arc<GatewaySigner>,
     usage: Arc<UsageService>,
-    active_versions: ActiveVersions,
+    poll_cache: PollCache,
 }
 
 impl Services {
@@ -145,7 +145,7 @@ impl Services {
             ledger.clone(),
         );
         let hub = ActivationHub::new(store);
-        let active_versions = ActiveVersions::new(registry.clone(), hub.clone());
+        let poll_cache = PollCache::new(registry.clone(), hub.clone());
         let lifecycle = Lifecycle {
             registry,
             ledger,
@@ -170,7 +170,7 @@ impl Services {
             routes: Arc::new(routes),
             signer: Arc::new(signer),
             usage: Arc::new(usage),
-            active_versions,
+            poll_cache,
         })
     }
 
@@ -231,10 +231,10 @@ impl Services {
         &self.lifecycle.hub
     }
 
-    /// The active versions the bundle service answers sidecars with (cached; see
-    /// [`ActiveVersions`]).
-    pub fn active_versions(&self) -> &ActiveVersions {
-        &self.active_versions
+    /// What sidecar polls read: their credential and the active versions (cached; see
+    /// [`PollCache`]).
+    pub fn poll_cache(&self) -> &PollCache {
+        &self.poll_cache
     }
 
     pub fn tokens(&self) -> &TokenService {

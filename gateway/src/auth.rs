@@ -93,10 +93,15 @@ impl SidecarCredential {
 impl FromRequestParts<AppState> for SidecarCredential {
     type Rejection = ApiError;
 
+    /// Read through the poll cache (`registry::poll_cache`): sidecars poll often.
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> ApiResult<Self> {
-        authenticate(parts, state, CredentialKind::Sidecar)
-            .await
+        let secret = bearer(parts)?;
+        state
+            .poll_cache()
+            .sidecar(secret)
+            .await?
             .map(SidecarCredential)
+            .ok_or_else(|| ApiError::unauthorized("unknown or revoked credential"))
     }
 }
 

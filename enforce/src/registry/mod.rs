@@ -13,7 +13,7 @@
 //! manifest names its org (`metadata.sck`, stamped at compile, re-checked at activation), so a
 //! digest belongs to one org.
 
-pub mod active_cache;
+pub mod poll_cache;
 pub mod schema;
 
 use base64::Engine as _;

@@ -5,10 +5,12 @@
 //! `Prefer: ...;wait=N` the request is held until the active version changes (or N seconds,
 //! capped by configuration, pass: then 304). No `Content-Encoding` is ever set: the body is the
 //! gzip tarball itself, as OPA expects. The active version comes from the activation-aware
-//! cache (`registry::active_cache`), so a 304 reads no database.
+//! cache (`registry::poll_cache`), so a 304 reads no database, and
+//! tarballs are sent from memory, shared.
 
 use std::time::Duration;
 
+use axum::body::Bytes;
 use axum::extract::{Path, State};
 use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
@@ -76,7 +78,7 @@ fn not_modified_response(sha256: &str) -> Response {
     (StatusCode::NOT_MODIFIED, [(header::ETAG, etag(sha256))]).into_response()
 }
 
-fn bundle_response(tarball: Vec<u8>, sha256: &str, long_poll: bool, immutable: bool) -> Response {
+fn bundle_response(tarball: Bytes, sha256: &str, long_poll: bool, immutable: bool) -> Response {
     let content_type = if long_poll {
         "application/vnd.openpolicyagent.bundles"
     } else {
@@ -127,15 +129,15 @@ async fn active_bundle(
     let name = strip_tarball_suffix(&file)?;
     let wait = prefer_wait(&headers).map(|w| w.min(state.config().http.long_poll_max_secs));
     let deadline = tokio::time::Instant::now() + Duration::from_secs(wait.unwrap_or(0));
-    let registry = &state.registry();
+    let cache = state.poll_cache();
     // Subscribe before reading, so a change between the read and the wait is not missed.
     let mut changes = state.hub().subscribe();
     loop {
-        let active = state.active_versions().get(&org, name).await?;
+        let active = cache.active(&org, name).await?;
         if let Some(active) = &active {
             if !not_modified(&headers, &active.sha256) {
                 metrics::counter!("sck_bundle_fetches_total", "result" => "200").increment(1);
-                let tarball = registry.tarball(&active.bundle_id).await?.ok_or_else(|| {
+                let tarball = cache.tarball(&active.bundle_id).await?.ok_or_else(|| {
                     ApiError::internal("bundle service", "active tarball missing")
                 })?;
                 return Ok(bundle_response(
@@ -202,7 +204,8 @@ async fn bundle_by_digest(
     if not_modified(&headers, &sha256) {
         return Ok(not_modified_response(&sha256));
     }
-    let tarball = registry
+    let tarball = state
+        .poll_cache()
         .tarball(&id)
         .await?
         .ok_or_else(|| ApiError::internal("bundle service", "tarball missing"))?;
