@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # A/B of two sck builds on one decision workload, interleaved: both servers run at once (SQLite,
 # each its own data directory) and wrk loads one at a time, A B A B ... ROUNDS times, so slow
-# drifts of the machine fall on both alike. Prints server CPU per decision (perf task-clock of
-# the loaded server over the requests wrk completed) and decisions/s for every run, then the
+# drifts of the machine fall on both alike. Prints server CPU per decision (`cpu_ms` of the
+# loaded server over the requests wrk completed) and decisions/s for every run, then the
 # medians and the B/A ratios.
 #
 #   SCK_A=old/sck SCK_B=new/sck [ROUNDS=6] [BENCH_SECONDS=5] [CONNECTIONS=32] scripts/bench-decide-ab.sh
@@ -12,6 +12,7 @@
 set -euo pipefail
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
 : "${SCK_A:?SCK_A=path to the A build}" "${SCK_B:?SCK_B=path to the B build}"
+SCK_A=$(readlink -f "$SCK_A") SCK_B=$(readlink -f "$SCK_B")
 ROUNDS=${ROUNDS:-6}
 DURATION=${BENCH_SECONDS:-5}
 command -v wrk >/dev/null || { apt-get update -qq >/dev/null; apt-get install -y -qq wrk >/dev/null; }
@@ -41,13 +42,13 @@ LUA
 for r in $(seq "$ROUNDS"); do
   for side in A B; do
     pid=${PIDS[$side]}
-    perf stat -e task-clock -x, -o cpu.txt -p "$pid" -- sleep "$DURATION" & STAT=$!
+    cpu_ms "$pid" > cpu.txt & STAT=$!
     wrk -t2 -c"${CONNECTIONS:-32}" -d"${DURATION}s" -H "Authorization: Bearer ${TOKENS[$side]}" -s decide.lua \
       "${URLS[$side]}/api/v1/enforcement/decide" > wrk.out
     wait "$STAT" || true
     grep -q "Non-2xx" wrk.out && { echo "non-2xx answers from $side:" >&2; cat wrk.out >&2; exit 1; }
     n=$(awk '/requests in/ {print $1}' wrk.out)
-    ms=$(awk -F, '/task-clock/ {print $1}' cpu.txt)
+    ms=$(cat cpu.txt)
     rps=$(awk '/Requests\/sec/ {print $2}' wrk.out)
     us=$(awk -v ms="$ms" -v n="$n" 'BEGIN {printf "%.1f", ms * 1000 / n}')
     echo "round $r $side: $rps decisions/s, $us us CPU/decision"

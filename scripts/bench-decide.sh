@@ -59,23 +59,8 @@ post_lua decide_big.lua '{"action":"svc517.call","resource":{"org":"big"}}'
 post_lua data_default.lua '{"input":{"action":"tools.invoke","resource":{"org":"default","tool":"search.web"}}}'
 post_lua data_big.lua '{"input":{"action":"svc517.call","resource":{"org":"big"}}}'
 
-# Server CPU time per request (CPU time of the server process over the run divided by the
-# requests wrk completed): robust against other load on the machine, unlike requests/s. perf stat
-# task-clock of all the process's threads; utime+stime from /proc/PID/stat where perf is missing
-# or not permitted.
-cpu_ms() { # pid: CPU milliseconds the process uses during the next $DURATION seconds
-  local before after perf_ms=""
-  before=$(awk '{print $14 + $15}' "/proc/$1/stat")
-  if command -v perf >/dev/null; then
-    perf_ms=$(perf stat -e task-clock -x, -p "$1" -- sleep "$DURATION" 2>&1 >/dev/null |
-      awk -F, '/task-clock/ && $1 ~ /^[0-9.]+$/ {print $1}') || true
-  else
-    sleep "$DURATION"
-  fi
-  after=$(awk '{print $14 + $15}' "/proc/$1/stat")
-  if [ -n "$perf_ms" ]; then echo "$perf_ms"; else
-    awk -v t=$((after - before)) -v hz="$(getconf CLK_TCK)" 'BEGIN {print t * 1000 / hz}'; fi
-}
+# Server CPU time per request: `cpu_ms` (scripts/lib/sck-server.sh) over the run, divided by the
+# requests wrk completed.
 run() { # label token script path [base-url] [server-pid]: prints the run, sets RPS and CPU_US
   local base=${5:-$URL} pid=${6:-$SERVER} requests cpu
   echo "== $1"

@@ -19,8 +19,6 @@ ROOT=$(cd "$(dirname "$0")/.." && pwd)
 SCK=${SCK:-$ROOT/target/release/sck}
 [ -x "$SCK" ] || cargo build --release --bin sck
 command -v wrk >/dev/null || { apt-get update -qq >/dev/null; apt-get install -y -qq wrk >/dev/null; }
-NGINX=$(command -v nginx || echo /usr/sbin/nginx)
-[ -x "$NGINX" ] || { apt-get update -qq >/dev/null; apt-get install -y -qq nginx >/dev/null; NGINX=/usr/sbin/nginx; }
 DURATION=${BENCH_SECONDS:-10}
 ROUNDS=${ROUNDS:-2}
 . "$ROOT/scripts/lib/sck-server.sh"
@@ -28,38 +26,14 @@ start_sck
 api() { curl -sf -H "Authorization: Bearer $ADMIN" -H 'Content-Type: application/json' "$URL/api/v1/enforcement/$1" -d "$2"; }
 field() { python3 -c "import json,sys; d=json.load(sys.stdin); print(eval('d' + sys.argv[1]))" "$1"; }
 
-# The upstream: nginx on a free port serving small.json and big.bin (1 MiB) from $WWW (readable
-# by nginx's unprivileged worker; $WORK, sck's data directory, is not).
-UPORT=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
-WWW=$(mktemp -d)
-chmod 755 "$WWW"
-mkdir -p ngx
-printf '{"ok":true,"items":[1,2,3],"note":"a small JSON answer"}' > "$WWW/small.json"
-head -c 1048576 /dev/urandom > "$WWW/big.bin"
-chmod 644 "$WWW"/*
-cat > ngx/nginx.conf <<CONF
-worker_processes 1;
-daemon off;
-pid $WORK/ngx/nginx.pid;
-error_log $WORK/ngx/error.log warn;
-events { worker_connections 1024; }
-http {
-  access_log off;
-  client_body_temp_path $WORK/ngx/body;
-  proxy_temp_path $WORK/ngx/proxy;
-  fastcgi_temp_path $WORK/ngx/fastcgi;
-  uwsgi_temp_path $WORK/ngx/uwsgi;
-  scgi_temp_path $WORK/ngx/scgi;
-  keepalive_requests 1000000;
-  sendfile on;
-  types { application/json json; application/octet-stream bin; }
-  server { listen 127.0.0.1:$UPORT; root $WWW; }
-}
-CONF
-"$NGINX" -p "$WORK/ngx" -c "$WORK/ngx/nginx.conf" -e "$WORK/ngx/error.log" &
-NGINX_PID=$!
-trap 'kill $NGINX_PID 2>/dev/null || true; rm -rf "$WWW"; stop_sck' EXIT
-for _ in $(seq 50); do curl -sf "http://127.0.0.1:$UPORT/small.json" >/dev/null && break; sleep 0.1; done
+# The upstream: nginx serving small.json and big.bin (1 MiB).
+. "$ROOT/scripts/lib/nginx.sh"
+start_nginx
+trap 'stop_nginx; stop_sck' EXIT
+printf '{"ok":true,"items":[1,2,3],"note":"a small JSON answer"}' > "$NGINX_WWW/small.json"
+head -c 1048576 /dev/urandom > "$NGINX_WWW/big.bin"
+chmod 644 "$NGINX_WWW"/*
+UPORT=$NGINX_PORT
 
 api routes "{\"organizationId\":\"default\",\"id\":\"bench\",\"prefix\":\"/bench\",\"upstream\":\"http://127.0.0.1:$UPORT/\",\"kind\":\"http\"}" >/dev/null
 ISSUER=$(api tokens/issuers '{"organizationId":"default","name":"bench","loaCeiling":4,"scopes":["http:read"]}' | field "['id']")

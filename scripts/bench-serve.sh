@@ -13,8 +13,6 @@ ROOT=$(cd "$(dirname "$0")/.." && pwd)
 SCK=${SCK_BIN:-$ROOT/target/release/sck}
 [ -x "$SCK" ] || cargo build --release --bin sck
 command -v wrk >/dev/null || { apt-get update -qq >/dev/null; apt-get install -y -qq wrk >/dev/null; }
-NGINX=$(command -v nginx || echo /usr/sbin/nginx)
-[ -x "$NGINX" ] || { apt-get update -qq >/dev/null; apt-get install -y -qq nginx >/dev/null; NGINX=/usr/sbin/nginx; }
 . "$ROOT/scripts/lib/sck-server.sh"
 start_sck
 
@@ -35,67 +33,26 @@ curl -s -o bundle.tgz -H "Authorization: Bearer $SIDECAR" "$URL/bundles/default/
 SHA=$(sha256sum bundle.tgz | cut -c1-64)
 echo "bundle size: $(stat -c %s bundle.tgz) bytes"
 
-# nginx: the same bundle as a static file on a free port, one worker, behind the sidecar's token.
-WWW=$(mktemp -d)
-chmod 755 "$WWW"
-cp bundle.tgz "$WWW/gateway.tar.gz"
-chmod 644 "$WWW/gateway.tar.gz"
-NPORT=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
-mkdir -p ngx
-cat > ngx/nginx.conf <<CONF
-worker_processes 1;
-daemon off;
-pid $WORK/ngx/nginx.pid;
-error_log $WORK/ngx/error.log warn;
-events { worker_connections 1024; }
-http {
-  access_log off;
-  client_body_temp_path $WORK/ngx/body;
-  proxy_temp_path $WORK/ngx/proxy;
-  fastcgi_temp_path $WORK/ngx/fastcgi;
-  uwsgi_temp_path $WORK/ngx/uwsgi;
-  scgi_temp_path $WORK/ngx/scgi;
-  keepalive_requests 1000000;
-  sendfile on;
-  types { application/gzip gz; }
-  server {
-    listen 127.0.0.1:$NPORT;
-    root $WWW;
-    location /bundles/default/ {
-      if (\$http_authorization != "Bearer $SIDECAR") { return 401; }
-      alias $WWW/;
-    }
-  }
-}
-CONF
-"$NGINX" -p "$WORK/ngx" -c "$WORK/ngx/nginx.conf" -e "$WORK/ngx/error.log" &
-NGINX_PID=$!
-trap 'kill $NGINX_PID 2>/dev/null || true; rm -rf "$WWW"; stop_sck' EXIT
-NGX_URL="http://127.0.0.1:$NPORT/bundles/default/gateway.tar.gz"
-for _ in $(seq 50); do curl -sf -o /dev/null -H "Authorization: Bearer $SIDECAR" "$NGX_URL" && break; sleep 0.1; done
+# nginx: the same bundle as a static file, behind the sidecar's token.
+. "$ROOT/scripts/lib/nginx.sh"
+start_nginx "location /bundles/default/ {
+      if (\$http_authorization != \"Bearer $SIDECAR\") { return 401; }
+      rewrite ^/bundles/default/(.*)\$ /\$1 break;
+    }"
+trap 'stop_nginx; stop_sck' EXIT
+cp bundle.tgz "$NGINX_WWW/gateway.tar.gz"
+chmod 644 "$NGINX_WWW/gateway.tar.gz"
+NGX_URL="$NGINX_URL/bundles/default/gateway.tar.gz"
 NGX_ETAG=$(curl -sf -D - -o /dev/null -H "Authorization: Bearer $SIDECAR" "$NGX_URL" | awk 'tolower($1) == "etag:" {print $2}' | tr -d '\r')
 [ "$(curl -s -o /dev/null -w '%{http_code}' -H "Authorization: Bearer $SIDECAR" -H "If-None-Match: $NGX_ETAG" "$NGX_URL")" = 304 ] ||
   { echo "nginx does not answer 304" >&2; exit 1; }
-NGX_WORKER=$(pgrep -P "$NGINX_PID" | head -1)
+[ "$(curl -s -o /dev/null -w '%{http_code}' "$NGX_URL")" = 401 ] || { echo "nginx serves without the token" >&2; exit 1; }
 
-cpu_ms() { # pid: CPU milliseconds the process uses during the next 10 seconds
-  local before after perf_ms=""
-  before=$(awk '{print $14 + $15}' "/proc/$1/stat")
-  if command -v perf >/dev/null; then
-    perf_ms=$(perf stat -e task-clock -x, -p "$1" -- sleep 10 2>&1 >/dev/null |
-      awk -F, '/task-clock/ && $1 ~ /^[0-9.]+$/ {print $1}') || true
-  else
-    sleep 10
-  fi
-  after=$(awk '{print $14 + $15}' "/proc/$1/stat")
-  if [ -n "$perf_ms" ]; then echo "$perf_ms"; else
-    awk -v t=$((after - before)) -v hz="$(getconf CLK_TCK)" 'BEGIN {print t * 1000 / hz}'; fi
-}
 serve() { # label pid connections url [wrk args...]: one 10 s run, with server CPU per request
   local label=$1 pid=$2 conns=$3 url=$4 n cpu
   shift 4
   echo "== $label, $conns connections, 10 s"
-  cpu_ms "$pid" > cpu.txt & local stat=$!
+  cpu_ms "$pid" 10 > cpu.txt & local stat=$!
   wrk -t2 -c"$conns" -d10s --latency "$@" "$url" > wrk.out
   wait "$stat" || true
   grep -E "Requests/sec|Transfer/sec|^ +50%|^ +99%|Non-2xx" wrk.out
@@ -105,9 +62,9 @@ serve() { # label pid connections url [wrk args...]: one 10 s run, with server C
 }
 AUTH="Authorization: Bearer $SIDECAR"
 serve "sck: 304 (If-None-Match matches)" "$SERVER" 32 "$URL/bundles/default/gateway.tar.gz" -H "$AUTH" -H "If-None-Match: \"$SHA\""
-serve "nginx: 304 (If-None-Match matches)" "$NGX_WORKER" 32 "$NGX_URL" -H "$AUTH" -H "If-None-Match: $NGX_ETAG"
+serve "nginx: 304 (If-None-Match matches)" "$NGINX_WORKER" 32 "$NGX_URL" -H "$AUTH" -H "If-None-Match: $NGX_ETAG"
 serve "sck: 200 with the 1 MiB bundle" "$SERVER" 8 "$URL/bundles/default/gateway.tar.gz" -H "$AUTH"
-serve "nginx: 200 with the 1 MiB bundle" "$NGX_WORKER" 8 "$NGX_URL" -H "$AUTH"
+serve "nginx: 200 with the 1 MiB bundle" "$NGINX_WORKER" 8 "$NGX_URL" -H "$AUTH"
 
 echo "== activation latency seen by a long-polling client (20 activations)"
 python3 - "$URL" "$ADMIN" "$SIDECAR" "$SCK" <<'PY'

@@ -6,8 +6,11 @@
 # Sets WORK (also the new working directory; the server's output is in serve.out and
 # serve.err there), URL, SERVER (its pid), ADMIN (the root admin key) and SIDECAR (the default
 # org's sidecar token). Rate limits are lifted: the scripts measure throughput, not the limiter.
+#
+#   cpu_ms PID [SECONDS]   CPU milliseconds PID uses over the next SECONDS (default $DURATION)
 
 start_sck() {
+  SCK=$(readlink -f "$SCK") # the server starts in its own directory: a relative path would not resolve
   WORK=$(mktemp -d)
   local port
   port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
@@ -31,4 +34,21 @@ stop_sck() {
   kill "$SERVER" 2>/dev/null || true
   wait "$SERVER" 2>/dev/null || true
   rm -rf "$WORK"
+}
+
+# CPU time of a process over a run: robust against other load on the machine, unlike
+# requests/s. perf stat task-clock of all the process's threads; utime+stime from
+# /proc/PID/stat where perf is missing or not permitted.
+cpu_ms() {
+  local seconds=${2:-$DURATION} before after perf_ms=""
+  before=$(awk '{print $14 + $15}' "/proc/$1/stat")
+  if command -v perf >/dev/null; then
+    perf_ms=$(perf stat -e task-clock -x, -p "$1" -- sleep "$seconds" 2>&1 >/dev/null |
+      awk -F, '/task-clock/ && $1 ~ /^[0-9.]+$/ {print $1}') || true
+  else
+    sleep "$seconds"
+  fi
+  after=$(awk '{print $14 + $15}' "/proc/$1/stat")
+  if [ -n "$perf_ms" ]; then echo "$perf_ms"; else
+    awk -v t=$((after - before)) -v hz="$(getconf CLK_TCK)" 'BEGIN {print t * 1000 / hz}'; fi
 }
