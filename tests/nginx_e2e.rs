@@ -104,13 +104,7 @@ fn nginx_auth_request_allows_denies_and_challenges_and_every_decision_is_ledgere
             &[("authorization", &bearer)],
             b"",
         );
-        assert_eq!(
-            allowed.status,
-            200,
-            "{} {}",
-            allowed.text(),
-            proxy.error_log()
-        );
+        proxy.assert_passed(&allowed);
         assert_eq!(allowed.text(), "upstream answered");
         let seen = upstream.next_request();
         let allowed_id = seen
@@ -202,13 +196,7 @@ fn nginx_passes_an_x_sck_signed_call_to_sck_which_decides_it_as_the_caller() {
         .collect();
     let url = format!("{}/reports/q1?year=2026", proxy.url);
     let allowed = request("GET", &url, &headers, b"");
-    assert_eq!(
-        allowed.status,
-        200,
-        "{} {}",
-        allowed.text(),
-        proxy.error_log()
-    );
+    proxy.assert_passed(&allowed);
     let seen = upstream.next_request();
     assert!(seen.starts_with("GET /reports/q1?year=2026 "), "{seen}");
 

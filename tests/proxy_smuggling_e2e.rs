@@ -154,26 +154,16 @@ fn bodies_over_the_limit_are_413_and_never_forwarded_on_http_and_mcp_routes() {
         )
         .expect(201);
     }
-    let issuer = tokens::create_issuer(
+    let token = tokens::token_of(
         &server.url,
         server.root(),
         "default",
         "big",
-        4,
+        "agent-b",
+        3,
         &["http:write", "mcp:*"],
     );
-    let issued = tokens::issue(
-        &server.url,
-        server.root(),
-        &tokens::request(
-            "default",
-            &issuer,
-            "agent-b",
-            3,
-            json!(["http:write", "mcp:*"]),
-        ),
-    );
-    let bearer = format!("Bearer {}", issued["token"].as_str().unwrap());
+    let bearer = format!("Bearer {token}");
     let ledgered = ledger::size(&server.url, server.root(), "default");
     let call = json!({"jsonrpc": "2.0", "id": 1, "method": "tools/call",
                       "params": {"name": "echo", "arguments": {"text": "x".repeat(8192)}}});

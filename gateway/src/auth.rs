@@ -29,11 +29,12 @@ async fn authenticate(
     kind: CredentialKind,
 ) -> ApiResult<Credential> {
     let secret = bearer(parts)?;
-    state
-        .registry()
-        .authenticate(kind, secret)
-        .await?
-        .ok_or_else(|| ApiError::unauthorized("unknown or revoked credential"))
+    let found = match kind {
+        // Sidecars poll often: read through the poll cache (`registry::poll_cache`).
+        CredentialKind::Sidecar => state.poll_cache().sidecar(secret).await?,
+        _ => state.registry().authenticate(kind, secret).await?,
+    };
+    found.ok_or_else(|| ApiError::unauthorized("unknown or revoked credential"))
 }
 
 /// An authenticated admin key (org-scoped, or the deployment-wide root key).
@@ -93,15 +94,10 @@ impl SidecarCredential {
 impl FromRequestParts<AppState> for SidecarCredential {
     type Rejection = ApiError;
 
-    /// Read through the poll cache (`registry::poll_cache`): sidecars poll often.
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> ApiResult<Self> {
-        let secret = bearer(parts)?;
-        state
-            .poll_cache()
-            .sidecar(secret)
-            .await?
+        authenticate(parts, state, CredentialKind::Sidecar)
+            .await
             .map(SidecarCredential)
-            .ok_or_else(|| ApiError::unauthorized("unknown or revoked credential"))
     }
 }
 

@@ -28,7 +28,7 @@ use crate::error::{LedgerError, Result};
 use crate::keys::LedgerKey;
 use crate::log_store::{Conn, Head, StoredCheckpoint};
 use crate::merkle::{consistency_proof, required_nodes, verify_consistency, Frontier, Hash};
-use crate::store::Store;
+use crate::store::{Store, SQLITE_BEGIN_WRITE};
 
 /// Proof that an entry was durably committed.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -135,8 +135,7 @@ macro_rules! in_transaction {
         };
         match held {
             Held::Sqlite(mut c) => {
-                // BEGIN IMMEDIATE: the write lock from the start (see `store::BeginWrite`).
-                let mut tx = c.begin_with("BEGIN IMMEDIATE").await?;
+                let mut tx = c.begin_with(SQLITE_BEGIN_WRITE).await?;
                 let out = {
                     let mut $conn = Conn::Sqlite(&mut *tx);
                     $body

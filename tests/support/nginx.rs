@@ -107,6 +107,12 @@ impl Nginx {
     pub fn error_log(&self) -> String {
         std::fs::read_to_string(self.dir.path().join("error.log")).unwrap_or_default()
     }
+
+    /// Asserts that nginx passed `reply` on as a 200, showing its answer and nginx's error log
+    /// when it did not.
+    pub fn assert_passed(&self, reply: &super::http::Reply) {
+        assert_eq!(reply.status, 200, "{} {}", reply.text(), self.error_log());
+    }
 }
 
 impl Drop for Nginx {

@@ -81,9 +81,7 @@ impl PollCache {
         lock(&self.sidecars).put(key, found.clone(), 0, now);
         Ok(found)
     }
-}
 
-impl PollCache {
     /// The stored tarball of version `bundle_id`.
     pub async fn tarball(&self, bundle_id: &str) -> EnforceResult<Option<Bytes>> {
         if let Some(hit) = lock(&self.tarballs).0.get(bundle_id) {

@@ -54,7 +54,7 @@ pub async fn run(store: &Store, migrations: &[Migration]) -> Result<()> {
             let mut conn = pool.acquire().await?;
             sqlx::query(SQLITE_TABLE).execute(&mut *conn).await?;
             for m in sorted {
-                let mut tx = conn.begin_with("BEGIN IMMEDIATE").await?;
+                let mut tx = conn.begin_with(super::SQLITE_BEGIN_WRITE).await?;
                 let done = sqlx::query(
                     "SELECT 1 FROM sck_schema_migrations WHERE component = $1 AND version = $2",
                 )

@@ -55,6 +55,10 @@ pub enum Store {
     Postgres(PgPool),
 }
 
+/// What opens a writing transaction on SQLite (see [`BeginWrite`]); for code holding a
+/// connection rather than the pool.
+pub const SQLITE_BEGIN_WRITE: &str = "BEGIN IMMEDIATE";
+
 /// The one way sck opens a transaction that writes, on either backend: `BEGIN IMMEDIATE` on
 /// SQLite (the write lock is taken at the start, so a transaction that reads and then writes
 /// never fails half-way with `SQLITE_BUSY` or deadlocks against another writer), a plain
@@ -77,7 +81,7 @@ impl BeginWrite for SqlitePool {
     async fn begin_write(
         &self,
     ) -> std::result::Result<sqlx::Transaction<'static, sqlx::Sqlite>, sqlx::Error> {
-        self.begin_with("BEGIN IMMEDIATE").await
+        self.begin_with(SQLITE_BEGIN_WRITE).await
     }
 }
 
