@@ -2,8 +2,8 @@
 # A/B of two sck builds on one decision workload, interleaved: both servers run at once (SQLite,
 # each its own data directory) and wrk loads one at a time, A B A B ... ROUNDS times, so slow
 # drifts of the machine fall on both alike. Prints server CPU per decision (`cpu_ms` of the
-# loaded server over the requests wrk completed) and decisions/s for every run, then the
-# medians and the B/A ratios.
+# loaded server over the requests wrk completed), decisions/s and wrk's p99 latency for every
+# run, then the medians and the B/A ratios.
 #
 #   SCK_A=old/sck SCK_B=new/sck [ROUNDS=6] [BENCH_SECONDS=5] [CONNECTIONS=32] scripts/bench-decide-ab.sh
 #
@@ -43,7 +43,7 @@ for r in $(seq "$ROUNDS"); do
   for side in A B; do
     pid=${PIDS[$side]}
     cpu_ms "$pid" > cpu.txt & STAT=$!
-    wrk -t2 -c"${CONNECTIONS:-32}" -d"${DURATION}s" -H "Authorization: Bearer ${TOKENS[$side]}" -s decide.lua \
+    wrk --latency -t2 -c"${CONNECTIONS:-32}" -d"${DURATION}s" -H "Authorization: Bearer ${TOKENS[$side]}" -s decide.lua \
       "${URLS[$side]}/api/v1/enforcement/decide" > wrk.out
     wait "$STAT" || true
     grep -q "Non-2xx" wrk.out && { echo "non-2xx answers from $side:" >&2; cat wrk.out >&2; exit 1; }
@@ -51,16 +51,17 @@ for r in $(seq "$ROUNDS"); do
     ms=$(cat cpu.txt)
     rps=$(awk '/Requests\/sec/ {print $2}' wrk.out)
     us=$(awk -v ms="$ms" -v n="$n" 'BEGIN {printf "%.1f", ms * 1000 / n}')
-    echo "round $r $side: $rps decisions/s, $us us CPU/decision"
-    echo "$side $rps $us" >> runs.txt
+    p99=$(awk '$1 == "99%" {v = $2; if (v ~ /us$/) v = v / 1000; else if (v ~ /ms$/) v = v + 0; else v = v * 1000; print v}' wrk.out)
+    echo "round $r $side: $rps decisions/s, $us us CPU/decision, p99 $p99 ms"
+    echo "$side $rps $us $p99" >> runs.txt
   done
 done
 python3 - runs.txt <<'PY'
 import statistics, sys
 runs = [l.split() for l in open(sys.argv[1])]
-med = {s: (statistics.median(float(r[1]) for r in runs if r[0] == s),
-           statistics.median(float(r[2]) for r in runs if r[0] == s)) for s in "AB"}
+med = {s: [statistics.median(float(r[i]) for r in runs if r[0] == s) for i in (1, 2, 3)] for s in "AB"}
 for s in "AB":
-    print(f"{s}: median {med[s][0]:,.0f} decisions/s, {med[s][1]:.1f} us CPU/decision")
-print(f"B/A: decisions/s {med['B'][0] / med['A'][0]:.3f}, CPU/decision {med['B'][1] / med['A'][1]:.3f}")
+    print(f"{s}: median {med[s][0]:,.0f} decisions/s, {med[s][1]:.1f} us CPU/decision, p99 {med[s][2]:.2f} ms")
+print(f"B/A: decisions/s {med['B'][0] / med['A'][0]:.3f}, CPU/decision {med['B'][1] / med['A'][1]:.3f}, "
+      f"p99 {med['B'][2] / med['A'][2]:.3f}")
 PY
