@@ -5,10 +5,12 @@
 # loaded server over the requests wrk completed), decisions/s and wrk's p99 latency for every
 # run, then the medians and the B/A ratios.
 #
-#   SCK_A=old/sck SCK_B=new/sck [ROUNDS=6] [BENCH_SECONDS=5] [CONNECTIONS=32] scripts/bench-decide-ab.sh
+#   SCK_A=old/sck SCK_B=new/sck [ROUNDS=6] [BENCH_SECONDS=5] [CONNECTIONS=32] [API=decide|data] \
+#     scripts/bench-decide-ab.sh
 #
 # The workload is bench-decide.sh's "decide, default policy" (POST /api/v1/enforcement/decide,
-# every decision durably in the ledger before its answer).
+# every decision durably in the ledger before its answer), or with API=data its "OPA Data API,
+# default policy" (POST /v1/data/sck/gateway/decision, the request the OPA comparison sends).
 set -euo pipefail
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
 : "${SCK_A:?SCK_A=path to the A build}" "${SCK_B:?SCK_B=path to the B build}"
@@ -32,9 +34,15 @@ for side in A B; do
 done
 trap 'kill ${PIDS[A]} ${PIDS[B]} 2>/dev/null || true; wait 2>/dev/null || true; rm -rf ${WORKS[A]} ${WORKS[B]}' EXIT
 cd "${WORKS[A]}"
-cat > decide.lua <<'LUA'
+REQUEST='{"action":"tools.invoke","resource":{"org":"default","tool":"search.web"}}'
+case ${API:-decide} in
+  decide) ROUTE=/api/v1/enforcement/decide BODY=$REQUEST ;;
+  data) ROUTE=/v1/data/sck/gateway/decision BODY="{\"input\":$REQUEST}" ;;
+  *) echo "API must be decide or data" >&2; exit 2 ;;
+esac
+cat > decide.lua <<LUA
 wrk.method = "POST"
-wrk.body = '{"action":"tools.invoke","resource":{"org":"default","tool":"search.web"}}'
+wrk.body = '$BODY'
 wrk.headers["Content-Type"] = "application/json"
 LUA
 
@@ -44,7 +52,7 @@ for r in $(seq "$ROUNDS"); do
     pid=${PIDS[$side]}
     cpu_ms "$pid" > cpu.txt & STAT=$!
     wrk --latency -t2 -c"${CONNECTIONS:-32}" -d"${DURATION}s" -H "Authorization: Bearer ${TOKENS[$side]}" -s decide.lua \
-      "${URLS[$side]}/api/v1/enforcement/decide" > wrk.out
+      "${URLS[$side]}$ROUTE" > wrk.out
     wait "$STAT" || true
     grep -q "Non-2xx" wrk.out && { echo "non-2xx answers from $side:" >&2; cat wrk.out >&2; exit 1; }
     n=$(awk '/requests in/ {print $1}' wrk.out)
