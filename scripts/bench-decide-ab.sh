@@ -11,6 +11,7 @@
 # The workload is bench-decide.sh's "decide, default policy" (POST /api/v1/enforcement/decide,
 # every decision durably in the ledger before its answer), or with API=data its "OPA Data API,
 # default policy" (POST /v1/data/sck/gateway/decision, the request the OPA comparison sends).
+# SERVER_CPUS=0 CLIENT_CPUS=1 pins both servers to CPU 0 and wrk to CPU 1 (scripts/lib/sck-server.sh).
 set -euo pipefail
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
 : "${SCK_A:?SCK_A=path to the A build}" "${SCK_B:?SCK_B=path to the B build}"
@@ -51,7 +52,7 @@ for r in $(seq "$ROUNDS"); do
   for side in A B; do
     pid=${PIDS[$side]}
     cpu_ms "$pid" > cpu.txt & STAT=$!
-    wrk --latency -t2 -c"${CONNECTIONS:-32}" -d"${DURATION}s" -H "Authorization: Bearer ${TOKENS[$side]}" -s decide.lua \
+    "${CLIENT_PIN[@]}" wrk --latency -t2 -c"${CONNECTIONS:-32}" -d"${DURATION}s" -H "Authorization: Bearer ${TOKENS[$side]}" -s decide.lua \
       "${URLS[$side]}$ROUTE" > wrk.out
     wait "$STAT" || true
     grep -q "Non-2xx" wrk.out && { echo "non-2xx answers from $side:" >&2; cat wrk.out >&2; exit 1; }

@@ -9,6 +9,8 @@
 # error and without decision logs, answering the same input (the one sck evaluates: `input.token`
 # as GET /tokens/current shows it). Runs alternate sck /v1/data and OPA /v1/data ROUNDS times
 # (default 2: A B A B); the summary prints both rates, their ratio and server CPU per decision.
+# SERVER_CPUS=0 CLIENT_CPUS=1 puts sck and each OPA on CPU 0 and wrk on CPU 1 (see
+# scripts/lib/sck-server.sh); unset, all of them share every CPU.
 set -euo pipefail
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
 # SCK_BIN: another sck binary (a debug build, to check the script itself quickly).
@@ -16,6 +18,8 @@ SCK=${SCK_BIN:-$ROOT/target/release/sck}
 [ -x "$SCK" ] || cargo build --release --bin sck
 command -v wrk >/dev/null || { apt-get update -qq >/dev/null; apt-get install -y -qq wrk >/dev/null; }
 DURATION=${BENCH_SECONDS:-10}
+# Resolved before start_sck moves into the server's directory, so a relative path works.
+[ -n "${SCK_OPA:-}" ] && SCK_OPA=$(readlink -f "$SCK_OPA")
 . "$ROOT/scripts/lib/sck-server.sh"
 start_sck
 
@@ -65,7 +69,7 @@ run() { # label token script path [base-url] [server-pid]: prints the run, sets 
   local base=${5:-$URL} pid=${6:-$SERVER} requests cpu
   echo "== $1"
   cpu_ms "$pid" > "$WORK/cpu.txt" & STAT=$!
-  wrk -t2 -c"${CONNECTIONS:-32}" -d"${DURATION}s" --latency ${2:+-H "Authorization: Bearer $2"} ${3:+-s $3} "$base$4" > wrk.out
+  "${CLIENT_PIN[@]}" wrk -t2 -c"${CONNECTIONS:-32}" -d"${DURATION}s" --latency ${2:+-H "Authorization: Bearer $2"} ${3:+-s $3} "$base$4" > wrk.out
   wait "$STAT" || true
   grep -E "Requests/sec|^ +50%|^ +99%|Non-2xx|errors" wrk.out
   requests=$(awk '/requests in/ {print $1}' wrk.out)
@@ -92,7 +96,7 @@ run "OPA Data API, 1,000-entry policy" "$T_BIG" data_big.lua /v1/data/sck/authz/
 # ---- real OPA side by side (SCK_OPA) --------------------------------------------------------
 SUMMARY=()
 if [ -n "${SCK_OPA:-}" ]; then
-  OPA_BIN=$(cd "$(dirname "$SCK_OPA")" && pwd)/$(basename "$SCK_OPA")
+  OPA_BIN=$SCK_OPA
   OPA_VERSION=$("$OPA_BIN" version | awk '/^Version:/ {print $2}')
   OPA_PIDS=()
   trap 'kill "${OPA_PIDS[@]}" 2>/dev/null || true; stop_sck' EXIT
@@ -101,7 +105,7 @@ if [ -n "${SCK_OPA:-}" ]; then
     mkdir -p "$dir"
     port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
     "$SCK" opa-config --org "$1" --bundle gateway --server "$URL" --sidecar-token "$2" > "$dir/config.yaml"
-    "$OPA_BIN" run --server --addr "127.0.0.1:$port" --config-file "$dir/config.yaml" \
+    "${SERVER_PIN[@]}" "$OPA_BIN" run --server --addr "127.0.0.1:$port" --config-file "$dir/config.yaml" \
       --log-level error --disable-telemetry > "$dir/opa.out" 2>&1 &
     OPA_PID=$!
     OPA_PIDS+=("$OPA_PID")

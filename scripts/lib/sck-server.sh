@@ -8,6 +8,14 @@
 # org's sidecar token). Rate limits are lifted: the scripts measure throughput, not the limiter.
 #
 #   cpu_ms PID [SECONDS]   CPU milliseconds PID uses over the next SECONDS (default $DURATION)
+#
+# SERVER_CPUS and CLIENT_CPUS (taskset CPU lists, e.g. SERVER_CPUS=0 CLIENT_CPUS=1) pin the
+# servers and the load generator to CPUs of their own: "${SERVER_PIN[@]}" and "${CLIENT_PIN[@]}"
+# prefix their commands (taskset execs the command, so `$!` stays the server's pid). Unset, nothing
+# is pinned and they share every CPU, contending for the same ones.
+SERVER_PIN=() CLIENT_PIN=()
+[ -n "${SERVER_CPUS:-}" ] && SERVER_PIN=(taskset -c "$SERVER_CPUS")
+[ -n "${CLIENT_CPUS:-}" ] && CLIENT_PIN=(taskset -c "$CLIENT_CPUS")
 
 start_sck() {
   SCK=$(readlink -f "$SCK") # the server starts in its own directory: a relative path would not resolve
@@ -17,7 +25,7 @@ start_sck() {
   URL="http://127.0.0.1:$port"
   trap stop_sck EXIT
   cd "$WORK"
-  env SCK_DATA_DIR="$WORK" SCK_LOG=warn SCK_BUNDLES__BOOTSTRAP_POLICIES="$ROOT/policies" \
+  "${SERVER_PIN[@]}" env SCK_DATA_DIR="$WORK" SCK_LOG=warn SCK_BUNDLES__BOOTSTRAP_POLICIES="$ROOT/policies" \
     SCK_PUBLIC_URL="$URL" \
     SCK_DECISIONS__SUBJECT_RATE__PER_SECOND=1000000 SCK_DECISIONS__SUBJECT_RATE__BURST=1000000 \
     SCK_DECISIONS__ORG_RATE__PER_SECOND=1000000 SCK_DECISIONS__ORG_RATE__BURST=1000000 \
