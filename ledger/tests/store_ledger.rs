@@ -295,3 +295,18 @@ async fn sqlite_connections_keep_temp_files_in_memory() {
     assert_eq!(mode, 2);
     store.close().await;
 }
+
+/// Commits checkpoint the WAL at half SQLite's default size, so the checkpoint a commit runs
+/// stays short (it is what the slowest decisions wait for).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sqlite_connections_checkpoint_a_small_wal() {
+    let (_dir, url) = sqlite_url();
+    let store = Store::open(&url, &[]).await.unwrap();
+    let pool = store.sqlite().unwrap();
+    let pages: i64 = sqlx::query_scalar("PRAGMA wal_autocheckpoint")
+        .fetch_one(pool)
+        .await
+        .unwrap();
+    assert_eq!(pages, 500);
+    store.close().await;
+}

@@ -55,6 +55,9 @@ pub enum Store {
     Postgres(PgPool),
 }
 
+/// WAL pages after which a SQLite commit checkpoints (see where the connections are opened).
+const WAL_AUTOCHECKPOINT_PAGES: u32 = 500;
+
 /// What opens a writing transaction on SQLite (see [`BeginWrite`]); for code holding a
 /// connection rather than the pool.
 pub const SQLITE_BEGIN_WRITE: &str = "BEGIN IMMEDIATE";
@@ -182,6 +185,12 @@ impl Store {
             // memory: on the default file store SQLite spilled them into a temp file it
             // created and unlinked every other batch. The WAL, not these, makes commits durable.
             .pragma("temp_store", "memory")
+            // The WAL is copied into the database by the commit that finds it past this many
+            // pages, inside that commit: its size is what the requests waiting on that batch
+            // (and those queued behind it) add to their latency. 500 pages instead of SQLite's
+            // 1000 halves that stall; same throughput, p99 of decisions 18% lower
+            // (docs/benchmarks.md, "WAL checkpoints").
+            .pragma("wal_autocheckpoint", WAL_AUTOCHECKPOINT_PAGES.to_string())
             .busy_timeout(options.busy_timeout);
         let pool = SqlitePoolOptions::new()
             .max_connections(options.max_connections)
