@@ -96,8 +96,7 @@ run "OPA Data API, 1,000-entry policy" "$T_BIG" data_big.lua /v1/data/sck/authz/
 # ---- real OPA side by side (SCK_OPA) --------------------------------------------------------
 SUMMARY=()
 if [ -n "${SCK_OPA:-}" ]; then
-  OPA_BIN=$SCK_OPA
-  OPA_VERSION=$("$OPA_BIN" version | awk '/^Version:/ {print $2}')
+  OPA_VERSION=$("$SCK_OPA" version | awk '/^Version:/ {print $2}')
   OPA_PIDS=()
   trap 'kill "${OPA_PIDS[@]}" 2>/dev/null || true; stop_sck' EXIT
   start_opa() { # org sidecar-token: an OPA polling org's bundle "gateway"; sets OPA_URL, OPA_PID
@@ -105,7 +104,7 @@ if [ -n "${SCK_OPA:-}" ]; then
     mkdir -p "$dir"
     port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
     "$SCK" opa-config --org "$1" --bundle gateway --server "$URL" --sidecar-token "$2" > "$dir/config.yaml"
-    "${SERVER_PIN[@]}" "$OPA_BIN" run --server --addr "127.0.0.1:$port" --config-file "$dir/config.yaml" \
+    "${SERVER_PIN[@]}" "$SCK_OPA" run --server --addr "127.0.0.1:$port" --config-file "$dir/config.yaml" \
       --log-level error --disable-telemetry > "$dir/opa.out" 2>&1 &
     OPA_PID=$!
     OPA_PIDS+=("$OPA_PID")

@@ -280,33 +280,29 @@ on_both_backends!(
     companion_rows_commit_with_their_entries
 );
 
+/// The value of `PRAGMA <name>` on a connection of a freshly opened SQLite store.
+async fn sqlite_pragma(name: &str) -> i64 {
+    let (_dir, url) = sqlite_url();
+    let store = Store::open(&url, &[]).await.unwrap();
+    let value = sqlx::query_scalar(sqlx::AssertSqlSafe(format!("PRAGMA {name}")))
+        .fetch_one(store.sqlite().unwrap())
+        .await
+        .unwrap();
+    store.close().await;
+    value
+}
+
 /// A multi-row insert's statement journal stays in memory: with SQLite's default file store
 /// the writer created and unlinked a temp file every other batch.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sqlite_connections_keep_temp_files_in_memory() {
-    let (_dir, url) = sqlite_url();
-    let store = Store::open(&url, &[]).await.unwrap();
-    let pool = store.sqlite().unwrap();
     // 2 = MEMORY (https://sqlite.org/pragma.html#pragma_temp_store)
-    let mode: i64 = sqlx::query_scalar("PRAGMA temp_store")
-        .fetch_one(pool)
-        .await
-        .unwrap();
-    assert_eq!(mode, 2);
-    store.close().await;
+    assert_eq!(sqlite_pragma("temp_store").await, 2);
 }
 
 /// Commits checkpoint the WAL at half SQLite's default size, so the checkpoint a commit runs
 /// stays short (it is what the slowest decisions wait for).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sqlite_connections_checkpoint_a_small_wal() {
-    let (_dir, url) = sqlite_url();
-    let store = Store::open(&url, &[]).await.unwrap();
-    let pool = store.sqlite().unwrap();
-    let pages: i64 = sqlx::query_scalar("PRAGMA wal_autocheckpoint")
-        .fetch_one(pool)
-        .await
-        .unwrap();
-    assert_eq!(pages, 500);
-    store.close().await;
+    assert_eq!(sqlite_pragma("wal_autocheckpoint").await, 500);
 }
