@@ -7,10 +7,9 @@
 #
 # Output: $SCK_CURVE_OUT (default target/ledger-curve)/{sqlite,postgres}.jsonl and
 # *-appends.csv, and the PNG at CURVE_PNG (default $SCK_CURVE_OUT/ledger-cost-curve.png).
-# The run documented in docs/benchmarks.md (10^7 on SQLite with exports up to 5×10^6, for disk;
-# PostgreSQL to 10^6):
-#   SCK_CURVE_MAX=1e7 SCK_CURVE_EXPORT_MAX=5e6 SCK_CURVE_PG_MAX=1e6 \
-#     CURVE_PNG=docs/ledger-cost-curve.png scripts/bench-ledger-curve.sh
+# The run documented in docs/benchmarks.md (both backends to 10^7, an export at every size; the
+# 10^7 export needs ~14 GB of free disk on SQLite, database included):
+#   SCK_CURVE_MAX=1e7 CURVE_PNG=docs/ledger-cost-curve.png scripts/bench-ledger-curve.sh
 set -euo pipefail
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
 cd "$ROOT"

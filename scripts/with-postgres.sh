@@ -3,6 +3,8 @@
 # SCK_TEST_DATABASE_URL, so the test suite can run every storage test on PostgreSQL too.
 # Installs PostgreSQL from Debian's packages when it is missing (CI runs as root).
 # Usage: scripts/with-postgres.sh <command> [args...]
+# SCK_TEST_PG_OPTIONS adds server settings (`-c name=value ...`, e.g. `-c shared_buffers=2GB`)
+# to the defaults below, which are PostgreSQL's own apart from the connection limit.
 set -euo pipefail
 
 find_pg_bin() {
@@ -43,7 +45,7 @@ trap cleanup EXIT
 
 as_pg "$PG_BIN/initdb" -D "$PGDATA/data" -U sck --auth=trust -E UTF8 >/dev/null
 as_pg "$PG_BIN/pg_ctl" -D "$PGDATA/data" -l "$PGDATA/server.log" -w \
-  -o "-c listen_addresses=127.0.0.1 -c port=$PORT -c unix_socket_directories=$PGDATA -c max_connections=200 -c fsync=on" \
+  -o "-c listen_addresses=127.0.0.1 -c port=$PORT -c unix_socket_directories=$PGDATA -c max_connections=200 -c fsync=on ${SCK_TEST_PG_OPTIONS:-}" \
   start >/dev/null
 as_pg "$PG_BIN/createdb" -h 127.0.0.1 -p "$PORT" -U sck sck_test
 
