@@ -41,11 +41,7 @@ case ${API:-decide} in
   data) ROUTE=/v1/data/sck/gateway/decision BODY="{\"input\":$REQUEST}" ;;
   *) echo "API must be decide or data" >&2; exit 2 ;;
 esac
-cat > decide.lua <<LUA
-wrk.method = "POST"
-wrk.body = '$BODY'
-wrk.headers["Content-Type"] = "application/json"
-LUA
+post_lua decide.lua "$BODY"
 
 : > runs.txt
 for r in $(seq "$ROUNDS"); do

@@ -51,13 +51,6 @@ token() { # org scope loa
 T_DEFAULT=$(token default mcp:invoke 3)
 T_BIG=$(token big svc517:call 4)
 
-post_lua() { # file body
-  cat > "$1" <<LUA
-wrk.method = "POST"
-wrk.body = '$2'
-wrk.headers["Content-Type"] = "application/json"
-LUA
-}
 post_lua decide_default.lua '{"action":"tools.invoke","resource":{"org":"default","tool":"search.web"}}'
 post_lua decide_big.lua '{"action":"svc517.call","resource":{"org":"big"}}'
 post_lua data_default.lua '{"input":{"action":"tools.invoke","resource":{"org":"default","tool":"search.web"}}}'

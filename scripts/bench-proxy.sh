@@ -69,11 +69,7 @@ PY
 AUTH=(-H "Authorization: Bearer $TOKEN")
 # For reference, in the same run: the decision alone (POST /decide with the same token and the
 # action the route decides), durably ledgered, nothing forwarded.
-cat > decide.lua <<'LUA'
-wrk.method = "POST"
-wrk.body = '{"action":"http.get","resource":{"org":"default","route":"bench","path":"/small.json"}}'
-wrk.headers["Content-Type"] = "application/json"
-LUA
+post_lua decide.lua '{"action":"http.get","resource":{"org":"default","route":"bench","path":"/small.json"}}'
 for round in $(seq "$ROUNDS"); do
   for payload in small.json big.bin; do
     run "$payload" direct "http://127.0.0.1:$UPORT/$payload"

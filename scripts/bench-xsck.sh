@@ -68,11 +68,7 @@ function request()
   return wrk.format(nil, "/api/v1/enforcement/verify")
 end
 LUA
-cat > decide.lua <<LUA
-wrk.method = "POST"
-wrk.body = '{"action":"tools.invoke","resource":{"org":"default","tool":"search.web"}}'
-wrk.headers["Content-Type"] = "application/json"
-LUA
+post_lua decide.lua '{"action":"tools.invoke","resource":{"org":"default","tool":"search.web"}}'
 run() { # label args...
   echo "== $1"; shift
   wrk -t2 -c32 -d"${DURATION}s" --latency "$@" | grep -E "Requests/sec|^ +50%|^ +99%|Non-2xx|errors"

@@ -8,6 +8,7 @@
 # org's sidecar token). Rate limits are lifted: the scripts measure throughput, not the limiter.
 #
 #   cpu_ms PID [SECONDS]   CPU milliseconds PID uses over the next SECONDS (default $DURATION)
+#   post_lua FILE BODY     writes a wrk script that POSTs BODY as JSON
 #
 # SERVER_CPUS and CLIENT_CPUS (taskset CPU lists, e.g. SERVER_CPUS=0 CLIENT_CPUS=1) pin the
 # servers and the load generator to CPUs of their own: "${SERVER_PIN[@]}" and "${CLIENT_PIN[@]}"
@@ -59,4 +60,12 @@ cpu_ms() {
   after=$(awk '{print $14 + $15}' "/proc/$1/stat")
   if [ -n "$perf_ms" ]; then echo "$perf_ms"; else
     awk -v t=$((after - before)) -v hz="$(getconf CLK_TCK)" 'BEGIN {print t * 1000 / hz}'; fi
+}
+
+post_lua() { # file body
+  cat > "$1" <<LUA
+wrk.method = "POST"
+wrk.body = '$2'
+wrk.headers["Content-Type"] = "application/json"
+LUA
 }
